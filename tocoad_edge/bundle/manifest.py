@@ -1,0 +1,203 @@
+"""``manifest.json``: the typed description of a bundle, with the sha256 of every file.
+
+The manifest is read strictly (unknown keys are errors) into frozen dataclasses. Files are hashed and
+compared with the manifest before any native loader (ONNX Runtime, TensorRT, hnswlib, numpy) sees
+them. See ``docs/bundle.md`` for the format.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BundleError, ConfigError
+from ..typed_config import from_dict, to_dict
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    height: int                     # model input height (frames are resized to it)
+    width: int
+    channels: int = 3
+    layout: str = "NHWC"
+    dtype: str = "uint8"
+    color: str = "BGR"
+    resize: str = "bilinear"        # how the runtime resizes a frame to height × width
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    file: str                       # ONNX file name inside the bundle
+    input_name: str = "image"
+    output_name: str = "embeddings"
+    precision: str = "fp32"         # fp32 | int8 (Q/DQ)
+    dynamic_batch: bool = False
+
+
+@dataclass(frozen=True)
+class EngineFingerprint:
+    file: str
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    input_shape: tuple[int, ...]
+    onnx_sha256: str
+    dla_core: int | None = None
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    file: str
+    kind: str = "hnsw"
+    space: str = "l2"               # hnswlib space; distances are squared L2
+    M: int = 16
+    ef_construction: int = 200
+    ef: int = 64                    # query-time ef chosen at export by measured recall / score error
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MemoryBankSpec:
+    file: str                       # coreset.npy, float32 or float16 [entries, dim]
+    entries: int
+    dim: int
+    dtype: str = "float32"
+    index: IndexSpec | None = None
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    backbone: str
+    layers: tuple[str, ...]
+    aggregation: int
+    stride: int                     # patch grid stride in model-input pixels
+    grid: tuple[int, int]           # patch grid (h, w)
+    dim: int                        # embedding dimension the model outputs
+    projection: str = "none"
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    image_score: str = "max"        # image score = max of patch nearest-neighbour L2 distances
+    gaussian_sigma: float = 4.0     # map smoothing in model-input pixels
+    image_threshold: float = 1.0    # on the raw image score; raw > threshold → NG
+    pixel_threshold: float = 1.0    # on the raw map
+    normalization_offset: float = 0.0   # normalised = (raw - offset) / scale; threshold maps to 1.0
+    normalization_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    schema_version: int
+    model_id: str
+    created_by: str
+    input: InputSpec
+    features: FeatureSpec
+    models: dict[str, ModelFile]            # key: precision ("fp32", "int8")
+    memory_bank: MemoryBankSpec
+    scoring: ScoringSpec
+    files: dict[str, FileEntry]             # every file in the bundle but the manifest itself
+    engines: tuple[EngineFingerprint, ...] = ()
+    versions: dict[str, str] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(to_dict(self), indent=2, sort_keys=True) + "\n"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def read_manifest(bundle_dir: str | Path) -> Manifest:
+    """Parse ``bundle_dir/manifest.json`` strictly. Does not hash files (see ``verify_files``)."""
+    bundle = Path(bundle_dir)
+    path = bundle / MANIFEST_NAME
+    if not bundle.is_dir():
+        raise BundleError(f"bundle folder not found: {bundle}", expected="a folder written by tocoad-export",
+                          fix="give the --out folder of tocoad-export")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"no {MANIFEST_NAME} in {bundle}", expected="a folder written by tocoad-export",
+                          fix="export the bundle again with tocoad-export") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} is not valid JSON", got=str(exc),
+                          fix="the manifest is damaged: export the bundle again") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} is not a JSON object", got=type(data).__name__)
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(f"{path} has an unsupported schema version", expected=str(SCHEMA_VERSION),
+                          got=repr(version), fix="export the bundle with this version of tocoad-edge")
+    try:
+        return from_dict(Manifest, data)
+    except ConfigError as exc:
+        raise BundleError(f"{path} does not match the manifest schema: {exc.message}", expected=exc.expected,
+                          got=exc.got, fix="export the bundle again with this version of tocoad-edge") from None
+
+
+def safe_member_path(bundle_dir: Path, name: str) -> Path:
+    """Resolve a file named by the manifest, refusing anything that leaves the bundle folder."""
+    p = Path(name)
+    if p.is_absolute() or ".." in p.parts or name.strip() == "":
+        raise BundleError(f"manifest names a file outside the bundle: {name!r}",
+                          expected="a plain file name inside the bundle folder", got=name)
+    full = bundle_dir / p
+    if full.is_symlink():
+        raise BundleError(f"bundle file {name} is a symbolic link", expected="a regular file", got="a link")
+    root = bundle_dir.resolve()
+    if root not in full.resolve().parents:
+        raise BundleError(f"manifest names a file outside the bundle: {name!r}", got=str(full.resolve()))
+    return full
+
+
+def verify_files(bundle_dir: str | Path, manifest: Manifest, names: list[str] | None = None) -> dict[str, Path]:
+    """Hash ``names`` (default: every file in the manifest) and compare with the manifest.
+
+    Returns name → path. Raises ``BundleError`` naming the file on any mismatch, before any loader runs.
+    """
+    bundle = Path(bundle_dir)
+    out: dict[str, Path] = {}
+    for name in names if names is not None else list(manifest.files):
+        if name not in manifest.files:
+            raise BundleError(f"bundle file {name} is not listed in the manifest",
+                              expected=f"one of {sorted(manifest.files)}", got=name)
+        entry = manifest.files[name]
+        path = safe_member_path(bundle, name)
+        if not path.is_file():
+            raise BundleError(f"bundle file missing: {path}", fix="copy the whole bundle folder again")
+        size = path.stat().st_size
+        if size != entry.bytes:
+            raise BundleError(f"bundle file {name} has the wrong size (truncated or replaced)",
+                              expected=f"{entry.bytes} bytes", got=f"{size} bytes",
+                              fix="copy the bundle again or re-export it")
+        digest = sha256_file(path)
+        if digest != entry.sha256:
+            raise BundleError(f"bundle file {name} fails its sha256 check (corrupt or tampered)",
+                              expected=entry.sha256, got=digest, fix="copy the bundle again or re-export it")
+        out[name] = path
+    return out

