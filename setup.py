@@ -7,6 +7,7 @@ Extras:
   plc     pymodbus, asyncua
   jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
   dev     pytest and test helpers
+  signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
 
 On Jetson, JetPack's OpenCV (with GStreamer and the CSI camera) must not be shadowed by a pip OpenCV:
 install with TOCOAD_SYSTEM_OPENCV=1 so opencv-python-headless is left out of the requirements.
@@ -30,7 +31,8 @@ extras = {
     "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5"],
     "plc": ["pymodbus>=3.6", "asyncua>=1.1"],
     "jetson": ["tensorrt", "pycuda"],
-    "dev": ["pytest>=7", "scipy>=1.10"],
+    "dev": ["pytest>=7", "scipy>=1.10", "cryptography>=42"],
+    "signing": ["cryptography>=42"],
 }
 extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v})
 
@@ -60,6 +62,7 @@ setup(
             "tocoad-eval=tocoad_edge.cli.evaluate:main",
             "tocoad-bench=tocoad_edge.cli.bench:main",
             "tocoad-demo=tocoad_edge.cli.demo:main",
+            "tocoad-sign=tocoad_edge.cli.sign:main",
         ]
     },
 )

@@ -116,6 +116,7 @@ class Manifest:
     calibration: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    self_test: dict[str, Any] = field(default_factory=dict)   # golden-image scores at export (runtime/golden.py)
 
     def to_json(self) -> str:
         return json.dumps(to_dict(self), indent=2, sort_keys=True) + "\n"
