@@ -86,7 +86,7 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits) -> I
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise _refuse(archive, info.filename, "is a symbolic link", "regular files and folders only")
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):   # no type bits: a file
             raise _refuse(archive, info.filename, "is a device, FIFO or other special file",
                           "regular files and folders only")
         if info.flag_bits & 0x1:
