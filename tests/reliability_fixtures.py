@@ -1,7 +1,7 @@
-"""Fixtures and helpers for tests/test_reliability_*.py (imported by them; no conftest needed).
+"""Fixtures and helpers for tests/test_reliability_*.py (imported by them).
 
-One tiny real bundle (64 × 64 input, synthetic dataset, ~30 s on 2 cores) is built once per test session and
-never modified; tests corrupt *copies* of it. ``serving`` is a model loaded from it that must keep giving the
+The session's tiny real bundle (``tiny_bundle`` in conftest.py: 64 × 64 input, generated dataset) is never
+modified; tests corrupt *copies* of it. ``build_tiny_bundle`` builds one through the CLIs (used by the soak). ``serving`` is a model loaded from it that must keep giving the
 same golden-image score before and after every refused load.
 """
 from __future__ import annotations
@@ -42,13 +42,14 @@ def build_tiny_bundle(root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def rel_bundle(tmp_path_factory) -> Path:
-    return build_tiny_bundle(tmp_path_factory.getbasetemp() / "reliability")
+def rel_bundle(tiny_bundle) -> Path:
+    """The session's tiny bundle (tests/conftest.py); tests here only ever damage copies of it."""
+    return tiny_bundle
 
 
 @pytest.fixture(scope="session")
-def rel_run(rel_bundle) -> Path:
-    return _BUILT["run"]
+def rel_run(tiny_run) -> Path:
+    return tiny_run
 
 
 @pytest.fixture
