@@ -224,12 +224,15 @@ def run(args) -> dict:
     slot.close()
 
     warm = [s for s in samples if s["t_s"] >= 0.2 * args.minutes * 60.0]
+    late = [s for s in samples if s["t_s"] >= 0.5 * args.minutes * 60.0]
     t = [s["t_s"] for s in warm]
     report = {
         "minutes": args.minutes, "source": source_kind, "search": args.search, "threads": args.threads,
         "restart_every_s": args.restart_s, "swap_every_s": args.swap_s, "counts": counts,
         "fps": counts["frames"] / max(samples[-1]["t_s"], 1e-9),
         "slope_per_minute": {k: slope_per_minute(t, [s[k] for s in warm]) for k in ("rss_mib", "threads", "fds")},
+        "slope_per_minute_second_half": {
+            k: slope_per_minute([s["t_s"] for s in late], [s[k] for s in late]) for k in ("rss_mib", "threads", "fds")},
         "first": samples[0], "after_warmup": warm[0] if warm else None, "last": samples[-1],
         "max": {k: max(s[k] for s in samples) for k in ("rss_mib", "threads", "fds")},
         "samples": samples,

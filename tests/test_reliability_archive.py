@@ -154,6 +154,16 @@ def test_member_count_and_duplicates_refused(rel_bundle, area):
     _assert_refused(dup, area, "appears twice")
 
 
+def test_existing_staging_folder_is_refused_and_kept(rel_bundle, area):
+    archive = _tar_of(rel_bundle, area / "good.tar")
+    keep = area / "install" / "existing"
+    keep.mkdir()
+    (keep / "mine.txt").write_text("not yours")
+    with pytest.raises(BundleError, match="already exists"):
+        unpack_bundle_archive(archive, keep)
+    assert (keep / "mine.txt").read_text() == "not yours"
+
+
 def test_unlisted_extra_file_refused(rel_bundle, area):
     archive = _tar_of(rel_bundle, area / "extra.tar", mode="w", extra=[_info("bundle/run_me.sh", data=b"#!/bin/sh")])
     _assert_refused(archive, area, "does not list: run_me.sh")

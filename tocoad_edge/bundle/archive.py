@@ -189,7 +189,11 @@ def unpack_bundle_archive(archive: str | Path, staging: str | Path, *, limits: A
     archive, staging = Path(archive), Path(staging)
     if not archive.is_file():
         raise BundleError(f"bundle archive not found: {archive}", fix="check the path")
-    staging.mkdir(parents=True, exist_ok=False)
+    try:
+        staging.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise BundleError(f"staging folder {staging} already exists", expected="a new folder",
+                          fix="unpack into a folder that does not exist yet") from None
     try:
         _unpack_into(archive, staging, limits)
         root = bundle_root(staging)

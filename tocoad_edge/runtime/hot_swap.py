@@ -12,6 +12,7 @@ on it; the old model is closed when its last prediction returns. ``predict`` may
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -127,8 +128,6 @@ class HotSwapDetector:
         try:
             return self.swap(root, **open_options)
         except BaseException:
-            import shutil
-
             shutil.rmtree(target, ignore_errors=True)
             raise
 
