@@ -144,21 +144,24 @@ class TestPatternGrabber:
         self.nominal_fps = fps
         self.description = f"test pattern {width}x{height}"
         self._n = 0
+        self._next_due = 0.0
         yy, xx = np.mgrid[0:height, 0:width]
         self._base = ((xx * 255) // max(1, width - 1)).astype(np.uint8), ((yy * 255) // max(1, height - 1)).astype(np.uint8)
 
     def open(self) -> None:
         self._n = 0
+        self._next_due = time.monotonic()
 
     def grab(self) -> np.ndarray:
+        if self.nominal_fps:   # pace like a camera running at `fps`
+            self._next_due = max(self._next_due + 1.0 / self.nominal_fps, time.monotonic())
+            time.sleep(max(0.0, self._next_due - time.monotonic()))
         gx, gy = self._base
         shift = (self._n * 4) % 256
         image = np.stack([gx, gy, np.full_like(gx, shift)], axis=-1)
         x = (self._n * 8) % max(1, self.width - 32)
         image[self.height // 2 - 16:self.height // 2 + 16, x:x + 32] = 255
         self._n += 1
-        if self.nominal_fps is None:
-            time.sleep(0)   # let other threads run between frames
         return image
 
     def close(self) -> None:
