@@ -38,21 +38,24 @@ def draw_overlay(image: np.ndarray, anomaly_map: np.ndarray | None = None, *, sc
     h, w = out.shape[:2]
     if anomaly_map is not None and alpha > 0:
         out = cv2.addWeighted(out, 1.0 - alpha, heatmap(anomaly_map, (w, h), vmax), alpha, 0.0)
-    scale = max(0.4, min(1.5, w / 900.0))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = max(0.35, min(1.5, w / 900.0))
     thick = max(1, int(round(2 * scale)))
-    bar = int(34 * scale) + 6
-    cv2.rectangle(out, (0, 0), (w, min(h, bar)), (0, 0, 0), thickness=-1)
+    row = int(34 * scale) + 6
     colour = NG_COLOUR if decision == "NG" else OK_COLOUR
     left = " ".join(p for p in (decision or "", f"score {score:.3f}" if score is not None else "") if p)
-    baseline = bar - int(10 * scale)
-    if left:
-        cv2.putText(out, left, (8, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
     right = "  ".join(p for p in (f"{fps:.1f} FPS" if fps is not None else "",
                                   f"{latency_ms:.0f} ms" if latency_ms is not None else "") if p)
+    left_w = cv2.getTextSize(left, font, scale, thick)[0][0] if left else 0
+    right_w = cv2.getTextSize(right, font, scale * 0.8, thick)[0][0] if right else 0
+    two_rows = bool(left and right) and left_w + right_w + 24 > w    # narrow frame: FPS and latency below
+    cv2.rectangle(out, (0, 0), (w, min(h, row * (2 if two_rows else 1))), (0, 0, 0), thickness=-1)
+    baseline = row - int(10 * scale)
+    if left:
+        cv2.putText(out, left, (8, baseline), font, scale, colour, thick, cv2.LINE_AA)
     if right:
-        (tw, _), _ = cv2.getTextSize(right, cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, thick)
-        cv2.putText(out, right, (max(8, w - tw - 8), baseline), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8,
-                    (230, 230, 230), thick, cv2.LINE_AA)
+        origin = (8, baseline + row) if two_rows else (max(8, w - right_w - 8), baseline)
+        cv2.putText(out, right, origin, font, scale * 0.8, (230, 230, 230), thick, cv2.LINE_AA)
     if decision == "NG":
         cv2.rectangle(out, (0, 0), (w - 1, h - 1), NG_COLOUR, thickness=max(3, thick * 2))
     return out
