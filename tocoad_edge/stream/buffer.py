@@ -47,6 +47,15 @@ class FrameBuffer:
         if n:
             self._dropped[reason] = self._dropped.get(reason, 0) + n
 
+    def wait_for_room(self, stop: threading.Event | None = None) -> bool:
+        """``block`` policy: wait until a frame fits (call before grabbing, so a frame's capture time is not
+        spent waiting here). False if the buffer closed or ``stop`` was set."""
+        with self._cond:
+            while self.policy == "block" and len(self._frames) >= self.capacity and not self._closed \
+                    and not (stop is not None and stop.is_set()):
+                self._cond.wait(0.05)
+            return not self._closed and not (stop is not None and stop.is_set())
+
     def put(self, frame: Frame, stop: threading.Event | None = None) -> bool:
         """Add a captured frame. Returns False (the frame counted as dropped) if the buffer closed
         or ``stop`` was set while waiting for room."""

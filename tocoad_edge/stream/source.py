@@ -167,6 +167,8 @@ class Source:
                             self._reconnects += 1
                         log.info("%s: reconnected", self.description)
                     self._set_state(STREAMING)
+                if not self._buffer.wait_for_room(self._stop):
+                    return
                 try:
                     image = self._grabber.grab()
                 except (SourceError, cv2.error, OSError) as exc:
