@@ -55,6 +55,7 @@ def test_mjpeg_source_recovers_after_server_outage_and_accounts_every_frame():
     port = server.port
     source = open_source(server.stream_url, reconnect_initial_s=0.2, reconnect_max_s=1.0, read_timeout_s=1.0,
                          buffer_size=2)
+    assert source.nominal_fps is None   # MJPEG carries no frame rate
     sink = RecordingSink()
     stop_run = threading.Event()
     reports = []
@@ -125,3 +126,31 @@ def test_source_gives_up_after_max_reconnects_with_error_status():
     assert report.stats.source_state == "failed"
     assert "cannot connect" in (report.stats.last_error or "")
     assert report.consistent
+
+
+def test_source_waits_for_a_camera_that_is_not_there_yet():
+    import socket
+
+    with socket.socket() as s:          # a free loopback port, nothing listening yet
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    source = open_source(f"http://127.0.0.1:{port}/stream.mjpg", require_initial_connection=False,
+                         reconnect_initial_s=0.1, reconnect_max_s=0.3)
+    broadcaster = MjpegBroadcaster()
+    server = None
+    try:
+        assert _wait_until(lambda: source.read(0.1).error is not None, 10)   # down, and says why
+        server = MjpegServer(broadcaster, port=port).start()
+        broadcaster.publish(jpeg(np.zeros((32, 32, 3), np.uint8)))
+        got = None
+        for _ in range(100):
+            got = source.read(0.1)
+            if got.ok:
+                break
+            broadcaster.publish(jpeg(np.zeros((32, 32, 3), np.uint8)))
+        assert got is not None and got.ok and got.frame.id == 0
+    finally:
+        stats = source.close()
+        if server is not None:
+            server.stop()
+    assert stats.delivered + stats.dropped == stats.captured

@@ -37,6 +37,7 @@ class MjpegReader:
     """Frames from an ``http(s)://`` MJPEG stream. ``grab()`` returns a BGR image or raises SourceError."""
 
     live = True
+    nominal_fps = None   # MJPEG carries no frame rate
 
     def __init__(self, url: str, *, timeout_s: float = 5.0):
         parts = urllib.parse.urlsplit(url)

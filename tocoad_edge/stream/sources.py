@@ -158,12 +158,25 @@ def _rtsp_grabber(spec: SourceSpec, o: SourceOptions) -> Grabber:
                                            codec=o.codec, decoder=o.decoder, read_timeout_s=o.read_timeout_s)
         return _gstreamer_grabber(pipeline, f"RTSP stream {spec.display}")
     capabilities.require("FFmpeg", f"RTSP {spec.display} with rtsp_backend=ffmpeg")
-    # FFmpeg reads its RTSP options from this variable when the capture opens (only set if the user has not).
-    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", f"rtsp_transport;{o.rtsp_transport}")
+    _set_ffmpeg_rtsp_transport(o.rtsp_transport)
     params = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(o.open_timeout_s * 1000),
               cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(o.read_timeout_s * 1000))
     return OpenCVGrabber(spec.target, cv2.CAP_FFMPEG, live=True, description=f"RTSP stream {spec.display}",
                          params=params, fix="check the URL (try it in ffplay or VLC), credentials and network")
+
+
+_FFMPEG_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_ffmpeg_options_set_here: str | None = None
+
+
+def _set_ffmpeg_rtsp_transport(transport: str) -> None:
+    """FFmpeg reads its RTSP options from an environment variable when a capture opens. Set it unless the user
+    set it themselves (then theirs wins)."""
+    global _ffmpeg_options_set_here
+    current = os.environ.get(_FFMPEG_OPTIONS)
+    if current is None or current == _ffmpeg_options_set_here:
+        _ffmpeg_options_set_here = f"rtsp_transport;{transport}"
+        os.environ[_FFMPEG_OPTIONS] = _ffmpeg_options_set_here
 
 
 def _file_grabber(spec: SourceSpec, o: SourceOptions) -> Grabber:

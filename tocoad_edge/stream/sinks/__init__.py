@@ -6,6 +6,6 @@ from .jsonl import JsonLinesSink
 from .liveview import LiveViewSink
 from .ng_saver import NgFrameSaver
 from .video import VideoFileSink
-from .window import WindowSink, display_available
+from .window import WindowSink
 
-__all__ = ["JsonLinesSink", "LiveViewSink", "NgFrameSaver", "VideoFileSink", "WindowSink", "display_available"]
+__all__ = ["JsonLinesSink", "LiveViewSink", "NgFrameSaver", "VideoFileSink", "WindowSink"]

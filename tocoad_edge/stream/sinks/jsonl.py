@@ -24,7 +24,7 @@ def result_record(result) -> dict:
         "raw_score": num(getattr(p, "raw_score", None)),
         "decision": p.decision,
         "latency_ms": round(result.latency_ms, 3),
-        "timings_ms": {k: round(float(v), 3) for k, v in (getattr(p, "timings_ms", None) or {}).items()},
+        "timings_ms": {k: num(v) for k, v in (getattr(p, "timings_ms", None) or {}).items()},
     }
 
 

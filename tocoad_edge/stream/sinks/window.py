@@ -9,10 +9,6 @@ from ...errors import ResourceError
 from .. import capabilities
 
 
-def display_available() -> bool:
-    return capabilities.has("GUI") and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 class WindowSink:
     """Shows the overlay; ``q`` or Esc in the window asks ``run_stream`` to stop."""
 
