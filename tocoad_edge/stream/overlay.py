@@ -4,18 +4,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..runtime.frames import to_bgr_frame
+
 OK_COLOUR = (60, 180, 60)      # BGR
 NG_COLOUR = (40, 40, 230)
-
-
-def to_bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
 
 
 def heatmap(anomaly_map: np.ndarray, size: tuple[int, int], vmax: float = 2.0) -> np.ndarray:
@@ -34,7 +26,7 @@ def draw_overlay(image: np.ndarray, anomaly_map: np.ndarray | None = None, *, sc
                  alpha: float = 0.4, vmax: float = 2.0) -> np.ndarray:
     """The frame with the heat map blended in (``alpha``), a banner with verdict and score on the left and
     FPS and latency on the right, and a red border when the verdict is NG."""
-    out = to_bgr(image).copy()
+    out = to_bgr_frame(image).copy()
     h, w = out.shape[:2]
     if anomaly_map is not None and alpha > 0:
         out = cv2.addWeighted(out, 1.0 - alpha, heatmap(anomaly_map, (w, h), vmax), alpha, 0.0)

@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 
 from ...errors import ConfigError, ResourceError
+from ...runtime.frames import to_bgr_frame
 from .. import capabilities
 
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -33,9 +34,7 @@ class VideoFileSink:
             raise ResourceError(f"folder {self.path.parent} for the video does not exist", fix="create it first")
 
     def write(self, result) -> None:
-        from ..overlay import to_bgr
-
-        image = result.overlay() if self.overlay else to_bgr(result.frame.image)
+        image = result.overlay() if self.overlay else to_bgr_frame(result.frame.image)
         h, w = image.shape[:2]
         if self._writer is None:
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
