@@ -209,3 +209,29 @@ def test_backoff_is_exponential_and_capped():
     assert [b.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     b.reset()
     assert b.next_delay() == 0.5
+
+
+class _BrokenGrabber:
+    """TEST DOUBLE: a grabber whose grab() has a bug (raises a non-SDK exception)."""
+
+    live = True
+    nominal_fps = None
+    description = "broken test grabber"
+
+    def open(self):
+        pass
+
+    def grab(self):
+        raise RuntimeError("bug in a backend")
+
+    def close(self):
+        pass
+
+
+def test_a_crashing_capture_thread_turns_into_error_status_not_endless_timeouts():
+    from tocoad_edge.stream import Source
+
+    source = Source("broken", "test", _BrokenGrabber(), SourceOptions()).start()
+    result = source.read(5.0)
+    source.close()
+    assert result.status is ReadStatus.ERROR and "bug in a backend" in result.error

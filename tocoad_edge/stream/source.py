@@ -196,6 +196,9 @@ class Source:
                 frame = Frame(self._next_id, time.time(), time.monotonic(), image)
                 self._next_id += 1
                 self._buffer.put(frame, self._stop)
+        except Exception as exc:   # a bug in a backend or grabber: fail visibly (ERROR), never hang on TIMEOUT
+            log.exception("%s: the capture thread failed", self.description)
+            self._set_state(FAILED, f"capture thread failed: {type(exc).__name__}: {exc}")
         finally:
             if self._opened:
                 self._grabber.close()
