@@ -159,6 +159,7 @@ def run_stream(detector: DetectorLike, source: Source, sinks: Iterable[Sink] = (
     next_log = time.monotonic() + log_every_s if log_every_s else None
     end_reason = "stopped"
     try:
+        source.start()   # no-op when open_source already started it
         while True:
             if stop_event is not None and stop_event.is_set():
                 end_reason = "stopped"
