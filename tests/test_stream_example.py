@@ -76,3 +76,5 @@ def test_print_config_and_clear_errors(tmp_path, capsys):
     assert "no bundle given" in capsys.readouterr().err
     assert main(["--bundle", str(tmp_path / "missing"), "--source", "testsrc://"]) == 2
     assert "error" in capsys.readouterr().err
+    assert main(["--bundle", str(tmp_path / "missing"), "--source", str(tmp_path / "missing.mp4")]) == 2
+    assert "does not exist" in capsys.readouterr().err     # the source is checked before the bundle loads

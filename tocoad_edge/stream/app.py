@@ -230,10 +230,12 @@ def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
                                                  "detector.bundle in the config file")
     from ..runtime import Detector
 
+    # Checked before the bundle loads, so a wrong source fails at once; capture starts once the model is ready.
+    source = open_source(cfg.source.uri, source_options(cfg.source), start=False)
     d = cfg.detector
     detector = Detector.open(d.bundle, backend=d.backend, precision=d.precision, search=d.search, threads=d.threads)
     try:
-        source = open_source(cfg.source.uri, source_options(cfg.source))
+        source.start()
         try:
             sinks = build_sinks(cfg.sinks, source.nominal_fps)
         except BaseException:
