@@ -73,3 +73,14 @@ def test_detector_errors_are_counted_as_dropped_frames(tmp_path):
     s = report.stats
     assert s.dropped_by_reason["detector_error"] == 5 and s.processed == 5
     assert s.processed + s.dropped == s.captured == 10
+
+
+def test_a_file_played_in_real_time_behaves_like_a_camera(tmp_path):
+    video = write_video(tmp_path / "clip.avi", 40, fps=50.0)
+    source = open_source(str(video), realtime=True)
+    assert source.drop_policy == "latest" and source.nominal_fps == 50.0
+    report = run_stream(SlowFakeDetector(delay_s=0.1), source, [], log_every_s=None)
+    s = report.stats
+    assert report.end_reason == "end_of_stream" and s.captured == 40
+    assert s.dropped_by_reason.get("overwritten", 0) > 0       # 50 fps into a 10 fps detector
+    assert s.processed + s.dropped == s.captured

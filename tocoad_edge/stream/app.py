@@ -83,7 +83,7 @@ HELP: dict[str, str] = {
     "fourcc": "V4L2 pixel format, e.g. MJPG for USB cameras at high resolution",
     "buffer_size": "frames held between capture and the detector (1: always the newest frame)",
     "drop_policy": "latest: drop the oldest frame when the detector falls behind; block: make the capture wait; "
-                   "auto: block for files and folders, latest for cameras and streams",
+                   "auto: block for files and folders (latest with --realtime), latest for cameras and streams",
     "loop": "files and folders: start again at the end",
     "realtime": "files and folders: deliver at the file's frame rate (or --fps), as a camera would",
     "reconnect": "reconnect a broken camera or stream by itself",

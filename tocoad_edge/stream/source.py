@@ -43,8 +43,8 @@ class Source:
         self.options = options
         self._grabber = grabber
         policy = options.drop_policy
-        if policy == "auto":
-            policy = "latest" if grabber.live else "block"
+        if policy == "auto":   # a file played in real time behaves like a camera
+            policy = "latest" if grabber.live or options.realtime else "block"
         self.drop_policy = policy
         self._buffer = FrameBuffer(options.buffer_size, policy)
         self._stop = threading.Event()
