@@ -40,3 +40,14 @@ def test_camera_stream_app_with_a_real_bundle(bundle, tmp_path, capsys):
         frames += 1
     cap.release()
     assert frames == 12
+
+
+def test_demo_video_step(bundle, tmp_path):
+    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.stream.demo_video import make_test_video, stream_video
+
+    data = make_sample_dataset(tmp_path / "data", n_train=0, n_test_good=3, n_test_defect=1, size=64)
+    video = make_test_video(data, tmp_path / "test_images.mp4")
+    summary = stream_video(bundle, video, tmp_path / "overlay.mp4", tmp_path / "results.jsonl")
+    assert summary["captured"] == summary["processed"] == 6 and summary["accounted"] is True
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 6

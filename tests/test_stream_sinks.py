@@ -128,3 +128,17 @@ def test_telemetry_reports_fps_and_latency_percentiles(tmp_path):
     assert s.processed == 10 and s.ng == 2
     assert s.latency_ms_p50 == pytest.approx(5.5) and 9.0 < s.latency_ms_p99 <= 10.0
     assert s.fps > 0
+
+
+def test_demo_test_video_has_every_test_image(tmp_path):
+    from tocoad_edge.errors import DataError
+    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.stream.demo_video import make_test_video
+
+    data = make_sample_dataset(tmp_path / "data", n_train=0, n_test_good=3, n_test_defect=1, size=64)
+    video = make_test_video(data, tmp_path / "t.avi", hold_frames=2)
+    with open_source(str(video)) as src:
+        frames = list(src)
+    assert len(frames) == 2 * (3 + 3) and frames[0].image.shape == (64, 64, 3)
+    with pytest.raises(DataError):
+        make_test_video(tmp_path / "nothing", tmp_path / "x.avi")
