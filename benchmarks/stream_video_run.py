@@ -2,6 +2,7 @@
 """A timed run of a bundle on a video file through the stream stack: prints FPS and latency percentiles.
 
     python benchmarks/stream_video_run.py --bundle BUNDLE [--video FILE] [--duration 120] [--mode block|realtime]
+                                          [--pipelined]
 
 Without --video, a 10 s 25 fps clip of synthetic inspection frames (tocoad_edge.sample_data) is generated and
 looped. ``block``: every frame is processed (FPS = throughput). ``realtime``: the file plays at its frame rate
@@ -41,6 +42,7 @@ def main() -> int:
     p.add_argument("--video", help="video file (default: a generated synthetic clip, looped)")
     p.add_argument("--duration", type=float, default=120.0, help="seconds to run (default 120)")
     p.add_argument("--mode", choices=["block", "realtime"], default="block")
+    p.add_argument("--pipelined", action="store_true", help="run_stream(pipelined=True): Detector.predict_stream")
     p.add_argument("--size", type=int, default=256, help="frame size of the generated clip")
     p.add_argument("--backend", default="auto")
     p.add_argument("--threads", type=int, default=None)
@@ -62,6 +64,11 @@ def main() -> int:
             self.totals.append(pred.timings_ms.get("total", float("nan")))
             return pred
 
+        def predict_stream(self, frames):
+            for pred in self.det.predict_stream(frames):
+                self.totals.append(pred.timings_ms.get("total", float("nan")))
+                yield pred
+
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(args.video) if args.video else make_clip(Path(tmp) / "clip.avi", args.size)
         with Detector.open(args.bundle, backend=args.backend, threads=args.threads) as det:
@@ -70,12 +77,13 @@ def main() -> int:
             timed.totals.clear()
             source = open_source(str(video), loop=True, realtime=args.mode == "realtime")
             t0 = time.monotonic()
-            report = run_stream(timed, source, [], duration_s=args.duration, log_every_s=30)
+            report = run_stream(timed, source, [], duration_s=args.duration, log_every_s=30,
+                                pipelined=args.pipelined)
             wall = time.monotonic() - t0
     s = report.stats
     det_ms = np.asarray(timed.totals)
     figures = {
-        "mode": args.mode, "duration_s": round(wall, 1), "video": str(args.video or f"synthetic {args.size}px MJPG"),
+        "mode": args.mode, "pipelined": args.pipelined, "duration_s": round(wall, 1), "video": str(args.video or f"synthetic {args.size}px MJPG"),
         "captured": s.captured, "processed": s.processed, "dropped": s.dropped, "accounted": report.consistent,
         "fps": round(report.fps_overall, 2),
         "latency_ms_p50": round(report.latency_ms_p50, 1), "latency_ms_p99": round(report.latency_ms_p99, 1),

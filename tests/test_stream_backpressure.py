@@ -84,3 +84,38 @@ def test_a_file_played_in_real_time_behaves_like_a_camera(tmp_path):
     assert report.end_reason == "end_of_stream" and s.captured == 40
     assert s.dropped_by_reason.get("overwritten", 0) > 0       # 50 fps into a 10 fps detector
     assert s.processed + s.dropped == s.captured
+
+
+class _PrefetchingFake(SlowFakeDetector):
+    """TEST DOUBLE with ``predict_stream`` that takes the next frame before finishing the current one (as a
+    pipeline does) and raises InputError on frame 3 of write_video's clip (brightness 24, ≈ 23 after MJPG)."""
+
+    def predict_stream(self, frames):
+        from tocoad_edge.errors import InputError
+
+        it = iter(frames)
+        pending = next(it, None)
+        while pending is not None:
+            following = next(it, None)
+            if 20 <= pending.mean() < 27:
+                raise InputError("test double refuses this frame")
+            yield self.predict(pending)
+            pending = following
+
+
+def test_pipelined_run_restarts_after_a_refused_frame_and_accounts_every_frame(tmp_path):
+    video = write_video(tmp_path / "clip.avi", 10)
+    report = run_stream(_PrefetchingFake(), open_source(str(video)), [], pipelined=True, log_every_s=None)
+    s = report.stats
+    assert report.end_reason == "end_of_stream"
+    assert s.dropped_by_reason == {"detector_error": 1, "pipeline_restart": 1}   # frame 3, and frame 4 taken with it
+    assert s.processed == 8 and s.processed + s.dropped == s.captured == 10
+
+
+def test_pipelined_run_with_max_frames_drains_what_is_in_flight(tmp_path):
+    video = write_video(tmp_path / "clip.avi", 30)
+    report = run_stream(_PrefetchingFake(), open_source(str(video)), [], pipelined=True, max_frames=2,
+                        log_every_s=None)
+    s = report.stats
+    assert report.end_reason == "max_frames" and s.processed == 2
+    assert s.processed + s.dropped == s.captured

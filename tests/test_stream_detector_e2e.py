@@ -19,12 +19,13 @@ def bundle(request):
         pytest.skip("the tiny_bundle fixture (tests/conftest.py) is not available")
 
 
-def test_camera_stream_app_with_a_real_bundle(bundle, tmp_path, capsys):
+@pytest.mark.parametrize("extra", [[], ["--pipelined"]], ids=["sequential", "pipelined"])
+def test_camera_stream_app_with_a_real_bundle(bundle, tmp_path, capsys, extra):
     video = write_video(tmp_path / "line.avi", 12, size=(96, 96))
     out = tmp_path / "out"
     out.mkdir()
     code = main(["--bundle", str(bundle), "--source", str(video), "--save", str(out / "overlay.avi"),
-                 "--jsonl", str(out / "results.jsonl"), "--ng-dir", str(out / "ng"), "--log-every-s", "0"])
+                 "--jsonl", str(out / "results.jsonl"), "--ng-dir", str(out / "ng"), "--log-every-s", "0", *extra])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["end_reason"] == "end_of_stream" and summary["accounted"] is True

@@ -59,6 +59,7 @@ class RunSection:
     duration_s: float | None = None
     on_error: Literal["skip", "stop"] = "skip"
     log_every_s: float = 10.0
+    pipelined: bool = False
 
     def __post_init__(self) -> None:
         require(self.max_frames is None or self.max_frames > 0, "run.max_frames", "null or > 0", self.max_frames)
@@ -119,6 +120,8 @@ HELP: dict[str, str] = {
     "duration_s": "stop after this many seconds",
     "on_error": "a frame the detector refuses: skip it (counted as dropped) or stop",
     "log_every_s": "log counters, FPS and latency this often, in seconds (0: never)",
+    "pipelined": "overlap the backbone of the next frame with the search of this one (Detector.predict_stream): "
+                 "more FPS, one more frame in flight",
 }
 
 _FLAG_NAMES = {"uri": "source"}
@@ -243,7 +246,8 @@ def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
             raise
         r = cfg.run
         return run_stream(detector, source, sinks, max_frames=r.max_frames, duration_s=r.duration_s,
-                          on_error=r.on_error, stop_event=stop_event, log_every_s=r.log_every_s or None)
+                          on_error=r.on_error, stop_event=stop_event, log_every_s=r.log_every_s or None,
+                          pipelined=r.pipelined)
     finally:
         detector.close()
 

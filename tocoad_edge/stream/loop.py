@@ -58,8 +58,8 @@ class Telemetry:
         self.source = source
         self.started = time.monotonic()
         self.processed = 0
-        self.failed = 0
         self.ng = 0
+        self._dropped: dict[str, int] = {}   # frames read from the source but not processed, by reason
         self._lock = threading.Lock()
         self._latencies: collections.deque[float] = collections.deque(maxlen=latency_window)
         self._done_times: collections.deque[float] = collections.deque(maxlen=4096)
@@ -72,9 +72,9 @@ class Telemetry:
             self._latencies.append(latency_ms)
             self._done_times.append(time.monotonic())
 
-    def record_failure(self) -> None:
+    def record_drop(self, reason: str) -> None:
         with self._lock:
-            self.failed += 1
+            self._dropped[reason] = self._dropped.get(reason, 0) + 1
 
     def fps(self) -> float:
         with self._lock:
@@ -94,13 +94,14 @@ class Telemetry:
         lat = self.latencies(recent)
         p50, p99 = (float(v) for v in np.percentile(lat, [50, 99])) if lat.size else (None, None)
         with self._lock:
-            processed, failed, ng = self.processed, self.failed, self.ng
+            processed, ng, dropped_here = self.processed, self.ng, dict(self._dropped)
         dropped_by_reason = dict(s.dropped_by_reason)
-        if failed:
-            dropped_by_reason["detector_error"] = failed
-        # Frames read but not yet finished are neither processed nor dropped: at most one, mid-run.
-        return StreamStats(s.captured, processed, s.dropped + failed, dropped_by_reason, ng, self.fps(), p50, p99,
-                           time.monotonic() - self.started, s.state, s.disconnects, s.reconnects, s.last_error)
+        for reason, n in dropped_here.items():
+            dropped_by_reason[reason] = dropped_by_reason.get(reason, 0) + n
+        # Frames read but not yet finished are neither processed nor dropped (mid-run only).
+        return StreamStats(s.captured, processed, s.dropped + sum(dropped_here.values()), dropped_by_reason, ng,
+                           self.fps(), p50, p99, time.monotonic() - self.started, s.state, s.disconnects,
+                           s.reconnects, s.last_error)
 
 
 @dataclass
@@ -145,82 +146,132 @@ class StreamReport:
 def run_stream(detector: DetectorLike, source: Source, sinks: Iterable[Sink] = (), *,
                max_frames: int | None = None, duration_s: float | None = None, read_timeout_s: float = 0.5,
                on_error: Literal["skip", "stop"] = "skip", stop_event: threading.Event | None = None,
-               log_every_s: float | None = 10.0) -> StreamReport:
+               log_every_s: float | None = 10.0, pipelined: bool = False) -> StreamReport:
     """Run ``detector.predict`` on ``source``'s frames and hand each result to every sink.
 
-    Stops at the end of the stream, after ``max_frames`` processed frames, after ``duration_s`` seconds, when
+    Stops at the end of the stream, after ``max_frames`` frames, after ``duration_s`` seconds, when
     ``stop_event`` is set, when a sink asks to (``sink.stop_requested``), or when the source fails for good.
-    A frame the detector raises on is logged and counted as dropped (``on_error="skip"``) or ends the run
-    (``"stop"``, re-raising). The source and the sinks are closed in every case.
+    A frame the detector raises a TocoadError on is logged and counted as dropped (``on_error="skip"``) or ends
+    the run (``"stop"``, re-raising). ``pipelined``: use ``detector.predict_stream`` (backbone of the next frame
+    overlaps the search of this one) where the detector has it. The source and the sinks are closed in every case.
     """
-    sinks = list(sinks)
-    telemetry = Telemetry(source)
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-    next_log = time.monotonic() + log_every_s if log_every_s else None
-    end_reason = "stopped"
+    runner = _Runner(detector, source, list(sinks), max_frames, duration_s, read_timeout_s, on_error, stop_event,
+                     log_every_s)
     try:
         source.start()   # no-op when open_source already started it
-        while True:
-            if stop_event is not None and stop_event.is_set():
-                end_reason = "stopped"
-                break
-            if any(getattr(s, "stop_requested", False) for s in sinks):
-                end_reason = "stopped"
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                end_reason = "duration"
-                break
-            if max_frames is not None and telemetry.processed + telemetry.failed >= max_frames:
-                end_reason = "max_frames"
-                break
-            if next_log is not None and time.monotonic() >= next_log:
-                _log_progress(telemetry.snapshot())
-                next_log = time.monotonic() + log_every_s
-            wait = read_timeout_s if deadline is None else max(0.0, min(read_timeout_s, deadline - time.monotonic()))
-            result = source.read(wait)
-            if result.status is ReadStatus.TIMEOUT:
-                for sink in sinks:
-                    idle = getattr(sink, "idle", None)
-                    if idle is not None:
-                        idle(telemetry)
-                continue
-            if result.status is ReadStatus.END_OF_STREAM:
-                end_reason = "end_of_stream"
-                break
-            if result.status is ReadStatus.ERROR:
-                end_reason = "source_error"
-                log.error("source failed for good: %s", result.error)
-                break
-            frame = result.frame
-            assert frame is not None
-            try:
-                prediction = detector.predict(frame.image)
-            except TocoadError as exc:
-                telemetry.record_failure()
-                if on_error == "stop":
-                    raise
-                log.error("frame %d skipped: %s", frame.id, exc)
-                continue
-            latency_ms = (time.monotonic() - frame.monotonic) * 1000.0
-            telemetry.record(latency_ms, prediction.decision == "NG")
-            item = StreamResult(frame, prediction, latency_ms, telemetry, telemetry.fps())
-            for sink in sinks:
-                sink.write(item)
+        if pipelined and hasattr(detector, "predict_stream"):
+            runner.run_pipelined()
+        else:
+            runner.run_sequential()
     finally:
         source.close()
-        for sink in sinks:
+        for sink in runner.sinks:
             try:
                 sink.close()
             except Exception:   # noqa: BLE001 — one failing sink must not keep the others open
                 log.exception("closing sink %r failed", sink)
+    telemetry = runner.telemetry
     stats = telemetry.snapshot(recent=None)
     lat = telemetry.latencies()
-    report = StreamReport(stats, end_reason, float(lat.mean()) if lat.size else None, stats.latency_ms_p50,
-                          stats.latency_ms_p99, stats.processed / max(1e-9, stats.elapsed_s))
+    report = StreamReport(stats, runner.end_reason or "stopped", float(lat.mean()) if lat.size else None,
+                          stats.latency_ms_p50, stats.latency_ms_p99, stats.processed / max(1e-9, stats.elapsed_s))
     if not report.consistent:   # a bug, never expected: say it loudly
         log.error("frame accounting is off: processed %d + dropped %d != captured %d", stats.processed,
                   stats.dropped, stats.captured)
     return report
+
+
+class _Runner:
+    """The state of one ``run_stream``: when to stop, and what happens to each frame."""
+
+    def __init__(self, detector, source, sinks, max_frames, duration_s, read_timeout_s, on_error, stop_event,
+                 log_every_s):
+        self.detector, self.source, self.sinks = detector, source, sinks
+        self.max_frames, self.read_timeout_s, self.on_error = max_frames, read_timeout_s, on_error
+        self.stop_event, self.log_every_s = stop_event, log_every_s
+        self.telemetry = Telemetry(source)
+        self.deadline = None if duration_s is None else time.monotonic() + duration_s
+        self.next_log = time.monotonic() + log_every_s if log_every_s else None
+        self.end_reason: str | None = None
+        self.pulled = 0
+
+    def next_frame(self) -> Frame | None:
+        """The next frame to process, or None (with ``end_reason`` set) when the run should end."""
+        while True:
+            now = time.monotonic()
+            if (self.stop_event is not None and self.stop_event.is_set()) \
+                    or any(getattr(s, "stop_requested", False) for s in self.sinks):
+                self.end_reason = "stopped"
+            elif self.deadline is not None and now >= self.deadline:
+                self.end_reason = "duration"
+            elif self.max_frames is not None and self.pulled >= self.max_frames:
+                self.end_reason = "max_frames"
+            if self.end_reason is not None:
+                return None
+            if self.next_log is not None and now >= self.next_log:
+                _log_progress(self.telemetry.snapshot())
+                self.next_log = now + self.log_every_s
+            wait = self.read_timeout_s if self.deadline is None else min(self.read_timeout_s, self.deadline - now)
+            result = self.source.read(max(0.0, wait))
+            if result.status is ReadStatus.OK:
+                self.pulled += 1
+                return result.frame
+            if result.status is ReadStatus.TIMEOUT:
+                for sink in self.sinks:
+                    idle = getattr(sink, "idle", None)
+                    if idle is not None:
+                        idle(self.telemetry)
+                continue
+            if result.status is ReadStatus.END_OF_STREAM:
+                self.end_reason = "end_of_stream"
+            else:
+                self.end_reason = "source_error"
+                log.error("source failed for good: %s", result.error)
+            return None
+
+    def done(self, frame: Frame, prediction: Prediction) -> None:
+        latency_ms = (time.monotonic() - frame.monotonic) * 1000.0
+        self.telemetry.record(latency_ms, prediction.decision == "NG")
+        item = StreamResult(frame, prediction, latency_ms, self.telemetry, self.telemetry.fps())
+        for sink in self.sinks:
+            sink.write(item)
+
+    def failed(self, frame: Frame, exc: TocoadError) -> None:
+        self.telemetry.record_drop("detector_error")
+        if self.on_error == "stop":
+            self.end_reason = "detector_error"
+            raise exc
+        log.error("frame %d skipped: %s", frame.id, exc)
+
+    def run_sequential(self) -> None:
+        while (frame := self.next_frame()) is not None:
+            try:
+                prediction = self.detector.predict(frame.image)
+            except TocoadError as exc:
+                self.failed(frame, exc)
+                continue
+            self.done(frame, prediction)
+
+    def run_pipelined(self) -> None:
+        while self.end_reason is None:
+            in_flight: collections.deque[Frame] = collections.deque()
+
+            def images(in_flight=in_flight):
+                while (frame := self.next_frame()) is not None:
+                    in_flight.append(frame)
+                    yield frame.image
+
+            try:
+                for prediction in self.detector.predict_stream(images()):
+                    self.done(in_flight.popleft(), prediction)
+                return
+            except TocoadError as exc:
+                # predict_stream raises in order, on the oldest frame in flight, and ends; frames it had
+                # already taken are lost with it. Count them, then start a new pipeline on the same source.
+                failed = in_flight.popleft()
+                for _ in range(len(in_flight)):
+                    self.telemetry.record_drop("pipeline_restart")
+                self.failed(failed, exc)
 
 
 def _log_progress(s: StreamStats) -> None:
