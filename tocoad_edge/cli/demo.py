@@ -23,21 +23,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_test_video(data: Path, path: Path, size: int = 256, fps: float = 5.0) -> Path:
-    """One frame per test image (good and defective, in folder order), as an MP4 a camera would give."""
-    import cv2
-
-    from ..data import load_dataset, read_image
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
-    try:
-        for item in load_dataset(data, require_train=False, require_test=True).test:
-            writer.write(cv2.resize(read_image(item.path), (size, size)))
-    finally:
-        writer.release()
-    return path
-
-
 def _step(name: str) -> float:
     print(f"\n== {name}", flush=True)
     return time.perf_counter()
@@ -83,16 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     t = _step("stream: a video of the test images through the detector")
-    video = make_test_video(data, out / "test_images.mp4")
-    from ..stream.app import main as stream_main
+    from ..stream.demo_video import make_test_video, stream_video
 
-    rc = stream_main(["--bundle", str(out / "bundle"), "--source", str(video), "--save", str(out / "overlay.mp4"),
-                      "--jsonl", str(out / "results.jsonl")], prog="tocoad-demo stream")
-    if rc != 0:
-        return rc
-    lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
-    ng = sum(json.loads(line).get("decision") == "NG" for line in lines)
-    print(f"   {len(lines)} frames streamed, {ng} NG ({time.perf_counter() - t:.1f} s)")
+    video = make_test_video(data, out / "test_images.mp4")
+    summary = stream_video(out / "bundle", video, out / "overlay.mp4", out / "results.jsonl")
+    print(f"   {json.dumps(summary)} ({time.perf_counter() - t:.1f} s)")
     print(f"\nDone. Look at {out / 'report_fp32'} (ROC curves, heat maps) and {out / 'overlay.mp4'}.")
     return 0
 
