@@ -51,7 +51,7 @@ def test_index_rebuild_with_the_manifest_seed_reproduces_the_shipped_file(rel_bu
 def test_index_hash_depends_on_seed_and_threads_as_documented(tmp_path):
     """Single-threaded builds are reproducible; the seed matters (but hnswlib's std::minstd_rand0 maps seed 0 to 1).
     Multi-threaded insertion order is not reproducible, which is why the exporter builds with one thread."""
-    bank = np.random.default_rng(7).standard_normal((3000, 24)).astype(np.float32)
+    bank = np.random.default_rng(7).standard_normal((1500, 16)).astype(np.float32)
 
     def digest(**kw):
         path = tmp_path / "i.hnsw"
@@ -59,6 +59,6 @@ def test_index_hash_depends_on_seed_and_threads_as_documented(tmp_path):
         return sha256_file(path)
 
     base = digest(seed=5)
-    assert digest(seed=5) == base and digest(seed=5, threads=1) == base
+    assert digest(seed=5, threads=1) == base
     assert digest(seed=6) != base
     assert digest(seed=0) == digest(seed=1)
