@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reliability_fixtures import (assert_no_partial_files, bundle_copy, golden_fingerprint, rel_bundle,  # noqa: F401
-                                  rewrite_manifest, serving, tree)
+                                  serving, tree)
 from tocoad_edge.config import load_train_config
 from tocoad_edge.errors import BundleError, ConfigError
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from reliability_fixtures import rel_bundle, serving  # noqa: F401
+from reliability_fixtures import rel_bundle  # noqa: F401
 from tocoad_edge.bundle.manifest import sha256_file
 from tocoad_edge.runtime import Detector
 from tocoad_edge.runtime.golden import golden_image
