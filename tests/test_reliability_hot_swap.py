@@ -180,3 +180,20 @@ def test_old_bundle_without_a_recorded_score_still_self_tests(slot, bundle_copy)
     report = slot.swap(bundle_copy)
     assert report.self_test.expected_raw_score is None and report.self_test.embedding_error is None
     assert np.isfinite(report.self_test.raw_score)
+
+
+def test_run_stream_serves_through_a_swap(slot, bundle_copy):
+    """The stream loop takes a HotSwapDetector like a Detector; a swap mid-stream loses no frame."""
+    stream = pytest.importorskip("tocoad_edge.stream")
+    _variant(bundle_copy)
+    source = stream.open_source("testsrc://?width=96&height=96")
+    swapper = threading.Timer(0.5, lambda: slot.swap(bundle_copy))
+    swapper.start()
+    try:
+        report = stream.run_stream(slot, source, max_frames=40, log_every_s=None)
+    finally:
+        swapper.join()
+    # a live test pattern overwrites frames the detector is too slow for; none may fail in the detector
+    assert report.stats.processed == 40 and report.consistent
+    assert "detector_error" not in report.stats.dropped_by_reason
+    assert slot.model_id == "variant-2"
