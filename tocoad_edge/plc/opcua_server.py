@@ -108,10 +108,12 @@ class OpcUaServer:
         server.set_server_name("tocoad-edge PLC gateway")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         idx = await server.register_namespace(cfg.namespace_uri)
-        obj = await server.nodes.objects.add_object(ua.NodeId(cfg.object_name, idx), cfg.object_name)
+        obj = await server.nodes.objects.add_object(ua.NodeId(cfg.object_name, idx),
+                                                    ua.QualifiedName(cfg.object_name, idx))
         snap = self.handshake.snapshot()
         for spec in NODES:
-            node = await obj.add_variable(ua.NodeId(f"{cfg.object_name}.{spec.name}", idx), spec.name,
+            node = await obj.add_variable(ua.NodeId(f"{cfg.object_name}.{spec.name}", idx),
+                                          ua.QualifiedName(spec.name, idx),
                                           ua.Variant(spec.value(snap), getattr(ua.VariantType, spec.variant)))
             await node.write_attribute(ua.AttributeIds.Description,
                                        ua.DataValue(ua.Variant(ua.LocalizedText(spec.doc))))
