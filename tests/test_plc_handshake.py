@@ -99,6 +99,18 @@ def test_watchdog_answers_error_past_the_deadline_and_discards_the_late_result(h
     assert (s.result, s.late_results, s.result_seq) == (Result.ERROR, 1, 1)
 
 
+def test_next_expiry_tells_the_watchdog_when_to_look(hs: Handshake, clock: FakeClock) -> None:
+    assert hs.next_expiry() == pytest.approx(clock() + 0.5)          # camera silence deadline
+    clock.advance(0.1)
+    hs.write_trigger(True)
+    assert hs.next_expiry() == pytest.approx(clock() + 0.5)          # the cycle's deadline
+    clock.advance(0.51)
+    hs.check_deadlines()
+    assert hs.next_expiry() is None                                 # faulted: nothing to expire
+    hs.stop()
+    assert hs.next_expiry() is None
+
+
 def test_inference_stall_is_named_as_such(hs: Handshake, clock: FakeClock) -> None:
     from tocoad_edge.plc import Stage
 

@@ -230,6 +230,17 @@ class Handshake:
                 self._enter_fault(stalled)
                 self._changed()
 
+    def next_expiry(self) -> float | None:
+        """Monotonic time at which ``check_deadlines`` will answer Error or fault next; None if nothing runs."""
+        with self._cond:
+            if not self._running:
+                return None
+            if self._phase == Phase.BUSY and self._cycle is not None:
+                return self._cycle.started + self.deadline_s
+            if self._fault == Fault.NONE:
+                return self._last_alive + self.deadline_s
+            return None
+
     def beat(self) -> None:
         """Advance the heartbeat; it stands still while a fault is active or the gateway is stopped."""
         with self._cond:

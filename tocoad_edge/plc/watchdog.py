@@ -1,8 +1,10 @@
 """The watchdog: a thread of its own, so a camera or detector call that hangs cannot silence it.
 
-Every tick it asks the handshake to answer Error for a cycle past the deadline (and to fault when the
-camera has been silent that long), and advances the heartbeat, which the handshake holds still while a
-fault is active. Recovery needs no restart: the worker's next good probe clears the fault.
+It sleeps until the handshake's next expiry (a cycle's trigger time + deadline, or the last good frame
++ deadline), so an Error comes about a millisecond after the deadline, not a polling period later; it
+also wakes every ``deadline / 20`` to pick up new cycles, and advances the heartbeat, which the
+handshake holds still while a fault is active. Recovery needs no restart: the worker's next good probe
+clears the fault.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ from .handshake import Handshake
 
 log = logging.getLogger("tocoad_edge.plc")
 
+_PAST = 1e-4       # wake just after the expiry, so "now - start > deadline" holds
+
 
 class Watchdog:
     def __init__(self, handshake: Handshake, heartbeat_interval_s: float = 0.1):
         self._handshake = handshake
         self._heartbeat_interval_s = heartbeat_interval_s
-        # check often enough that an Error comes within ~5 % of the deadline
         self._tick_s = max(0.002, min(heartbeat_interval_s, handshake.deadline_s / 20.0))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -37,13 +40,23 @@ class Watchdog:
             self._thread = None
 
     def _run(self) -> None:
-        ticks_per_beat = max(1, round(self._heartbeat_interval_s / self._tick_s))
-        tick = 0
-        while not self._stop.wait(self._tick_s):
+        hs = self._handshake
+        next_beat = hs.now() + self._heartbeat_interval_s
+        while True:
+            now = hs.now()
+            wake = min(now + self._tick_s, next_beat)
+            expiry = hs.next_expiry()
+            if expiry is not None:
+                wake = min(wake, expiry + _PAST)
+            if self._stop.wait(max(0.0, wake - now)):
+                return
             try:
-                self._handshake.check_deadlines()
-                tick += 1
-                if tick % ticks_per_beat == 0:
-                    self._handshake.beat()
+                hs.check_deadlines()
+                now = hs.now()
+                if now >= next_beat:
+                    hs.beat()
+                    next_beat += self._heartbeat_interval_s
+                    if next_beat <= now:          # fell behind (a stalled machine): do not burst
+                        next_beat = now + self._heartbeat_interval_s
             except Exception:  # the watchdog must outlive any bug it could trip over
                 log.exception("watchdog tick failed")
