@@ -179,6 +179,7 @@ def test_source_disappears_error_and_bad_within_the_deadline_then_ready_again(ri
             detect_s = time.monotonic() - unplugged
             print(f"\nopcua: camera unplugged → Bad after {detect_s * 1000:.0f} ms (deadline {DEADLINE_S * 1000:.0f} ms)")
             assert d["Result"].StatusCode.name == "BadSensorFailure" and d["Score"].StatusCode.is_bad()
+            assert val(d["Score"]) is None                                    # a Bad value is null, never stale
             assert val(d["Ready"]) is False and val(d["ErrorCode"]) == 1
             heartbeat = val(d["Heartbeat"])
             await asyncio.sleep(4 * HEARTBEAT_S)
@@ -193,7 +194,7 @@ def test_source_disappears_error_and_bad_within_the_deadline_then_ready_again(ri
             assert val(d["ErrorCode"]) == 0 and d["Result"].StatusCode.is_uncertain()
             await plc.poll(lambda x: val(x["Heartbeat"]) != val(d["Heartbeat"]), "Heartbeat")
             return seq
-        
+
     seq = run(body())
     report = run(opcua_cycles_async(server.endpoint, server.node_id, 5, score_of=expected_score))
     assert report.problems == [] and report.seqs == [seq + 2 + i for i in range(5)]

@@ -45,6 +45,18 @@ SIZE = 56               # registers 0..55; anything above is an illegal address
 
 _U16 = 0xFFFF
 
+# (first address, registers, name, access) — the table docs/plc.md documents (a test keeps them equal)
+REGISTER_TABLE: tuple[tuple[int, int, str, str], ...] = (
+    (TRIGGER, 1, "trigger", "RW"), (ACK, 1, "ack", "RW"),
+    (READY, 1, "ready", "R"), (BUSY, 1, "busy", "R"), (DONE, 1, "done", "R"), (RESULT, 1, "result", "R"),
+    (QUALITY, 1, "quality", "R"), (ERROR_CODE, 1, "error_code", "R"), (HEARTBEAT, 1, "heartbeat", "R"),
+    (MODE, 1, "mode", "R"), (RESULT_SEQ, 2, "result_seq", "R"), (FRAME_ID, 2, "frame_id", "R"),
+    (SCORE, 1, "score", "R"), (SCORE_SCALE, 1, "score_scale", "R"), (LATENCY_US, 2, "latency_us", "R"),
+    (TRIGGER_COUNT, 2, "trigger_count", "R"), (TRIGGERS_IGNORED, 1, "triggers_ignored", "R"),
+    (WRITES_REJECTED, 1, "writes_rejected", "R"), (VERSION, 1, "map_version", "R"), (PHASE, 1, "phase", "R"),
+    (MODEL_ID, MODEL_ID_REGS, "model_id", "R"), (BUNDLE_HASH, BUNDLE_HASH_REGS, "bundle_hash", "R"),
+)
+
 
 @dataclass(frozen=True)
 class Rejection:
