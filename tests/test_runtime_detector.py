@@ -79,3 +79,14 @@ def test_runtime_runs_with_torch_unimportable(tiny_bundle):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "score" in out.stdout
+
+
+def test_torch_backend_matches_onnxrt(tiny_bundle):
+    pytest.importorskip("torch")
+    img = np.random.default_rng(0).integers(0, 255, (80, 100, 3), dtype=np.uint8)
+    with Detector.open(tiny_bundle, backend="onnxrt", search="exact") as a, \
+            Detector.open(tiny_bundle, backend="torch", search="exact") as b:
+        pa, pb = a.predict(img), b.predict(img)
+    assert b.backend.name == "torch"
+    assert pb.raw_score == pytest.approx(pa.raw_score, rel=1e-4)
+    assert np.abs(pa.anomaly_map - pb.anomaly_map).max() <= 1e-3 * np.ptp(pa.anomaly_map)
