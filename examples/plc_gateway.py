@@ -45,7 +45,7 @@ def open_source(cfg: SourceConfig) -> Any:
         raise ResourceError("camera sources (tocoad_edge.stream) are not available in this installation",
                             got=f"{type(exc).__name__}: {exc}",
                             fix="update tocoad-edge, or set source.uri: simulated to commission the PLC side") from None
-    return stream_open_source(cfg.uri, **cfg.options) if cfg.options else stream_open_source(cfg.uri)
+    return stream_open_source(cfg.uri, dict(cfg.options) or None)     # starts capturing
 
 
 def build(cfg: GatewayConfig) -> tuple[Gateway, Any, Any]:

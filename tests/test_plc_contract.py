@@ -108,6 +108,36 @@ def test_source_read_values_are_understood_or_reported() -> None:
     assert g.status == ERROR and "expected an ndarray" in g.detail
 
 
+def test_stream_read_results_are_understood() -> None:
+    stream = pytest.importorskip("tocoad_edge.stream", reason="tocoad_edge.stream is not on this branch yet")
+    image = np.zeros((4, 4, 3), np.uint8)
+    frame = stream.Frame(id=17, timestamp=0.0, monotonic=0.0, image=image)
+    g = normalize_read(stream.ReadResult(stream.ReadStatus.OK, frame))
+    assert (g.status, g.frame_id) == (OK, 17) and g.frame is image
+    assert normalize_read(stream.ReadResult(stream.ReadStatus.TIMEOUT)).status == TIMEOUT
+    g = normalize_read(stream.ReadResult(stream.ReadStatus.ERROR, error="connection refused"))
+    assert (g.status, g.detail) == (ERROR, "connection refused")
+    assert normalize_read(stream.ReadResult(stream.ReadStatus.END_OF_STREAM)).status == ERROR
+
+
+class _StreamLikeFrame:
+    def __init__(self, image, id):
+        self.image, self.id = image, id
+
+
+class _StreamLikeResult:
+    def __init__(self, status, frame=None, error=None):
+        self.status, self.frame, self.error = status, frame, error
+
+
+def test_nested_frame_results_are_understood() -> None:
+    image = np.zeros((4, 4, 3), np.uint8)
+    g = normalize_read(_StreamLikeResult("OK", _StreamLikeFrame(image, 5)))
+    assert (g.status, g.frame_id) == (OK, 5)
+    assert normalize_read(_StreamLikeResult("OK")).status == ERROR
+    assert normalize_read(_StreamLikeResult("ERROR", error="gone")).detail == "gone"
+
+
 def test_plc_imports_without_torch_or_training_code() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"

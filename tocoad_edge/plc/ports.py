@@ -1,9 +1,11 @@
 """The two things a gateway plugs into: a frame source and a detector, as small protocols.
 
 * A source has ``read(timeout)``. It may return a frame (an ``ndarray``), an object carrying one
-  (``image`` or ``frame`` attribute, with ``frame_id`` / ``id`` when it has one), ``None`` on a timeout,
-  or an object with a ``status`` and no frame (timeout, end of stream, error). ``tocoad_edge.stream``
-  sources and ``SimulatedCamera`` both fit; so does a plain ``cv2.VideoCapture`` wrapped in a function.
+  (``image`` or ``frame`` attribute, with ``frame_id`` / ``id`` when it has one; or a ``frame`` attribute
+  that is such an object, as ``tocoad_edge.stream``'s ``ReadResult(status, frame=Frame(id, …, image))``),
+  ``None`` on a timeout, or an object with a ``status`` and no frame (timeout, end of stream, error;
+  ``error`` says why). ``tocoad_edge.stream`` sources and ``SimulatedCamera`` both fit; so does
+  ``cv2.VideoCapture.read``'s ``(ok, frame)`` pair.
 * A detector has ``predict(frame)`` returning an object with ``score``, ``raw_score`` and
   ``is_anomalous`` (or ``decision`` "OK"/"NG"), like ``tocoad_edge.runtime.Detector``.
 
@@ -60,23 +62,30 @@ def normalize_read(value: Any) -> Grab:
         ok, frame = value
         return Grab(frame, None, OK) if ok and isinstance(frame, np.ndarray) else Grab(None, None, ERROR,
                                                                                      "read() returned (False, ...)")
+    carrier = value
+    inner = getattr(value, "frame", None)               # tocoad_edge.stream: ReadResult(status, frame=Frame(...))
+    if inner is not None and not isinstance(inner, np.ndarray) and hasattr(inner, "image"):
+        carrier = inner
     frame = None
     for attr in ("image", "frame"):
-        candidate = getattr(value, attr, None)
+        candidate = getattr(carrier, attr, None)
         if isinstance(candidate, np.ndarray):
             frame = candidate
             break
     if frame is not None:
         frame_id = None
         for attr in ("frame_id", "id", "index"):
-            candidate = getattr(value, attr, None)
+            candidate = getattr(carrier, attr, None)
             if isinstance(candidate, (int, np.integer)) and not isinstance(candidate, bool):
                 frame_id = int(candidate)
                 break
         return Grab(frame, frame_id, OK)
     if hasattr(value, "status"):
         name = _status_name(value.status)
-        detail = str(getattr(value, "message", "") or getattr(value, "detail", "") or name)
+        detail = str(getattr(value, "error", "") or getattr(value, "message", "") or getattr(value, "detail", "")
+                     or name)
+        if name == "ok":
+            return Grab(None, None, ERROR, "read() reported status ok but carried no frame")
         return Grab(None, None, TIMEOUT if "timeout" in name else ERROR, detail)
     return Grab(None, None, ERROR, f"read() returned {type(value).__name__}, which carries no frame "
                                    f"(expected an ndarray, an object with .image/.frame, None or a status)")
