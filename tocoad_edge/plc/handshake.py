@@ -27,6 +27,7 @@ from typing import Callable
 
 from .signals import FAULT_TEXT, Fault, Mode, Phase, Quality, Result, Stage
 from .snapshot import Outcome, Snapshot
+from .throttled_log import ThrottledLog
 
 log = logging.getLogger("tocoad_edge.plc")
 
@@ -73,6 +74,7 @@ class Handshake:
         self._last_alive = clock()
         self._model_id = model_id
         self._bundle_hash = bundle_hash
+        self._protocol_log = ThrottledLog(log)      # PLC protocol errors can repeat every scan cycle
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -107,8 +109,9 @@ class Handshake:
                     self._accept_trigger()
                 else:
                     self._triggers_ignored += 1
-                    log.warning("Trigger rising edge ignored: the gateway is %s, not Ready (ignored so far: %d); "
-                                "fix: raise Trigger only while Ready = 1", self._phase.name, self._triggers_ignored)
+                    self._protocol_log.warning(
+                        "Trigger rising edge ignored: the gateway is %s, not Ready (ignored so far: %d); "
+                        "fix: raise Trigger only while Ready = 1", self._phase.name, self._triggers_ignored)
             self._release_if_dropped()
             self._changed()
 
@@ -153,8 +156,8 @@ class Handshake:
             self._stage = Stage.WAITING
             if self._phase != Phase.BUSY or self._cycle is not cycle:
                 self._late_results += 1
-                log.warning("late result for cycle %d discarded (the watchdog already answered Error)",
-                            cycle.number)
+                self._protocol_log.warning("late result for cycle %d discarded (the watchdog already answered "
+                                           "Error)", cycle.number)
                 self._changed()
                 return False
             if outcome.result != Result.ERROR:

@@ -1,0 +1,115 @@
+"""The gateway loop through its Python API (no network): what an embedding program relies on."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from plc_helpers import DEADLINE_S, make_gateway, poll
+from tocoad_edge.plc import Fault, Gateway, HandshakeConfig, Quality, Result
+from tocoad_edge.plc.simulation import FrameMeanDetector, expected_score
+
+
+def test_inspect_once_runs_whole_cycles_and_identifies_the_frame() -> None:
+    gateway, _, _ = make_gateway()
+    with gateway:
+        seen = [gateway.inspect_once() for _ in range(30)]
+    after = gateway.snapshot()
+    assert [s.result_seq for s in seen] == list(range(1, 31))
+    for s in seen:
+        assert s.done and s.quality == Quality.GOOD
+        assert s.score == expected_score(s.frame_id)
+        assert s.result == (Result.NG if s.score > 1.0 else Result.OK)
+        assert s.model_id == "simulated-frame-mean"
+    assert after.running is False and after.quality == Quality.BAD
+
+
+def test_inspect_once_during_an_outage_returns_error_at_once_not_a_hang() -> None:
+    gateway, camera, _ = make_gateway()
+    with gateway:
+        camera.unplug()
+        poll(gateway.snapshot, lambda s: s.fault != Fault.NONE)
+        s = gateway.inspect_once()
+        assert (s.result, s.quality, s.fault) == (Result.ERROR, Quality.BAD, Fault.CAMERA_TIMEOUT)
+        assert s.latency_ms < DEADLINE_S * 1000        # answered from the fault, without waiting a deadline
+        camera.plug()
+        poll(gateway.snapshot, lambda s: s.ready)
+        assert gateway.inspect_once().result in (Result.OK, Result.NG)
+
+
+def test_free_run_faults_on_silence_and_on_a_hung_model_then_recovers() -> None:
+    gateway, camera, detector = make_gateway(mode="free_run", frame_interval_s=0.002)
+    with gateway:
+        s, _ = poll(gateway.snapshot, lambda s: s.result_seq >= 5)
+        assert s.ready and s.done and s.quality == Quality.GOOD
+        camera.unplug()
+        s, _ = poll(gateway.snapshot, lambda s: s.fault != Fault.NONE)
+        assert (s.fault, s.result, s.quality, s.ready, s.done) == (Fault.CAMERA_TIMEOUT, Result.ERROR, Quality.BAD,
+                                                                   False, False)
+        camera.plug()
+        s, _ = poll(gateway.snapshot, lambda s: s.fault == Fault.NONE and s.done)
+        detector.hang()
+        s, _ = poll(gateway.snapshot, lambda s: s.fault != Fault.NONE)
+        assert s.fault == Fault.INFERENCE_TIMEOUT
+        seq = s.result_seq
+        detector.heal()
+        s, _ = poll(gateway.snapshot, lambda s: s.result_seq > seq + 2)
+        assert s.fault == Fault.NONE and s.quality == Quality.GOOD
+
+
+class RaisingSource:
+    """Test double: a source whose read raises (a driver that throws)."""
+
+    def __init__(self):
+        self.raising = True
+
+    def read(self, timeout: float) -> np.ndarray:
+        if self.raising:
+            raise OSError("USB device disconnected")
+        return np.full((4, 4, 3), 50, np.uint8)
+
+
+def test_a_raising_source_is_a_camera_error_not_a_crash(caplog) -> None:
+    source = RaisingSource()
+    gateway = Gateway(source, FrameMeanDetector(), HandshakeConfig(deadline_s=0.2, probe_interval_s=0.02))
+    caplog.set_level(logging.ERROR, logger="tocoad_edge.plc")
+    with gateway:
+        s = gateway.inspect_once()
+        assert (s.result, s.fault) == (Result.ERROR, Fault.CAMERA_ERROR)
+        assert any("camera error" in r.getMessage() for r in caplog.records)
+        source.raising = False
+        poll(gateway.snapshot, lambda s: s.ready)
+        s = gateway.inspect_once()
+        assert s.result == Result.OK and s.score == 0.5 and s.frame_id >= 0
+
+
+class NanDetector:
+    """Test double: a detector that returns a non-finite score."""
+
+    def predict(self, frame):
+        return type("P", (), {"score": float("nan"), "raw_score": float("nan"), "is_anomalous": False})()
+
+
+def test_a_non_finite_score_is_an_inference_error_never_ok() -> None:
+    gateway, _, _ = make_gateway()
+    gateway.detector = NanDetector()
+    with gateway:
+        s = gateway.inspect_once()
+    assert (s.result, s.fault, s.quality) == (Result.ERROR, Fault.INFERENCE_ERROR, Quality.BAD)
+
+
+def test_a_stopped_and_restarted_gateway_works_again() -> None:
+    gateway, _, _ = make_gateway()
+    with gateway:
+        assert gateway.inspect_once().result_seq == 1
+    assert gateway.snapshot().quality == Quality.BAD
+    with gateway:
+        poll(gateway.snapshot, lambda s: s.ready)
+        assert gateway.inspect_once().result_seq == 2
+
+
+def test_inspect_once_on_a_stopped_gateway_says_so() -> None:
+    gateway, _, _ = make_gateway()
+    with pytest.raises(TimeoutError, match="started and Ready"):
+        gateway.inspect_once(timeout=0.2)
