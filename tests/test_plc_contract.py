@@ -20,6 +20,7 @@ DOC = (Path(__file__).resolve().parents[1] / "docs" / "plc.md").read_text(encodi
 def snapshot(**changes) -> Snapshot:
     base = dict(version=1, mode=Mode.TRIGGERED, running=True, trigger=False, ack=False, ready=True, busy=False,
                 done=False, phase=Phase.IDLE, result=Result.NONE, quality=Quality.UNCERTAIN, fault=Fault.NONE,
+                fault_detail="",
                 score=0.0, raw_score=0.0, frame_id=0, result_seq=0, latency_ms=0.0, heartbeat=0, trigger_count=0,
                 triggers_ignored=0, writes_rejected=0, late_results=0, model_id="", bundle_hash="")
     base.update(changes)

@@ -77,7 +77,9 @@ def test_a_raising_source_is_a_camera_error_not_a_crash(caplog) -> None:
     with gateway:
         s = gateway.inspect_once()
         assert (s.result, s.fault) == (Result.ERROR, Fault.CAMERA_ERROR)
-        assert any("camera error" in r.getMessage() for r in caplog.records)
+        assert "USB device disconnected" in s.fault_detail
+        assert any("camera error" in r.getMessage() and "USB device disconnected" in r.getMessage()
+                   for r in caplog.records)
         source.raising = False
         poll(gateway.snapshot, lambda s: s.ready)
         s = gateway.inspect_once()

@@ -153,6 +153,7 @@ class Gateway:
             fault = Fault.CAMERA_ERROR if g.status == ERROR else Fault.CAMERA_TIMEOUT
             if g.status == ERROR:
                 log.debug("source read failed: %s", g.detail)
+                hs.note_camera_error(g.detail)
                 # an erroring source may return at once: do not spin on it
                 self._stop.wait(min(0.01, max(0.0, deadline_at - hs.now())))
         return None, None, fault
@@ -180,6 +181,8 @@ class Gateway:
         if g.status != OK:
             if g.status == ERROR:
                 log.debug("camera probe failed: %s", g.detail)
+                hs.note_camera_error(g.detail)
+                self._stop.wait(min(0.01, self.config.probe_interval_s))   # an erroring source returns at once
             return
         if fault.is_model:
             hs.set_stage(Stage.INFERRING)

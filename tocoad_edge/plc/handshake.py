@@ -72,6 +72,7 @@ class Handshake:
         self._writes_rejected = 0
         self._late_results = 0
         self._last_alive = clock()
+        self._camera_error = ""                     # why the last read failed ("" after a good frame)
         self._model_id = model_id
         self._bundle_hash = bundle_hash
         self._protocol_log = ThrottledLog(log)      # PLC protocol errors can repeat every scan cycle
@@ -149,6 +150,12 @@ class Handshake:
         """The camera delivered a frame (and, when asked, the model answered)."""
         with self._cond:
             self._last_alive = self._clock()
+            self._camera_error = ""
+
+    def note_camera_error(self, detail: str) -> None:
+        """The source reported an error (not a mere timeout): a stall is then a camera error, with this why."""
+        with self._cond:
+            self._camera_error = detail or "error"
 
     def finish_cycle(self, cycle: Cycle, outcome: Outcome) -> bool:
         """Publish the worker's result for ``cycle``. False when the watchdog already answered it."""
@@ -162,6 +169,7 @@ class Handshake:
                 return False
             if outcome.result != Result.ERROR:
                 self._last_alive = self._clock()
+                self._camera_error = ""
             self._publish_cycle(cycle, outcome)
             self._changed()
             return True
@@ -180,6 +188,7 @@ class Handshake:
                 self._result_seq += 1
                 self._latency_ms = (now - started) * 1000.0
                 self._last_alive = now
+                self._camera_error = ""
                 if self._fault != Fault.NONE:
                     self._recovered()
             self._changed()
@@ -195,6 +204,7 @@ class Handshake:
         """A probe succeeded: clear the fault without a restart."""
         with self._cond:
             self._last_alive = self._clock()
+            self._camera_error = ""
             if self._running and self._fault != Fault.NONE:
                 self._recovered()
                 self._changed()
@@ -220,7 +230,10 @@ class Handshake:
             if not self._running:
                 return
             now = self._clock()
-            stalled = Fault.INFERENCE_TIMEOUT if self._stage == Stage.INFERRING else Fault.CAMERA_TIMEOUT
+            if self._stage == Stage.INFERRING:
+                stalled = Fault.INFERENCE_TIMEOUT
+            else:
+                stalled = Fault.CAMERA_ERROR if self._camera_error else Fault.CAMERA_TIMEOUT
             if self._phase == Phase.BUSY and self._cycle is not None:
                 if now - self._cycle.started > self.deadline_s:
                     log.error("cycle %d passed the %.3f s deadline while %s: result Error",
@@ -308,8 +321,9 @@ class Handshake:
 
     def _enter_fault(self, fault: Fault) -> None:
         if self._fault == Fault.NONE:
-            log.error("gateway fault: %s; Ready drops, heartbeat stops, results are Error until it recovers",
-                      FAULT_TEXT[fault])
+            why = f" ({self._camera_error})" if fault.is_camera and self._camera_error else ""
+            log.error("gateway fault: %s%s; Ready drops, heartbeat stops, results are Error until it recovers",
+                      FAULT_TEXT[fault], why)
         self._fault = fault
 
     def _recovered(self) -> None:
@@ -357,6 +371,7 @@ class Handshake:
             version=self._version, mode=self.mode, running=self._running,
             trigger=self._trigger, ack=self._ack, ready=ready, busy=busy, done=done, phase=self._phase,
             result=result, quality=quality, fault=fault,
+            fault_detail=self._camera_error if fault.is_camera else "",
             score=last.score, raw_score=last.raw_score, frame_id=last.frame_id,
             result_seq=self._result_seq, latency_ms=self._latency_ms,
             heartbeat=self._heartbeat, trigger_count=self._trigger_count,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .signals import Fault, Quality
+from .signals import FAULT_TEXT, Fault, Quality
 from .snapshot import Snapshot
 
 _U32 = 0xFFFFFFFF
@@ -46,7 +46,8 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec("Quality", "Int32", lambda s: int(s.quality), doc="0 good, 1 uncertain, 2 bad (as the status code)."),
     NodeSpec("ErrorCode", "Int32", lambda s: int(s.fault),
              doc="0 none, 1 camera timeout, 2 camera error, 3 inference error, 4 inference timeout, 5 stopped."),
-    NodeSpec("ErrorText", "String", lambda s: _fault_text(s.fault), doc="The error code in words."),
+    NodeSpec("ErrorText", "String", lambda s: _fault_text(s),
+             doc="The error code in words, with the source's reason when it gave one."),
     NodeSpec("Heartbeat", "UInt32", lambda s: s.heartbeat & _U32, doc="Increases while healthy; stops on a fault."),
     NodeSpec("Mode", "String", lambda s: s.mode.name.lower(), doc="triggered or free_run."),
     NodeSpec("Phase", "String", lambda s: s.phase.name, doc="IDLE, BUSY, DONE or RELEASE."),
@@ -62,10 +63,9 @@ NODES: tuple[NodeSpec, ...] = (
 )
 
 
-def _fault_text(fault: Fault) -> str:
-    from .signals import FAULT_TEXT
-
-    return FAULT_TEXT[fault]
+def _fault_text(snap: Snapshot) -> str:
+    text = FAULT_TEXT[snap.fault]
+    return f"{text} ({snap.fault_detail})" if snap.fault_detail else text
 
 
 def verdict_status(snap: Snapshot) -> str:

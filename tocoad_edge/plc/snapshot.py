@@ -37,6 +37,7 @@ class Snapshot:
     result: Result
     quality: Quality
     fault: Fault
+    fault_detail: str               # why, when the source said (e.g. its connection error); else ""
     score: float
     raw_score: float
     frame_id: int
