@@ -245,3 +245,23 @@ def test_stopped_gateway_is_bad_never_stale_good() -> None:
                 d, _ = await plc.poll(lambda d: d["Result"].StatusCode.is_bad(), "Result", "Ready")
                 assert d["Result"].StatusCode.name == "BadShutdown" and val(d["Ready"]) is False
         run(body())
+
+
+def test_modbus_and_opcua_serve_the_same_handshake(rig) -> None:
+    pytest.importorskip("pymodbus")
+    from tocoad_edge.plc import ModbusConfig, ModbusServer
+    from tocoad_edge.plc.cycle_check import modbus_cycles
+
+    gateway, _, _, server = rig
+    with ModbusServer(gateway.handshake, ModbusConfig(port=0)) as modbus:
+        report = modbus_cycles("127.0.0.1", modbus.port, 5, score_of=expected_score)
+
+        async def body():
+            async with connect(server) as client:
+                plc = Plc(client, server)
+                d, _ = await plc.poll(lambda d: val(d["ResultSeq"]) == report.seqs[-1], "ResultSeq", "FrameId",
+                                      "Score")
+                return val(d["FrameId"]), d["Score"].StatusCode.name
+        frame_id, status = run(body())
+    assert report.problems == []
+    assert frame_id == report.frame_ids[-1] and status == "UncertainLastUsableValue"   # acknowledged via Modbus
