@@ -7,15 +7,16 @@ from typing import Any, Callable
 from tocoad_edge.plc import Gateway, HandshakeConfig
 from tocoad_edge.plc.simulation import FrameMeanDetector, SimulatedCamera
 
-DEADLINE_S = 0.3
+DEADLINE_S = 0.3          # fault tests: short, so an Error comes quickly
+CYCLE_DEADLINE_S = 2.0    # cycle-count tests: long, so a busy CI machine cannot turn a slow cycle into an Error
 HEARTBEAT_S = 0.05
 
 
-def make_gateway(mode: str = "triggered", detector_delay_s: float = 0.0,
-                 frame_interval_s: float = 0.0) -> tuple[Gateway, SimulatedCamera, FrameMeanDetector]:
+def make_gateway(mode: str = "triggered", detector_delay_s: float = 0.0, frame_interval_s: float = 0.0,
+                 deadline_s: float = DEADLINE_S) -> tuple[Gateway, SimulatedCamera, FrameMeanDetector]:
     camera = SimulatedCamera(frame_interval_s=frame_interval_s)
     detector = FrameMeanDetector(delay_s=detector_delay_s)
-    config = HandshakeConfig(mode=mode, deadline_s=DEADLINE_S, probe_interval_s=0.02,  # type: ignore[arg-type]
+    config = HandshakeConfig(mode=mode, deadline_s=deadline_s, probe_interval_s=0.02,  # type: ignore[arg-type]
                              heartbeat_interval_s=HEARTBEAT_S)
     return Gateway(camera, detector, config, bundle_hash="0123456789abcdef" * 4), camera, detector
 

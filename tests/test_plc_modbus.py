@@ -10,7 +10,7 @@ pytest.importorskip("pymodbus", reason="the plc extra is not installed (pip inst
 
 from pymodbus.client import ModbusTcpClient  # noqa: E402
 
-from plc_helpers import DEADLINE_S, HEARTBEAT_S, make_gateway, poll  # noqa: E402
+from plc_helpers import CYCLE_DEADLINE_S, DEADLINE_S, HEARTBEAT_S, make_gateway, poll  # noqa: E402
 from tocoad_edge.plc import ModbusConfig, ModbusServer  # noqa: E402
 from tocoad_edge.plc import modbus_map as M  # noqa: E402
 from tocoad_edge.plc.cycle_check import modbus_cycles  # noqa: E402
@@ -21,7 +21,16 @@ ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE = 1, 2, 3
 
 @pytest.fixture
 def rig():
-    gateway, camera, detector = make_gateway()
+    yield from _rig(DEADLINE_S)
+
+
+@pytest.fixture
+def cycle_rig():
+    yield from _rig(CYCLE_DEADLINE_S)
+
+
+def _rig(deadline_s: float):
+    gateway, camera, detector = make_gateway(deadline_s=deadline_s)
     with gateway, ModbusServer(gateway.handshake, ModbusConfig(host="127.0.0.1", port=0)) as server:
         client = ModbusTcpClient("127.0.0.1", port=server.port, timeout=5)
         assert client.connect()
@@ -43,8 +52,8 @@ def ack_cycle(client: ModbusTcpClient) -> None:
     assert not client.write_register(M.ACK, 0).isError()
 
 
-def test_1000_trigger_cycles_no_lost_duplicated_or_out_of_order_result(rig) -> None:
-    gateway, _, _, server, _ = rig
+def test_1000_trigger_cycles_no_lost_duplicated_or_out_of_order_result(cycle_rig) -> None:
+    gateway, _, _, server, _ = cycle_rig
     report = modbus_cycles("127.0.0.1", server.port, 1000, score_of=expected_score)
     print("\n" + report.summary())
     assert report.problems == []
@@ -69,8 +78,8 @@ def test_register_map_identity_and_read_limits(rig) -> None:
     assert not client.read_input_registers(M.READY, count=1).isError()   # FC 4 reads the same map
 
 
-def test_malformed_writes_are_rejected_logged_and_leave_the_cycle_alone(rig, caplog) -> None:
-    gateway, camera, detector, server, client = rig
+def test_malformed_writes_are_rejected_logged_and_leave_the_cycle_alone(cycle_rig, caplog) -> None:
+    gateway, camera, detector, server, client = cycle_rig
     detector.delay_s = 0.01                               # keep each cycle Busy long enough to write into it
     bad_writes = [
         (lambda: client.write_register(M.DONE, 1), ILLEGAL_ADDRESS),             # read-only status register

@@ -1,7 +1,8 @@
 """OPC UA: a real asyncua client on 127.0.0.1 drives the gateway (simulated camera and detector).
 
-One server for the module (an asyncua server takes ~2 s to build its address space); every test
-leaves the camera plugged and the detector healthy, and counts results relative to where it started.
+Two servers for the module (an asyncua server takes ~2 s to build its address space): ``rig`` with a
+long deadline for the cycle tests, ``fault_rig`` with a short one for the fault tests. Every test leaves
+the camera plugged and the detector healthy, and counts results relative to where it started.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ pytest.importorskip("asyncua", reason="the plc extra is not installed (pip insta
 
 from asyncua import Client, ua  # noqa: E402
 
-from plc_helpers import DEADLINE_S, HEARTBEAT_S, make_gateway  # noqa: E402
+from plc_helpers import CYCLE_DEADLINE_S, DEADLINE_S, HEARTBEAT_S, make_gateway  # noqa: E402
 from tocoad_edge.plc import OpcUaConfig, OpcUaServer  # noqa: E402
 from tocoad_edge.plc.cycle_check import opcua_cycles_async  # noqa: E402
 from tocoad_edge.plc.opcua_nodes import NODES  # noqa: E402
@@ -24,21 +25,39 @@ from tocoad_edge.plc.simulation import expected_score  # noqa: E402
 NAMES = [spec.name for spec in NODES]
 
 
-@pytest.fixture(scope="module")
-def rig():
-    gateway, camera, detector = make_gateway()
+def _serve(deadline_s: float):
+    gateway, camera, detector = make_gateway(deadline_s=deadline_s)
     with gateway, OpcUaServer(gateway.handshake, OpcUaConfig(host="127.0.0.1", port=0)) as server:
         yield gateway, camera, detector, server
 
 
-@pytest.fixture(autouse=True)
-def healthy(rig):
+@pytest.fixture(scope="module")
+def rig_server():
+    yield from _serve(CYCLE_DEADLINE_S)
+
+
+@pytest.fixture(scope="module")
+def fault_server():
+    yield from _serve(DEADLINE_S)
+
+
+def _healthy(rig):
     gateway, camera, detector, _ = rig
     camera.plug()
     detector.heal()
     detector.delay_s = 0.0
     assert gateway.handshake.wait_for(lambda s: s.ready, 5.0) is not None
-    yield
+    return rig
+
+
+@pytest.fixture
+def rig(rig_server):
+    return _healthy(rig_server)
+
+
+@pytest.fixture
+def fault_rig(fault_server):
+    return _healthy(fault_server)
 
 
 def run(coro):
@@ -165,8 +184,8 @@ def test_malformed_writes_are_rejected_logged_and_leave_the_cycle_alone(rig, cap
     assert any("BadTypeMismatch" in m for m in refused)
 
 
-def test_source_disappears_error_and_bad_within_the_deadline_then_ready_again(rig) -> None:
-    gateway, camera, _, server = rig
+def test_source_disappears_error_and_bad_within_the_deadline_then_ready_again(fault_rig) -> None:
+    gateway, camera, _, server = fault_rig
 
     async def body():
         async with connect(server) as client:
@@ -202,8 +221,8 @@ def test_source_disappears_error_and_bad_within_the_deadline_then_ready_again(ri
 
 @pytest.mark.parametrize("failure, status, code", [("fail", "BadDeviceFailure", 3),
                                                    ("hang", "BadDeviceFailure", 4)])
-def test_model_failure_gives_bad_then_recovers_without_restart(rig, failure, status, code) -> None:
-    gateway, _, detector, server = rig
+def test_model_failure_gives_bad_then_recovers_without_restart(fault_rig, failure, status, code) -> None:
+    gateway, _, detector, server = fault_rig
     late_before = gateway.snapshot().late_results
 
     async def body():
