@@ -53,7 +53,11 @@ def build(cfg: GatewayConfig) -> tuple[Gateway, Any, Any]:
     from tocoad_edge.runtime import Detector
 
     detector = Detector.open(cfg.detector.bundle, backend=cfg.detector.backend, precision=cfg.detector.precision)
-    source = open_source(cfg.source)
+    try:
+        source = open_source(cfg.source)
+    except BaseException:
+        detector.close()
+        raise
     gateway = Gateway(source, detector, cfg.handshake, bundle_hash=bundle_hash(cfg.detector.bundle))
     if cfg.transport == "modbus":
         transport: Any = ModbusServer(gateway.handshake, cfg.modbus)
