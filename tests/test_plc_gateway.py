@@ -115,3 +115,42 @@ def test_inspect_once_on_a_stopped_gateway_says_so() -> None:
     gateway, _, _ = make_gateway()
     with pytest.raises(TimeoutError, match="started and Ready"):
         gateway.inspect_once(timeout=0.2)
+
+
+class BufferedSource:
+    """Test double: a camera with frames buffered before the trigger. After ``arm(n)`` the next ``n``
+    reads return frames stamped 10 s in the past (ids 1000 + k); all other reads are fresh (ids 0, 1, …)."""
+
+    def __init__(self):
+        self.stale_left = 0
+        self.fresh_id = 0
+        self.stale_id = 1000
+
+    def arm(self, n: int) -> None:
+        self.stale_left = n
+
+    def read(self, timeout: float):
+        import time
+
+        from tocoad_edge.plc.simulation import SimulatedFrame
+
+        if self.stale_left > 0:
+            self.stale_left -= 1
+            self.stale_id += 1
+            return SimulatedFrame(np.full((4, 4, 3), 10, np.uint8), self.stale_id, 0.0, time.monotonic() - 10.0)
+        self.fresh_id += 1
+        return SimulatedFrame(np.full((4, 4, 3), 20, np.uint8), self.fresh_id, 0.0, time.monotonic())
+
+
+@pytest.mark.parametrize("fresh_frames", [True, False])
+def test_triggered_cycles_judge_only_frames_captured_after_the_trigger(fresh_frames: bool) -> None:
+    source = BufferedSource()
+    gateway = Gateway(source, FrameMeanDetector(), HandshakeConfig(deadline_s=2.0, probe_interval_s=1.0,
+                                                                   fresh_frames=fresh_frames))
+    with gateway:
+        source.arm(3)            # a probe may take one of them; the cycle still meets at least two
+        s = gateway.inspect_once()
+    if fresh_frames:
+        assert s.frame_id < 1000 and s.score == 0.2 and gateway.stale_frames_skipped >= 2
+    else:
+        assert s.frame_id > 1000 and s.score == 0.1 and gateway.stale_frames_skipped == 0

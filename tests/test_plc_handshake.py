@@ -211,6 +211,21 @@ def test_free_run_publishes_every_frame_and_faults_when_the_camera_goes_silent(c
     assert (s.ready, s.quality, s.fault, s.result_seq) == (True, Quality.GOOD, Fault.NONE, 6)
 
 
+def test_free_run_result_older_than_the_deadline_is_discarded_not_published(clock: FakeClock) -> None:
+    hs = Handshake(Mode.FREE_RUN, deadline_s=0.5, clock=clock)
+    hs.start()
+    started = clock()
+    clock.advance(0.6)                               # e.g. a detector call that hung, then returned
+    hs.check_deadlines()
+    assert hs.snapshot().fault == Fault.CAMERA_TIMEOUT
+    hs.publish(Outcome(Result.OK, frame_id=1), started=started)
+    s = hs.snapshot()
+    assert (s.result_seq, s.late_results, s.quality) == (0, 1, Quality.BAD)   # no stale Good verdict
+    hs.publish(Outcome(Result.OK, frame_id=2), started=clock())
+    s = hs.snapshot()
+    assert (s.result_seq, s.frame_id, s.quality) == (1, 2, Quality.GOOD)
+
+
 def test_listener_sees_every_change_in_order_and_a_broken_one_does_not_break_it(hs: Handshake) -> None:
     versions = []
     hs.subscribe(lambda s: versions.append(s.version))

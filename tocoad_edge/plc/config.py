@@ -17,6 +17,7 @@ class HandshakeConfig:
     deadline_s: float = 1.0             # trigger → result (and camera silence) limit; past it: Error, no heartbeat
     probe_interval_s: float = 0.1       # how often an idle or faulted gateway checks the camera (and model)
     heartbeat_interval_s: float = 0.1   # heartbeat period while healthy
+    fresh_frames: bool = True           # triggered: judge only a frame captured after the trigger (when stamped)
 
     def __post_init__(self) -> None:
         require(0.01 <= self.deadline_s <= 3600.0, "handshake.deadline_s", "a number of seconds in [0.01, 3600]",

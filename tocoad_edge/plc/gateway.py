@@ -61,6 +61,7 @@ class Gateway:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._next_frame_id = 0
+        self.stale_frames_skipped = 0       # frames captured before their trigger, not judged
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Gateway":
@@ -138,8 +139,12 @@ class Gateway:
         self._next_frame_id += 1
         return self._next_frame_id - 1
 
-    def _grab_until(self, deadline_at: float) -> tuple[Any, int | None, Fault]:
-        """Read until a frame comes or the deadline passes. Returns (frame, frame_id, fault)."""
+    def _grab_until(self, deadline_at: float, not_before: float | None = None) -> tuple[Any, int | None, Fault]:
+        """Read until a frame comes or the deadline passes. Returns (frame, frame_id, fault).
+
+        ``not_before``: skip frames the source stamped as captured earlier (a buffered frame from before
+        the trigger may show the previous part).
+        """
         hs = self.handshake
         fault = Fault.CAMERA_TIMEOUT
         while not self._stop.is_set():
@@ -149,6 +154,9 @@ class Gateway:
             hs.set_stage(Stage.GRABBING)
             g = grab(self.source, remaining)
             if g.status == OK:
+                if not_before is not None and g.captured is not None and g.captured < not_before:
+                    self.stale_frames_skipped += 1
+                    continue
                 return g.frame, g.frame_id, Fault.NONE
             fault = Fault.CAMERA_ERROR if g.status == ERROR else Fault.CAMERA_TIMEOUT
             if g.status == ERROR:
@@ -160,7 +168,8 @@ class Gateway:
 
     def _run_cycle(self, cycle: Cycle) -> None:
         hs = self.handshake
-        frame, given_id, fault = self._grab_until(cycle.started + self.config.deadline_s)
+        not_before = cycle.started if self.config.fresh_frames else None
+        frame, given_id, fault = self._grab_until(cycle.started + self.config.deadline_s, not_before)
         if frame is None:
             hs.finish_cycle(cycle, Outcome(Result.ERROR, fault=fault))
             return

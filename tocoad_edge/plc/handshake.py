@@ -180,10 +180,14 @@ class Handshake:
             self._stage = Stage.WAITING
             if not self._running:
                 return
+            now = self._clock()
             if outcome.result == Result.ERROR:
                 self._enter_fault(outcome.fault)
+            elif now - started > self.deadline_s:
+                self._late_results += 1     # the watchdog has faulted meanwhile: a stale verdict, not published
+                self._protocol_log.warning("late free-run result for frame %d discarded (%.3f s > deadline %.3f s)",
+                                           outcome.frame_id, now - started, self.deadline_s)
             else:
-                now = self._clock()
                 self._last = outcome
                 self._result_seq += 1
                 self._latency_ms = (now - started) * 1000.0

@@ -45,6 +45,7 @@ class Grab:
     frame_id: int | None
     status: str                     # "ok", "timeout" or "error"
     detail: str = ""
+    captured: float | None = None   # time.monotonic() at capture, when the source stamps it
 
 
 def _status_name(status: Any) -> str:
@@ -79,7 +80,10 @@ def normalize_read(value: Any) -> Grab:
             if isinstance(candidate, (int, np.integer)) and not isinstance(candidate, bool):
                 frame_id = int(candidate)
                 break
-        return Grab(frame, frame_id, OK)
+        captured = getattr(carrier, "monotonic", None)
+        if not isinstance(captured, (float, int)) or isinstance(captured, bool):
+            captured = None
+        return Grab(frame, frame_id, OK, captured=captured)
     if hasattr(value, "status"):
         name = _status_name(value.status)
         detail = str(getattr(value, "error", "") or getattr(value, "message", "") or getattr(value, "detail", "")

@@ -18,7 +18,8 @@ import numpy as np
 class SimulatedFrame:
     image: np.ndarray
     frame_id: int
-    timestamp: float
+    timestamp: float        # time.time() at capture
+    monotonic: float        # time.monotonic() at capture
 
 
 def expected_score(frame_id: int) -> float:
@@ -67,7 +68,7 @@ class SimulatedCamera:
             frame_id = self._next_id
             self._next_id += 1
         image = np.full(self.shape, frame_id % 251, dtype=np.uint8)
-        return SimulatedFrame(image, frame_id, time.time())
+        return SimulatedFrame(image, frame_id, time.time(), time.monotonic())
 
 
 @dataclass(frozen=True)
