@@ -107,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--duration must be > 0 seconds, got {args.duration}")
         logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        run(cfg, args.duration, stop)
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            run(cfg, args.duration, stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     except TocoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -107,3 +107,21 @@ def test_example_refuses_a_bad_config_with_a_fix(tmp_path, capsys) -> None:
     bad.write_text("source: {uri: '0'}\ndetector: {bundle: b}\nhandshake: {deadline_s: -1}\n")
     with pytest.raises(ConfigError, match="deadline_s"):
         example.load_gateway_config(bad)
+
+
+def test_example_main_runs_for_a_duration_and_reports(tiny_bundle, tmp_path, caplog) -> None:
+    import logging
+
+    example = _load_example()
+    cfg_file = tmp_path / "gateway.yaml"
+    cfg_file.write_text(f"""
+source: {{uri: simulated}}
+detector: {{bundle: "{tiny_bundle}"}}
+transport: opcua
+opcua: {{host: 127.0.0.1, port: 0}}
+""")
+    caplog.set_level(logging.INFO)
+    assert example.main([str(cfg_file), "--duration", "0.5"]) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("PLC gateway up: opcua opc.tcp://127.0.0.1:" in m for m in messages)
+    assert any(m.startswith("stopping: 0 triggers") for m in messages)
