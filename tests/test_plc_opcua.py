@@ -249,21 +249,25 @@ def test_model_failure_gives_bad_then_recovers_without_restart(fault_rig, failur
     run(body())
 
 
-def test_stopped_gateway_is_bad_never_stale_good() -> None:
-    gateway, _, _ = make_gateway()
-    gateway.start()
-    with OpcUaServer(gateway.handshake, OpcUaConfig(port=0)) as server:
-        async def body():
-            async with connect(server) as client:
-                plc = Plc(client, server)
-                await plc.write("Trigger", True)
-                await plc.poll(lambda d: val(d["Done"]), "Done")
-                d = await plc.read("Result")
-                assert d["Result"].StatusCode.is_good()
-                gateway.stop()
-                d, _ = await plc.poll(lambda d: d["Result"].StatusCode.is_bad(), "Result", "Ready")
-                assert d["Result"].StatusCode.name == "BadShutdown" and val(d["Ready"]) is False
-        run(body())
+def test_stopped_gateway_is_bad_never_stale_good_and_restarts(fault_rig) -> None:
+    gateway, _, _, server = fault_rig
+
+    async def body():
+        async with connect(server) as client:
+            plc = Plc(client, server)
+            await plc.write("Trigger", True)
+            await plc.poll(lambda d: val(d["Done"]), "Done")
+            d = await plc.read("Result")
+            assert d["Result"].StatusCode.is_good()
+            gateway.stop()
+            d, _ = await plc.poll(lambda d: d["Result"].StatusCode.is_bad(), "Result", "Ready", "ErrorCode")
+            assert d["Result"].StatusCode.name == "BadShutdown" and val(d["Ready"]) is False
+            assert val(d["ErrorCode"]) == 5
+            await plc.write("Trigger", False)
+            gateway.start()                                  # same server, same handshake, no new connection
+            d, _ = await plc.poll(lambda d: val(d["Ready"]), "Ready", "Result")
+            assert not d["Result"].StatusCode.is_bad()
+    run(body())
 
 
 def test_modbus_and_opcua_serve_the_same_handshake(rig) -> None:
