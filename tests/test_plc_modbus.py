@@ -199,3 +199,12 @@ def test_free_run_publishes_frames_with_their_ids() -> None:
     distinct = sorted(set(published))
     assert [s for s, _ in distinct] == list(range(1, len(distinct) + 1))     # every frame, in order
     assert [f for _, f in distinct] == list(range(distinct[0][1], distinct[0][1] + len(distinct)))
+
+
+def test_a_port_in_use_is_a_clear_error(rig) -> None:
+    from tocoad_edge.errors import ResourceError
+
+    gateway, _, _, server, _ = rig
+    with pytest.raises(ResourceError, match="cannot listen for Modbus TCP") as err:
+        ModbusServer(gateway.handshake, ModbusConfig(host="127.0.0.1", port=server.port)).start()
+    assert "choose a free port" in str(err.value)
