@@ -154,3 +154,17 @@ def test_triggered_cycles_judge_only_frames_captured_after_the_trigger(fresh_fra
         assert s.frame_id < 1000 and s.score == 0.2 and gateway.stale_frames_skipped >= 2
     else:
         assert s.frame_id > 1000 and s.score == 0.1 and gateway.stale_frames_skipped == 0
+
+
+def test_wrong_objects_are_refused_with_a_fix() -> None:
+    from tocoad_edge.errors import ConfigError
+    from tocoad_edge.plc.simulation import SimulatedCamera
+
+    with pytest.raises(ConfigError, match="source has no read") as err:
+        Gateway(object(), FrameMeanDetector())
+    assert "open_source" in str(err.value)
+    with pytest.raises(ConfigError, match="detector has no predict") as err:
+        Gateway(SimulatedCamera(), "bundle/")
+    assert "got: str" in str(err.value) and "Detector.open" in str(err.value)
+    with pytest.raises(ConfigError, match="HandshakeConfig"):
+        Gateway(SimulatedCamera(), FrameMeanDetector(), {"deadline_s": 1.0})

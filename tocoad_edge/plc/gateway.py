@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import ConfigError
 from .config import HandshakeConfig
 from .handshake import Cycle, Handshake
 from .ports import ERROR, OK, FrameSource, Predictor, grab, judge
@@ -30,6 +31,12 @@ log = logging.getLogger("tocoad_edge.plc")
 def bundle_hash(bundle_dir: str | Path) -> str:
     """sha256 of a bundle's ``manifest.json`` (which holds the sha256 of every other file)."""
     return hashlib.sha256((Path(bundle_dir) / "manifest.json").read_bytes()).hexdigest()
+
+
+def _require_api(obj: Any, method: str, role: str, expected: str) -> None:
+    if not callable(getattr(obj, method, None)):
+        raise ConfigError(f"the Gateway's {role} has no {method}() method", expected=expected,
+                          got=type(obj).__name__, fix=f"pass {expected.split(', e.g. ')[-1]}")
 
 
 def _identity(detector: Any) -> tuple[str, str]:
@@ -50,6 +57,12 @@ class Gateway:
                  model_id: str | None = None, bundle_hash: str | None = None,
                  clock: Callable[[], float] | None = None):
         self.config = config or HandshakeConfig()
+        _require_api(source, "read", "source",
+                     "a frame source with read(timeout), e.g. tocoad_edge.stream.open_source(uri)")
+        _require_api(detector, "predict", "detector", "a detector with predict(frame), e.g. Detector.open(bundle)")
+        if not isinstance(self.config, HandshakeConfig):
+            raise ConfigError("Gateway config has the wrong type", expected="a tocoad_edge.plc.HandshakeConfig",
+                              got=type(self.config).__name__, fix="pass HandshakeConfig(...) (or None for defaults)")
         self.source = source
         self.detector = detector
         found_id, found_hash = _identity(detector)
