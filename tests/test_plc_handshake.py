@@ -236,5 +236,7 @@ def test_listener_sees_every_change_in_order_and_a_broken_one_does_not_break_it(
 
 
 def test_deadline_must_be_positive() -> None:
-    with pytest.raises(ValueError):
+    from tocoad_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="deadline must be positive"):
         Handshake(deadline_s=0)

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import ConfigError
 from .signals import FAULT_TEXT, Fault, Mode, Phase, Quality, Result, Stage
 from .snapshot import Outcome, Snapshot
 from .throttled_log import ThrottledLog
@@ -47,7 +48,8 @@ class Handshake:
     def __init__(self, mode: Mode = Mode.TRIGGERED, deadline_s: float = 1.0, *, model_id: str = "",
                  bundle_hash: str = "", clock: Callable[[], float] = time.monotonic):
         if not deadline_s > 0:
-            raise ValueError(f"deadline_s must be > 0, got {deadline_s!r}")
+            raise ConfigError("the handshake deadline must be positive", expected="deadline_s > 0 seconds",
+                              got=repr(deadline_s), fix="give the camera + inference time limit, e.g. 1.0")
         self.mode = Mode(mode)
         self.deadline_s = float(deadline_s)
         self._clock = clock
