@@ -168,3 +168,55 @@ def test_wrong_objects_are_refused_with_a_fix() -> None:
     assert "got: str" in str(err.value) and "Detector.open" in str(err.value)
     with pytest.raises(ConfigError, match="HandshakeConfig"):
         Gateway(SimulatedCamera(), FrameMeanDetector(), {"deadline_s": 1.0})
+
+
+def test_random_faults_never_break_the_handshake_invariants() -> None:
+    """Cycles under random camera / model failures (seeded): every trigger is answered exactly once, the
+    result numbering has no gap or repeat, and a Good verdict is always healthy, current and its frame's."""
+    import random
+
+    from tocoad_edge.plc import Phase
+
+    rng = random.Random(7)
+    gateway, camera, detector = make_gateway(deadline_s=0.08)
+    snaps = []
+    gateway.handshake.subscribe(snaps.append)
+    faults = {"unplug": camera.unplug, "hang_camera": camera.hang, "fail_model": detector.fail,
+              "hang_model": detector.hang}
+    injected = {k: 0 for k in faults}
+    answers = []
+    with gateway:
+        for i in range(200):
+            roll = rng.random()
+            if roll < 0.2:
+                name = rng.choice(list(faults))
+                faults[name]()
+                injected[name] += 1
+            elif roll < 0.55:
+                camera.plug()
+                detector.heal()
+                if rng.random() < 0.5:                    # sometimes trigger before recovery is seen
+                    poll(gateway.snapshot, lambda s: s.ready)
+            answers.append(gateway.inspect_once(timeout=5.0))
+        camera.plug()
+        detector.heal()
+        poll(gateway.snapshot, lambda s: s.ready)
+        answers.append(gateway.inspect_once(timeout=5.0))
+    print(f"\nchaos: {injected}, results {sum(a.result in (Result.OK, Result.NG) for a in answers)} verdicts / "
+          f"{sum(a.result == Result.ERROR for a in answers)} errors, late results {snaps[-1].late_results}")
+    assert [a.result_seq for a in answers] == list(range(1, len(answers) + 1))   # one answer per trigger
+    assert answers[-1].result in (Result.OK, Result.NG)                           # recovered at the end
+    final = snaps[-1]
+    assert final.trigger_count == final.result_seq == len(answers) and final.triggers_ignored == 0
+    for before, after in zip(snaps, snaps[1:]):
+        assert after.version > before.version
+        assert after.result_seq - before.result_seq in (0, 1)
+    for s in snaps:
+        if s.quality == Quality.GOOD:
+            assert s.running and s.fault == Fault.NONE and s.done and s.phase == Phase.DONE
+            assert s.result in (Result.OK, Result.NG) and s.score == expected_score(s.frame_id)
+        if s.fault != Fault.NONE:
+            assert s.quality == Quality.BAD and not s.ready
+    assert sum(injected.values()) > 10
+    assert sum(a.result in (Result.OK, Result.NG) for a in answers) >= 10       # the run exercised both paths
+    assert sum(a.result == Result.ERROR for a in answers) >= 10
