@@ -288,3 +288,38 @@ def test_modbus_and_opcua_serve_the_same_handshake(rig) -> None:
         frame_id, status = run(body())
     assert report.problems == []
     assert frame_id == report.frame_ids[-1] and status == "UncertainLastUsableValue"   # acknowledged via Modbus
+
+
+def test_subscriptions_see_results_with_their_status(rig) -> None:
+    gateway, _, _, server = rig
+
+    class Collector:
+        def __init__(self):
+            self.changes = []
+
+        def datachange_notification(self, node, value, data):
+            self.changes.append((node.nodeid.Identifier.split(".")[-1], value,
+                                 data.monitored_item.Value.StatusCode.name))
+
+    async def body():
+        async with connect(server) as client:
+            plc = Plc(client, server)
+            collector = Collector()
+            subscription = await client.create_subscription(10, collector)
+            await subscription.subscribe_data_change([plc.nodes[n] for n in ("Done", "ResultSeq", "Score")])
+            seq = await plc.value("ResultSeq")
+            await plc.write("Trigger", True)
+            deadline = time.monotonic() + 10
+            while not any(n == "ResultSeq" and v == seq + 1 for n, v, _ in collector.changes):
+                assert time.monotonic() < deadline, collector.changes
+                await asyncio.sleep(0.01)
+            while not any(n == "Done" and v is True for n, v, _ in collector.changes):
+                assert time.monotonic() < deadline, collector.changes
+                await asyncio.sleep(0.01)
+            await plc.ack()
+            await subscription.delete()
+            return seq, collector.changes
+    seq, changes = run(body())
+    scores = [(v, status) for n, v, status in changes if n == "Score"]
+    assert any(status == "Good" for _, status in scores)
+    assert scores[0][1] != "Good"                   # the initial value of an idle gateway is not a current verdict
