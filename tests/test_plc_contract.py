@@ -171,3 +171,26 @@ def test_missing_transport_library_is_a_clear_error(monkeypatch) -> None:
     with pytest.raises(ResourceError, match="pymodbus") as err:
         modbus_server._import_pymodbus()
     assert "pip install" in str(err.value)
+
+
+def test_every_config_key_is_documented() -> None:
+    import dataclasses
+
+    from tocoad_edge.plc import config
+
+    documented = set()
+    table = DOC.split("### Config keys")[1].split("\n\n")[1]
+    for row in table.splitlines()[2:]:
+        names = re.findall(r"`([\w.]+)`", row.split("|")[1])
+        prefix = names[0].rsplit(".", 1)[0] + "." if "." in names[0] else ""
+        documented |= {names[0]} | {prefix + n for n in names[1:]}
+    expected = set()
+    for f in dataclasses.fields(config.GatewayConfig):
+        section = {"source": config.SourceConfig, "detector": config.DetectorConfig,
+                   "handshake": config.HandshakeConfig, "modbus": config.ModbusConfig,
+                   "opcua": config.OpcUaConfig}.get(f.name)
+        if section is not None:
+            expected |= {f"{f.name}.{sub.name}" for sub in dataclasses.fields(section)}
+        else:
+            expected.add(f.name)
+    assert documented == expected
