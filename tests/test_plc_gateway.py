@@ -119,9 +119,10 @@ def test_inspect_once_on_a_stopped_gateway_says_so() -> None:
 
 class BufferedSource:
     """Test double: a camera with frames buffered before the trigger. After ``arm(n)`` the next ``n``
-    reads return frames stamped 10 s in the past (ids 1000 + k); all other reads are fresh (ids 0, 1, …)."""
+    reads return frames stamped ``age_s`` in the past (ids 1000 + k); other reads are fresh (ids 0, 1, …)."""
 
-    def __init__(self):
+    def __init__(self, age_s: float = 0.5):
+        self.age_s = age_s
         self.stale_left = 0
         self.fresh_id = 0
         self.stale_id = 1000
@@ -137,7 +138,8 @@ class BufferedSource:
         if self.stale_left > 0:
             self.stale_left -= 1
             self.stale_id += 1
-            return SimulatedFrame(np.full((4, 4, 3), 10, np.uint8), self.stale_id, 0.0, time.monotonic() - 10.0)
+            return SimulatedFrame(np.full((4, 4, 3), 10, np.uint8), self.stale_id, 0.0,
+                                  time.monotonic() - self.age_s)
         self.fresh_id += 1
         return SimulatedFrame(np.full((4, 4, 3), 20, np.uint8), self.fresh_id, 0.0, time.monotonic())
 
@@ -220,3 +222,14 @@ def test_random_faults_never_break_the_handshake_invariants() -> None:
     assert sum(injected.values()) > 10
     assert sum(a.result in (Result.OK, Result.NG) for a in answers) >= 10       # the run exercised both paths
     assert sum(a.result == Result.ERROR for a in answers) >= 10
+
+
+def test_capture_stamps_from_another_clock_are_not_taken_for_stale_frames(caplog) -> None:
+    source = BufferedSource(age_s=1e6)              # e.g. a source stamping with another clock
+    gateway = Gateway(source, FrameMeanDetector(), HandshakeConfig(deadline_s=2.0, probe_interval_s=1.0))
+    caplog.set_level(logging.WARNING, logger="tocoad_edge.plc")
+    with gateway:
+        source.arm(50)
+        s = gateway.inspect_once()
+    assert s.result == Result.OK and s.frame_id > 1000          # judged, not skipped until the deadline
+    assert any("another clock" in r.getMessage() for r in caplog.records)

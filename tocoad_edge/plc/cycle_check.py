@@ -58,9 +58,11 @@ def _wait(poll: Callable[[], Any], until: Callable[[Any], bool], timeout_s: floa
 
 
 def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
-                  score_of: Callable[[int], float] | None = None, score_scale: int | None = None,
-                  between: Callable[[Any, int], None] | None = None) -> CycleReport:
-    """Run ``cycles`` triggered cycles with a pymodbus client. ``between(client, i)`` runs after each cycle."""
+                  score_of: Callable[[int], float] | None = None, score_scale: int | None = None) -> CycleReport:
+    """Run ``cycles`` triggered cycles with a pymodbus client.
+
+    ``score_of(frame_id)``: the score each frame must have (a check that verdicts belong to their frames).
+    """
     from pymodbus.client import ModbusTcpClient
 
     report = CycleReport("modbus")
@@ -109,8 +111,6 @@ def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
             write(regmap.ACK, [0])
             _wait(lambda: read(regmap.READY, 1)[0], lambda r: r == 1, timeout_s, "Ready after the cycle")
             report.cycles += 1
-            if between is not None:
-                between(client, i)
         report.wall_s = time.perf_counter() - start
     finally:
         client.close()
@@ -118,8 +118,7 @@ def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
 
 
 async def opcua_cycles_async(endpoint: str, node_id: Callable[[str], str], cycles: int, *, timeout_s: float = 10.0,
-                             score_of: Callable[[int], float] | None = None,
-                             between: Callable[[Any, dict[str, Any], int], Any] | None = None) -> CycleReport:
+                             score_of: Callable[[int], float] | None = None) -> CycleReport:
     """Run ``cycles`` triggered cycles with an asyncua client. ``node_id(name)`` gives each node's id string."""
     from asyncua import Client
 
@@ -166,8 +165,6 @@ async def opcua_cycles_async(endpoint: str, node_id: Callable[[str], str], cycle
             await nodes["Ack"].write_value(False)
             await wait(nodes["Ready"].read_value, bool, "Ready after the cycle")
             report.cycles += 1
-            if between is not None:
-                await between(client, nodes, i)
         report.wall_s = time.perf_counter() - start
     return report
 

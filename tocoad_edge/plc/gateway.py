@@ -27,6 +27,8 @@ from .watchdog import Watchdog
 
 log = logging.getLogger("tocoad_edge.plc")
 
+STALE_WINDOW_S = 60.0   # a frame stamped up to this long before its trigger is a stale buffered frame
+
 
 def bundle_hash(bundle_dir: str | Path) -> str:
     """sha256 of a bundle's ``manifest.json`` (which holds the sha256 of every other file)."""
@@ -75,6 +77,7 @@ class Gateway:
         self._worker: threading.Thread | None = None
         self._next_frame_id = 0
         self.stale_frames_skipped = 0       # frames captured before their trigger, not judged
+        self._warned_clock = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Gateway":
@@ -167,7 +170,7 @@ class Gateway:
             hs.set_stage(Stage.GRABBING)
             g = grab(self.source, remaining)
             if g.status == OK:
-                if not_before is not None and g.captured is not None and g.captured < not_before:
+                if not_before is not None and g.captured is not None and self._captured_before(g.captured, not_before):
                     self.stale_frames_skipped += 1
                     continue
                 return g.frame, g.frame_id, Fault.NONE
@@ -178,6 +181,21 @@ class Gateway:
                 # an erroring source may return at once: do not spin on it
                 self._stop.wait(min(0.01, max(0.0, deadline_at - hs.now())))
         return None, None, fault
+
+    def _captured_before(self, captured: float, trigger: float) -> bool:
+        """True for a frame captured before the trigger. A stamp far older than any buffer holds is taken
+        for another clock (not time.monotonic()): warn once and judge such frames as they come."""
+        age = trigger - captured
+        if age <= 0:
+            return False
+        if age <= STALE_WINDOW_S:
+            return True
+        if not self._warned_clock:
+            self._warned_clock = True
+            log.warning("the source stamps frames %.0f s before the trigger: its 'monotonic' capture time seems to "
+                        "come from another clock; fresh-frame checks are off for such frames (fix: stamp frames "
+                        "with time.monotonic(), or set handshake.fresh_frames: false)", age)
+        return False
 
     def _run_cycle(self, cycle: Cycle) -> None:
         hs = self.handshake
