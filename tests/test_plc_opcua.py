@@ -323,3 +323,19 @@ def test_subscriptions_see_results_with_their_status(rig) -> None:
     scores = [(v, status) for n, v, status in changes if n == "Score"]
     assert any(status == "Good" for _, status in scores)
     assert scores[0][1] != "Good"                   # the initial value of an idle gateway is not a current verdict
+
+
+def test_a_client_calling_itself_admin_cannot_write_status_nodes(rig) -> None:
+    gateway, _, _, server = rig
+
+    async def body():
+        client = Client(server.endpoint, timeout=10)
+        client.set_user("admin")
+        client.set_password("admin")
+        async with client:
+            plc = Plc(client, server)
+            with pytest.raises(ua.UaStatusCodeError) as err:
+                await plc.write("Ready", False)
+            assert type(err.value).__name__ == "BadUserAccessDenied"
+            assert await plc.value("Ready") is True
+    run(body())

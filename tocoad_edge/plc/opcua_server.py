@@ -5,8 +5,8 @@
   that rise — Done is never True next to the previous cycle's score.
 * Verdict nodes carry Good / Uncertain / Bad status codes (``opcua_nodes.verdict_status``); a stale
   result is never marked Good, and everything is Bad while the camera or the model is down.
-* Clients get the ordinary user role: writing a read-only node is refused (BadUserAccessDenied), a wrong
-  type too (BadTypeMismatch). Refused writes are logged and counted (``WritesRejected``); Trigger and Ack
+* Clients get the ordinary user role (remote "admin" is off): writing a read-only node is refused
+  (BadUserAccessDenied), a wrong type too (BadTypeMismatch). Refused writes are logged and counted (``WritesRejected``); Trigger and Ack
   accept Booleans only.
 """
 from __future__ import annotations
@@ -107,6 +107,7 @@ class OpcUaServer:
         server.set_endpoint(f"opc.tcp://{cfg.host}:{cfg.port}{cfg.path}")
         server.set_server_name("tocoad-edge PLC gateway")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        server.allow_remote_admin(False)        # no client may write the gateway's own nodes, even as "admin"
         idx = await server.register_namespace(cfg.namespace_uri)
         obj = await server.nodes.objects.add_object(ua.NodeId(cfg.object_name, idx),
                                                     ua.QualifiedName(cfg.object_name, idx))
