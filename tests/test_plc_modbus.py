@@ -75,7 +75,20 @@ def test_register_map_identity_and_read_limits(rig) -> None:
     assert client.read_holding_registers(M.SIZE - 1, count=2).exception_code == ILLEGAL_ADDRESS
     assert client.read_holding_registers(1000, count=1).exception_code == ILLEGAL_ADDRESS
     assert client.read_coils(0, count=1).exception_code == ILLEGAL_FUNCTION
+    assert client.read_discrete_inputs(0, count=1).exception_code == ILLEGAL_FUNCTION
     assert not client.read_input_registers(M.READY, count=1).isError()   # FC 4 reads the same map
+    assert client.read_holding_registers(M.READY, count=1, device_id=5).registers == [1]   # any unit id
+    assert gateway.snapshot().writes_rejected == 0                          # reads are not writes
+
+
+def test_other_write_functions_are_refused_and_counted(rig) -> None:
+    gateway, _, _, _, client = rig
+    assert client.mask_write_register(address=M.TRIGGER, and_mask=0xFFFF, or_mask=1).exception_code == ILLEGAL_FUNCTION
+    assert client.readwrite_registers(read_address=M.READY, read_count=1, write_address=M.TRIGGER,
+                                      values=[1]).exception_code == ILLEGAL_FUNCTION
+    assert client.write_coils(0, [True]).exception_code == ILLEGAL_FUNCTION
+    s = gateway.snapshot()
+    assert (s.writes_rejected, s.trigger_count, s.trigger) == (3, 0, False)   # nothing reached the handshake
 
 
 def test_malformed_writes_are_rejected_logged_and_leave_the_cycle_alone(cycle_rig, caplog) -> None:

@@ -22,6 +22,7 @@ log = logging.getLogger("tocoad_edge.plc.modbus")
 
 READ_FUNCTIONS = {3, 4}         # read holding registers, read input registers (same map)
 WRITE_FUNCTIONS = {6, 16}       # write single register, write multiple registers
+OTHER_WRITES = {5, 15, 22, 23}  # coil writes, mask write, read/write multiple: refused, counted as rejected writes
 
 
 def _import_pymodbus() -> Any:
@@ -114,7 +115,8 @@ class ModbusServer:
             if function_code not in READ_FUNCTIONS | WRITE_FUNCTIONS:   # writes are read back for the reply
                 return self._refuse(regmap.Rejection(
                     "ILLEGAL_FUNCTION", f"function code {function_code} is not served",
-                    "3/4 (read registers), 6/16 (write registers)", str(function_code)), False)
+                    "3/4 (read registers), 6/16 (write registers)", str(function_code)),
+                    function_code in OTHER_WRITES)
             rejection = regmap.check_read(address, count)
             if rejection is not None:
                 return self._refuse(rejection, False)
