@@ -134,7 +134,8 @@ def test_source_disappears_error_and_bad_within_the_deadline_then_ready_again(ri
     unplugged = time.monotonic()
     r, waited = poll(lambda: regs(client), lambda r: r[M.RESULT] == 3)
     detect_s = time.monotonic() - unplugged
-    print(f"\nmodbus: camera unplugged → result Error after {detect_s * 1000:.0f} ms (deadline {DEADLINE_S * 1000:.0f} ms)")
+    print(f"\nmodbus: camera unplugged → result Error after {detect_s * 1000:.0f} ms "
+          f"(deadline {DEADLINE_S * 1000:.0f} ms)")
     assert (r[M.READY], r[M.QUALITY], r[M.ERROR_CODE]) == (0, 2, 1)          # not ready, bad, camera timeout
     heartbeat = r[M.HEARTBEAT]
     time.sleep(4 * HEARTBEAT_S)
