@@ -98,4 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tocoad_edge.errors import TocoadError
+
+    try:
+        sys.exit(main())
+    except TocoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
