@@ -116,6 +116,8 @@ def test_stream_read_results_are_understood() -> None:
     g = normalize_read(stream.ReadResult(stream.ReadStatus.OK, frame))
     assert (g.status, g.frame_id) == (OK, 17) and g.frame is image
     assert normalize_read(stream.ReadResult(stream.ReadStatus.TIMEOUT)).status == TIMEOUT
+    g = normalize_read(stream.ReadResult(stream.ReadStatus.TIMEOUT, error="reconnecting: refused"))
+    assert (g.status, g.detail) == (TIMEOUT, "reconnecting: refused")
     g = normalize_read(stream.ReadResult(stream.ReadStatus.ERROR, error="connection refused"))
     assert (g.status, g.detail) == (ERROR, "connection refused")
     assert normalize_read(stream.ReadResult(stream.ReadStatus.END_OF_STREAM)).status == ERROR

@@ -174,11 +174,11 @@ class Gateway:
                     self.stale_frames_skipped += 1
                     continue
                 return g.frame, g.frame_id, Fault.NONE
-            fault = Fault.CAMERA_ERROR if g.status == ERROR else Fault.CAMERA_TIMEOUT
-            if g.status == ERROR:
+            fault = Fault.CAMERA_ERROR if g.status == ERROR or g.detail else Fault.CAMERA_TIMEOUT
+            if g.detail:
                 log.debug("source read failed: %s", g.detail)
                 hs.note_camera_error(g.detail)
-                # an erroring source may return at once: do not spin on it
+            if g.status == ERROR:       # an erroring source may return at once: do not spin on it
                 self._stop.wait(min(0.01, max(0.0, deadline_at - hs.now())))
         return None, None, fault
 
@@ -219,9 +219,10 @@ class Gateway:
         g = grab(self.source, self.config.probe_interval_s)
         hs.set_stage(Stage.WAITING)
         if g.status != OK:
-            if g.status == ERROR:
+            if g.detail:
                 log.debug("camera probe failed: %s", g.detail)
                 hs.note_camera_error(g.detail)
+            if g.status == ERROR:
                 self._stop.wait(min(0.01, self.config.probe_interval_s))   # an erroring source returns at once
             return
         if fault.is_model:

@@ -44,7 +44,7 @@ class Grab:
     frame: np.ndarray | None
     frame_id: int | None
     status: str                     # "ok", "timeout" or "error"
-    detail: str = ""
+    detail: str = ""                # the source's reason, when it gave one
     captured: float | None = None   # time.monotonic() at capture, when the source stamps it
 
 
@@ -56,7 +56,7 @@ def _status_name(status: Any) -> str:
 def normalize_read(value: Any) -> Grab:
     """Turn one ``read()`` return value into a ``Grab``."""
     if value is None:
-        return Grab(None, None, TIMEOUT, "read() returned None")
+        return Grab(None, None, TIMEOUT)
     if isinstance(value, np.ndarray):
         return Grab(value, None, OK)
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bool):   # cv2 style (ok, frame)
@@ -86,11 +86,13 @@ def normalize_read(value: Any) -> Grab:
         return Grab(frame, frame_id, OK, captured=captured)
     if hasattr(value, "status"):
         name = _status_name(value.status)
-        detail = str(getattr(value, "error", "") or getattr(value, "message", "") or getattr(value, "detail", "")
-                     or name)
+        reason = str(getattr(value, "error", "") or getattr(value, "message", "") or getattr(value, "detail", "")
+                     or "")
         if name == "ok":
             return Grab(None, None, ERROR, "read() reported status ok but carried no frame")
-        return Grab(None, None, TIMEOUT if "timeout" in name else ERROR, detail)
+        if "timeout" in name:
+            return Grab(None, None, TIMEOUT, reason)      # a reason: the source knows why (e.g. reconnecting)
+        return Grab(None, None, ERROR, reason or name)
     return Grab(None, None, ERROR, f"read() returned {type(value).__name__}, which carries no frame "
                                    f"(expected an ndarray, an object with .image/.frame, None or a status)")
 

@@ -28,8 +28,8 @@ class Fault(IntEnum):
     """Why the gateway cannot give a verdict. ``NONE`` while healthy."""
 
     NONE = 0
-    CAMERA_TIMEOUT = 1      # no frame within the deadline
-    CAMERA_ERROR = 2        # the source reported an error or end of stream
+    CAMERA_TIMEOUT = 1      # no frame within the deadline, and the source gave no reason
+    CAMERA_ERROR = 2        # the source reported an error (e.g. a lost connection) or end of stream
     INFERENCE_ERROR = 3     # the detector raised or returned a non-finite score
     INFERENCE_TIMEOUT = 4   # the detector did not return within the deadline
     STOPPED = 5             # the gateway is stopped
@@ -71,7 +71,7 @@ class Stage(IntEnum):
 FAULT_TEXT = {
     Fault.NONE: "",
     Fault.CAMERA_TIMEOUT: "camera timeout: no frame within the deadline",
-    Fault.CAMERA_ERROR: "camera error: the source reported an error or end of stream",
+    Fault.CAMERA_ERROR: "camera error: the source reported an error, a lost connection or end of stream",
     Fault.INFERENCE_ERROR: "inference error: the detector raised or returned a non-finite score",
     Fault.INFERENCE_TIMEOUT: "inference timeout: the detector did not return within the deadline",
     Fault.STOPPED: "gateway stopped",
