@@ -111,6 +111,10 @@ def test_example_refuses_a_bad_config_with_a_fix(tmp_path, capsys) -> None:
     bad.write_text("source: {uri: '0'}\ndetector: {bundle: b}\nhandshake: {deadline_s: -1}\n")
     with pytest.raises(ConfigError, match="deadline_s"):
         example.load_gateway_config(bad)
+    if importlib.util.find_spec("tocoad_edge.stream") is not None:
+        bad.write_text("source: {uri: '0', options: {fsp: 30}}\ndetector: {bundle: b}\n")
+        with pytest.raises(ConfigError, match="source.options.fsp.*did you mean 'fps'"):
+            example.load_gateway_config(bad)
 
 
 def test_example_main_runs_for_a_duration_and_reports(tiny_bundle, tmp_path, caplog) -> None:

@@ -31,7 +31,7 @@ class HandshakeConfig:
 @dataclass(frozen=True)
 class ModbusConfig:
     host: str = "127.0.0.1"             # 0.0.0.0 to accept the PLC from the network
-    port: int = 5020                    # 502 is the standard port (needs root or CAP_NET_BIND_SERVICE); 0: any free port
+    port: int = 5020                    # 502 is standard (needs root or CAP_NET_BIND_SERVICE); 0: any free port
     score_scale: int = 1000             # score register = round(score × score_scale), saturating at 0 and 65535
 
     def __post_init__(self) -> None:
@@ -57,8 +57,8 @@ class OpcUaConfig:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    uri: str                            # what tocoad_edge.stream.open_source accepts: 0, /dev/video0, rtsp://, a folder…
-    options: dict[str, str | int | float | bool] = field(default_factory=dict)   # passed to open_source
+    uri: str                            # tocoad_edge.stream.open_source: 0, /dev/video0, rtsp://…, a folder; or simulated
+    options: dict[str, str | int | float | bool | None] = field(default_factory=dict)   # SourceOptions keys
 
 
 @dataclass(frozen=True)
@@ -80,5 +80,16 @@ class GatewayConfig:
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
-    """Read a gateway YAML file strictly: unknown keys, wrong types and out-of-range values are errors."""
-    return from_dict(GatewayConfig, load_yaml(path))
+    """Read a gateway YAML file strictly: unknown keys, wrong types and out-of-range values are errors.
+
+    ``source.options`` are checked against ``tocoad_edge.stream.SourceOptions`` here too, so a typo fails
+    at load time with a did-you-mean, before the bundle or the camera is opened.
+    """
+    cfg = from_dict(GatewayConfig, load_yaml(path))
+    if cfg.source.options and cfg.source.uri != "simulated":
+        try:
+            from ..stream.options import SourceOptions
+        except ImportError:     # checked again by open_source, which then says what is missing
+            return cfg
+        from_dict(SourceOptions, dict(cfg.source.options), "source.options")
+    return cfg
