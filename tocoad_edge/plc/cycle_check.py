@@ -90,7 +90,8 @@ def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
         for i in range(cycles):
             t0 = time.perf_counter()
             write(regmap.TRIGGER, [1])
-            regs = _wait(read, lambda r: r[regmap.DONE] == 1 and regmap.decode_u32(r, regmap.RESULT_SEQ) != previous_seq,
+            regs = _wait(read,
+                         lambda r: r[regmap.DONE] == 1 and regmap.decode_u32(r, regmap.RESULT_SEQ) != previous_seq,
                          timeout_s, f"Done for cycle {i}")
             report.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
             seq = regmap.decode_u32(regs, regmap.RESULT_SEQ)

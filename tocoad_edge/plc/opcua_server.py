@@ -6,8 +6,8 @@
 * Verdict nodes carry Good / Uncertain / Bad status codes (``opcua_nodes.verdict_status``); a stale
   result is never marked Good, and everything is Bad while the camera or the model is down.
 * Clients get the ordinary user role (remote "admin" is off): writing a read-only node is refused
-  (BadUserAccessDenied), a wrong type too (BadTypeMismatch). Refused writes are logged and counted (``WritesRejected``); Trigger and Ack
-  accept Booleans only.
+  (BadUserAccessDenied), a wrong type too (BadTypeMismatch). Refused writes are logged and counted
+  (``WritesRejected``); Trigger and Ack accept Booleans only.
 """
 from __future__ import annotations
 
