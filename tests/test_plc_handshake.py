@@ -235,8 +235,18 @@ def test_listener_sees_every_change_in_order_and_a_broken_one_does_not_break_it(
     assert hs.snapshot().result_seq == 1
 
 
-def test_deadline_must_be_positive() -> None:
+def test_deadline_must_be_positive_and_can_change_while_running(hs: Handshake, clock: FakeClock) -> None:
     from tocoad_edge.errors import ConfigError
 
     with pytest.raises(ConfigError, match="deadline must be positive"):
         Handshake(deadline_s=0)
+    with pytest.raises(ConfigError, match="deadline must be positive"):
+        hs.set_deadline(-1.0)
+    hs.set_deadline(2.0)
+    hs.write_trigger(True)
+    clock.advance(1.0)
+    hs.check_deadlines()
+    assert hs.snapshot().busy                       # the new, longer deadline applies
+    hs.set_deadline(0.5)
+    hs.check_deadlines()
+    assert hs.snapshot().result == Result.ERROR

@@ -1,8 +1,9 @@
 """OPC UA: a real asyncua client on 127.0.0.1 drives the gateway (simulated camera and detector).
 
-Two servers for the module (an asyncua server takes ~2 s to build its address space): ``rig`` with a
-long deadline for the cycle tests, ``fault_rig`` with a short one for the fault tests. Every test leaves
-the camera plugged and the detector healthy, and counts results relative to where it started.
+One server for the module (an asyncua server takes seconds to build its address space): ``rig`` sets a
+long deadline for the cycle tests, ``fault_rig`` a short one for the fault tests (``set_deadline``).
+Every test leaves the camera plugged and the detector healthy, and counts results relative to where it
+started.
 """
 from __future__ import annotations
 
@@ -25,39 +26,31 @@ from tocoad_edge.plc.simulation import expected_score  # noqa: E402
 NAMES = [spec.name for spec in NODES]
 
 
-def _serve(deadline_s: float):
-    gateway, camera, detector = make_gateway(deadline_s=deadline_s)
+@pytest.fixture(scope="module")
+def served():
+    gateway, camera, detector = make_gateway(deadline_s=CYCLE_DEADLINE_S)
     with gateway, OpcUaServer(gateway.handshake, OpcUaConfig(host="127.0.0.1", port=0)) as server:
         yield gateway, camera, detector, server
 
 
-@pytest.fixture(scope="module")
-def rig_server():
-    yield from _serve(CYCLE_DEADLINE_S)
-
-
-@pytest.fixture(scope="module")
-def fault_server():
-    yield from _serve(DEADLINE_S)
-
-
-def _healthy(rig):
+def _healthy(rig, deadline_s: float):
     gateway, camera, detector, _ = rig
     camera.plug()
     detector.heal()
     detector.delay_s = 0.0
+    gateway.handshake.set_deadline(deadline_s)
     assert gateway.handshake.wait_for(lambda s: s.ready, 5.0) is not None
     return rig
 
 
 @pytest.fixture
-def rig(rig_server):
-    return _healthy(rig_server)
+def rig(served):
+    return _healthy(served, CYCLE_DEADLINE_S)
 
 
 @pytest.fixture
-def fault_rig(fault_server):
-    return _healthy(fault_server)
+def fault_rig(served):
+    return _healthy(served, DEADLINE_S)
 
 
 def run(coro):

@@ -36,6 +36,12 @@ Listener = Callable[[Snapshot], None]
 _U32 = 1 << 32
 
 
+def _check_deadline(deadline_s: float) -> None:
+    if not (isinstance(deadline_s, (int, float)) and deadline_s > 0):
+        raise ConfigError("the handshake deadline must be positive", expected="deadline_s > 0 seconds",
+                          got=repr(deadline_s), fix="give the camera + inference time limit, e.g. 1.0")
+
+
 @dataclass(frozen=True)
 class Cycle:
     """One accepted trigger."""
@@ -47,9 +53,7 @@ class Cycle:
 class Handshake:
     def __init__(self, mode: Mode = Mode.TRIGGERED, deadline_s: float = 1.0, *, model_id: str = "",
                  bundle_hash: str = "", clock: Callable[[], float] = time.monotonic):
-        if not deadline_s > 0:
-            raise ConfigError("the handshake deadline must be positive", expected="deadline_s > 0 seconds",
-                              got=repr(deadline_s), fix="give the camera + inference time limit, e.g. 1.0")
+        _check_deadline(deadline_s)
         self.mode = Mode(mode)
         self.deadline_s = float(deadline_s)
         self._clock = clock
@@ -94,6 +98,13 @@ class Handshake:
                 self._publish_cycle(self._cycle, Outcome(Result.ERROR, fault=Fault.STOPPED))
             self._running = False
             self._fault = Fault.STOPPED
+            self._changed()
+
+    def set_deadline(self, deadline_s: float) -> None:
+        """Change the deadline while running (e.g. for another line speed); applies to the next check."""
+        _check_deadline(deadline_s)
+        with self._cond:
+            self.deadline_s = float(deadline_s)
             self._changed()
 
     def set_identity(self, model_id: str, bundle_hash: str) -> None:

@@ -22,7 +22,6 @@ class Watchdog:
     def __init__(self, handshake: Handshake, heartbeat_interval_s: float = 0.1):
         self._handshake = handshake
         self._heartbeat_interval_s = heartbeat_interval_s
-        self._tick_s = max(0.002, min(heartbeat_interval_s, handshake.deadline_s / 20.0))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -44,7 +43,8 @@ class Watchdog:
         next_beat = hs.now() + self._heartbeat_interval_s
         while True:
             now = hs.now()
-            wake = min(now + self._tick_s, next_beat)
+            tick_s = max(0.002, min(self._heartbeat_interval_s, hs.deadline_s / 20.0))   # the deadline may change
+            wake = min(now + tick_s, next_beat)
             expiry = hs.next_expiry()
             if expiry is not None:
                 wake = min(wake, expiry + _PAST)
