@@ -114,3 +114,22 @@ def test_sign_cli_round_trip(bundle_copy, tmp_path):
     assert main([str(bundle_copy), "--key", str(tmp_path / "line3.key.pem")]) == 0
     assert main([str(bundle_copy), "--verify", str(tmp_path / "line3.pub.pem")]) == 0
     Detector.open(bundle_copy, public_key=tmp_path / "line3.pub.pem").close()
+
+
+def test_signed_manifest_is_parsed_from_the_verified_bytes(bundle_copy, keys, monkeypatch):
+    """No time-of-check/time-of-use gap: the manifest a device uses is parsed from the very bytes whose signature
+    was checked. Simulated: the file on disk is swapped right after it was read for verification."""
+    import tocoad_edge.bundle.signature as signature
+    from tocoad_edge.bundle.signature import read_signed_manifest
+
+    (private, public), _ = keys
+    sign_bundle(bundle_copy, private)
+    original = signature._verified_manifest_bytes
+
+    def verify_then_swap(bundle, key):
+        result = original(bundle, key)
+        rewrite_manifest(bundle_copy, lambda d: d["scoring"].update(image_threshold=1e9))   # the race
+        return result
+    monkeypatch.setattr(signature, "_verified_manifest_bytes", verify_then_swap)
+    manifest = read_signed_manifest(bundle_copy, public)
+    assert manifest.scoring.image_threshold != 1e9

@@ -118,6 +118,18 @@ def verify_bundle_signature(bundle_dir: str | Path, public_key: Any) -> str:
 
     Returns the key id. Raises ``BundleError`` naming the expected and found key.
     """
+    return _verified_manifest_bytes(bundle_dir, public_key)[1]
+
+
+def read_signed_manifest(bundle_dir: str | Path, public_key: Any):
+    """The manifest parsed from exactly the bytes whose signature was verified (no second read to race with)."""
+    from .manifest import read_manifest
+
+    data, _ = _verified_manifest_bytes(bundle_dir, public_key)
+    return read_manifest(bundle_dir, data)
+
+
+def _verified_manifest_bytes(bundle_dir: str | Path, public_key: Any) -> tuple[bytes, str]:
     from .manifest import MANIFEST_NAME
 
     bundle = Path(bundle_dir)
@@ -150,4 +162,4 @@ def verify_bundle_signature(bundle_dir: str | Path, public_key: Any) -> str:
                               fix=fix) from None
         raise BundleError("bundle signature does not match its manifest (manifest changed after signing)",
                           expected=f"a valid signature by key {want}", got="an invalid signature", fix=fix) from None
-    return want
+    return data, want

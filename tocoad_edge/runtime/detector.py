@@ -100,10 +100,11 @@ class Detector:
             raise ConfigError(f"unknown search '{search}'", expected=f"one of {list(SEARCHES)}", got=search)
         bundle = Path(bundle_dir)
         if public_key is not None:
-            from ..bundle.signature import verify_bundle_signature
+            from ..bundle.signature import read_signed_manifest
 
-            verify_bundle_signature(bundle, public_key)
-        manifest = read_manifest(bundle)
+            manifest = read_signed_manifest(bundle, public_key)
+        else:
+            manifest = read_manifest(bundle)
         if precision not in manifest.models:
             raise BundleError(f"this bundle has no {precision} model", expected=f"one of {sorted(manifest.models)}",
                               got=precision, fix="export with --int8 for an INT8 model, or choose precision='fp32'")
