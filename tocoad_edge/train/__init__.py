@@ -1,0 +1,1 @@
+"""Training (workstation, torch): feature extraction, ToCoAD stages, memory bank, run folder."""
