@@ -24,9 +24,11 @@ cv::Mat normalised_anomaly_map(const float *distances, const Manifest &manifest,
     cv::Mat grid(f.grid_h, f.grid_w, CV_32F, const_cast<float *>(distances));
     cv::Mat at_input;
     cv::resize(grid, at_input, cv::Size(in.width, in.height), 0, 0, cv::INTER_LINEAR);
-    int k = gaussian_kernel_size(sc.gaussian_sigma);
-    cv::Mat blurred;
-    cv::GaussianBlur(at_input, blurred, cv::Size(k, k), sc.gaussian_sigma, sc.gaussian_sigma, cv::BORDER_REFLECT);
+    cv::Mat blurred = at_input;
+    if (sc.gaussian_sigma > 0) {
+        const int k = gaussian_kernel_size(sc.gaussian_sigma);
+        cv::GaussianBlur(at_input, blurred, cv::Size(k, k), sc.gaussian_sigma, sc.gaussian_sigma, cv::BORDER_REFLECT);
+    }
     cv::Mat at_frame;
     if (blurred.cols == frame_width && blurred.rows == frame_height) at_frame = blurred;
     else cv::resize(blurred, at_frame, cv::Size(frame_width, frame_height), 0, 0, cv::INTER_LINEAR);

@@ -6,7 +6,7 @@
 
 #include "backend.hpp"
 #include "error.hpp"
-#include "onnx_producer_patch.hpp"
+#include "onnx_opencv_compat.hpp"
 
 namespace tocoad {
 namespace {
@@ -21,10 +21,10 @@ public:
           input_name_(model.input_name) {
         std::ifstream in(onnx_path, std::ios::binary);
         if (!in) throw Error(TOCOAD_ERR_RESOURCE, "cannot open " + onnx_path);
-        std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        bytes = rename_pytorch_producer(bytes, "tocoad-edge");
+        const std::string original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string bytes = opencv_compatible_onnx(original);
         try {
-            net_ = cv::dnn::readNetFromONNX(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+            net_ = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
             net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
             net_.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
         } catch (const cv::Exception &e) {

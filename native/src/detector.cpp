@@ -127,7 +127,7 @@ Prediction Detector::predict(const FrameView &frame) {
     Prediction p;
     p.raw_score = raw_image_score(distances.data(), patches);
     p.score = normalise(p.raw_score, m.scoring);
-    p.is_anomalous = p.score > 1.0;
+    p.is_anomalous = p.raw_score > m.scoring.image_threshold;  // as the Python runtime decides
     cv::Mat map = normalised_anomaly_map(distances.data(), m, frame.width, frame.height);
     p.width = map.cols;
     p.height = map.rows;

@@ -15,7 +15,7 @@
 namespace tocoad {
 
 struct Prediction {
-    double score = 0.0;      // normalised; > 1.0 is NG
+    double score = 0.0;      // normalised (the image threshold maps to 1.0)
     double raw_score = 0.0;  // max patch L2 distance
     bool is_anomalous = false;
     int width = 0;

@@ -7,6 +7,7 @@
 namespace tocoad {
 namespace {
 
+constexpr int32_t kMinSide = 8;  // as tocoad_edge/runtime/frames.py
 constexpr int32_t kMaxSide = 1 << 15;
 
 int bytes_per_pixel(tocoad_pixel_format f) { return f == TOCOAD_PIXEL_GRAY8 ? 1 : 3; }
@@ -29,8 +30,9 @@ void validate_frame(const FrameView &frame) {
     if (frame.pixels == nullptr)
         throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "pixels is NULL", "a pointer to the frame's first row", "NULL",
                     "pass the address of the image buffer");
-    if (frame.width <= 0 || frame.height <= 0 || frame.width > kMaxSide || frame.height > kMaxSide)
-        throw_input("frame size out of range", "1.." + std::to_string(kMaxSide) + " pixels per side",
+    if (frame.width < kMinSide || frame.height < kMinSide || frame.width > kMaxSide || frame.height > kMaxSide)
+        throw_input("frame size out of range",
+                    std::to_string(kMinSide) + ".." + std::to_string(kMaxSide) + " pixels per side",
                     std::to_string(frame.width) + " x " + std::to_string(frame.height),
                     "pass the frame's width and height in pixels");
     int64_t row = static_cast<int64_t>(frame.width) * bytes_per_pixel(frame.format);

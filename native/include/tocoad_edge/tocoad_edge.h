@@ -107,7 +107,8 @@ TOCOAD_EDGE_API tocoad_status tocoad_infer(tocoad_detector *detector, const uint
                                            tocoad_result **out);
 
 /* score: normalised (the image threshold maps to 1.0); raw_score: max patch L2 distance;
- * is_anomalous: 1 when score > 1.0 ("NG"). Any out pointer may be NULL. */
+ * is_anomalous: 1 when raw_score > the image threshold ("NG"), i.e. score > 1.0 for a bundle
+ * whose normalisation maps the threshold to 1.0. Any out pointer may be NULL. */
 TOCOAD_EDGE_API tocoad_status tocoad_result_scores(const tocoad_result *result, double *score,
                                                    double *raw_score, int32_t *is_anomalous);
 
