@@ -102,7 +102,7 @@ const char *tocoad_search_name(const tocoad_detector *detector) {
 }
 
 tocoad_status tocoad_infer(tocoad_detector *detector, const uint8_t *pixels, int32_t width, int32_t height,
-                           int32_t stride, tocoad_pixel_format format, tocoad_result **out) {
+                           int32_t stride, int32_t format, tocoad_result **out) {
     return guarded([&] {
         require_not_null(detector, "detector");
         require_not_null(out, "out");

@@ -65,7 +65,7 @@ std::unique_ptr<Backend> open_backend(const std::string &dir, const Manifest &m,
 }
 
 std::unique_ptr<NearestSearch> open_search(const Manifest &m, const std::map<std::string, std::string> &verified,
-                                           tocoad_search kind, Matrix coreset) {
+                                           int32_t kind, Matrix coreset) {
     const auto &bank = m.memory_bank;
     if (kind == TOCOAD_SEARCH_HNSW && !bank.index)
         throw_bundle("the bundle has no hnswlib index", "memory_bank.index in the manifest", "none",
@@ -79,15 +79,15 @@ void check_options(const tocoad_open_options &o) {
         throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "tocoad_open_options.struct_size is wrong",
                     std::to_string(sizeof(tocoad_open_options)), std::to_string(o.struct_size),
                     "initialise the options with tocoad_open_options_init()");
-    if (o.backend < TOCOAD_BACKEND_AUTO || o.backend > TOCOAD_BACKEND_TENSORRT)
+    if (o.backend != TOCOAD_BACKEND_AUTO && o.backend != TOCOAD_BACKEND_CPU && o.backend != TOCOAD_BACKEND_TENSORRT)
         throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown backend", "TOCOAD_BACKEND_AUTO, _CPU or _TENSORRT",
-                    std::to_string(static_cast<int>(o.backend)));
+                    std::to_string(o.backend));
     if (o.precision != TOCOAD_PRECISION_FP32 && o.precision != TOCOAD_PRECISION_INT8)
         throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown precision", "TOCOAD_PRECISION_FP32 or _INT8",
-                    std::to_string(static_cast<int>(o.precision)));
-    if (o.search < TOCOAD_SEARCH_AUTO || o.search > TOCOAD_SEARCH_EXACT)
+                    std::to_string(o.precision));
+    if (o.search != TOCOAD_SEARCH_AUTO && o.search != TOCOAD_SEARCH_HNSW && o.search != TOCOAD_SEARCH_EXACT)
         throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown search", "TOCOAD_SEARCH_AUTO, _HNSW or _EXACT",
-                    std::to_string(static_cast<int>(o.search)));
+                    std::to_string(o.search));
     if (o.threads < 0 || o.threads > 1024)
         throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "threads out of range", "0 (OpenCV default) .. 1024",
                     std::to_string(o.threads));

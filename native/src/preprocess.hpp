@@ -1,4 +1,4 @@
-// Frame buffer (any size; BGR8, RGB8 or GRAY8; any row stride) -> model input: input.height x
+// Frame buffer (any size; BGR8, RGB8, GRAY8 or BGRA8; any row stride) -> model input: input.height x
 // input.width x 3 uint8 BGR, resized with cv::resize INTER_LINEAR exactly like the Python runtime.
 #pragma once
 
@@ -15,7 +15,7 @@ struct FrameView {
     int32_t width = 0;
     int32_t height = 0;
     int32_t stride = 0;
-    tocoad_pixel_format format = TOCOAD_PIXEL_BGR8;
+    int32_t format = TOCOAD_PIXEL_BGR8;  // a tocoad_pixel_format, validated before use
 };
 
 // Throws Error(TOCOAD_ERR_INPUT) naming what is wrong with the buffer.

@@ -153,7 +153,7 @@ void test_bundles() {
     o.struct_size = 3;
     CHECK(open_with(fixture_bundle, &o).status == TOCOAD_ERR_INVALID_ARGUMENT);
     tocoad_open_options_init(&o);
-    o.backend = static_cast<tocoad_backend>(7);
+    o.backend = 7;
     Opened bad_enum = open_with(fixture_bundle, &o);
     CHECK(bad_enum.status == TOCOAD_ERR_INVALID_ARGUMENT && contains(bad_enum.error, "unknown backend"));
     tocoad_open_options_init(&o);
@@ -174,7 +174,7 @@ void test_frames(const support::Frame &frame) {
     CHECK(tocoad_infer(d, frame.pixels.data(), frame.width, frame.height, frame.width, TOCOAD_PIXEL_BGR8, &r) == TOCOAD_ERR_INPUT);
     const std::string stride_error = tocoad_last_error();
     CHECK_MSG(contains(stride_error, "stride") && contains(stride_error, "expected: >= " + std::to_string(frame.width * 3)), stride_error);
-    CHECK(tocoad_infer(d, frame.pixels.data(), frame.width, frame.height, frame.stride(), static_cast<tocoad_pixel_format>(9), &r) == TOCOAD_ERR_INPUT);
+    CHECK(tocoad_infer(d, frame.pixels.data(), frame.width, frame.height, frame.stride(), 9, &r) == TOCOAD_ERR_INPUT);
     CHECK(contains(tocoad_last_error(), "unknown pixel format"));
     CHECK(tocoad_infer(d, frame.pixels.data(), 4, 4, 12, TOCOAD_PIXEL_BGR8, &r) == TOCOAD_ERR_INPUT);
     CHECK(contains(tocoad_last_error(), "frame size out of range"));

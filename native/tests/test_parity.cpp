@@ -1,7 +1,8 @@
 // Parity with the Python runtime: the fixture's frames scored through the C ABI must match
 // tocoad_edge.runtime.Detector (ONNX Runtime) on the same bundle:
 //   image score relative difference <= 1e-4, anomaly map max |diff| <= 1e-3 x the reference map's range,
-//   same decision. Checked for both searches (hnsw, exact) and for RGB8 / BGR8 / padded-stride buffers.
+//   same decision. Checked for both searches (hnsw, exact) and for RGB8 / BGR8 / BGRA8 / GRAY8 and
+//   padded-stride buffers.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -82,6 +83,7 @@ int main(int argc, char **argv) {
             if (frame.format == TOCOAD_PIXEL_RGB8) {
                 const support::Frame bgr = support::rgb_to_bgr(frame);
                 compare(name + "/bgr", support::infer(detector, bgr), ref, ref_map, worst);
+                compare(name + "/bgra", support::infer(detector, support::rgb_to_bgra(frame)), ref, ref_map, worst);
                 const int32_t stride = bgr.stride() + 13;  // odd padding: rows not 4-byte aligned
                 const auto padded = support::with_stride(bgr, stride);
                 compare(name + "/bgr-stride", support::infer(detector, padded.data(), bgr.width, bgr.height, stride, bgr.format),

@@ -52,6 +52,15 @@ Frame rgb_to_bgr(const Frame &rgb) {
     return bgr;
 }
 
+Frame rgb_to_bgra(const Frame &rgb) {
+    Frame bgra = rgb;
+    bgra.format = TOCOAD_PIXEL_BGRA8;
+    bgra.pixels.clear();
+    for (std::size_t i = 0; i + 2 < rgb.pixels.size(); i += 3)
+        bgra.pixels.insert(bgra.pixels.end(), {rgb.pixels[i + 2], rgb.pixels[i + 1], rgb.pixels[i], 0x80});
+    return bgra;
+}
+
 std::vector<uint8_t> with_stride(const Frame &frame, int32_t stride) {
     std::vector<uint8_t> out(static_cast<std::size_t>(stride) * static_cast<std::size_t>(frame.height), 0xAB);
     const std::size_t row = static_cast<std::size_t>(frame.stride());

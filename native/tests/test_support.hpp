@@ -15,15 +15,16 @@ struct Frame {
     tocoad_pixel_format format = TOCOAD_PIXEL_BGR8;
     std::vector<uint8_t> pixels;  // tightly packed rows
 
-    int32_t channels() const { return format == TOCOAD_PIXEL_GRAY8 ? 1 : 3; }
+    int32_t channels() const { return format == TOCOAD_PIXEL_GRAY8 ? 1 : format == TOCOAD_PIXEL_BGRA8 ? 4 : 3; }
     int32_t stride() const { return width * channels(); }
 };
 
 // Binary PPM (P6, read as RGB8) or PGM (P5, GRAY8). Throws std::runtime_error.
 Frame read_pnm(const std::string &path);
 
-// The same image as BGR8 (RGB8 input only).
+// The same image as BGR8 / BGRA8 (RGB8 input only; alpha 0x80).
 Frame rgb_to_bgr(const Frame &rgb);
+Frame rgb_to_bgra(const Frame &rgb);
 
 // The same pixels in rows of `stride` bytes (stride >= width * channels); padding bytes are 0xAB.
 std::vector<uint8_t> with_stride(const Frame &frame, int32_t stride);

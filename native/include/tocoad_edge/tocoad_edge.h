@@ -42,7 +42,8 @@ typedef enum tocoad_status {
 typedef enum tocoad_pixel_format {
     TOCOAD_PIXEL_BGR8 = 0,   /* 3 bytes per pixel, B G R (OpenCV's order; what the model expects) */
     TOCOAD_PIXEL_RGB8 = 1,   /* 3 bytes per pixel, R G B */
-    TOCOAD_PIXEL_GRAY8 = 2   /* 1 byte per pixel; replicated to B = G = R */
+    TOCOAD_PIXEL_GRAY8 = 2,  /* 1 byte per pixel; replicated to B = G = R */
+    TOCOAD_PIXEL_BGRA8 = 3   /* 4 bytes per pixel, B G R A; alpha is ignored */
 } tocoad_pixel_format;
 
 typedef enum tocoad_backend {
@@ -62,11 +63,13 @@ typedef enum tocoad_search {
     TOCOAD_SEARCH_EXACT = 2   /* exact nearest neighbour over coreset.npy */
 } tocoad_search;
 
+/* Enum-valued fields and parameters are int32_t so that any value a caller passes is well defined
+ * (and rejected with TOCOAD_ERR_INVALID_ARGUMENT / TOCOAD_ERR_INPUT when unknown). */
 typedef struct tocoad_open_options {
     uint32_t struct_size;        /* sizeof(tocoad_open_options); set by tocoad_open_options_init */
-    tocoad_backend backend;
-    tocoad_precision precision;
-    tocoad_search search;
+    int32_t backend;             /* a tocoad_backend */
+    int32_t precision;           /* a tocoad_precision */
+    int32_t search;              /* a tocoad_search */
     int32_t threads;             /* CPU threads for OpenCV (process-wide); 0: leave OpenCV's default */
 } tocoad_open_options;
 
@@ -103,7 +106,7 @@ TOCOAD_EDGE_API const char *tocoad_search_name(const tocoad_detector *detector);
  * On success *out is a new result owned by the caller.
  */
 TOCOAD_EDGE_API tocoad_status tocoad_infer(tocoad_detector *detector, const uint8_t *pixels, int32_t width,
-                                           int32_t height, int32_t stride, tocoad_pixel_format format,
+                                           int32_t height, int32_t stride, int32_t format /* tocoad_pixel_format */,
                                            tocoad_result **out);
 
 /* score: normalised (the image threshold maps to 1.0); raw_score: max patch L2 distance;
