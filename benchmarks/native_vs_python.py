@@ -84,14 +84,18 @@ def make_bundle(work: Path, image_size: int) -> Path:
     return bundle
 
 
-def time_ms(fn, frame: np.ndarray, iterations: int) -> list[float]:
-    for _ in range(3):
-        fn(frame)  # warm-up
-    out = []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        fn(frame)
-        out.append((time.perf_counter() - t0) * 1e3)
+def time_ms(fns, frame: np.ndarray, iterations: int, block: int = 5) -> list[list[float]]:
+    """Alternate the runtimes in blocks of ``block`` calls, so that load from other processes hits both alike
+    (blocks rather than single calls: ONNX Runtime's threads spin for a while after each run). The first
+    call of each block is a warm-up and is not counted."""
+    out: list[list[float]] = [[] for _ in fns]
+    while len(out[0]) < iterations:
+        for i, fn in enumerate(fns):
+            fn(frame)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn(frame)
+                out[i].append((time.perf_counter() - t0) * 1e3)
     return out
 
 
@@ -122,8 +126,7 @@ def main() -> int:
     py = Detector.open(bundle, backend="onnxrt", search=args.search, threads=args.threads)
     native = NativeDetector(args.lib, bundle, args.search, args.threads)
     py_score, native_score = py.predict(frame).score, native.predict(frame)
-    py_ms = time_ms(py.predict, frame, args.iterations)
-    native_ms = time_ms(native.predict, frame, args.iterations)
+    py_ms, native_ms = time_ms([py.predict, native.predict], frame, args.iterations)
     py.close()
     native.close()
     manifest = json.loads((bundle / "manifest.json").read_text())

@@ -42,9 +42,7 @@ if [[ "${SKIP_SANITIZE:-0}" != 1 ]]; then
   echo "== native: AddressSanitizer + UndefinedBehaviorSanitizer build + ctest"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  export LSAN_OPTIONS=suppressions=$ROOT/native/tests/lsan.supp:print_suppressions=0
   configure_build_test "$BUILD-sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOCOAD_SANITIZE=ON -DTOCOAD_BUILD_EXAMPLES=OFF
-  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 fi
 
 echo "== native: install + find_package(tocoad_edge) consumer"
