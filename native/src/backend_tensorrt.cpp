@@ -5,10 +5,10 @@
 
 #include <fstream>
 #include <iterator>
-#include <sstream>
 
 #include "backend.hpp"
 #include "bundle_files.hpp"
+#include "engine_fingerprint.hpp"
 #include "error.hpp"
 
 namespace tocoad {
@@ -28,69 +28,13 @@ void cuda_check(cudaError_t status, const char *what) {
                     cudaGetErrorString(status), "check the GPU and the CUDA driver (nvidia-smi / tegrastats)");
 }
 
-std::string runtime_tensorrt_version() {
-    int v = getInferLibVersion();  // e.g. 8601 (8.6.1) or 100300 (10.3.0)
-    int major = v >= 100000 ? v / 10000 : v / 1000;
-    int rest = v >= 100000 ? v % 10000 : v % 1000;
-    int minor = rest / 100;
-    int patch = rest % 100;
-    return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
-}
-
-// "8.6.1.6" and "8.6.1" match "8.6.1": compare major.minor.patch.
-bool same_tensorrt_version(const std::string &wanted, const std::string &have) {
-    auto prefix = [](const std::string &s) {
-        std::istringstream in(s);
-        std::string part, out;
-        for (int i = 0; i < 3 && std::getline(in, part, '.'); ++i) out += (i ? "." : "") + part;
-        return out;
-    };
-    return prefix(wanted) == prefix(have);
-}
-
-struct DeviceInfo {
-    std::string gpu_name;
-    std::string compute_capability;
-};
-
 DeviceInfo current_device() {
     int device = 0;
     cuda_check(cudaGetDevice(&device), "cudaGetDevice");
     cudaDeviceProp prop{};
     cuda_check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
-    return {prop.name, std::to_string(prop.major) + "." + std::to_string(prop.minor)};
-}
-
-std::string describe(const EngineFingerprint &e) {
-    std::string shape;
-    for (auto d : e.input_shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-    return e.file + " (TensorRT " + e.tensorrt_version + ", " + e.gpu_name + ", sm " + e.compute_capability + ", " +
-           e.precision + ", " + shape + ")";
-}
-
-// The first engine of the manifest that was built for this precision, model, TensorRT and GPU.
-const EngineFingerprint &matching_engine(const Manifest &m, const std::string &precision) {
-    auto model = m.models.find(precision);
-    if (model == m.models.end())
-        throw Error(TOCOAD_ERR_ENGINE_INCOMPATIBLE, "the bundle has no " + precision + " model", precision, "none",
-                    "open with a precision the bundle has");
-    auto onnx = m.files.find(model->second.file);
-    const std::string onnx_sha = onnx == m.files.end() ? "" : onnx->second.sha256;
-    const DeviceInfo device = current_device();
-    const std::string trt = runtime_tensorrt_version();
-    const std::vector<int64_t> shape{1, m.input.height, m.input.width, 3};
-    std::string seen;
-    for (const auto &e : m.engines) {
-        seen += (seen.empty() ? "" : "; ") + describe(e);
-        if (e.precision == precision && e.onnx_sha256 == onnx_sha && same_tensorrt_version(e.tensorrt_version, trt) &&
-            e.gpu_name == device.gpu_name && e.compute_capability == device.compute_capability && e.input_shape == shape)
-            return e;
-    }
-    throw Error(TOCOAD_ERR_ENGINE_INCOMPATIBLE, "no TensorRT engine of the bundle fits this device",
-                "an engine for " + precision + " of " + model->second.file + ", TensorRT " + trt + ", " + device.gpu_name +
-                    ", sm " + device.compute_capability,
-                seen.empty() ? "no engines in the manifest" : seen,
-                "build the engine on this device (tocoad-export --engine) or use TOCOAD_BACKEND_CPU");
+    return {prop.name, std::to_string(prop.major) + "." + std::to_string(prop.minor),
+            tensorrt_version_string(getInferLibVersion())};
 }
 
 // CUDA stream and buffers, released even when the backend's constructor throws half-way.
@@ -120,7 +64,7 @@ public:
         : height_(m.input.height), width_(m.input.width),
           patches_(static_cast<std::size_t>(m.features.grid_h) * static_cast<std::size_t>(m.features.grid_w)),
           dim_(static_cast<std::size_t>(m.features.dim)) {
-        const EngineFingerprint &fp = matching_engine(m, precision);  // before deserializing anything
+        const EngineFingerprint &fp = matching_engine(m, precision, current_device());  // before deserializing
         if (m.files.count(fp.file) == 0)
             throw_bundle("the engine " + fp.file + " is not listed in the manifest's files",
                          "every bundle file listed with its sha256", fp.file, "re-export the bundle");
@@ -134,7 +78,8 @@ public:
         if (fp.dla_core) runtime_->setDLACore(*fp.dla_core);
         engine_.reset(runtime_->deserializeCudaEngine(blob.data(), blob.size()));
         if (!engine_)
-            throw Error(TOCOAD_ERR_ENGINE_INCOMPATIBLE, "TensorRT refused the engine " + fp.file, describe(fp), logger_.last,
+            throw Error(TOCOAD_ERR_ENGINE_INCOMPATIBLE, "TensorRT refused the engine " + fp.file,
+                        "an engine of TensorRT " + fp.tensorrt_version + " for " + fp.gpu_name, logger_.last,
                         "rebuild the engine on this device (tocoad-export --engine)");
         context_.reset(engine_->createExecutionContext());
         if (!context_) throw Error(TOCOAD_ERR_RESOURCE, "cannot create a TensorRT execution context", "", logger_.last);

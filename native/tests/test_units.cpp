@@ -7,6 +7,7 @@
 #include "anomaly_map.hpp"
 #include "bundle_files.hpp"
 #include "check.hpp"
+#include "engine_fingerprint.hpp"
 #include "error.hpp"
 #include "manifest.hpp"
 #include "npy.hpp"
@@ -207,6 +208,48 @@ void test_onnx_rewrite() {
     CHECK(contains(error_of([] { tocoad::opencv_compatible_onnx(std::string("\x3a\xff\xff\xff\x0f", 5)); }), "not a valid protobuf"));
 }
 
+void test_engine_fingerprint() {
+    CHECK(tocoad::tensorrt_version_string(8601) == "8.6.1");
+    CHECK(tocoad::tensorrt_version_string(100300) == "10.3.0");
+    CHECK(tocoad::same_tensorrt_version("8.6.1.6", "8.6.1") && !tocoad::same_tensorrt_version("8.6.2", "8.6.1"));
+    CHECK(!tocoad::same_tensorrt_version("", ""));
+
+    tocoad::Manifest m = tocoad::parse_manifest(manifest_json(), "manifest.json");
+    const std::string sha(64, 'a');
+    m.files["backbone.onnx"] = {sha, 10};
+    const tocoad::DeviceInfo orin{"Orin", "8.7", "8.6.2"};
+    auto engine = [&](const std::string &file, const std::string &precision, const std::string &trt,
+                      const std::string &gpu, const std::string &cc, const std::string &onnx) {
+        tocoad::EngineFingerprint e;
+        e.file = file;
+        e.precision = precision;
+        e.tensorrt_version = trt;
+        e.gpu_name = gpu;
+        e.compute_capability = cc;
+        e.onnx_sha256 = onnx;
+        e.input_shape = {1, 64, 48, 3};
+        return e;
+    };
+    tocoad_status status = TOCOAD_OK;
+    auto e = error_of([&] { tocoad::matching_engine(m, "fp32", orin); }, &status);
+    CHECK(status == TOCOAD_ERR_ENGINE_INCOMPATIBLE && contains(e, "no engines in the manifest"));
+
+    m.engines = {engine("a.engine", "fp16", "8.5.2", "Orin", "8.7", sha),             // other TensorRT
+                 engine("b.engine", "fp16", "8.6.2.3", "Xavier", "7.2", sha),        // other GPU
+                 engine("c.engine", "fp16", "8.6.2", "Orin", "8.7", std::string(64, 'b'))};  // other model
+    e = error_of([&] { tocoad::matching_engine(m, "fp32", orin); }, &status);
+    CHECK(status == TOCOAD_ERR_ENGINE_INCOMPATIBLE && contains(e, "a.engine (TensorRT 8.5.2") &&
+          contains(e, "b.engine") && contains(e, "TensorRT 8.6.2, Orin, sm 8.7") && contains(e, "fix: build the engine"));
+
+    m.engines.push_back(engine("d.engine", "fp16", "8.6.2.3", "Orin", "8.7", sha));
+    CHECK(tocoad::matching_engine(m, "fp32", orin).file == "d.engine");
+    m.engines.push_back(engine("e.engine", "fp32", "8.6.2", "Orin", "8.7", sha));
+    CHECK(tocoad::matching_engine(m, "fp32", orin).file == "e.engine");  // same precision preferred
+    m.engines.back().input_shape = {1, 224, 224, 3};
+    CHECK(tocoad::matching_engine(m, "fp32", orin).file == "d.engine");  // wrong input shape skipped
+    CHECK(contains(error_of([&] { tocoad::matching_engine(m, "int8", orin); }), "no int8 model"));
+}
+
 }  // namespace
 
 int main() {
@@ -216,5 +259,6 @@ int main() {
     test_member_paths();
     test_kernel_size();
     test_onnx_rewrite();
+    test_engine_fingerprint();
     return check::finish("test_units");
 }
