@@ -96,7 +96,8 @@ TOCOAD_EDGE_API void tocoad_close(tocoad_detector *detector);
 TOCOAD_EDGE_API tocoad_status tocoad_input_size(const tocoad_detector *detector, int32_t *width,
                                                 int32_t *height);
 
-/* Name of the backend in use ("cpu-opencv" or "tensorrt") and of the search ("hnsw" or "exact"). */
+/* Name of the backend in use ("cpu-opencv" or "tensorrt") and of the search ("hnsw" or "exact");
+ * NULL if detector is NULL. Valid as long as the detector. */
 TOCOAD_EDGE_API const char *tocoad_backend_name(const tocoad_detector *detector);
 TOCOAD_EDGE_API const char *tocoad_search_name(const tocoad_detector *detector);
 
