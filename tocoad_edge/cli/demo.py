@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     video = make_test_video(data, out / "test_images.mp4")
     summary = stream_video(out / "bundle", video, out / "overlay.mp4", out / "results.jsonl")
-    print(f"   {json.dumps(summary)}")
+    print(f"   {json.dumps(summary)} ({time.perf_counter() - t:.1f} s)")
     print(f"\nDone. Look at {out / 'report_fp32'} (ROC curves, heat maps) and {out / 'overlay.mp4'}.")
     return 0
 
