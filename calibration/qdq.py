@@ -142,10 +142,11 @@ def build_qdq_model(model, activation_scales: dict[str, float], keep_float: set[
 
 
 def describe_qdq(model) -> dict[str, int]:
-    """Counts used by tests and the manifest: Q, DQ, INT8 initializers, float layers left."""
+    """Counts used by tests and the manifest: Q nodes, DQ nodes, INT8 weight initializers."""
     import onnx
 
     ops = [n.op_type for n in model.graph.node]
+    dq_data = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     return {"quantize_linear": ops.count("QuantizeLinear"), "dequantize_linear": ops.count("DequantizeLinear"),
-            "int8_initializers": sum(1 for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8
-                                     and len(i.dims) > 0)}
+            "int8_weights": sum(1 for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8
+                                and i.name in dq_data)}
