@@ -4,7 +4,8 @@
   * ``heldout``: per model, max abs difference of patch embeddings and anomaly maps against torch on held-out
     normal images (exact search; map range as the scale: ``map_max_abs_diff_over_range``);
   * ``synthetic``: the labelled set of the accuracy gate (held-out normals + synthetic anomalies): image AUROC per
-    model and Spearman of each model's image scores against torch;
+    model and Spearman of each model's image scores against torch (the gate's search: exact, or HNSW ef 256 for
+    banks above 8192 entries);
   * ``real``: the same on labelled real test data when ``--data`` is given (HNSW search, ``REAL_EF``);
   * ``tensorrt``: engines are built on the target, so this says how to check them (``benchmarks/gpu_check.sh``).
 ``parity.png``: image-score scatter plots (``parity_plot.py``).
@@ -129,9 +130,12 @@ def write_parity_report(ctx, models: dict) -> dict:
     for precision in models:
         report[f"onnx_{precision}"] = report["heldout"][f"onnx_{precision}"]
 
+    from tocoad_edge.calibration.pipeline import gate_search
+
     gate_set = gate_set_for_export(ctx)
-    synth, synth_scores = labelled_section(ctx, models, gate_set.images, gate_set.labels, exact)
-    report["synthetic"] = synth | {"search": "exact", "generator": gate_set.generator}
+    search, search_name = gate_search(ctx)
+    synth, synth_scores = labelled_section(ctx, models, gate_set.images, gate_set.labels, search)
+    report["synthetic"] = synth | {"search": search_name, "generator": gate_set.generator}
 
     if ctx.options.data_dir is not None:
         from tocoad_edge.runtime.search.hnsw import HnswSearch
