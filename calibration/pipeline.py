@@ -117,8 +117,8 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *
                 "embedding_rel_error": relative_error(ref_emb, emb), "_result": res}
 
     methods = METHODS if method == "auto" else (method,)
-    tried = [trial(activation_scales(hists, m), frozenset(), f"all layers INT8, {m}") | {"method": m}
-             for m in methods]
+    scales_by_method = {m: activation_scales(hists, m) for m in methods}
+    tried = [trial(scales_by_method[m], frozenset(), f"all layers INT8, {m}") | {"method": m} for m in methods]
 
     def rank(t):
         g = t["gate"]
@@ -126,7 +126,7 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *
 
     best = max(tried, key=rank)
     chosen_method = best["method"]
-    scales = activation_scales(hists, chosen_method)
+    scales = scales_by_method[chosen_method]
     sensitivity: list[dict] = []
     if not best["gate"]["passed"]:
         # per-layer sensitivity: each layer alone kept in float, everything else INT8
