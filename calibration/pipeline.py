@@ -71,7 +71,9 @@ def relative_error(ref: np.ndarray, got: np.ndarray) -> float:
 
 
 def activation_scales(hists, method: str) -> dict[str, float]:
-    return {t: scale_from_amax(compute_amax(method, h.hist, h.edges, percentile=PERCENTILE))
+    """``max`` uses the exact maximum of pass 1; the others the (subsampled) histogram."""
+    return {t: scale_from_amax(h.absmax if method == "max" else
+                               compute_amax(method, h.hist, h.edges, percentile=PERCENTILE))
             for t, h in hists.items()}
 
 
