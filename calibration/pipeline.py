@@ -100,11 +100,11 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *
     if fp32_path is None:
         import tempfile
 
-        tmp = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False)
-        tmp.close()
-        onnx.save(fp32_model, tmp.name)
-        fp32_path = tmp.name
-    hists = collect_histograms(fp32_path, tensors, calib_images, threads=threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx.save(fp32_model, str(Path(tmp) / "fp32.onnx"))
+            hists = collect_histograms(Path(tmp) / "fp32.onnx", tensors, calib_images, threads=threads)
+    else:
+        hists = collect_histograms(fp32_path, tensors, calib_images, threads=threads)
     t_hist = time.perf_counter() - t0
 
     ref_emb = runner.embeddings(fp32_model, gate_set.images)
