@@ -35,11 +35,12 @@ def _assign_blocks(x: np.ndarray, n_blocks: int, rng: np.random.Generator, chunk
 
 def greedy_coreset(features: np.ndarray, ratio: float | None = None, *, count: int | None = None,
                    projection_dim: int | None = 128, seed: int = 0, n_blocks: int | None = None,
-                   progress=None) -> np.ndarray:
+                   progress=None, selection_order: bool = False) -> np.ndarray:
     """Indices of a greedy k-center coreset of ``features`` ``[N, D]``.
 
     Give ``ratio`` (fraction of N) or ``count``. Distances are computed after a Gaussian random
     projection to ``projection_dim`` (None: no projection). Deterministic for a given seed.
+    Indices come sorted, or in the order they were picked with ``selection_order=True``.
     """
     n = int(features.shape[0])
     if count is None:
@@ -47,7 +48,7 @@ def greedy_coreset(features: np.ndarray, ratio: float | None = None, *, count: i
             raise ValueError("give ratio or count")
         count = max(1, int(round(n * ratio)))
     count = int(min(max(count, 1), n))
-    if count == n:
+    if count == n and not selection_order:
         return np.arange(n)
     rng = np.random.default_rng(seed)
     x = np.ascontiguousarray(features, dtype=np.float32)
@@ -94,4 +95,5 @@ def greedy_coreset(features: np.ndarray, ratio: float | None = None, *, count: i
         current = int(block_arg[best])
         if progress is not None:
             progress(1)
-    return np.sort(order[selected])
+    picked = order[selected]
+    return picked if selection_order else np.sort(picked)
