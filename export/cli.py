@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="labelled test data (MVTec layout) for the parity report's real-data section")
     p.add_argument("--engine-only", metavar="BUNDLE", help="build the TensorRT engine for this device into BUNDLE")
     p.add_argument("--precision", default="int8", choices=["fp16", "int8"], help="engine precision (--engine-only)")
+    p.add_argument("--dla-core", type=int, help="build for this DLA core, GPU fallback on (--engine-only, Jetson)")
+    p.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace limit (--engine-only)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--sign-key", help="Ed25519 private key PEM: sign the manifest (see tocoad-sign)")
     return p
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.engine_only:
             from .trt_engine import build_engine_into_bundle
 
-            path = build_engine_into_bundle(Path(args.engine_only), precision=args.precision)
+            path = build_engine_into_bundle(Path(args.engine_only), precision=args.precision,
+                                            dla_core=args.dla_core, workspace_mb=args.workspace_mb)
             print(f"engine written: {path}")
             return 0
         if not args.run or not args.out:

@@ -1,0 +1,191 @@
+"""TensorRT engines, built on the target device (engines are not portable).
+
+``build_engine``: ONNX → serialized engine (FP16 from the FP32 model, INT8 from the Q/DQ model; workspace limit,
+a persistent timing cache, optional DLA core with GPU fallback). ``build_engine_into_bundle``: what
+``tocoad-export --engine-only BUNDLE`` runs: verifies the bundle, builds, names the file
+``backbone.<fingerprint>.engine``, and rewrites the manifest atomically with the file's sha256 and the fingerprint.
+Every TensorRT API difference is asked of ``tocoad_edge.runtime.backends.trt_compat``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from tocoad_edge.bundle.manifest import (MANIFEST_NAME, EngineFingerprint, FileEntry, Manifest, read_manifest,
+                                         sha256_file, verify_files)
+from tocoad_edge.errors import BackendUnavailableError, ExportError
+from tocoad_edge.runtime.backends.trt_compat import (TrtApi, import_tensorrt, network_flags, set_dla,
+                                                     set_precision_flags, set_workspace)
+from tocoad_edge.runtime.backends.trt_fingerprint import DeviceInfo, make_fingerprint
+
+log = logging.getLogger("tocoad_edge.export")
+
+ENGINE_PRECISIONS = ("fp16", "int8")
+DEFAULT_WORKSPACE_MB = 1024
+DEFAULT_MAX_BATCH = 8
+
+
+def timing_cache_path(device: DeviceInfo) -> Path:
+    """Per TensorRT version and GPU; ``TOCOAD_TRT_TIMING_CACHE`` overrides the folder."""
+    root = Path(os.environ.get("TOCOAD_TRT_TIMING_CACHE", Path.home() / ".cache" / "tocoad_edge"))
+    tag = f"{device.tensorrt_version}_{device.gpu_name}_{device.compute_capability}".replace(" ", "-").replace("/", "-")
+    return root / f"trt_timing_{tag}.cache"
+
+
+def _calibrator_from_cache(trt, cache_bytes: bytes, algorithm: str):
+    """Implicit-INT8 calibrator that only replays a calibration cache (TensorRT ≤ 10, DLA)."""
+    base = {"EntropyCalibration2": trt.IInt8EntropyCalibrator2, "MinMaxCalibration": trt.IInt8MinMaxCalibrator}.get(
+        algorithm)
+    if base is None:
+        raise ExportError(f"calibration cache algorithm {algorithm} cannot be replayed for DLA",
+                          expected="EntropyCalibration2 or MinMaxCalibration",
+                          fix="export with --calibration-method entropy or max")
+
+    class CacheCalibrator(base):
+        def __init__(self):
+            base.__init__(self)
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names):
+            return None
+
+        def read_calibration_cache(self):
+            return cache_bytes
+
+        def write_calibration_cache(self, cache):
+            return None
+
+    return CacheCalibrator()
+
+
+def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], *, device: DeviceInfo,
+                 dynamic_batch: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, dla_core: int | None = None,
+                 calibration_cache: Path | None = None, timing_cache: Path | None = None) -> bytes:
+    """Build and return a serialized engine. ``onnx_path``: the FP32 model for fp16, the Q/DQ model for int8
+    (for DLA on TensorRT ≤ 10: the FP32 model plus ``calibration_cache``, implicit INT8)."""
+    if precision not in ENGINE_PRECISIONS:
+        raise ExportError(f"unknown engine precision '{precision}'", expected=f"one of {list(ENGINE_PRECISIONS)}",
+                          got=precision)
+    trt = import_tensorrt()
+    api = TrtApi.of(trt)
+    if not api.supported:
+        raise BackendUnavailableError("this TensorRT is too old", expected="TensorRT ≥ 8.6", got=trt.__version__)
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    if precision == "fp16" and api.strongly_typed_only:
+        from .fp16_onnx import convert_to_fp16
+
+        model = convert_to_fp16(model)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(network_flags(trt, api))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(model.SerializeToString()):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise ExportError(f"TensorRT cannot parse {onnx_path.name}", got="; ".join(errors) or "unknown parser error",
+                          fix="re-export the bundle with this tocoad-edge version")
+    config = builder.create_builder_config()
+    set_workspace(trt, api, config, workspace_mb << 20)
+    implicit = calibration_cache is not None
+    set_precision_flags(trt, api, config, precision, implicit_int8=implicit)
+    if implicit:
+        from tocoad_edge.calibration.trt_cache import read_cache
+
+        _, algorithm, _ = read_cache(calibration_cache)
+        config.int8_calibrator = _calibrator_from_cache(trt, calibration_cache.read_bytes(), algorithm)
+    if dla_core is not None:
+        if builder.num_DLA_cores <= dla_core:
+            raise BackendUnavailableError(f"DLA core {dla_core} does not exist on this device",
+                                          expected=f"< {builder.num_DLA_cores}", got=str(dla_core))
+        set_dla(trt, config, dla_core)
+    if dynamic_batch:
+        profile = builder.create_optimization_profile()
+        name = network.get_input(0).name
+        _, h, w, c = input_shape
+        profile.set_shape(name, (1, h, w, c), (1, h, w, c), (max_batch, h, w, c))
+        config.add_optimization_profile(profile)
+    tc_bytes = timing_cache.read_bytes() if timing_cache is not None and timing_cache.is_file() else b""
+    cache = config.create_timing_cache(tc_bytes)
+    config.set_timing_cache(cache, False)
+    t0 = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError(f"TensorRT failed to build the {precision} engine", fix="see the TensorRT log above")
+    log.info("TensorRT %s %s engine built in %.1f s", trt.__version__, precision, time.perf_counter() - t0)
+    if timing_cache is not None:
+        timing_cache.parent.mkdir(parents=True, exist_ok=True)
+        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized)
+
+
+def _write_manifest_atomically(bundle: Path, manifest: Manifest) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".json", dir=bundle)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(manifest.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, bundle / MANIFEST_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def add_engine_to_manifest(manifest: Manifest, fp: EngineFingerprint, entry: FileEntry) -> Manifest:
+    """A new manifest with ``fp`` (replacing an engine of the same file name) and its file entry."""
+    engines = tuple(e for e in manifest.engines if e.file != fp.file) + (fp,)
+    files = dict(manifest.files)
+    files[fp.file] = entry
+    return dataclasses.replace(manifest, engines=engines, files=files)
+
+
+def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla_core: int | None = None,
+                             workspace_mb: int = DEFAULT_WORKSPACE_MB, device: DeviceInfo | None = None) -> Path:
+    """``tocoad-export --engine-only BUNDLE``: build this device's engine into the bundle."""
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    source = {"fp16": "fp32", "int8": "int8"}[precision] if precision in ENGINE_PRECISIONS else None
+    if source is None:
+        raise ExportError(f"unknown engine precision '{precision}'", expected=f"one of {list(ENGINE_PRECISIONS)}",
+                          got=precision)
+    if source not in manifest.models:
+        raise ExportError(f"this bundle has no {source} model to build an {precision} engine from",
+                          expected=f"one of {sorted(manifest.models)}",
+                          fix="re-export with --int8" if precision == "int8" else None)
+    mf = manifest.models[source]
+    paths = verify_files(bundle, manifest, [mf.file])
+    if device is None:
+        from tocoad_edge.runtime.backends.trt import current_device
+
+        device = current_device()
+    onnx_path = paths[mf.file]
+    calib_cache = None
+    if precision == "int8" and dla_core is not None:
+        # DLA runs implicit INT8 from the calibration cache (TensorRT ≤ 10); the cache belongs to the FP32 model
+        cache_name = manifest.calibration.get("cache_file")
+        if not cache_name or cache_name not in manifest.files:
+            raise ExportError("DLA INT8 needs the bundle's TensorRT calibration cache", fix="re-export with --int8")
+        calib_cache = verify_files(bundle, manifest, [cache_name])[cache_name]
+        onnx_path = verify_files(bundle, manifest, [manifest.models["fp32"].file])[manifest.models["fp32"].file]
+    input_shape = (-1 if mf.dynamic_batch else 1, manifest.input.height, manifest.input.width, manifest.input.channels)
+    onnx_sha = manifest.files[onnx_path.name].sha256
+    fp = make_fingerprint(device, precision, input_shape, onnx_sha, dla_core)
+    data = build_engine(onnx_path, precision, input_shape, device=device, dynamic_batch=mf.dynamic_batch,
+                        workspace_mb=workspace_mb, dla_core=dla_core, calibration_cache=calib_cache,
+                        timing_cache=timing_cache_path(device))
+    target = bundle / fp.file
+    tmp = bundle / f".{fp.file}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    new = add_engine_to_manifest(manifest, fp, FileEntry(sha256=sha256_file(target), bytes=target.stat().st_size))
+    _write_manifest_atomically(bundle, new)
+    log.info("engine %s written (%s, %s)", target.name, precision, device.describe())
+    return target

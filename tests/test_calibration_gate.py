@@ -1,0 +1,86 @@
+"""Accuracy gate: metrics, pass/fail, the failure report, the labelled set, the sensitivity search."""
+import numpy as np
+import pytest
+
+from int8_helpers import random_images, tiny_conv_model
+from tocoad_edge.calibration.gate import GateCriteria, evaluate_gate, gate_failure
+from tocoad_edge.calibration.gate_data import build_labelled_set, patch_defect
+from tocoad_edge.calibration.metrics import auroc, rankdata, spearman
+from tocoad_edge.errors import ExportError
+
+
+def test_rank_metrics_on_known_values():
+    assert list(rankdata([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert auroc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+    assert auroc([0.1, 0.5, 0.5, 0.9], [0, 1, 0, 1]) == pytest.approx(0.875)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    assert spearman(a, a + b) == pytest.approx(scipy_stats.spearmanr(a, a + b)[0])
+
+
+def test_gate_passes_and_fails_on_the_criteria():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 20 + [1] * 20)
+    fp32 = np.concatenate([rng.normal(1, 0.1, 20), rng.normal(3, 0.3, 20)])
+    ok = evaluate_gate(fp32, fp32 * 1.01 + 1e-4, labels)
+    assert ok.passed and ok.spearman == pytest.approx(1.0) and ok.auroc_drop == pytest.approx(0.0)
+    noisy = fp32 + rng.normal(0, 0.3, 40)
+    bad = evaluate_gate(fp32, noisy, labels)
+    assert not bad.passed and bad.spearman < 0.99
+    strict = evaluate_gate(fp32, fp32, labels, GateCriteria(min_spearman=1.01))
+    assert not strict.passed
+
+
+def test_gate_failure_report_names_the_fix():
+    labels = np.array([0, 0, 1, 1])
+    res = evaluate_gate(np.array([1, 2, 3, 4.0]), np.array([4, 3, 2, 1.0]), labels)
+    err = gate_failure(res, GateCriteria(), [{"description": "all layers INT8, max", "gate": res.to_dict()}])
+    assert isinstance(err, ExportError)
+    text = str(err)
+    assert "--allow-degraded" in text and "Spearman" in text and "all layers INT8, max" in text
+
+
+def test_patch_defect_changes_only_a_local_region_and_is_deterministic():
+    img = np.full((64, 64, 3), 128, np.uint8)
+    img[::8] = 90
+    a = patch_defect(img, np.random.default_rng(3))
+    b = patch_defect(img, np.random.default_rng(3))
+    assert np.array_equal(a, b)
+    changed = np.any(a != img, axis=2)
+    assert 0 < changed.mean() < 0.25
+
+
+def test_labelled_set_fallback_generator():
+    normals = random_images(3, size=32)
+    s = build_labelled_set(normals, per_image=2, seed=0, use_synth=False)
+    assert s.generator == "patch_defect"
+    assert len(s) == 9 and s.labels.sum() == 6
+    assert np.array_equal(s.images[:3], normals)
+
+
+def test_calibrate_and_gate_keeps_sensitive_layers_in_float():
+    """A strict gate forces the sensitivity pass; the result records the float layers it chose."""
+    from tocoad_edge.calibration.pipeline import calibrate_and_gate
+    from tocoad_edge.runtime.search.exact import ExactSearch
+
+    model = tiny_conv_model()
+    from int8_helpers import run_model
+
+    calib = random_images(8, seed=1)
+    normals = random_images(6, seed=2)
+    gate_set = build_labelled_set(normals, per_image=1, seed=0, use_synth=False)
+    bank = run_model(model, random_images(4, seed=3)).reshape(-1, 6)
+    search = ExactSearch(bank)
+    _, easy = calibrate_and_gate(model, calib, gate_set, search, method="auto",
+                                 criteria=GateCriteria(min_spearman=-1.0, max_auroc_drop=1.0))
+    assert easy["gate"]["passed"] and easy["layers_float"] == [] and easy["algorithm"] in ("max", "percentile",
+                                                                                             "entropy")
+    assert {t["method"] for t in easy["tried"]} == {"max", "percentile", "entropy"}
+    _, strict = calibrate_and_gate(model, calib, gate_set, search, method="max",
+                                   criteria=GateCriteria(min_spearman=1.5))
+    assert not strict["gate"]["passed"]
+    assert len(strict["sensitivity"]) == 3 and len(strict["tried"]) >= 2
+    assert {s["layer"] for s in strict["sensitivity"]} == {"conv1", "conv2", "proj"}

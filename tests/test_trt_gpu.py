@@ -1,0 +1,43 @@
+"""TensorRT on a real GPU: build an INT8 engine into a tiny bundle and compare it with ONNX Runtime.
+Marked ``gpu``; skipped, with the reason, where CUDA / TensorRT / pycuda are missing."""
+import numpy as np
+import pytest
+
+
+def _device_or_skip():
+    from tocoad_edge.errors import BackendUnavailableError
+    from tocoad_edge.runtime.backends.trt import current_device
+
+    try:
+        return current_device()
+    except BackendUnavailableError as exc:
+        pytest.skip(f"needs CUDA + TensorRT + pycuda: {exc.message} ({exc.got})")
+
+
+@pytest.mark.gpu
+def test_int8_and_fp16_engines_match_onnxruntime(tmp_path):
+    _device_or_skip()
+    pytest.importorskip("torch")
+    from tocoad_edge.calibration.metrics import spearman
+    from tocoad_edge.config import DataConfig, TrainConfig
+    from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
+    from tocoad_edge.export.trt_engine import build_engine_into_bundle
+    from tocoad_edge.runtime import Detector
+    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.train.trainer import train
+
+    data = make_sample_dataset(tmp_path / "d", n_train=24, n_test_good=4, n_test_defect=2, size=96, seed=0)
+    run = train(data, tmp_path / "r", TrainConfig(data=DataConfig(image_size=64, holdout_images=6)),
+                show_progress=False)
+    bundle = write_bundle(run, tmp_path / "b", ExportOptions(int8=True, calibration_images=16))
+    build_engine_into_bundle(bundle, "int8")
+    build_engine_into_bundle(bundle, "fp16")
+    frames = [np.random.default_rng(i).integers(0, 256, (96, 96, 3), dtype=np.uint8) for i in range(8)]
+    for precision in ("int8", "fp32"):
+        with Detector.open(bundle, backend="onnxrt", precision=precision) as ref, \
+                Detector.open(bundle, backend="tensorrt", precision=precision) as trt:
+            assert trt.backend.name == "tensorrt"
+            a = np.array([ref.predict(f).raw_score for f in frames])
+            b = np.array([trt.predict(f).raw_score for f in frames])
+        assert spearman(a, b) >= 0.95
+        assert np.max(np.abs(a - b) / a) < 0.1

@@ -1,0 +1,166 @@
+"""TensorRT 8.6 / 10 / 11 API differences: the ONE place that knows them.
+
+Versions are parsed into integer tuples and compared as tuples, never as strings. Everything that builds or runs
+engines (``runtime/backends/trt.py``, ``export/trt_engine.py``) asks this module which call to make.
+
+| what                                  | 8.6                                | 10.x                       | 11.x                    |
+| ------------------------------------- | ---------------------------------- | -------------------------- | ----------------------- |
+| network creation flag                 | ``1 << EXPLICIT_BATCH``            | 0 (explicit batch always)  | ``1 << STRONGLY_TYPED`` |
+| FP16 engine                           | ``BuilderFlag.FP16``               | ``BuilderFlag.FP16``       | FP16 ONNX, strongly typed (the flag is gone) |
+| INT8 engine from Q/DQ ONNX            | ``BuilderFlag.INT8``               | ``BuilderFlag.INT8``       | strongly typed, no flag |
+| implicit INT8 (calibration cache, DLA)| ``INT8`` + calibrator              | ``INT8`` + calibrator (deprecated) | not available    |
+| workspace limit                       | ``set_memory_pool_limit(WORKSPACE)`` (≥ 8.4) | same             | same                    |
+| I/O                                   | tensor-name API (≥ 8.5)            | tensor-name API only       | same                    |
+| execution                             | ``execute_async_v3`` (≥ 8.5)       | ``execute_async_v3``       | same                    |
+| older than 8.5                        | ``execute_v2`` with a bindings list (fallback)  |               |                         |
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ...errors import BackendUnavailableError
+
+MIN_VERSION = (8, 6)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``"10.3.0.26"`` → ``(10, 3, 0, 26)``; suffixes such as ``.post1`` or ``rc1`` are ignored."""
+    parts = []
+    for p in str(text).strip().split("."):
+        m = re.match(r"\d+", p)
+        if not m:
+            break
+        parts.append(int(m.group()))
+    if not parts:
+        raise ValueError(f"not a version: {text!r}")
+    return tuple(parts)
+
+
+def import_tensorrt():
+    """``import tensorrt``, refusing stub-only or namespace packages (e.g. ``tensorrt-stubs`` without the library)."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise BackendUnavailableError("TensorRT is not installed", got=str(exc),
+                                      fix="install TensorRT from JetPack / NVIDIA's wheels (extra 'jetson'), "
+                                          "or use backend='onnxrt'") from None
+    if not hasattr(trt, "__version__") or not hasattr(trt, "Runtime"):
+        raise BackendUnavailableError("the 'tensorrt' module found is not the TensorRT library",
+                                      got=str(getattr(trt, "__path__", trt)),
+                                      fix="install the real TensorRT wheels (a stub or namespace package shadows it)")
+    return trt
+
+
+@dataclass(frozen=True)
+class TrtApi:
+    version: tuple[int, ...]
+
+    @classmethod
+    def of(cls, trt) -> "TrtApi":
+        return cls(parse_version(trt.__version__))
+
+    @property
+    def supported(self) -> bool:
+        return self.version[:2] >= MIN_VERSION
+
+    @property
+    def strongly_typed_only(self) -> bool:
+        return self.version >= (11,)
+
+    @property
+    def needs_explicit_batch_flag(self) -> bool:
+        return self.version < (10,)
+
+    @property
+    def has_implicit_int8(self) -> bool:
+        return self.version < (11,)
+
+    @property
+    def has_execute_async_v3(self) -> bool:
+        return self.version >= (8, 5)
+
+    @property
+    def has_memory_pools(self) -> bool:
+        return self.version >= (8, 4)
+
+
+def network_flags(trt, api: TrtApi) -> int:
+    if api.strongly_typed_only:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    if api.needs_explicit_batch_flag:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    return 0
+
+
+def set_precision_flags(trt, api: TrtApi, config, precision: str, *, implicit_int8: bool = False) -> None:
+    """fp16 / int8 (explicit Q/DQ) / int8 with ``implicit_int8`` (calibration cache; DLA)."""
+    if api.strongly_typed_only:
+        if implicit_int8:
+            raise BackendUnavailableError("TensorRT 11 has no implicit INT8 (calibration-cache) mode",
+                                          got=".".join(map(str, api.version)),
+                                          fix="build the explicit INT8 engine from the Q/DQ model (no DLA core)")
+        return          # precision comes from the (Q/DQ or FP16) ONNX types
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        if implicit_int8:
+            config.set_flag(trt.BuilderFlag.FP16)   # layers without a scale fall back to FP16, not FP32
+
+
+def set_workspace(trt, api: TrtApi, config, workspace_bytes: int) -> None:
+    if api.has_memory_pools:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
+    else:  # pragma: no cover - TensorRT < 8.4 is below MIN_VERSION; kept to document the old name
+        config.max_workspace_size = int(workspace_bytes)
+
+
+def set_dla(trt, config, dla_core: int) -> None:
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = int(dla_core)
+    config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+
+def io_tensors(trt, engine) -> tuple[list[str], list[str]]:
+    """(input names, output names) with the tensor-name API (TensorRT ≥ 8.5)."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    return inputs, outputs
+
+
+def execute(api: TrtApi, context, stream_handle: int, bindings: list[int]) -> bool:
+    """Run one inference: ``execute_async_v3`` (addresses already set per tensor) or ``execute_v2(bindings)``."""
+    if api.has_execute_async_v3:
+        return bool(context.execute_async_v3(stream_handle))
+    return bool(context.execute_v2(bindings))
+
+
+# every TensorRT name the backend and the builder use, for tests/test_trt_api_names.py
+RUNTIME_NAMES = {
+    "module": ["Logger", "Runtime", "TensorIOMode", "nptype", "__version__"],
+    "Logger": ["WARNING", "ERROR"],
+    "Runtime": ["deserialize_cuda_engine"],
+    "ICudaEngine": ["num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_shape", "get_tensor_dtype",
+                    "get_tensor_profile_shape", "create_execution_context"],
+    "IExecutionContext": ["set_tensor_address", "set_input_shape", "execute_async_v3", "execute_v2"],
+    "TensorIOMode": ["INPUT", "OUTPUT"],
+}
+BUILDER_NAMES = {
+    "module": ["Builder", "OnnxParser", "NetworkDefinitionCreationFlag", "BuilderFlag", "MemoryPoolType",
+               "DeviceType", "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator"],
+    "Builder": ["create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network",
+                "num_DLA_cores"],
+    "IBuilderConfig": ["set_flag", "set_memory_pool_limit", "create_timing_cache", "set_timing_cache",
+                       "get_timing_cache", "add_optimization_profile", "default_device_type", "DLA_core",
+                       "int8_calibrator"],
+    "OnnxParser": ["parse", "num_errors", "get_error"],
+    "IOptimizationProfile": ["set_shape"],
+    "ITimingCache": ["serialize"],
+    "INetworkDefinition": ["num_inputs", "get_input"],
+    "NetworkDefinitionCreationFlag": ["EXPLICIT_BATCH", "STRONGLY_TYPED"],
+    "BuilderFlag": ["FP16", "INT8", "GPU_FALLBACK"],
+    "MemoryPoolType": ["WORKSPACE"],
+    "DeviceType": ["DLA", "GPU"],
+}

@@ -1,0 +1,67 @@
+"""Engine fingerprints: which TensorRT version, GPU, precision, input shape and ONNX model an engine belongs to.
+
+No TensorRT import here: a fingerprint is compared with the device BEFORE any engine byte is deserialised.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from ...bundle.manifest import EngineFingerprint
+from ...errors import EngineIncompatibleError
+from .trt_compat import parse_version
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str        # "8.7"
+
+    def describe(self) -> str:
+        return f"TensorRT {self.tensorrt_version} on {self.gpu_name} (sm {self.compute_capability})"
+
+
+def fingerprint_id(tensorrt_version: str, gpu_name: str, compute_capability: str, precision: str,
+                   input_shape: tuple[int, ...], onnx_sha256: str, dla_core: int | None = None) -> str:
+    key = json.dumps([list(parse_version(tensorrt_version)), gpu_name, compute_capability, precision,
+                      list(input_shape), onnx_sha256, dla_core], separators=(",", ":"))
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def engine_file_name(fid: str) -> str:
+    return f"backbone.{fid}.engine"
+
+
+def make_fingerprint(device: DeviceInfo, precision: str, input_shape: tuple[int, ...], onnx_sha256: str,
+                     dla_core: int | None = None) -> EngineFingerprint:
+    fid = fingerprint_id(device.tensorrt_version, device.gpu_name, device.compute_capability, precision,
+                         input_shape, onnx_sha256, dla_core)
+    return EngineFingerprint(file=engine_file_name(fid), tensorrt_version=device.tensorrt_version,
+                             gpu_name=device.gpu_name, compute_capability=device.compute_capability,
+                             precision=precision, input_shape=tuple(input_shape), onnx_sha256=onnx_sha256,
+                             dla_core=dla_core)
+
+
+def mismatches(fp: EngineFingerprint, device: DeviceInfo) -> list[str]:
+    """Human-readable differences (empty: the engine belongs to this device). TensorRT versions must be equal
+    as parsed tuples (engines are not portable across TensorRT builds), GPU name and compute capability too."""
+    out = []
+    if parse_version(fp.tensorrt_version) != parse_version(device.tensorrt_version):
+        out.append(f"TensorRT {fp.tensorrt_version} ≠ {device.tensorrt_version}")
+    if fp.gpu_name != device.gpu_name:
+        out.append(f"GPU {fp.gpu_name!r} ≠ {device.gpu_name!r}")
+    if parse_version(fp.compute_capability) != parse_version(device.compute_capability):
+        out.append(f"compute capability {fp.compute_capability} ≠ {device.compute_capability}")
+    return out
+
+
+def check_engine(fp: EngineFingerprint, device: DeviceInfo) -> None:
+    diff = mismatches(fp, device)
+    if diff:
+        raise EngineIncompatibleError(
+            f"engine {fp.file} was built for another device ({'; '.join(diff)})",
+            expected=f"an engine for this device: {device.describe()}",
+            got=f"an engine for TensorRT {fp.tensorrt_version} on {fp.gpu_name} (sm {fp.compute_capability})",
+            fix="build the engine on this device: tocoad-export --engine-only BUNDLE, or use backend='onnxrt'")
