@@ -143,7 +143,9 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     f = meta["feature"]
     features = FeatureSpec(backbone=f["backbone"], layers=tuple(f["layers"]), aggregation=int(f["aggregation"]),
                            stride=int(f["stride"]), grid=tuple(f["grid"]), dim=int(f["dim"]),
-                           projection=f["projection"], mean=tuple(f["mean"]), std=tuple(f["std"]))
+                           projection=f["projection"], mean=tuple(f["mean"]), std=tuple(f["std"]),
+                           aggregation_mode=f.get("aggregation_mode", "mean"),
+                           aggregation_dim=int(f.get("aggregation_dim", 0)))
     th = meta["thresholds"]
     scoring = ScoringSpec(gaussian_sigma=float(meta["gaussian_sigma"]), image_threshold=th["image_threshold"],
                           pixel_threshold=th["pixel_threshold"], normalization_offset=th["normalization_offset"],

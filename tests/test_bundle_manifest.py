@@ -10,7 +10,7 @@ def test_manifest_round_trip(tiny_bundle):
     m = read_manifest(tiny_bundle)
     assert m.schema_version == 1
     assert set(m.files) >= {"backbone.onnx", "coreset.npy", "index.hnsw", "parity.json"}
-    assert m.features.grid == (8, 8) and m.features.dim == 152
+    assert m.features.grid == (8, 8) and m.features.dim == 384 and m.features.aggregation_mode == "patchcore"
     assert m.memory_bank.index.ef >= 16
     assert m.scoring.image_threshold > 0 and m.scoring.normalization_scale > 0
     paths = verify_files(tiny_bundle, m)

@@ -45,3 +45,23 @@ def test_unknown_layer_and_backbone(lite0):
     with pytest.raises(ConfigError) as e:
         build_backbone("efficientnet_lite9")
     assert "efficientnet_lite0" in str(e.value)
+
+
+def test_patchcore_aggregation_equals_unfold_then_adaptive_pool():
+    import torch.nn.functional as F
+
+    from tocoad_edge.models.patch_embedder import unfold_pool_kernel
+
+    m = torch.randn(2, 40, 12, 12)
+    u = F.unfold(m, 3, padding=1)  # [2, 40·9, 144], channel-major like PatchCore's patchify
+    ref = F.adaptive_avg_pool1d(u.permute(0, 2, 1).reshape(-1, 1, 360), 192)
+    ref = ref.reshape(2, 144, 192).permute(0, 2, 1).reshape(2, 192, 12, 12)
+    got = F.conv2d(m, unfold_pool_kernel(40, 3, 192), padding=1)
+    assert torch.allclose(got, ref, atol=1e-5)
+
+
+def test_patchcore_embedder_dimension(lite0):
+    emb = PatchEmbedder(lite0, ["blocks.4", "blocks.10"], aggregation_mode="patchcore", aggregation_dim=192).eval()
+    x = torch.zeros((1, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        assert emb(x).shape == (1, 64, 384) and emb.dim == 384

@@ -40,13 +40,16 @@ class BackboneConfig:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    aggregation: int = 3            # local aggregation kernel (odd)
+    aggregation: int = 3            # local aggregation neighbourhood (odd kernel size)
+    aggregation_mode: Literal["patchcore", "mean"] = "patchcore"   # patchcore: unfold k×k + adaptive pool; mean: average
+    aggregation_dim: int = 192      # per-layer dimension with aggregation_mode patchcore (D = layers × this)
     projection: Literal["none", "random", "pca"] = "none"   # dimension reduction inside the graph
     projection_dim: int = 128
 
     def __post_init__(self) -> None:
         require(self.aggregation >= 1 and self.aggregation % 2 == 1, "features.aggregation",
                 "an odd integer >= 1", self.aggregation)
+        require(self.aggregation_dim >= 1, "features.aggregation_dim", "an integer >= 1", self.aggregation_dim)
         require(self.projection_dim >= 1, "features.projection_dim", "an integer >= 1", self.projection_dim)
 
 

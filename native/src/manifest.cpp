@@ -121,7 +121,7 @@ InputSpec parse_input(const Section &root) {
 
 FeatureSpec parse_features(const Section &root) {
     Section s = root.child("features", {"backbone", "layers", "aggregation", "stride", "grid", "dim", "projection",
-                                        "mean", "std"});
+                                        "mean", "std", "aggregation_mode", "aggregation_dim"});
     FeatureSpec f;
     s.text("backbone");
     s.integer("aggregation");
@@ -261,7 +261,7 @@ Manifest parse_manifest(const std::string &json_text, const std::string &where) 
     }
     Section root(doc, "", where,
                  {"schema_version", "model_id", "created_by", "input", "features", "models", "memory_bank", "scoring",
-                  "files", "engines", "versions", "calibration", "search", "training"});
+                  "files", "engines", "versions", "calibration", "search", "training", "self_test"});
     Manifest m;
     m.schema_version = kSchemaVersion;
     m.model_id = root.text("model_id");

@@ -80,6 +80,8 @@ class FeatureSpec:
     grid: tuple[int, int]           # patch grid (h, w)
     dim: int                        # embedding dimension the model outputs
     projection: str = "none"
+    aggregation_mode: str = "mean"  # "patchcore": k×k unfold + adaptive pooling (in the graph); "mean": average
+    aggregation_dim: int = 0        # per-layer dimension for "patchcore"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 

@@ -16,7 +16,9 @@ def make_embedder(cfg: TrainConfig, backbone: Backbone | None = None,
                   projection: np.ndarray | None = None) -> PatchEmbedder:
     bb = backbone if backbone is not None else build_backbone(cfg.backbone.name, cfg.backbone.weights)
     proj = torch.from_numpy(np.ascontiguousarray(projection, dtype=np.float32)) if projection is not None else None
-    return PatchEmbedder(bb, list(cfg.backbone.layers), cfg.features.aggregation, proj).eval()
+    return PatchEmbedder(bb, list(cfg.backbone.layers), cfg.features.aggregation, proj,
+                         aggregation_mode=cfg.features.aggregation_mode,
+                         aggregation_dim=cfg.features.aggregation_dim).eval()
 
 
 def load_run_embedder(run_dir: Path, cfg: TrainConfig, projection: np.ndarray | None) -> PatchEmbedder:

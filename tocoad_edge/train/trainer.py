@@ -152,6 +152,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
             "holdout_images": [p.name for p in holdout_paths],
             "feature": {"backbone": cfg.backbone.name, "layers": list(cfg.backbone.layers),
                         "aggregation": cfg.features.aggregation, "stride": embedder.stride,
+                        "aggregation_mode": cfg.features.aggregation_mode,
+                        "aggregation_dim": cfg.features.aggregation_dim,
                         "grid": list(grid), "dim": int(bank.shape[1]), "projection": cfg.features.projection,
                         "mean": list(embedder.backbone.mean), "std": list(embedder.backbone.std)},
             "image_size": size,

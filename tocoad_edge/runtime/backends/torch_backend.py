@@ -44,7 +44,9 @@ class TorchBackend(Backend):
             torch.set_num_threads(int(self.threads))
         self._torch = torch
         self._device = torch.device(device)
-        self._model = PatchEmbedder(backbone, list(f.layers), f.aggregation, projection).eval().to(self._device)
+        self._model = PatchEmbedder(backbone, list(f.layers), f.aggregation, projection,
+                                    aggregation_mode=f.aggregation_mode,
+                                    aggregation_dim=f.aggregation_dim or None).eval().to(self._device)
         self._input = TensorSpec("image", (1, manifest.input.height, manifest.input.width, 3), "uint8")
 
     def _input_spec_impl(self) -> TensorSpec:
