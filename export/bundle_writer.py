@@ -129,6 +129,9 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     build_hnsw_index(bank_loaded, staging / INDEX_NAME, M=options.hnsw_M,
                      ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
 
+    # The trained backbone weights, for the optional torch backend (and reference measurements).
+    shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
+
     f = meta["feature"]
     features = FeatureSpec(backbone=f["backbone"], layers=tuple(f["layers"]), aggregation=int(f["aggregation"]),
                            stride=int(f["stride"]), grid=tuple(f["grid"]), dim=int(f["dim"]),

@@ -76,20 +76,23 @@ def _blas_limit(threads: int | None):
 
 def greedy_coreset(features: np.ndarray, ratio: float | None = None, *, count: int | None = None,
                    projection_dim: int | None = 128, seed: int = 0,
-                   progress=None, blas_threads: int | None = 1, bound_dim: int = 24) -> np.ndarray:
+                   progress=None, blas_threads: int | None = 1, bound_dim: int = 24,
+                   selection_order: bool = False) -> np.ndarray:
     """Sorted indices of a greedy k-center coreset of ``features`` ``[N, D]``.
 
     Give ``ratio`` (fraction of N) or ``count``. Distances are computed after a Gaussian random
     projection to ``projection_dim`` (None: no projection). Deterministic for a given seed, and equal to
-    ``plain_greedy_coreset`` with the same arguments (up to float rounding ties).
+    ``plain_greedy_coreset`` with the same arguments (up to float rounding ties). Indices come sorted, or
+    in the order they were picked with ``selection_order=True``.
     """
     n = int(features.shape[0])
     count = _resolve_count(n, ratio, count)
-    if count == n:
+    if count == n and not selection_order:
         return np.arange(n)
     x = project(features, projection_dim, seed)
     with _blas_limit(blas_threads):
-        return _select(x, count, seed, bound_dim, progress)
+        picked = _select(x, count, seed, bound_dim, progress)
+    return picked if selection_order else np.sort(picked)
 
 
 def _bound_coordinates(x: np.ndarray, bound_dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,4 +159,4 @@ def _select(x: np.ndarray, count: int, seed: int, bound_dim: int, progress) -> n
         current = int(min_d.argmax())
         if progress is not None:
             progress(1)
-    return np.sort(selected)
+    return selected
