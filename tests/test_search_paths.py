@@ -78,3 +78,13 @@ def test_ef_tuning_rows_are_measured():
     chosen = m["memory_bank"]["index"]["ef"]
     row = next(r for r in rows if r["ef"] == chosen)
     assert row["max_image_score_rel_error"] <= m["search"]["max_score_error"]
+
+
+def test_choose_ef_takes_one_step_of_margin():
+    from tocoad_edge.export.search_tuning import choose_ef
+
+    rows = [{"ef": e, "max_image_score_rel_error": err} for e, err in ((16, 0.02), (32, 0.0), (48, 0.0), (64, 0.0))]
+    assert choose_ef(rows, safety_steps=0) == 32
+    assert choose_ef(rows) == 48
+    assert choose_ef(rows[:2]) == 32                                  # no larger candidate: the largest
+    assert choose_ef([{"ef": 16, "max_image_score_rel_error": 0.5}]) == 16
