@@ -22,6 +22,7 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tocoad_edge" / "__init__.py").read_text()).group(1)
 
 core = ["numpy>=1.24", "hnswlib>=0.8.0", "pyyaml>=6.0", "onnxruntime>=1.17", "tqdm>=4.60"]
+core.append("threadpoolctl>=3.1")  # runtime: BLAS pool sizing (runtime/threads.py)
 if not os.environ.get("TOCOAD_SYSTEM_OPENCV"):
     core.append("opencv-python-headless>=4.8")
 

@@ -69,7 +69,7 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
         from .search.hnsw import HnswSearch
 
         return HnswSearch(bank, paths[index.file], ef=index.ef, threads=threads)
-    return ExactSearch(bank)
+    return ExactSearch(bank, threads=threads)
 
 
 class Detector:
@@ -85,15 +85,20 @@ class Detector:
         self._input_hw = (manifest.input.height, manifest.input.width)
         self._output_name = manifest.models[precision].output_name
         self._closed = False
+        self.threads: dict = {}
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def open(cls, bundle_dir: str | Path, *, backend: str = "auto", precision: str = "fp32",
-             search: str = "auto", threads: int | None = None, public_key=None, **backend_options) -> "Detector":
+             search: str = "auto", threads: int | None = None, search_threads: int | None = None,
+             public_key=None, **backend_options) -> "Detector":
         """Verify every file of the bundle against the manifest's sha256, then load model and search.
 
+        ``threads``: ONNX Runtime intra-op threads (and search threads unless ``search_threads`` is given).
+        For ``predict_stream`` on a small CPU give each stage its own core: ``threads=1, search_threads=1``.
         ``public_key`` (Ed25519 PEM bytes / text / path): when given, the manifest must carry a valid signature
-        by that key (``bundle/signature.py``), checked before anything else is read."""
+        by that key (``bundle/signature.py``), checked before anything else is read.
+        """
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision '{precision}'", expected=f"one of {list(PRECISIONS)}", got=precision)
         if search not in SEARCHES:
@@ -122,17 +127,24 @@ class Detector:
         be.load()
         try:
             bank = _load_bank(paths[manifest.memory_bank.file], manifest)
-            nn = create_search(search, bank, manifest, paths, threads)
+            nn = create_search(search, bank, manifest, paths, search_threads or threads)
         except Exception:
             be.close()
             raise
         log.info("opened bundle %s: backend=%s precision=%s search=%s entries=%d", bundle, backend_name, precision,
                  nn.name, manifest.memory_bank.entries)
-        return cls(bundle, manifest, be, nn, precision)
+        det = cls(bundle, manifest, be, nn, precision)
+        det.threads = {"backbone": threads, "search": search_threads or threads}
+        return det
 
     @property
     def model_id(self) -> str:
         return self.manifest.model_id
+
+    def describe(self) -> dict:
+        """Backend, precision, search (with the ``search: auto`` measurement) and thread pools, for reports."""
+        return {"model_id": self.model_id, "backend": self.backend.name, "precision": self.precision,
+                "threads": dict(self.threads), "search": self.search.describe()}
 
     # -- inference --------------------------------------------------------------------------------
     def embed(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int], dict[str, float]]:
@@ -177,12 +189,16 @@ class Detector:
         emb, hw, timings = self.embed(frame)
         return self.score(emb, hw, timings, frame_id)
 
-    def predict_stream(self, frames: Iterable[np.ndarray]) -> Iterator[Prediction]:
-        """Score frames in order. Backbone inference of frame t+1 overlaps search of frame t."""
+    def predict_stream(self, frames: Iterable[np.ndarray], *, depth: int = 2,
+                       errors: str = "raise") -> Iterator[Prediction]:
+        """Score frames in order, one result per frame. Backbone inference of frame t+1 overlaps search of
+        frame t; at most ``depth`` frames wait between the stages. A bad frame surfaces at its position:
+        ``errors="raise"`` raises it there, ``errors="yield"`` yields a ``FrameFailure`` and goes on
+        (see runtime/pipeline.py)."""
         from .pipeline import pipelined_predictions
 
         self._check_open()
-        yield from pipelined_predictions(self, frames)
+        yield from pipelined_predictions(self, frames, depth=depth, errors=errors)
 
     def close(self) -> None:
         if not self._closed:

@@ -1,42 +1,82 @@
-"""Pipelined streaming: a worker thread runs the backbone on frame t+1 while frame t is searched and scored.
+"""Pipelined streaming: a worker thread runs preprocessing + backbone on frame t+1 while the caller's
+thread searches and scores frame t.
 
-Bounded queues keep memory flat; results come out in input order; every frame yields one result.
+- Bounded: at most ``depth`` embedded frames wait between the stages, so memory stays flat and a slow
+  consumer slows the producer instead of queueing frames without limit.
+- Ordered, nothing lost: one result per input frame, in input order. A frame that fails (e.g. an
+  ``InputError`` for a 16-bit frame) surfaces at its own position: ``errors="raise"`` raises it there
+  after every earlier result was yielded (the detector stays usable); ``errors="yield"`` yields a
+  ``FrameFailure`` in its place and goes on with the next frame.
+- Timed: every ``Prediction.timings_ms`` has the stage times (preprocess, backbone, search,
+  postprocess, total) plus ``queue_wait`` (time the embedded frame waited for the search stage) and
+  ``latency`` (start of its preprocessing → result ready).
+
+Size the thread pools for the overlap: two stages on two cores want one ONNX Runtime thread and one
+search thread (``Detector.open(..., threads=1, search_threads=1)``); more threads per stage on top of
+the pipeline oversubscribe the cores and make the tail latency worse (see docs/performance.md).
 """
 from __future__ import annotations
 
 import queue
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 _DONE = object()
+ERROR_POLICIES = ("raise", "yield")
 
 
-def pipelined_predictions(detector, frames: Iterable, depth: int = 2) -> Iterator:
-    q: queue.Queue = queue.Queue(maxsize=depth)
+@dataclass(frozen=True)
+class FrameFailure:
+    """Stands in for the result of a frame that could not be scored (``errors="yield"``)."""
+    frame_id: int
+    error: BaseException
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    is_failure: bool = True
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def pipelined_predictions(detector, frames: Iterable, depth: int = 2, errors: str = "raise") -> Iterator:
+    if errors not in ERROR_POLICIES:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown error policy '{errors}'", expected=f"one of {list(ERROR_POLICIES)}", got=errors)
+    q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
     stop = threading.Event()
 
     def producer() -> None:
+        i = 0
+        it = iter(frames)
         try:
-            for i, frame in enumerate(frames):
-                if stop.is_set():
-                    return
-                try:
-                    item = (i, detector.embed(frame), None)
-                except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised in order
-                    item = (i, None, exc)
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-        finally:
             while not stop.is_set():
+                t0 = time.perf_counter()
                 try:
-                    q.put(_DONE, timeout=0.1)
+                    frame = next(it)
+                except StopIteration:
                     break
-                except queue.Full:
-                    continue
+                except Exception as exc:  # noqa: BLE001 - the source failed: surfaces in order, ends the stream
+                    _put(q, (i, None, exc, t0, time.perf_counter(), True), stop)
+                    return
+                t0 = time.perf_counter()
+                try:
+                    item = (i, detector.embed(frame), None, t0, time.perf_counter(), False)
+                except Exception as exc:  # noqa: BLE001 - handed to the consumer, surfaced in order
+                    item = (i, None, exc, t0, time.perf_counter(), False)
+                if not _put(q, item, stop):
+                    return
+                i += 1
+        finally:
+            _put(q, _DONE, stop)
 
     worker = threading.Thread(target=producer, name="tocoad-backbone", daemon=True)
     worker.start()
@@ -45,11 +85,19 @@ def pipelined_predictions(detector, frames: Iterable, depth: int = 2) -> Iterato
             item = q.get()
             if item is _DONE:
                 break
-            i, embedded, exc = item
+            i, embedded, exc, t_start, t_ready, fatal = item
+            t_take = time.perf_counter()
             if exc is not None:
-                raise exc
+                if errors == "raise" or fatal:
+                    raise exc
+                yield FrameFailure(frame_id=i, error=exc,
+                                   timings_ms={"latency": (time.perf_counter() - t_start) * 1e3})
+                continue
             emb, hw, timings = embedded
-            yield detector.score(emb, hw, timings, frame_id=i)
+            pred = detector.score(emb, hw, timings, frame_id=i)
+            pred.timings_ms["queue_wait"] = (t_take - t_ready) * 1e3
+            pred.timings_ms["latency"] = (time.perf_counter() - t_start) * 1e3
+            yield pred
     finally:
         stop.set()
-        worker.join(timeout=5.0)
+        worker.join(timeout=10.0)

@@ -7,8 +7,10 @@ import numpy as np
 class NearestNeighbourSearch:
     name = "base"
 
-    def __init__(self, bank: np.ndarray):
+    def __init__(self, bank: np.ndarray, threads: int | None = None):
         self.entries, self.dim = int(bank.shape[0]), int(bank.shape[1])
+        self.threads = int(threads) if threads else None
+        self.selection: dict | None = None     # set by ``search: auto``: what was measured and chosen
 
     def query(self, embeddings: np.ndarray) -> np.ndarray:
         """L2 distance of each row of ``embeddings`` to its nearest memory-bank entry."""
@@ -19,8 +21,16 @@ class NearestNeighbourSearch:
             raise InputError("search queries have the wrong shape", expected=f"[n, {self.dim}]", got=str(q.shape))
         return self._query_impl(q)
 
+    def set_threads(self, threads: int | None) -> None:
+        """Threads one query may use (None: the library default)."""
+        self.threads = int(threads) if threads else None
+
     def _query_impl(self, q: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"kind": self.name, "entries": self.entries, "dim": self.dim, "threads": self.threads,
+                **({"selection": self.selection} if self.selection else {})}
 
     def close(self) -> None:
         pass

@@ -1,4 +1,9 @@
-"""HNSW search with hnswlib: the index is built at export and stored in the bundle."""
+"""HNSW search with hnswlib: the index is built at export and stored in the bundle.
+
+Build parameters (documented in docs/performance.md): ``M`` (graph degree, default 16) and
+``ef_construction`` (default 200). The query-time ``ef`` is chosen at export (export/search_tuning.py)
+and stored in the manifest. Queries of one frame run on ``threads`` threads (hnswlib's own pool).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +32,7 @@ class HnswSearch(NearestNeighbourSearch):
     def __init__(self, bank: np.ndarray, index_path: str | Path, *, ef: int = 64, threads: int | None = None):
         import hnswlib
 
-        super().__init__(bank)
+        super().__init__(bank, threads)
         self.index = hnswlib.Index(space="l2", dim=self.dim)
         try:
             self.index.load_index(str(index_path), max_elements=self.entries)
@@ -41,15 +46,21 @@ class HnswSearch(NearestNeighbourSearch):
 
             raise BundleError("the HNSW index does not match the memory bank", expected=f"{self.entries} entries",
                               got=f"{self.index.get_current_count()} entries", fix="re-export the bundle")
-        self.index.set_ef(int(ef))
-        self.ef = int(ef)
-        if threads:
-            self.index.set_num_threads(int(threads))
+        self.set_ef(ef)
+        self.set_threads(threads)
 
     def set_ef(self, ef: int) -> None:
         self.ef = int(ef)
         self.index.set_ef(self.ef)
 
+    def set_threads(self, threads: int | None) -> None:
+        super().set_threads(threads)
+        if self.threads:
+            self.index.set_num_threads(self.threads)
+
     def _query_impl(self, q: np.ndarray) -> np.ndarray:
         _, d2 = self.index.knn_query(q, k=1)
         return np.sqrt(np.maximum(d2[:, 0], 0.0)).astype(np.float32)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "ef": self.ef}

@@ -1,4 +1,8 @@
-"""``search: auto``: measure exact and HNSW on this bank on this machine at load time; keep the faster."""
+"""``search: auto``: measure exact and HNSW on this bank on this machine at load time; keep the faster.
+
+The choice, both timings and the thread count are logged and kept in ``search.selection`` (reported by
+``Detector.describe()`` and ``tocoad-bench``).
+"""
 from __future__ import annotations
 
 import logging
@@ -14,35 +18,42 @@ from .exact import ExactSearch
 log = logging.getLogger("tocoad_edge.runtime")
 
 
-def _time_query(search: NearestNeighbourSearch, queries: np.ndarray, repeats: int = 3) -> float:
-    search.query(queries)  # warm-up
-    best = float("inf")
+def _time_query(search: NearestNeighbourSearch, queries: np.ndarray, repeats: int = 5) -> float:
+    """Median of ``repeats`` timed queries after one warm-up (the median resists a busy neighbour)."""
+    search.query(queries)
+    times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         search.query(queries)
-        best = min(best, time.perf_counter() - t0)
-    return best
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def probe_queries(bank: np.ndarray, n_query: int, seed: int = 0) -> np.ndarray:
+    """Queries near the bank (bank rows + small noise), which behave like real patch embeddings."""
+    rng = np.random.default_rng(seed)
+    rows = bank[rng.integers(0, len(bank), n_query)].astype(np.float32)
+    return rows + rng.standard_normal(rows.shape).astype(np.float32) * float(rows.std()) * 0.05
 
 
 def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
                   threads: int | None) -> NearestNeighbourSearch:
-    exact = ExactSearch(bank)
+    exact = ExactSearch(bank, threads=threads)
     index = manifest.memory_bank.index
     if index is None:
+        exact.selection = {"chosen": "exact", "reason": "bundle has no HNSW index"}
         log.info("search auto: exact (bundle has no HNSW index)")
         return exact
     from .hnsw import HnswSearch
 
     hnsw = HnswSearch(bank, paths[index.file], ef=index.ef, threads=threads)
-    rng = np.random.default_rng(0)
-    n_query = int(np.prod(manifest.features.grid))
-    # Queries near the bank (bank rows + small noise) behave like real patch embeddings.
-    rows = bank[rng.integers(0, len(bank), n_query)]
-    queries = rows + rng.standard_normal(rows.shape).astype(np.float32) * float(bank.std()) * 0.05
+    queries = probe_queries(bank, int(np.prod(manifest.features.grid)))
     t_exact = _time_query(exact, queries)
     t_hnsw = _time_query(hnsw, queries)
     chosen = hnsw if t_hnsw < t_exact else exact
-    log.info("search auto: %s (exact %.2f ms, hnsw %.2f ms per frame, %d entries)", chosen.name, t_exact * 1e3,
-             t_hnsw * 1e3, len(bank))
+    chosen.selection = {"chosen": chosen.name, "exact_ms": round(t_exact * 1e3, 3), "hnsw_ms": round(t_hnsw * 1e3, 3),
+                        "ef": index.ef, "threads": threads, "entries": int(len(bank))}
+    log.info("search auto: %s (exact %.2f ms, hnsw %.2f ms per frame at ef=%d, %d entries, threads=%s)",
+             chosen.name, t_exact * 1e3, t_hnsw * 1e3, index.ef, len(bank), threads)
     (exact if chosen is hnsw else hnsw).close()
     return chosen

@@ -1,0 +1,90 @@
+"""Exact and HNSW search agree (within the configured image-score bound); exact is exact."""
+import logging
+
+import numpy as np
+import pytest
+
+from tocoad_edge.runtime.search.exact import ExactSearch
+from tocoad_edge.runtime.search.hnsw import HnswSearch, build_hnsw_index
+
+
+def _brute(q, bank):
+    d = ((q.astype(np.float64)[:, None, :] - bank.astype(np.float64)[None]) ** 2).sum(-1)
+    return np.sqrt(d.min(1))
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 10000])
+def test_exact_matches_brute_force(chunk):
+    rng = np.random.default_rng(0)
+    bank = rng.standard_normal((300, 24)).astype(np.float32)
+    q = rng.standard_normal((50, 24)).astype(np.float32)
+    d = ExactSearch(bank, chunk_entries=chunk, threads=1).query(q)
+    assert d.dtype == np.float32 and d.shape == (50,)
+    np.testing.assert_allclose(d, _brute(q, bank), rtol=1e-4, atol=1e-4)
+
+
+def test_exact_float16_bank_kept_and_widened_agree():
+    rng = np.random.default_rng(1)
+    bank16 = rng.standard_normal((200, 16)).astype(np.float16)
+    q = rng.standard_normal((40, 16)).astype(np.float32)
+    kept = ExactSearch(bank16, keep_float16=True, chunk_entries=64)
+    widened = ExactSearch(bank16)
+    assert kept.bank.dtype == np.float16 and widened.bank.dtype == np.float32
+    np.testing.assert_allclose(kept.query(q), widened.query(q), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(widened.query(q), _brute(q, bank16.astype(np.float32)), rtol=1e-4, atol=1e-4)
+
+
+def test_hnsw_agrees_with_exact_on_random_bank(tmp_path):
+    rng = np.random.default_rng(2)
+    bank = rng.standard_normal((2000, 32)).astype(np.float32)
+    build_hnsw_index(bank, tmp_path / "i.hnsw", M=16, ef_construction=100)
+    q = bank[rng.integers(0, 2000, 400)] + 0.1 * rng.standard_normal((400, 32)).astype(np.float32)
+    exact = ExactSearch(bank).query(q)
+    for threads in (1, 2):
+        h = HnswSearch(bank, tmp_path / "i.hnsw", ef=200, threads=threads).query(q)
+        assert np.mean(np.isclose(h, exact, rtol=1e-4, atol=1e-4)) > 0.97
+        assert np.all(h >= exact - 1e-3)          # HNSW can only miss the true nearest neighbour
+
+
+def test_bundle_search_paths_agree_within_configured_bound(caplog):
+    from _i5_tiny_bundle import tiny_bundle
+    from tocoad_edge.export.search_tuning import MAX_SCORE_ERROR
+    from tocoad_edge.data import load_dataset, read_image
+    from tocoad_edge.runtime import Detector
+
+    data, _, bundle = tiny_bundle()
+    frames = [read_image(t.path) for t in load_dataset(data, require_test=True).test]
+    with Detector.open(bundle, search="exact", threads=1) as ex, Detector.open(bundle, search="hnsw", threads=2) as hn:
+        assert hn.search.ef == hn.manifest.memory_bank.index.ef
+        for f in frames:
+            e, h = ex.predict(f), hn.predict(f)
+            assert abs(h.raw_score - e.raw_score) <= MAX_SCORE_ERROR * abs(e.raw_score) + 1e-6
+    with caplog.at_level(logging.INFO, logger="tocoad_edge.runtime"):
+        with Detector.open(bundle, search="auto", threads=1) as auto:
+            sel = auto.describe()["search"]["selection"]
+            assert sel["chosen"] in ("exact", "hnsw") and sel["chosen"] == auto.search.name
+            assert sel["exact_ms"] > 0 and sel["hnsw_ms"] > 0
+    assert any("search auto:" in r.getMessage() for r in caplog.records)
+
+
+def test_ef_tuning_rows_are_measured():
+    from _i5_tiny_bundle import tiny_bundle
+    import json
+
+    _, _, bundle = tiny_bundle()
+    m = json.loads((bundle / "manifest.json").read_text())
+    rows = m["search"]["ef_tuning"]
+    assert isinstance(rows, list) and rows
+    chosen = m["memory_bank"]["index"]["ef"]
+    row = next(r for r in rows if r["ef"] == chosen)
+    assert row["max_image_score_rel_error"] <= m["search"]["max_score_error"]
+
+
+def test_choose_ef_takes_one_step_of_margin():
+    from tocoad_edge.export.search_tuning import choose_ef
+
+    rows = [{"ef": e, "max_image_score_rel_error": err} for e, err in ((16, 0.02), (32, 0.0), (48, 0.0), (64, 0.0))]
+    assert choose_ef(rows, safety_steps=0) == 32
+    assert choose_ef(rows) == 48
+    assert choose_ef(rows[:2]) == 32                                  # no larger candidate: the largest
+    assert choose_ef([{"ef": 16, "max_image_score_rel_error": 0.5}]) == 16

@@ -1,0 +1,78 @@
+"""The reference pipeline: how PatchCore implementations run today. torch FP32 backbone (the bundle's
+feature model rebuilt in torch with the same weights), exact nearest neighbour with ``torch.cdist`` on
+the same memory bank, then the same scoring as the runtime.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..bundle.manifest import Manifest
+from ..errors import BundleError
+from ..runtime.frames import to_bgr_frame, to_model_input
+from ..runtime.scoring import anomaly_map, image_score
+
+
+def build_reference_embedder(manifest: Manifest, run_dir: str | Path | None):
+    """``PatchEmbedder`` with the bundle's weights: from the training run if given (exactly as trained),
+    otherwise rebuilt from the backbone registry (valid for baseline runs, whose backbone is frozen)."""
+    from ..config import load_train_config
+    from ..train.embedder_factory import load_run_embedder, make_embedder
+
+    f = manifest.features
+    if run_dir is not None:
+        run = Path(run_dir)
+        cfg = load_train_config(run / "config.yaml")
+        proj = run / "projection.npy"
+        projection = np.load(proj, allow_pickle=False) if proj.is_file() else None
+        return load_run_embedder(run, cfg, projection), f"run {run}"
+    stages = (manifest.training or {}).get("stages")
+    if f.projection != "none" or (stages not in (None, "baseline")):
+        raise BundleError("the reference needs the training run's weights for this bundle",
+                          expected="a baseline run without projection, or --run RUN",
+                          got=f"stages={stages}, projection={f.projection}",
+                          fix="pass --run with the tocoad-train folder the bundle was exported from")
+    from ..config import BackboneConfig, FeatureConfig, TrainConfig
+
+    cfg = TrainConfig(backbone=BackboneConfig(name=f.backbone, layers=tuple(f.layers)),
+                      features=FeatureConfig(aggregation=f.aggregation))
+    return make_embedder(cfg), "backbone registry (frozen baseline weights)"
+
+
+class ReferencePipeline:
+    def __init__(self, manifest: Manifest, bank: np.ndarray, run_dir=None, threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.torch = torch
+        self.manifest = manifest
+        self.embedder, self.weights_source = build_reference_embedder(manifest, run_dir)
+        self.embedder.eval()
+        self.bank = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
+        self.input_hw = (manifest.input.height, manifest.input.width)
+
+    def embed(self, frame: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            batch = self.torch.from_numpy(np.ascontiguousarray(to_model_input(to_bgr_frame(frame), *self.input_hw)))
+            return self.embedder(batch)[0].numpy()
+
+    def predict(self, frame: np.ndarray) -> tuple[float, dict[str, float]]:
+        torch = self.torch
+        t0 = time.perf_counter()
+        bgr = to_bgr_frame(frame)
+        batch = torch.from_numpy(np.ascontiguousarray(to_model_input(bgr, *self.input_hw)))
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            emb = self.embedder(batch)[0]
+            t2 = time.perf_counter()
+            dist = torch.cdist(emb, self.bank).min(dim=1).values.numpy()
+        t3 = time.perf_counter()
+        sc = self.manifest.scoring
+        raw = image_score(dist)
+        anomaly_map(dist, tuple(self.manifest.features.grid), self.input_hw, sc.gaussian_sigma, bgr.shape[:2])
+        t4 = time.perf_counter()
+        return raw, {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3,
+                     "postprocess": (t4 - t3) * 1e3}
