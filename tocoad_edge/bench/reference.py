@@ -37,7 +37,8 @@ def build_reference_embedder(manifest: Manifest, run_dir: str | Path | None):
     from ..config import BackboneConfig, FeatureConfig, TrainConfig
 
     cfg = TrainConfig(backbone=BackboneConfig(name=f.backbone, layers=tuple(f.layers)),
-                      features=FeatureConfig(aggregation=f.aggregation))
+                      features=FeatureConfig(aggregation=f.aggregation, aggregation_mode=f.aggregation_mode,
+                                             aggregation_dim=f.aggregation_dim or FeatureConfig.aggregation_dim))
     return make_embedder(cfg), "backbone registry (frozen baseline weights)"
 
 

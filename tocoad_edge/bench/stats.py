@@ -16,23 +16,13 @@ def summary(values_ms) -> dict:
 
 
 def auroc(labels, scores) -> float | None:
-    """Image AUROC (Mann-Whitney U with average ranks for ties); None without both classes."""
-    y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    """Image AUROC (``eval.metrics.auroc``); None without both classes."""
+    import math
+
+    from ..eval.metrics import auroc as _auroc
+
+    value = _auroc(labels, scores)
+    return None if math.isnan(value) else value
 
 
 def peak_rss_mb() -> float:
