@@ -153,9 +153,6 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     ctx = ExportContext(run=run, cfg=cfg, meta=meta, staging=staging, options=options, embedder=embedder,
                         bank=bank_loaded, fp32_path=fp32_path, scoring=scoring, features=features)
 
-    from .search_tuning import tune_search
-
-    search_info, ef = tune_search(ctx, staging / INDEX_NAME)
     models = {"fp32": ModelFile(file=FP32_NAME, input_name=INPUT_NAME, output_name=OUTPUT_NAME, precision="fp32",
                                 dynamic_batch=options.dynamic_batch)}
     calibration: dict[str, Any] = {}
@@ -165,6 +162,11 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
         int8_path, calibration = build_int8_model(ctx, staging / INT8_NAME)
         models["int8"] = ModelFile(file=int8_path.name, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
                                    precision="int8", dynamic_batch=options.dynamic_batch)
+
+    from .search_tuning import tune_search
+
+    search_info, ef = tune_search(ctx, staging / INDEX_NAME,
+                                  {p: staging / m.file for p, m in models.items() if p != "fp32"})
 
     from .parity import write_parity_report
 

@@ -48,10 +48,13 @@ def choose_ef(rows: list[dict], bound: float = MAX_SCORE_ERROR, safety_steps: in
     return efs[min(ok[0] + safety_steps, len(efs) - 1)]
 
 
-def tune_search(ctx, index_path: Path) -> tuple[dict, int]:
+def tune_search(ctx, index_path: Path, quantized_models: dict[str, Path] | None = None) -> tuple[dict, int]:
+    """Tune ef on the trained model's embeddings and on every exported quantized model's embeddings: an INT8
+    model's noisier embeddings can need a larger ef for the same score error. The largest choice is stored."""
     import torch
 
     from .export_images import holdout_images
+    from .parity import _onnx_embeddings
 
     size = int(ctx.meta["image_size"])
     try:
@@ -60,10 +63,16 @@ def tune_search(ctx, index_path: Path) -> tuple[dict, int]:
         log.warning("ef tuning skipped (%s); using ef=%d", exc, 128)
         return {"ef_tuning": "skipped: no held-out images", "max_score_error": MAX_SCORE_ERROR}, 128
     with torch.no_grad():
-        patches = ctx.embedder(torch.from_numpy(imgs)).numpy()
-    rows = measure_ef(ctx.bank, index_path, patches)
-    ef = choose_ef(rows)
-    log.info("hnsw ef=%d chosen (%s)", ef, ", ".join(f"ef {r['ef']}: recall {r['recall_at_1']:.3f} "
-                                                     f"err {r['max_image_score_rel_error']:.4f}" for r in rows))
-    return {"ef_tuning": rows, "max_score_error": MAX_SCORE_ERROR, "ef_safety_steps": EF_SAFETY_STEPS,
-            "tuning_images": int(len(imgs))}, int(ef)
+        embeddings = {"fp32": ctx.embedder(torch.from_numpy(imgs)).numpy()}
+    for precision, path in (quantized_models or {}).items():
+        embeddings[precision] = _onnx_embeddings(path, imgs)
+    tuning, chosen = {}, {}
+    for precision, patches in embeddings.items():
+        rows = measure_ef(ctx.bank, index_path, patches)
+        tuning[precision] = rows
+        chosen[precision] = choose_ef(rows)
+        log.info("hnsw ef for %s: %d (%s)", precision, chosen[precision], ", ".join(
+            f"ef {r['ef']}: recall {r['recall_at_1']:.3f} err {r['max_image_score_rel_error']:.4f}" for r in rows))
+    ef = max(chosen.values())
+    return {"ef_tuning": tuning, "ef_per_precision": chosen, "max_score_error": MAX_SCORE_ERROR,
+            "ef_safety_steps": EF_SAFETY_STEPS, "tuning_images": int(len(imgs))}, int(ef)

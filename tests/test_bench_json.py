@@ -4,12 +4,11 @@ import json
 import pytest
 
 
-def test_bench_json_has_required_keys(tmp_path):
+def test_bench_json_has_required_keys(tmp_path, sample_dataset, tiny_run, tiny_bundle):
     pytest.importorskip("torch")
-    from _i5_tiny_bundle import tiny_bundle
     from tocoad_edge.cli.bench import main
 
-    data, run, bundle = tiny_bundle()
+    data, run, bundle = sample_dataset, tiny_run, tiny_bundle
     out = tmp_path / "bench.json"
     assert main([str(bundle), "--data", str(data), "--json", str(out), "--run", str(run), "--threads", "1",
                  "--max-images", "6", "--warmup", "1", "--stream-frames", "6"]) == 0
@@ -29,10 +28,9 @@ def test_bench_json_has_required_keys(tmp_path):
         assert k in s
 
 
-def test_bench_bad_data_is_a_clear_error(tmp_path, capsys):
-    from _i5_tiny_bundle import tiny_bundle
+def test_bench_bad_data_is_a_clear_error(tmp_path, capsys, tiny_bundle):
     from tocoad_edge.cli.bench import main
 
-    _, _, bundle = tiny_bundle()
+    bundle = tiny_bundle
     assert main([str(bundle), "--data", str(tmp_path / "nope"), "--json", str(tmp_path / "o.json")]) == 2
     assert "error" in capsys.readouterr().err

@@ -7,12 +7,11 @@ from tocoad_edge.runtime.pipeline import FrameFailure
 
 
 @pytest.fixture(scope="module")
-def det_and_frames():
-    from _i5_tiny_bundle import tiny_bundle
+def det_and_frames(sample_dataset, tiny_bundle):
     from tocoad_edge.data import load_dataset, read_image
     from tocoad_edge.runtime import Detector
 
-    data, _, bundle = tiny_bundle()
+    data, bundle = sample_dataset, tiny_bundle
     frames = [read_image(t.path) for t in load_dataset(data, require_test=True).test]
     det = Detector.open(bundle, threads=1, search_threads=1, search="exact")
     yield det, frames

@@ -46,13 +46,12 @@ def test_hnsw_agrees_with_exact_on_random_bank(tmp_path):
         assert np.all(h >= exact - 1e-3)          # HNSW can only miss the true nearest neighbour
 
 
-def test_bundle_search_paths_agree_within_configured_bound(caplog):
-    from _i5_tiny_bundle import tiny_bundle
+def test_bundle_search_paths_agree_within_configured_bound(caplog, sample_dataset, tiny_bundle):
     from tocoad_edge.export.search_tuning import MAX_SCORE_ERROR
     from tocoad_edge.data import load_dataset, read_image
     from tocoad_edge.runtime import Detector
 
-    data, _, bundle = tiny_bundle()
+    data, bundle = sample_dataset, tiny_bundle
     frames = [read_image(t.path) for t in load_dataset(data, require_test=True).test]
     with Detector.open(bundle, search="exact", threads=1) as ex, Detector.open(bundle, search="hnsw", threads=2) as hn:
         assert hn.search.ef == hn.manifest.memory_bank.index.ef
@@ -67,15 +66,15 @@ def test_bundle_search_paths_agree_within_configured_bound(caplog):
     assert any("search auto:" in r.getMessage() for r in caplog.records)
 
 
-def test_ef_tuning_rows_are_measured():
-    from _i5_tiny_bundle import tiny_bundle
+def test_ef_tuning_rows_are_measured(tiny_bundle):
     import json
 
-    _, _, bundle = tiny_bundle()
+    bundle = tiny_bundle
     m = json.loads((bundle / "manifest.json").read_text())
-    rows = m["search"]["ef_tuning"]
+    rows = m["search"]["ef_tuning"]["fp32"]
     assert isinstance(rows, list) and rows
     chosen = m["memory_bank"]["index"]["ef"]
+    assert chosen == max(m["search"]["ef_per_precision"].values())
     row = next(r for r in rows if r["ef"] == chosen)
     assert row["max_image_score_rel_error"] <= m["search"]["max_score_error"]
 
