@@ -1,0 +1,1 @@
+"""Training: feature extraction, ToCoAD stages, memory bank, run folder."""
