@@ -28,6 +28,7 @@ class PatchEmbedder(nn.Module):
         self.backbone = backbone
         self.layers = list(layers)
         self.aggregation = aggregation
+        self.register_buffer("bgr_to_rgb", torch.tensor([2, 1, 0], dtype=torch.int64), persistent=False)
         self.register_buffer("mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         if projection is not None:
@@ -56,7 +57,7 @@ class PatchEmbedder(nn.Module):
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 NHWC BGR → normalised float NCHW RGB."""
         x = frames.to(torch.float32).permute(0, 3, 1, 2)
-        x = x.flip(1)  # BGR → RGB
+        x = x.index_select(1, self.bgr_to_rgb)  # BGR → RGB as a Gather (portable to every ONNX runtime)
         return (x - self.mean) / self.std
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

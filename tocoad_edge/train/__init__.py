@@ -1,1 +1,1 @@
-"""Training: feature extraction, ToCoAD stages, memory bank, run folder."""
+"""Training (workstation, torch): feature extraction, ToCoAD stages, memory bank, run folder."""

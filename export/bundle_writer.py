@@ -1,0 +1,187 @@
+"""Run folder → bundle folder. Written into a staging folder and renamed into place at the end, so a failed
+export never leaves a partial bundle (and never damages an existing one)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tocoad_edge import __version__
+from tocoad_edge.bundle.manifest import (MANIFEST_NAME, SCHEMA_VERSION, FeatureSpec, FileEntry, IndexSpec, InputSpec,
+                                         Manifest, MemoryBankSpec, ModelFile, ScoringSpec, sha256_file)
+from tocoad_edge.config import TrainConfig
+from tocoad_edge.errors import ExportError
+from tocoad_edge.train.run_folder import RunFolder
+
+log = logging.getLogger("tocoad_edge.export")
+
+FP32_NAME = "backbone.onnx"
+INT8_NAME = "backbone.int8.onnx"
+BANK_NAME = "coreset.npy"
+INDEX_NAME = "index.hnsw"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    int8: bool = False
+    dynamic_batch: bool = False
+    allow_degraded: bool = False
+    calibration_images: int = 256
+    calibration_method: str = "auto"      # auto | max | percentile | entropy
+    hnsw_M: int = 16
+    hnsw_ef_construction: int = 200
+    bank_dtype: str = "float32"           # float32 | float16
+    data_dir: Path | None = None          # real labelled test data for the parity report (optional)
+    force: bool = False
+
+
+@dataclass
+class ExportContext:
+    """Everything the INT8 / parity / engine steps need, handed over by the bundle writer."""
+    run: RunFolder
+    cfg: TrainConfig
+    meta: dict[str, Any]
+    staging: Path
+    options: ExportOptions
+    embedder: Any                          # torch PatchEmbedder, exactly as trained
+    bank: np.ndarray
+    fp32_path: Path
+    scoring: ScoringSpec
+    features: FeatureSpec
+    extra_manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _versions() -> dict[str, str]:
+    import hnswlib  # noqa: F401
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"tocoad_edge": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def _load_run(run_dir: Path) -> tuple[RunFolder, TrainConfig, dict[str, Any]]:
+    from tocoad_edge.config import load_train_config
+
+    run = RunFolder(Path(run_dir))
+    meta = run.meta()
+    cfg = load_train_config(run.file("config.yaml"))
+    return run, cfg, meta
+
+
+def write_bundle(run_dir: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions()) -> Path:
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    if out.exists() and not options.force and any(out.iterdir()):
+        raise ExportError(f"bundle folder {out} already exists and is not empty",
+                          fix="choose another --out, or pass --force to replace it")
+    run, cfg, meta = _load_run(Path(run_dir))
+    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        manifest = _write_into(staging, run, cfg, meta, options)
+        (staging / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        _replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("bundle written: %s (%.1f s)", out, time.perf_counter() - t_start)
+    return out
+
+
+def _replace_dir(staging: Path, out: Path) -> None:
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out)
+
+
+def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str, Any],
+                options: ExportOptions) -> Manifest:
+    from tocoad_edge.runtime.search.hnsw import build_hnsw_index
+    from tocoad_edge.train.embedder_factory import load_run_embedder
+
+    from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+
+    size = int(meta["image_size"])
+    embedder = load_run_embedder(run.path, cfg, run.projection())
+    fp32_path = export_onnx(embedder, staging / FP32_NAME, size, dynamic_batch=options.dynamic_batch)
+
+    bank = run.memory_bank().astype(np.float32)
+    bank_store = bank.astype(np.float16) if options.bank_dtype == "float16" else bank
+    with open(staging / BANK_NAME, "wb") as f:
+        np.save(f, bank_store, allow_pickle=False)
+    # The index is built over exactly what the runtime loads (float16 storage is widened on load).
+    bank_loaded = bank_store.astype(np.float32)
+    build_hnsw_index(bank_loaded, staging / INDEX_NAME, M=options.hnsw_M,
+                     ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
+
+    # The trained backbone weights, for the optional torch backend (and reference measurements).
+    shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
+
+    f = meta["feature"]
+    features = FeatureSpec(backbone=f["backbone"], layers=tuple(f["layers"]), aggregation=int(f["aggregation"]),
+                           stride=int(f["stride"]), grid=tuple(f["grid"]), dim=int(f["dim"]),
+                           projection=f["projection"], mean=tuple(f["mean"]), std=tuple(f["std"]))
+    th = meta["thresholds"]
+    scoring = ScoringSpec(gaussian_sigma=float(meta["gaussian_sigma"]), image_threshold=th["image_threshold"],
+                          pixel_threshold=th["pixel_threshold"], normalization_offset=th["normalization_offset"],
+                          normalization_scale=th["normalization_scale"])
+    ctx = ExportContext(run=run, cfg=cfg, meta=meta, staging=staging, options=options, embedder=embedder,
+                        bank=bank_loaded, fp32_path=fp32_path, scoring=scoring, features=features)
+
+    from .search_tuning import tune_search
+
+    search_info, ef = tune_search(ctx, staging / INDEX_NAME)
+    models = {"fp32": ModelFile(file=FP32_NAME, input_name=INPUT_NAME, output_name=OUTPUT_NAME, precision="fp32",
+                                dynamic_batch=options.dynamic_batch)}
+    calibration: dict[str, Any] = {}
+    if options.int8:
+        from tocoad_edge.calibration.pipeline import build_int8_model
+
+        int8_path, calibration = build_int8_model(ctx, staging / INT8_NAME)
+        models["int8"] = ModelFile(file=int8_path.name, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+                                   precision="int8", dynamic_batch=options.dynamic_batch)
+
+    from .parity import write_parity_report
+
+    write_parity_report(ctx, models)
+
+    files = {}
+    for p in sorted(staging.iterdir()):
+        if p.is_file() and p.name != MANIFEST_NAME:
+            files[p.name] = FileEntry(sha256=sha256_file(p), bytes=p.stat().st_size)
+    model_id = f"{features.backbone}-{files[FP32_NAME].sha256[:12]}"
+    return Manifest(
+        schema_version=SCHEMA_VERSION, model_id=model_id, created_by=f"tocoad-edge {__version__}",
+        input=InputSpec(height=size, width=size), features=features, models=models,
+        memory_bank=MemoryBankSpec(file=BANK_NAME, entries=int(bank.shape[0]), dim=int(bank.shape[1]),
+                                   dtype=options.bank_dtype,
+                                   index=IndexSpec(file=INDEX_NAME, M=options.hnsw_M,
+                                                   ef_construction=options.hnsw_ef_construction, ef=ef,
+                                                   seed=cfg.seed)),
+        scoring=scoring, files=files, versions=_versions(), calibration=calibration, search=search_info,
+        training={"stages": meta.get("stages"), "train_images": meta.get("train_images"),
+                  "data_dir": os.path.basename(str(meta.get("data_dir", ""))),
+                  "holdout_images": meta.get("holdout_images", [])},
+        **ctx.extra_manifest,
+    )
+
+
+def manifest_summary(bundle: Path) -> str:
+    data = json.loads((bundle / MANIFEST_NAME).read_text())
+    return (f"model {data['model_id']}: {data['memory_bank']['entries']} bank entries × {data['memory_bank']['dim']}, "
+            f"models {sorted(data['models'])}, files {len(data['files'])}")

@@ -1,0 +1,40 @@
+"""Shared fixtures: a generated dataset, a tiny trained run and its bundle (built once per session)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory) -> Path:
+    from tocoad_edge.sample_data import make_sample_dataset
+
+    return make_sample_dataset(tmp_path_factory.mktemp("data") / "sample", n_train=24, n_test_good=6,
+                               n_test_defect=3, size=96, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, sample_dataset) -> Path:
+    pytest.importorskip("torch")
+    from tocoad_edge.config import TrainConfig, DataConfig
+    from tocoad_edge.train.trainer import train
+
+    cfg = TrainConfig(data=DataConfig(image_size=64, holdout_images=4))
+    return train(sample_dataset, tmp_path_factory.mktemp("runs") / "tiny", cfg, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_run) -> Path:
+    from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
+
+    return write_bundle(tiny_run, tmp_path_factory.mktemp("bundles") / "tiny", ExportOptions())
+
+
+@pytest.fixture()
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not present at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,74 @@
+"""Score every test image of a dataset with a Detector and compute the metrics."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data import MVTecDataset, read_image, read_mask
+from .metrics import aupro, auroc, f1_max, pixel_auroc
+
+
+@dataclass
+class EvalResult:
+    image_auroc: float
+    pixel_auroc: float
+    aupro: float
+    f1_max: float
+    f1_threshold: float
+    images: int
+    anomalous: int
+    per_defect_image_auroc: dict[str, float]
+    latency_ms_p50: float
+    latency_ms_p99: float
+    items: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "items"} | {"per_image": self.items}
+
+
+def evaluate(detector, dataset: MVTecDataset, *, keep_maps: bool = False, progress=None,
+             max_map_side: int = 256) -> tuple[EvalResult, list[np.ndarray], list[np.ndarray]]:
+    """Returns the result and (masks, maps) at evaluation resolution (longest side ≤ ``max_map_side``)."""
+    import cv2
+
+    labels, scores, masks, maps, items, lat = [], [], [], [], [], []
+    for item in dataset.test:
+        img = read_image(item.path)
+        t0 = time.perf_counter()
+        pred = detector.predict(img)
+        lat.append((time.perf_counter() - t0) * 1e3)
+        mask = read_mask(item.mask_path, img.shape[:2])
+        amap = pred.anomaly_map
+        h, w = amap.shape
+        scale = min(1.0, max_map_side / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            amap = cv2.resize(amap, size, interpolation=cv2.INTER_LINEAR)
+            mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        labels.append(item.label)
+        scores.append(pred.raw_score)
+        masks.append(mask)
+        maps.append(amap.astype(np.float32))
+        items.append({"path": str(Path(item.path).relative_to(dataset.root)), "label": item.label,
+                      "defect": item.defect, "score": pred.score, "raw_score": pred.raw_score,
+                      "decision": pred.decision})
+        if progress is not None:
+            progress(1)
+    y = np.array(labels)
+    s = np.array(scores)
+    per_defect = {}
+    for d in sorted({i["defect"] for i in items if i["label"] == 1}):
+        sel = np.array([i["defect"] in (d, "good") for i in items])
+        per_defect[d] = auroc(y[sel], s[sel])
+    f1, f1_t = f1_max(y, s) if y.any() else (float("nan"), float("nan"))
+    has_masks = any(m.any() for m in masks)
+    res = EvalResult(
+        image_auroc=auroc(y, s), pixel_auroc=pixel_auroc(masks, maps) if has_masks else float("nan"),
+        aupro=aupro(masks, maps) if has_masks else float("nan"), f1_max=f1, f1_threshold=f1_t,
+        images=len(items), anomalous=int(y.sum()), per_defect_image_auroc=per_defect,
+        latency_ms_p50=float(np.percentile(lat, 50)) if lat else float("nan"),
+        latency_ms_p99=float(np.percentile(lat, 99)) if lat else float("nan"), items=items)
+    return res, masks, maps

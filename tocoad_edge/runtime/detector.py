@@ -1,0 +1,181 @@
+"""``Detector``: a bundle → frame in, score + decision + anomaly map out. No torch."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..bundle.manifest import Manifest, read_manifest, verify_files
+from ..errors import BundleError, ConfigError
+from .backends import Backend, create_backend
+from .frames import to_bgr_frame, to_model_input
+from .prediction import Prediction
+from .scoring import anomaly_map, image_score
+from .search.base import NearestNeighbourSearch
+
+log = logging.getLogger("tocoad_edge.runtime")
+
+PRECISIONS = ("fp32", "int8")
+SEARCHES = ("auto", "hnsw", "exact")
+
+
+def _load_bank(path: Path, manifest: Manifest) -> np.ndarray:
+    try:
+        bank = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"cannot load memory bank {path}", expected="a numeric .npy array (no pickles)",
+                          got=str(exc)) from None
+    spec = manifest.memory_bank
+    if bank.ndim != 2 or bank.shape != (spec.entries, spec.dim):
+        raise BundleError("memory bank has the wrong shape", expected=f"({spec.entries}, {spec.dim})",
+                          got=str(bank.shape), fix="re-export the bundle")
+    return np.ascontiguousarray(bank, dtype=np.float32)
+
+
+def choose_backend(name: str, manifest: Manifest) -> str:
+    if name != "auto":
+        return name
+    if manifest.engines:
+        try:
+            from .backends.trt import engine_matches_device
+
+            if any(engine_matches_device(e) for e in manifest.engines):
+                return "tensorrt"
+        except ImportError:
+            pass
+    return "onnxrt"
+
+
+def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
+                  threads: int | None) -> NearestNeighbourSearch:
+    from .search.exact import ExactSearch
+
+    index = manifest.memory_bank.index
+    if kind == "auto":
+        from .search.select import choose_search
+
+        return choose_search(bank, manifest, paths, threads)
+    if kind == "hnsw":
+        if index is None:
+            raise BundleError("this bundle has no HNSW index", fix="use search='exact' or re-export the bundle")
+        from .search.hnsw import HnswSearch
+
+        return HnswSearch(bank, paths[index.file], ef=index.ef, threads=threads)
+    return ExactSearch(bank)
+
+
+class Detector:
+    """Anomaly detector for one bundle. Thread-compatible: one ``predict`` at a time per instance."""
+
+    def __init__(self, bundle_dir: Path, manifest: Manifest, backend: Backend, search: NearestNeighbourSearch,
+                 precision: str):
+        self.bundle_dir = bundle_dir
+        self.manifest = manifest
+        self.backend = backend
+        self.search = search
+        self.precision = precision
+        self._input_hw = (manifest.input.height, manifest.input.width)
+        self._output_name = manifest.models[precision].output_name
+        self._closed = False
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, bundle_dir: str | Path, *, backend: str = "auto", precision: str = "fp32",
+             search: str = "auto", threads: int | None = None, **backend_options) -> "Detector":
+        """Verify every file of the bundle against the manifest's sha256, then load model and search."""
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision '{precision}'", expected=f"one of {list(PRECISIONS)}", got=precision)
+        if search not in SEARCHES:
+            raise ConfigError(f"unknown search '{search}'", expected=f"one of {list(SEARCHES)}", got=search)
+        bundle = Path(bundle_dir)
+        manifest = read_manifest(bundle)
+        if precision not in manifest.models:
+            raise BundleError(f"this bundle has no {precision} model", expected=f"one of {sorted(manifest.models)}",
+                              got=precision, fix="export with --int8 for an INT8 model, or choose precision='fp32'")
+        paths = verify_files(bundle, manifest)
+        backend_name = choose_backend(backend, manifest)
+        model_file = manifest.models[precision].file
+        if backend_name == "tensorrt":
+            from .backends.trt import engine_for
+
+            model_path = paths[engine_for(manifest, precision).file]
+        else:
+            model_path = paths[model_file]
+        be = create_backend(backend_name, model_path, threads=threads, manifest=manifest, **backend_options)
+        be.load()
+        try:
+            bank = _load_bank(paths[manifest.memory_bank.file], manifest)
+            nn = create_search(search, bank, manifest, paths, threads)
+        except Exception:
+            be.close()
+            raise
+        log.info("opened bundle %s: backend=%s precision=%s search=%s entries=%d", bundle, backend_name, precision,
+                 nn.name, manifest.memory_bank.entries)
+        return cls(bundle, manifest, be, nn, precision)
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    # -- inference --------------------------------------------------------------------------------
+    def embed(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int], dict[str, float]]:
+        """Frame → patch embeddings ``[h·w, D]`` (first half of ``predict``; used by pipelining)."""
+        t0 = time.perf_counter()
+        bgr = to_bgr_frame(frame)
+        batch = to_model_input(bgr, *self._input_hw)
+        t1 = time.perf_counter()
+        out = self.backend.infer(batch)[self._output_name]
+        t2 = time.perf_counter()
+        return out[0], bgr.shape[:2], {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3}
+
+    def score(self, embeddings: np.ndarray, frame_hw: tuple[int, int], timings: dict[str, float],
+              frame_id: int | None = None) -> Prediction:
+        """Patch embeddings → Prediction (second half of ``predict``)."""
+        t0 = time.perf_counter()
+        dist = self.search.query(embeddings)
+        t1 = time.perf_counter()
+        sc = self.manifest.scoring
+        raw = image_score(dist)
+        amap = anomaly_map(dist, tuple(self.manifest.features.grid), self._input_hw, sc.gaussian_sigma, frame_hw)
+        amap -= sc.normalization_offset
+        amap /= sc.normalization_scale
+        norm = (raw - sc.normalization_offset) / sc.normalization_scale
+        t2 = time.perf_counter()
+        timings = dict(timings, search=(t1 - t0) * 1e3, postprocess=(t2 - t1) * 1e3)
+        timings["total"] = sum(timings.values())
+        return Prediction(score=float(norm), raw_score=raw, is_anomalous=bool(raw > sc.image_threshold),
+                          anomaly_map=amap, timings_ms=timings, frame_id=frame_id)
+
+    def predict(self, frame: np.ndarray, frame_id: int | None = None) -> Prediction:
+        """Score one frame: uint8 BGR ``[H, W, 3]`` (gray and BGRA are converted; see runtime/frames.py)."""
+        self._check_open()
+        emb, hw, timings = self.embed(frame)
+        return self.score(emb, hw, timings, frame_id)
+
+    def predict_stream(self, frames: Iterable[np.ndarray]) -> Iterator[Prediction]:
+        """Score frames in order. Backbone inference of frame t+1 overlaps search of frame t."""
+        from .pipeline import pipelined_predictions
+
+        self._check_open()
+        yield from pipelined_predictions(self, frames)
+
+    def close(self) -> None:
+        if not self._closed:
+            self.backend.close()
+            self.search.close()
+            self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            from ..errors import TocoadError
+
+            raise TocoadError("this Detector is closed", fix="open the bundle again with Detector.open")
+
+    def __enter__(self) -> "Detector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,44 @@
+"""HNSW search with hnswlib: the index is built at export and stored in the bundle."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import NearestNeighbourSearch
+
+
+def build_hnsw_index(bank: np.ndarray, path: str | Path, *, M: int = 16, ef_construction: int = 200,
+                     seed: int = 0, threads: int = 1) -> None:
+    """Build and save an L2 index over ``bank`` (labels = row numbers). One thread gives a reproducible file."""
+    import hnswlib
+
+    bank = np.ascontiguousarray(bank, dtype=np.float32)
+    index = hnswlib.Index(space="l2", dim=int(bank.shape[1]))
+    index.init_index(max_elements=int(bank.shape[0]), ef_construction=ef_construction, M=M, random_seed=seed)
+    index.set_num_threads(threads)
+    index.add_items(bank, np.arange(len(bank)))
+    index.save_index(str(path))
+
+
+class HnswSearch(NearestNeighbourSearch):
+    name = "hnsw"
+
+    def __init__(self, bank: np.ndarray, index_path: str | Path, *, ef: int = 64, threads: int | None = None):
+        import hnswlib
+
+        super().__init__(bank)
+        self.index = hnswlib.Index(space="l2", dim=self.dim)
+        self.index.load_index(str(index_path), max_elements=self.entries)
+        self.index.set_ef(int(ef))
+        self.ef = int(ef)
+        if threads:
+            self.index.set_num_threads(int(threads))
+
+    def set_ef(self, ef: int) -> None:
+        self.ef = int(ef)
+        self.index.set_ef(self.ef)
+
+    def _query_impl(self, q: np.ndarray) -> np.ndarray:
+        _, d2 = self.index.knn_query(q, k=1)
+        return np.sqrt(np.maximum(d2[:, 0], 0.0)).astype(np.float32)

@@ -1,0 +1,38 @@
+"""Build the deployable ``PatchEmbedder`` from a config (training) or a run folder (export)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..errors import BundleError
+from ..models.backbones import Backbone, build_backbone
+from ..models.patch_embedder import PatchEmbedder
+
+
+def make_embedder(cfg: TrainConfig, backbone: Backbone | None = None,
+                  projection: np.ndarray | None = None) -> PatchEmbedder:
+    bb = backbone if backbone is not None else build_backbone(cfg.backbone.name, cfg.backbone.weights)
+    proj = torch.from_numpy(np.ascontiguousarray(projection, dtype=np.float32)) if projection is not None else None
+    return PatchEmbedder(bb, list(cfg.backbone.layers), cfg.features.aggregation, proj).eval()
+
+
+def load_run_embedder(run_dir: Path, cfg: TrainConfig, projection: np.ndarray | None) -> PatchEmbedder:
+    """The embedder exactly as trained: architecture from the config, weights from the run folder."""
+    from safetensors.torch import load_file
+
+    from .run_folder import WEIGHTS_NAME
+
+    path = Path(run_dir) / WEIGHTS_NAME
+    if not path.is_file():
+        raise BundleError(f"run folder has no {WEIGHTS_NAME}: {run_dir}", fix="run tocoad-train again")
+    bb = build_backbone(cfg.backbone.name, cfg.backbone.weights)
+    state = load_file(str(path))
+    try:
+        bb.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BundleError(f"{path} does not fit backbone '{cfg.backbone.name}'", got=str(exc).splitlines()[0],
+                          fix="export with the config the run was trained with") from None
+    return make_embedder(cfg, bb, projection)

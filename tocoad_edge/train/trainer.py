@@ -1,0 +1,174 @@
+"""``tocoad-train``: normal images → (ToCoAD fine-tuned) backbone → memory bank → run folder."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .. import __version__
+from ..config import TrainConfig, config_to_dict
+from ..data import load_dataset
+from ..errors import DataError
+from ..memory import greedy_coreset
+from .embedder_factory import make_embedder
+from .features import embed_images
+from .images import load_resized
+from .nearest import nearest_distances
+from .projection import fit_projection
+from .run_folder import (BANK_NAME, CONFIG_NAME, LOG_NAME, META_NAME, PROJECTION_NAME, WEIGHTS_NAME, save_npy,
+                         write_json)
+from .thresholds import calibrate
+
+log = logging.getLogger("tocoad_edge.train")
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="it", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / LOG_NAME, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("tocoad_edge")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def split_holdout(paths: list[Path], holdout: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """Deterministically hold out up to ``holdout`` normal images (at most a fifth of the set)."""
+    k = min(holdout, len(paths) // 5)
+    if k == 0:
+        return list(paths), []
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(paths))
+    held = sorted(idx[:k].tolist())
+    keep = sorted(idx[k:].tolist())
+    return [paths[i] for i in keep], [paths[i] for i in held]
+
+
+def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_progress: bool = True) -> Path:
+    """Run the configured stages and write the run folder. Returns its path."""
+    t_start = time.perf_counter()
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(run_dir)
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+        ds = load_dataset(data_dir, extensions=cfg.data.extensions)
+        paths = list(ds.train)
+        if cfg.data.max_train_images is not None:
+            paths = paths[:cfg.data.max_train_images]
+        train_paths, holdout_paths = split_holdout(paths, cfg.data.holdout_images, cfg.seed)
+        if not train_paths:
+            raise DataError(f"no training images left in {data_dir} after the hold-out", fix="add normal images")
+        log.info("tocoad-train %s: %d train, %d held-out images from %s, stages=%s", __version__, len(train_paths),
+                 len(holdout_paths), data_dir, cfg.stages)
+        size = cfg.data.image_size
+        with _progress_bar(len(paths), "load images", show_progress) as bar:
+            train_imgs = load_resized(train_paths, size, bar.update)
+            holdout_imgs = load_resized(holdout_paths, size, bar.update)
+        timings: dict[str, float] = {}
+
+        t0 = time.perf_counter()
+        backbone = None
+        if cfg.stages != "baseline":
+            from .tocoad import finetune_backbone
+
+            backbone = finetune_backbone(cfg, list(train_imgs), run_dir, guide=(cfg.stages == "full"), log=log)
+        timings["finetune_s"] = time.perf_counter() - t0
+
+        embedder = make_embedder(cfg, backbone)
+        t0 = time.perf_counter()
+        with _progress_bar(len(train_imgs), "patch features", show_progress) as bar:
+            feats = embed_images(embedder, train_imgs, progress=bar.update)
+        n_img, n_patch, d_raw = feats.shape
+        flat = feats.reshape(-1, d_raw)
+        projection = fit_projection(cfg.features.projection, flat, cfg.features.projection_dim, cfg.seed)
+        if projection is not None:
+            flat = flat @ projection
+            embedder = make_embedder(cfg, embedder.backbone, projection)
+        if cfg.memory.max_patches is not None and len(flat) > cfg.memory.max_patches:
+            rng = np.random.default_rng(cfg.seed)
+            flat = flat[np.sort(rng.choice(len(flat), cfg.memory.max_patches, replace=False))]
+        timings["features_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        count = max(1, int(round(len(flat) * cfg.memory.coreset_ratio)))
+        with _progress_bar(count, "coreset", show_progress) as bar:
+            idx = greedy_coreset(flat, count=count, projection_dim=cfg.memory.coreset_projection_dim,
+                                 seed=cfg.seed, progress=bar.update)
+        bank = np.ascontiguousarray(flat[idx], dtype=np.float32)
+        timings["coreset_s"] = time.perf_counter() - t0
+        log.info("memory bank: %d of %d patches (ratio %.3f), dim %d", len(bank), len(flat),
+                 cfg.memory.coreset_ratio, bank.shape[1])
+
+        t0 = time.perf_counter()
+        if len(holdout_imgs):
+            hf = embed_images(embedder, holdout_imgs)
+            patch_scores = nearest_distances(hf.reshape(-1, hf.shape[-1]), bank).reshape(len(hf), -1)
+            image_scores = patch_scores.max(1)
+        else:
+            patch_scores = nearest_distances(flat[: min(len(flat), 20000)], bank)
+            image_scores = np.array([], dtype=np.float32)
+        th = calibrate(image_scores, patch_scores, cfg.scoring)
+        timings["thresholds_s"] = time.perf_counter() - t0
+        log.info("image threshold %.4f (held-out normal scores %s)", th.image_threshold,
+                 np.round(np.asarray(th.holdout_scores), 4).tolist()[:8])
+
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous() for k, v in embedder.backbone.state_dict().items()}
+        save_file(state, str(run_dir / WEIGHTS_NAME))
+        save_npy(run_dir / BANK_NAME, bank)
+        if projection is not None:
+            save_npy(run_dir / PROJECTION_NAME, projection)
+        grid = embedder.grid_size(size, size)
+        timings["total_s"] = time.perf_counter() - t_start
+        meta = {
+            "tocoad_edge_version": __version__,
+            "torch_version": torch.__version__,
+            "stages": cfg.stages,
+            "data_dir": str(Path(data_dir).resolve()),
+            "train_images": len(train_paths),
+            "holdout_images": [p.name for p in holdout_paths],
+            "feature": {"backbone": cfg.backbone.name, "layers": list(cfg.backbone.layers),
+                        "aggregation": cfg.features.aggregation, "stride": embedder.stride,
+                        "grid": list(grid), "dim": int(bank.shape[1]), "projection": cfg.features.projection,
+                        "mean": list(embedder.backbone.mean), "std": list(embedder.backbone.std)},
+            "image_size": size,
+            "memory_bank": {"entries": int(bank.shape[0]), "dim": int(bank.shape[1]),
+                            "source_patches": int(len(flat)), "ratio": cfg.memory.coreset_ratio},
+            "thresholds": {"image_threshold": th.image_threshold, "pixel_threshold": th.pixel_threshold,
+                           "normalization_offset": th.normalization_offset,
+                           "normalization_scale": th.normalization_scale,
+                           "holdout_scores": list(th.holdout_scores)},
+            "gaussian_sigma": cfg.scoring.gaussian_sigma,
+            "timings": timings,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+        }
+        write_json(run_dir / META_NAME, meta)
+        log.info("run folder written: %s (%.1f s)", run_dir, timings["total_s"])
+        return run_dir
+    finally:
+        logging.getLogger("tocoad_edge").removeHandler(handler)
+        handler.close()
