@@ -104,5 +104,5 @@ def test_bad_input_and_config_are_clear_errors():
         gen.sample(np.zeros((8, 8), np.float32), 0)
     with pytest.raises(ConfigError, match="beta"):
         SynthConfig(beta_min=0.0)
-    with pytest.raises(ConfigError, match="textures_dir"):
-        SynthConfig(textures="folder")
+    with pytest.raises(ConfigError, match="synth.textures"):
+        SynthConfig(texture_source="folder")

@@ -22,7 +22,7 @@ def _images(n=4, size=64):
 
 def _cfg(**stage2):
     return TrainConfig(
-        seed=1, threads=2,
+        seed=1, threads=1,
         synth=SynthConfig(anomaly_probability=0.7),
         stage1=Stage1Config(epochs=2, max_synthetic=8, holdout_synthetic=4, batch_size=4),
         stage2=Stage2Config(epochs=2, batch_size=2, **stage2),

@@ -36,7 +36,7 @@ def test_discriminator_learns_a_toy_segmentation_with_focal_loss():
     first = None
     for _ in range(60):
         loss = focal_loss(disc(maps), target)
-        first = first if first is not None else float(loss)
+        first = first if first is not None else float(loss.detach())
         opt.zero_grad()
         loss.backward()
         opt.step()

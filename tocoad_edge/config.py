@@ -81,8 +81,8 @@ class ScoringConfig:
 class SynthConfig:
     """Anomaly generator G (``tocoad_edge.synth``). Defaults are documented in docs/tocoad_method.md."""
     method: Literal["perlin", "cutpaste", "seamless"] = "perlin"   # Perlin was best in the paper's ablation
-    textures: Literal["auto", "normal", "procedural", "folder"] = "auto"  # auto: folder if textures_dir else normal+procedural
-    textures_dir: str | None = None     # folder of texture images (e.g. DTD); --textures DIR
+    textures: str | None = None         # folder of texture images (e.g. DTD); tocoad-train --textures DIR
+    texture_source: Literal["auto", "normal", "procedural", "folder"] = "auto"  # auto: the folder if given, else normal images + procedural
     anomaly_probability: float = 0.5    # share of G's outputs that carry an anomaly (the rest are normal, mask 0)
     perlin_min_scale: int = 0           # Perlin grid scales 2^min .. 2^max per axis, drawn independently
     perlin_max_scale: int = 6
@@ -107,14 +107,14 @@ class SynthConfig:
                 "0 < beta_min <= beta_max <= 1", (self.beta_min, self.beta_max))
         require(0.0 <= self.rotation_degrees <= 180.0, "synth.rotation_degrees", "a number in [0, 180]",
                 self.rotation_degrees)
-        require(self.textures != "folder" or self.textures_dir is not None, "synth.textures_dir",
-                "a folder of texture images when synth.textures is 'folder'", self.textures_dir)
+        require(self.texture_source != "folder" or self.textures is not None, "synth.textures",
+                "a folder of texture images when synth.texture_source is 'folder'", self.textures)
 
 
 @dataclass(frozen=True)
 class Stage1Config:
     """Stage 1: discriminative network D on the frozen backbone, trained on G's synthetic anomalies."""
-    epochs: int = 30                    # passes over the cached synthetic training set (features are cached)
+    epochs: int = 20                    # passes over the cached synthetic training set (features are cached)
     synthetic_per_image: int = 2        # synthetic samples drawn per normal training image
     max_synthetic: int = 600            # cap on the synthetic training set
     holdout_synthetic: int = 64         # held-out synthetic samples for D's pixel AUROC

@@ -90,7 +90,13 @@ class WideResNetBackbone(Backbone):
     def load_weights(self, path: str | Path) -> None:
         state = _load_state_dict(path)
         state = {k: v for k, v in state.items() if not k.startswith(("fc.", "avgpool."))}
-        missing, unexpected = self.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same keys, other shapes
+            raise ResourceError(f"weights file {path} does not fit WideResNet-50-2",
+                                expected="torchvision's wide_resnet50_2 state dict",
+                                got=str(exc).splitlines()[-1].strip()[:300],
+                                fix="give the wide_resnet50_2 .pth from torchvision (not resnet50 or another model)") from None
         if missing or unexpected:
             raise ResourceError(f"weights file {path} does not fit WideResNet-50-2",
                                 expected="torchvision's wide_resnet50_2 state dict (keys conv1.weight, layer1.0.conv1.weight, ...)",

@@ -44,7 +44,7 @@ class AnomalyGenerator:
 
     @classmethod
     def from_config(cls, cfg: SynthConfig, normal_images: Sequence[np.ndarray], seed: int) -> "AnomalyGenerator":
-        return cls(cfg, build_texture_source(cfg.textures, normal_images, cfg.textures_dir), seed)
+        return cls(cfg, build_texture_source(cfg.texture_source, normal_images, cfg.textures), seed)
 
     def sample(self, image: np.ndarray, index: int, anomaly: bool | None = None) -> SynthSample:
         """Deterministic sample number ``index`` for ``image`` (same seed, index, image → same sample)."""

@@ -133,6 +133,6 @@ def build_texture_source(kind: str, images: Sequence[np.ndarray] = (), folder: s
         return ProceduralTextures()
     if kind == "folder":
         if not folder:
-            raise DataError("texture source 'folder' needs a folder", fix="give --textures DIR (synth.textures_dir)")
+            raise DataError("texture source 'folder' needs a folder", fix="give --textures DIR (synth.textures)")
         return FolderTextures(folder)
     raise ValueError(f"unknown texture source {kind!r}")

@@ -95,7 +95,7 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             count += len(idx)
         last = total / max(1, count)
         bar.set_postfix(focal=f"{last:.4f}")
