@@ -136,3 +136,23 @@ def test_collapse_guard_raises_on_collapsed_features():
     guard.observe(collapsed)
     with pytest.raises(TrainingError, match="collapsed"):
         guard.end_epoch(2)
+
+
+def test_stage_sections_load_strictly_from_yaml(tmp_path):
+    from tocoad_edge.config import load_train_config
+    from tocoad_edge.errors import ConfigError
+
+    good = tmp_path / "good.yaml"
+    good.write_text("stages: full\nsynth:\n  method: cutpaste\n  textures: /data/dtd\nstage1:\n  epochs: 3\n"
+                    "stage2:\n  guide_margin: 0.2\n  batchnorm: train\n")
+    cfg = load_train_config(good)
+    assert cfg.synth.method == "cutpaste" and cfg.synth.textures == "/data/dtd" and cfg.stage1.epochs == 3
+    assert cfg.stage2.guide_margin == 0.2 and cfg.stage2.batchnorm == "train" and cfg.stage2.epochs == 4
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("stage2:\n  guide_wieght: 2.0\n")
+    with pytest.raises(ConfigError, match="did you mean 'guide_weight'"):
+        load_train_config(typo)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage1:\n  focal_gamma: -1\n")
+    with pytest.raises(ConfigError, match="stage1.focal_gamma"):
+        load_train_config(bad)
