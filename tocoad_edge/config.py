@@ -140,6 +140,7 @@ class Stage2Config:
     """Stage 2: contrastive fine-tuning of the backbone (SimSiam + negative guide from frozen D)."""
     epochs: int = 4
     batch_size: int = 8
+    images_per_epoch: int | None = None  # cap per epoch (a different random subset each epoch); None: all images
     learning_rate: float = 1e-4         # Adam, backbone; heads use head_learning_rate
     head_learning_rate: float = 1e-3
     weight_decay: float = 0.0
@@ -162,6 +163,8 @@ class Stage2Config:
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "projector_dim", "predictor_dim"):
             require(getattr(self, key) >= 1, f"stage2.{key}", "an integer >= 1", getattr(self, key))
+        require(self.images_per_epoch is None or self.images_per_epoch >= 1, "stage2.images_per_epoch",
+                "an integer >= 1 or null", self.images_per_epoch)
         for key in ("learning_rate", "head_learning_rate", "max_grad_norm"):
             require(getattr(self, key) > 0.0, f"stage2.{key}", "a number > 0", getattr(self, key))
         for key in ("weight_decay", "simsiam_weight", "guide_weight", "guide_normal_weight", "brightness",

@@ -6,6 +6,7 @@ held-out synthetic set is logged and stored in the checkpoint's metadata.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -66,6 +67,7 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
         log(f"stage 1: reusing D from {path} (held-out synthetic pixel AUROC {report.get('pixel_auroc', float('nan')):.3f})")
         return _freeze(disc), report
 
+    t_wall, t_cpu = time.perf_counter(), time.process_time()
     n_train = min(s1.max_synthetic, s1.synthetic_per_image * len(images))
     log(f"stage 1: {n_train} synthetic training samples, {s1.holdout_synthetic} held out")
     train_imgs, train_masks = _synthetic_set(generator, images, n_train, 0, reverse=False)
@@ -107,7 +109,10 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
             probs = disc.probability(frozen_layer_maps(backbone, layers, h_imgs))
             probs = F.interpolate(probs, size=h_masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         report["pixel_auroc"] = auroc(probs.numpy(), h_masks)
-    log(f"stage 1: D trained, focal loss {last:.4f}, held-out synthetic pixel AUROC {report['pixel_auroc']:.3f}")
+    report["wall_s"] = time.perf_counter() - t_wall
+    report["cpu_s"] = time.process_time() - t_cpu
+    log(f"stage 1: D trained, focal loss {last:.4f}, held-out synthetic pixel AUROC {report['pixel_auroc']:.3f} "
+        f"({report['wall_s']:.0f} s, CPU {report['cpu_s']:.0f} s)")
     save_checkpoint(path, disc.state_dict(), {"fingerprint": fp, "report": report})
     return disc, report
 

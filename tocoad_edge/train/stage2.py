@@ -11,6 +11,7 @@ spread is logged, and a collapse raises ``TrainingError``.
 from __future__ import annotations
 
 import copy
+import time
 import math
 from pathlib import Path
 from typing import Sequence
@@ -121,10 +122,13 @@ def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], ima
     log(f"stage 2 ({tag}): fine-tuning {', '.join(trainable_names)} for {s2.epochs} epochs on {n} images; "
         f"feature spread before: {guard.reference:.3f}")
 
+    t_wall, t_cpu = time.perf_counter(), time.process_time()
     for epoch in range(start_epoch, s2.epochs):
         torch.manual_seed(cfg.seed * 1009 + epoch)
         tgen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
         order = np.random.default_rng([cfg.seed, 2, epoch]).permutation(n)
+        if s2.images_per_epoch is not None:
+            order = order[:s2.images_per_epoch]
         _set_bn_mode(backbone, s2.batchnorm)
         heads.train()
         sums = {"loss": 0.0, "simsiam": 0.0, "push": 0.0, "pull": 0.0}
@@ -169,7 +173,8 @@ def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], ima
         history.append(means)
         log(f"stage 2 ({tag}) epoch {epoch + 1}/{s2.epochs}: loss {means['loss']:.4f} simsiam {means['simsiam']:.4f}"
             + (f" push {means['push']:.4f} pull {means['pull']:.4f}" if guide else "")
-            + f" feature spread {std:.3f}")
+            + f" feature spread {std:.3f} ({time.perf_counter() - t_wall:.0f} s, CPU {time.process_time() - t_cpu:.0f} s"
+            " so far)")
         tensors = {**prefixed("backbone", backbone.state_dict()), **prefixed("heads", heads.state_dict()),
                    **optimizer_tensors(opt)}
         save_checkpoint(epoch_path, tensors, {"fingerprint": fp, "epoch": epoch, "history": history,
