@@ -153,7 +153,7 @@ def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], ima
                 l_g, gparts = guide_loss(ea, e1, weight, s2.guide_margin, s2.guide_normal_weight)
                 loss = loss + s2.guide_weight * l_g
             if not torch.isfinite(loss):
-                raise TrainingError(f"stage 2 loss is not finite at epoch {epoch + 1}", got=str(float(loss)),
+                raise TrainingError(f"stage 2 loss is not finite at epoch {epoch + 1}", got=str(float(loss.detach())),
                                     fix="lower stage2.learning_rate; the stage resumes from its last epoch checkpoint")
             opt.zero_grad()
             loss.backward()
@@ -161,11 +161,11 @@ def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], ima
             opt.step()
             guard.observe(e1)
             steps += 1
-            sums["loss"] += float(loss)
-            sums["simsiam"] += float(l_ss)
+            sums["loss"] += float(loss.detach())
+            sums["simsiam"] += float(l_ss.detach())
             sums["push"] += gparts["push"]
             sums["pull"] += gparts["pull"]
-            bar.set_postfix(loss=f"{float(loss):.3f}", simsiam=f"{float(l_ss):.3f}",
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", simsiam=f"{float(l_ss.detach()):.3f}",
                             **({"push": f"{gparts['push']:.3f}", "pull": f"{gparts['pull']:.3f}"} if guide else {}))
         means = {k: v / max(1, steps) for k, v in sums.items()}
         std = guard.end_epoch(epoch + 1)  # raises TrainingError on collapse (the last good epoch stays on disk)
