@@ -19,7 +19,7 @@ def row(folder: Path, stages: str) -> str:
 
     def f(key: str) -> str:
         v = m.get(key)
-        return "—" if v is None else f"{100 * v:.1f}"
+        return "—" if v is None else f"{100 * v:.2f}"
 
     return (f"| {folder.name} | {stages} | {f('image_auroc')} | {f('pixel_auroc')} | {f('aupro')} | "
             f"{float(t.get('wall', 'nan')) / 60:.1f} | {cpu_s / 60:.1f} | {dpx[-1] if dpx else ''} |")
