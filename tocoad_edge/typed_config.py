@@ -157,6 +157,9 @@ def load_yaml(path: str | Path) -> Any:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p} is not UTF-8 text", got=str(exc),
+                          fix="save the config as UTF-8 YAML") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}", got=str(exc),
                           fix="check the path and permissions") from None

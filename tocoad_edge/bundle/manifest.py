@@ -116,6 +116,7 @@ class Manifest:
     calibration: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    self_test: dict[str, Any] = field(default_factory=dict)   # golden-image scores at export (runtime/golden.py)
 
     def to_json(self) -> str:
         return json.dumps(to_dict(self), indent=2, sort_keys=True) + "\n"
@@ -132,15 +133,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def read_manifest(bundle_dir: str | Path) -> Manifest:
-    """Parse ``bundle_dir/manifest.json`` strictly. Does not hash files (see ``verify_files``)."""
+def read_manifest(bundle_dir: str | Path, data: bytes | None = None) -> Manifest:
+    """Parse ``bundle_dir/manifest.json`` strictly. Does not hash files (see ``verify_files``).
+
+    ``data``: parse these bytes instead of reading the file again (the bytes a signature was checked over)."""
     bundle = Path(bundle_dir)
     path = bundle / MANIFEST_NAME
     if not bundle.is_dir():
         raise BundleError(f"bundle folder not found: {bundle}", expected="a folder written by tocoad-export",
                           fix="give the --out folder of tocoad-export")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(data.decode("utf-8") if data is not None else path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"no {MANIFEST_NAME} in {bundle}", expected="a folder written by tocoad-export",
                           fix="export the bundle again with tocoad-export") from None

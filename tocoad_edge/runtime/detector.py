@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..bundle.manifest import Manifest, read_manifest, verify_files
+from ..bundle.onnx_refs import check_external_data
 from ..errors import BundleError, ConfigError
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
@@ -32,7 +33,11 @@ def _load_bank(path: Path, manifest: Manifest) -> np.ndarray:
     if bank.ndim != 2 or bank.shape != (spec.entries, spec.dim):
         raise BundleError("memory bank has the wrong shape", expected=f"({spec.entries}, {spec.dim})",
                           got=str(bank.shape), fix="re-export the bundle")
-    return np.ascontiguousarray(bank, dtype=np.float32)
+    bank = np.ascontiguousarray(bank, dtype=np.float32)
+    if not np.isfinite(bank).all():
+        raise BundleError("memory bank holds NaN or inf", expected="finite float values", got="non-finite values",
+                          fix="re-export the bundle")
+    return bank
 
 
 def choose_backend(name: str, manifest: Manifest) -> str:
@@ -84,14 +89,22 @@ class Detector:
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def open(cls, bundle_dir: str | Path, *, backend: str = "auto", precision: str = "fp32",
-             search: str = "auto", threads: int | None = None, **backend_options) -> "Detector":
-        """Verify every file of the bundle against the manifest's sha256, then load model and search."""
+             search: str = "auto", threads: int | None = None, public_key=None, **backend_options) -> "Detector":
+        """Verify every file of the bundle against the manifest's sha256, then load model and search.
+
+        ``public_key`` (Ed25519 PEM bytes / text / path): when given, the manifest must carry a valid signature
+        by that key (``bundle/signature.py``), checked before anything else is read."""
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision '{precision}'", expected=f"one of {list(PRECISIONS)}", got=precision)
         if search not in SEARCHES:
             raise ConfigError(f"unknown search '{search}'", expected=f"one of {list(SEARCHES)}", got=search)
         bundle = Path(bundle_dir)
-        manifest = read_manifest(bundle)
+        if public_key is not None:
+            from ..bundle.signature import read_signed_manifest
+
+            manifest = read_signed_manifest(bundle, public_key)
+        else:
+            manifest = read_manifest(bundle)
         if precision not in manifest.models:
             raise BundleError(f"this bundle has no {precision} model", expected=f"one of {sorted(manifest.models)}",
                               got=precision, fix="export with --int8 for an INT8 model, or choose precision='fp32'")
@@ -104,6 +117,7 @@ class Detector:
             model_path = paths[engine_for(manifest, precision).file]
         else:
             model_path = paths[model_file]
+            check_external_data(model_path, bundle, set(manifest.files))
         be = create_backend(backend_name, model_path, threads=threads, manifest=manifest, **backend_options)
         be.load()
         try:
@@ -138,8 +152,16 @@ class Detector:
         dist = self.search.query(embeddings)
         t1 = time.perf_counter()
         sc = self.manifest.scoring
+        grid = tuple(self.manifest.features.grid)
+        if dist.size != grid[0] * grid[1]:
+            raise BundleError("the model's patch grid does not match the manifest", expected=f"{grid[0] * grid[1]} "
+                              f"patches ({grid[0]}×{grid[1]})", got=f"{dist.size} patches", fix="re-export the bundle")
         raw = image_score(dist)
-        amap = anomaly_map(dist, tuple(self.manifest.features.grid), self._input_hw, sc.gaussian_sigma, frame_hw)
+        if not np.isfinite(raw):
+            # Never a silent OK: a NaN score compares False with the threshold.
+            raise BundleError("the model produced a non-finite anomaly score", expected="finite distances",
+                              got=f"raw score {raw}", fix="the model or memory bank is damaged: re-export the bundle")
+        amap = anomaly_map(dist, grid, self._input_hw, sc.gaussian_sigma, frame_hw)
         amap -= sc.normalization_offset
         amap /= sc.normalization_scale
         norm = (raw - sc.normalization_offset) / sc.normalization_scale

@@ -29,7 +29,11 @@ def load_run_embedder(run_dir: Path, cfg: TrainConfig, projection: np.ndarray | 
     if not path.is_file():
         raise BundleError(f"run folder has no {WEIGHTS_NAME}: {run_dir}", fix="run tocoad-train again")
     bb = build_backbone(cfg.backbone.name, cfg.backbone.weights)
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - SafetensorError and friends: the file is not safetensors
+        raise BundleError(f"cannot load {path}", expected="a safetensors file (never a pickle)",
+                          got=f"{type(exc).__name__}: {exc}", fix="run tocoad-train again") from None
     try:
         bb.load_state_dict(state, strict=True)
     except RuntimeError as exc:

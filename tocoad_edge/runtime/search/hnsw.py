@@ -29,7 +29,18 @@ class HnswSearch(NearestNeighbourSearch):
 
         super().__init__(bank)
         self.index = hnswlib.Index(space="l2", dim=self.dim)
-        self.index.load_index(str(index_path), max_elements=self.entries)
+        try:
+            self.index.load_index(str(index_path), max_elements=self.entries)
+        except Exception as exc:  # noqa: BLE001 - hnswlib raises RuntimeError for a damaged file
+            from ...errors import BundleError
+
+            raise BundleError(f"hnswlib cannot load the index {index_path}", got=f"{type(exc).__name__}: {exc}",
+                              fix="re-export the bundle, or use search='exact'") from None
+        if self.index.get_current_count() != self.entries:
+            from ...errors import BundleError
+
+            raise BundleError("the HNSW index does not match the memory bank", expected=f"{self.entries} entries",
+                              got=f"{self.index.get_current_count()} entries", fix="re-export the bundle")
         self.index.set_ef(int(ef))
         self.ef = int(ef)
         if threads:

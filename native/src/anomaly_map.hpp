@@ -1,0 +1,24 @@
+// Scoring shared by every backend, identical to the Python runtime (docs/architecture.md "Scoring").
+#pragma once
+
+#include <cstddef>
+
+#include <opencv2/core.hpp>
+
+#include "manifest.hpp"
+
+namespace tocoad {
+
+// max_i distances[i]: the raw image score.
+float raw_image_score(const float *distances, std::size_t n);
+
+// Gaussian kernel size used for sigma: 2 * round(4 * sigma) + 1 with Python's round (half to even).
+int gaussian_kernel_size(double sigma);
+
+// grid [h, w] -> bilinear to model input size -> Gaussian blur (BORDER_REFLECT) -> bilinear to frame
+// size -> (raw - offset) / scale. Returns CV_32F frame_height x frame_width.
+cv::Mat normalised_anomaly_map(const float *distances, const Manifest &manifest, int frame_width, int frame_height);
+
+double normalise(double raw, const ScoringSpec &scoring);
+
+}  // namespace tocoad

@@ -1,0 +1,138 @@
+#include "detector.hpp"
+
+#include <cmath>
+
+#include <opencv2/core.hpp>
+
+#include "anomaly_map.hpp"
+#include "bundle_files.hpp"
+#include "error.hpp"
+#include "npy.hpp"
+
+namespace tocoad {
+namespace {
+
+const std::string &listed_path(const std::map<std::string, std::string> &verified, const std::string &name,
+                               const char *role) {
+    auto it = verified.find(name);
+    if (it == verified.end())
+        throw_bundle(std::string("the ") + role + " file " + name + " is not listed in the manifest's files",
+                     "every bundle file listed with its sha256", name, "re-export the bundle with tocoad-export");
+    return it->second;
+}
+
+Matrix load_memory_bank(const std::map<std::string, std::string> &verified, const Manifest &m) {
+    const auto &bank = m.memory_bank;
+    Matrix coreset = read_npy(listed_path(verified, bank.file, "memory bank"));
+    if (coreset.rows != bank.entries || coreset.cols != bank.dim)
+        throw_bundle(bank.file + " does not match the manifest",
+                     "[" + std::to_string(bank.entries) + ", " + std::to_string(bank.dim) + "]",
+                     "[" + std::to_string(coreset.rows) + ", " + std::to_string(coreset.cols) + "]", "re-export the bundle");
+    if (coreset.source_dtype != bank.dtype)
+        throw_bundle(bank.file + " has another dtype than the manifest says", bank.dtype, coreset.source_dtype,
+                     "re-export the bundle");
+    for (float v : coreset.data)
+        if (!std::isfinite(v))
+            throw_bundle(bank.file + " holds NaN or inf", "finite values", "non-finite values", "re-export the bundle");
+    return coreset;
+}
+
+const ModelFile &chosen_model(const Manifest &m, const std::string &precision) {
+    auto it = m.models.find(precision);
+    if (it == m.models.end()) {
+        std::string have;
+        for (const auto &kv : m.models) have += (have.empty() ? "" : ", ") + kv.first;
+        throw_bundle("the bundle has no " + precision + " model", "one of [" + have + "]", precision,
+                     precision == "int8" ? "export with --int8, or open with TOCOAD_PRECISION_FP32"
+                                         : "open with a precision the bundle has");
+    }
+    return it->second;
+}
+
+std::unique_ptr<Backend> open_backend(const std::string &dir, const Manifest &m,
+                                      const std::map<std::string, std::string> &verified, const tocoad_open_options &o,
+                                      const std::string &precision) {
+    if (o.backend == TOCOAD_BACKEND_TENSORRT) return make_tensorrt_backend(dir, precision, m);
+    if (o.backend == TOCOAD_BACKEND_AUTO && tensorrt_compiled_in()) {
+        try {
+            return make_tensorrt_backend(dir, precision, m);
+        } catch (const Error &e) {
+            if (e.status() != TOCOAD_ERR_ENGINE_INCOMPATIBLE && e.status() != TOCOAD_ERR_BACKEND_UNAVAILABLE) throw;
+        }
+    }
+    const ModelFile &model = chosen_model(m, precision);
+    return make_opencv_backend(listed_path(verified, model.file, "ONNX model"), model, m);
+}
+
+std::unique_ptr<NearestSearch> open_search(const Manifest &m, const std::map<std::string, std::string> &verified,
+                                           int32_t kind, Matrix coreset) {
+    const auto &bank = m.memory_bank;
+    if (kind == TOCOAD_SEARCH_HNSW && !bank.index)
+        throw_bundle("the bundle has no hnswlib index", "memory_bank.index in the manifest", "none",
+                     "open with TOCOAD_SEARCH_EXACT or TOCOAD_SEARCH_AUTO");
+    if (kind == TOCOAD_SEARCH_EXACT || !bank.index) return make_exact_search(std::move(coreset));
+    return make_hnsw_search(listed_path(verified, bank.index->file, "index"), *bank.index, bank.entries, bank.dim);
+}
+
+void check_options(const tocoad_open_options &o) {
+    if (o.struct_size != sizeof(tocoad_open_options))
+        throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "tocoad_open_options.struct_size is wrong",
+                    std::to_string(sizeof(tocoad_open_options)), std::to_string(o.struct_size),
+                    "initialise the options with tocoad_open_options_init()");
+    if (o.backend != TOCOAD_BACKEND_AUTO && o.backend != TOCOAD_BACKEND_CPU && o.backend != TOCOAD_BACKEND_TENSORRT)
+        throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown backend", "TOCOAD_BACKEND_AUTO, _CPU or _TENSORRT",
+                    std::to_string(o.backend));
+    if (o.precision != TOCOAD_PRECISION_FP32 && o.precision != TOCOAD_PRECISION_INT8)
+        throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown precision", "TOCOAD_PRECISION_FP32 or _INT8",
+                    std::to_string(o.precision));
+    if (o.search != TOCOAD_SEARCH_AUTO && o.search != TOCOAD_SEARCH_HNSW && o.search != TOCOAD_SEARCH_EXACT)
+        throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown search", "TOCOAD_SEARCH_AUTO, _HNSW or _EXACT",
+                    std::to_string(o.search));
+    if (o.threads < 0 || o.threads > 1024)
+        throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "threads out of range", "0 (OpenCV default) .. 1024",
+                    std::to_string(o.threads));
+}
+
+}  // namespace
+
+std::unique_ptr<Detector> Detector::open(const std::string &bundle_dir, const tocoad_open_options &options) {
+    check_options(options);
+    std::unique_ptr<Detector> d(new Detector());
+    d->manifest_ = read_manifest(bundle_dir);
+    const Manifest &m = d->manifest_;
+    const auto verified = verify_files(bundle_dir, m);  // every file, before any loader runs
+    const std::string precision = options.precision == TOCOAD_PRECISION_INT8 ? "int8" : "fp32";
+    if (options.threads > 0) cv::setNumThreads(options.threads);
+    Matrix coreset = load_memory_bank(verified, m);
+    d->search_ = open_search(m, verified, options.search, std::move(coreset));
+    d->backend_ = open_backend(bundle_dir, m, verified, options, precision);
+    return d;
+}
+
+Prediction Detector::predict(const FrameView &frame) {
+    const auto &m = manifest_;
+    cv::Mat input = frame_to_model_input(frame, m.input.width, m.input.height);
+    const std::size_t patches = static_cast<std::size_t>(m.features.grid_h) * static_cast<std::size_t>(m.features.grid_w);
+    std::vector<float> embeddings;
+    std::vector<float> distances(patches);
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        backend_->infer(input.ptr<uint8_t>(), embeddings);
+        search_->query(embeddings.data(), patches, distances.data());
+    }
+    for (float v : distances)
+        if (!std::isfinite(v))
+            throw Error(TOCOAD_ERR_INTERNAL, "the model produced NaN or inf embeddings", "finite values",
+                        "non-finite distances", "check the bundle with tocoad-export's parity report");
+    Prediction p;
+    p.raw_score = raw_image_score(distances.data(), patches);
+    p.score = normalise(p.raw_score, m.scoring);
+    p.is_anomalous = p.raw_score > m.scoring.image_threshold;  // as the Python runtime decides
+    cv::Mat map = normalised_anomaly_map(distances.data(), m, frame.width, frame.height);
+    p.width = map.cols;
+    p.height = map.rows;
+    p.anomaly_map.assign(map.ptr<float>(), map.ptr<float>() + map.total());
+    return p;
+}
+
+}  // namespace tocoad

@@ -1,0 +1,47 @@
+// The native Detector: a verified bundle, one backend, one search; scoring like the Python runtime.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend.hpp"
+#include "manifest.hpp"
+#include "preprocess.hpp"
+#include "search.hpp"
+#include "tocoad_edge/tocoad_edge.h"
+
+namespace tocoad {
+
+struct Prediction {
+    double score = 0.0;      // normalised (the image threshold maps to 1.0)
+    double raw_score = 0.0;  // max patch L2 distance
+    bool is_anomalous = false;
+    int width = 0;
+    int height = 0;
+    std::vector<float> anomaly_map;  // normalised, height x width
+};
+
+class Detector {
+public:
+    // Throws Error. Hashes every bundle file before any loader reads one.
+    static std::unique_ptr<Detector> open(const std::string &bundle_dir, const tocoad_open_options &options);
+
+    // Thread-safe: backend and search run under the handle's mutex; pre/post-processing in parallel.
+    Prediction predict(const FrameView &frame);
+
+    const Manifest &manifest() const { return manifest_; }
+    const char *backend_name() const { return backend_->name(); }
+    const char *search_name() const { return search_->name(); }
+
+private:
+    Detector() = default;
+
+    Manifest manifest_;
+    std::unique_ptr<Backend> backend_;
+    std::unique_ptr<NearestSearch> search_;
+    std::mutex mutex_;
+};
+
+}  // namespace tocoad

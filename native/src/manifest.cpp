@@ -1,0 +1,286 @@
+#include "manifest.hpp"
+
+#include <cmath>
+#include <initializer_list>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "error.hpp"
+
+namespace tocoad {
+namespace {
+
+using json = nlohmann::json;
+
+const char *kFix = "export the bundle again with this version of tocoad-edge";
+
+// A JSON object checked against the keys the schema knows; every error names the dotted key.
+class Section {
+public:
+    Section(const json &value, std::string path, std::string where, std::initializer_list<const char *> known)
+        : value_(value), path_(std::move(path)), where_(std::move(where)) {
+        if (!value_.is_object()) fail(path_.empty() ? "the manifest" : "'" + path_ + "'", "a JSON object", value_.type_name());
+        std::set<std::string> names(known.begin(), known.end());
+        for (auto it = value_.begin(); it != value_.end(); ++it) {
+            if (names.count(it.key()) == 0) {
+                std::string list;
+                for (const auto &n : names) list += (list.empty() ? "" : ", ") + n;
+                fail("unknown key '" + dotted(it.key()) + "'", "one of [" + list + "]", "'" + it.key() + "'");
+            }
+        }
+    }
+
+    bool has(const char *key) const { return value_.contains(key) && !value_.at(key).is_null(); }
+
+    const json &at(const char *key) const {
+        if (!value_.contains(key)) fail("missing key '" + dotted(key) + "'", "", "", "add '" + dotted(key) + "'");
+        return value_.at(key);
+    }
+
+    int64_t integer(const char *key, std::optional<int64_t> fallback = std::nullopt) const {
+        if (!value_.contains(key) && fallback) return *fallback;
+        const json &v = at(key);
+        if (!v.is_number_integer()) fail("key '" + dotted(key) + "' must be an integer", "an integer", v.dump());
+        return v.get<int64_t>();
+    }
+
+    double number(const char *key, std::optional<double> fallback = std::nullopt) const {
+        if (!value_.contains(key) && fallback) return *fallback;
+        const json &v = at(key);
+        if (!v.is_number()) fail("key '" + dotted(key) + "' must be a number", "a number", v.dump());
+        double d = v.get<double>();
+        if (!std::isfinite(d)) fail("key '" + dotted(key) + "' must be a finite number", "a finite number", v.dump());
+        return d;
+    }
+
+    std::string text(const char *key, std::optional<std::string> fallback = std::nullopt) const {
+        if (!value_.contains(key) && fallback) return *fallback;
+        const json &v = at(key);
+        if (!v.is_string()) fail("key '" + dotted(key) + "' must be a string", "a string", v.dump());
+        return v.get<std::string>();
+    }
+
+    bool boolean(const char *key, bool fallback) const {
+        if (!value_.contains(key)) return fallback;
+        const json &v = at(key);
+        if (!v.is_boolean()) fail("key '" + dotted(key) + "' must be true or false", "a boolean", v.dump());
+        return v.get<bool>();
+    }
+
+    Section child(const char *key, std::initializer_list<const char *> known) const {
+        return Section(at(key), dotted(key), where_, known);
+    }
+
+    std::string dotted(const std::string &key) const { return path_.empty() ? key : path_ + "." + key; }
+
+    [[noreturn]] void fail(const std::string &what, const std::string &expected, const std::string &got,
+                           const std::string &fix = kFix) const {
+        throw_bundle(where_ + " does not match the manifest schema: " + what, expected, got, fix);
+    }
+
+    const json &value() const { return value_; }
+    const std::string &where() const { return where_; }
+
+private:
+    const json &value_;
+    std::string path_;
+    std::string where_;
+};
+
+void require(bool ok, const Section &s, const char *key, const std::string &expected, const std::string &got) {
+    if (!ok) s.fail("key '" + s.dotted(key) + "' is out of range", expected, got);
+}
+
+bool is_sha256_hex(const std::string &s) {
+    if (s.size() != 64) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+InputSpec parse_input(const Section &root) {
+    Section s = root.child("input", {"height", "width", "channels", "layout", "dtype", "color", "resize"});
+    InputSpec in;
+    in.height = static_cast<int>(s.integer("height"));
+    in.width = static_cast<int>(s.integer("width"));
+    in.channels = static_cast<int>(s.integer("channels", 3));
+    in.layout = s.text("layout", std::string("NHWC"));
+    in.dtype = s.text("dtype", std::string("uint8"));
+    in.color = s.text("color", std::string("BGR"));
+    in.resize = s.text("resize", std::string("bilinear"));
+    require(in.height > 0 && in.height <= 16384, s, "height", "1..16384", std::to_string(in.height));
+    require(in.width > 0 && in.width <= 16384, s, "width", "1..16384", std::to_string(in.width));
+    require(in.channels == 3, s, "channels", "3", std::to_string(in.channels));
+    require(in.layout == "NHWC", s, "layout", "NHWC", in.layout);
+    require(in.dtype == "uint8", s, "dtype", "uint8", in.dtype);
+    require(in.color == "BGR", s, "color", "BGR", in.color);
+    require(in.resize == "bilinear", s, "resize", "bilinear", in.resize);
+    return in;
+}
+
+FeatureSpec parse_features(const Section &root) {
+    Section s = root.child("features", {"backbone", "layers", "aggregation", "stride", "grid", "dim", "projection",
+                                        "mean", "std"});
+    FeatureSpec f;
+    s.text("backbone");
+    s.integer("aggregation");
+    f.stride = static_cast<int>(s.integer("stride"));
+    f.dim = static_cast<int>(s.integer("dim"));
+    const json &grid = s.at("grid");
+    if (!grid.is_array() || grid.size() != 2 || !grid[0].is_number_integer() || !grid[1].is_number_integer())
+        s.fail("key 'features.grid' must be [h, w]", "two integers", grid.dump());
+    f.grid_h = grid[0].get<int>();
+    f.grid_w = grid[1].get<int>();
+    require(f.grid_h > 0 && f.grid_w > 0, s, "grid", "positive sizes", grid.dump());
+    require(f.dim > 0, s, "dim", "a positive integer", std::to_string(f.dim));
+    require(f.stride > 0, s, "stride", "a positive integer", std::to_string(f.stride));
+    return f;
+}
+
+ModelFile parse_model(const json &value, const std::string &key, const std::string &where) {
+    Section s(value, "models." + key, where,
+              {"file", "input_name", "output_name", "precision", "dynamic_batch"});
+    ModelFile m;
+    m.file = s.text("file");
+    m.input_name = s.text("input_name", std::string("image"));
+    m.output_name = s.text("output_name", std::string("embeddings"));
+    m.precision = s.text("precision", std::string("fp32"));
+    m.dynamic_batch = s.boolean("dynamic_batch", false);
+    require(m.precision == "fp32" || m.precision == "int8", s, "precision", "fp32 or int8", m.precision);
+    return m;
+}
+
+IndexSpec parse_index(const Section &bank) {
+    Section s = bank.child("index", {"file", "kind", "space", "M", "ef_construction", "ef", "seed"});
+    IndexSpec ix;
+    ix.file = s.text("file");
+    ix.kind = s.text("kind", std::string("hnsw"));
+    ix.space = s.text("space", std::string("l2"));
+    ix.M = static_cast<int>(s.integer("M", 16));
+    ix.ef_construction = static_cast<int>(s.integer("ef_construction", 200));
+    ix.ef = static_cast<int>(s.integer("ef", 64));
+    ix.seed = static_cast<int>(s.integer("seed", 0));
+    require(ix.kind == "hnsw", s, "kind", "hnsw", ix.kind);
+    require(ix.space == "l2", s, "space", "l2", ix.space);
+    require(ix.ef > 0, s, "ef", "a positive integer", std::to_string(ix.ef));
+    return ix;
+}
+
+MemoryBankSpec parse_memory_bank(const Section &root) {
+    Section s = root.child("memory_bank", {"file", "entries", "dim", "dtype", "index"});
+    MemoryBankSpec b;
+    b.file = s.text("file");
+    b.entries = s.integer("entries");
+    b.dim = s.integer("dim");
+    b.dtype = s.text("dtype", std::string("float32"));
+    require(b.entries > 0, s, "entries", "a positive integer", std::to_string(b.entries));
+    require(b.dim > 0, s, "dim", "a positive integer", std::to_string(b.dim));
+    require(b.dtype == "float32" || b.dtype == "float16", s, "dtype", "float32 or float16", b.dtype);
+    if (s.has("index")) b.index = parse_index(s);
+    return b;
+}
+
+ScoringSpec parse_scoring(const Section &root) {
+    Section s = root.child("scoring", {"image_score", "gaussian_sigma", "image_threshold", "pixel_threshold",
+                                       "normalization_offset", "normalization_scale"});
+    ScoringSpec sc;
+    sc.image_score = s.text("image_score", std::string("max"));
+    sc.gaussian_sigma = s.number("gaussian_sigma", 4.0);
+    sc.image_threshold = s.number("image_threshold", 1.0);
+    sc.pixel_threshold = s.number("pixel_threshold", 1.0);
+    sc.normalization_offset = s.number("normalization_offset", 0.0);
+    sc.normalization_scale = s.number("normalization_scale", 1.0);
+    require(sc.image_score == "max", s, "image_score", "max", sc.image_score);
+    require(sc.gaussian_sigma >= 0.0 && sc.gaussian_sigma <= 64.0, s, "gaussian_sigma", "0..64",
+            std::to_string(sc.gaussian_sigma));
+    require(sc.normalization_scale > 0.0, s, "normalization_scale", "a positive number",
+            std::to_string(sc.normalization_scale));
+    return sc;
+}
+
+std::map<std::string, FileEntry> parse_files(const Section &root) {
+    const json &files = root.at("files");
+    if (!files.is_object()) root.fail("key 'files' must be a mapping", "a mapping of file name to {sha256, bytes}", files.type_name());
+    std::map<std::string, FileEntry> out;
+    for (auto it = files.begin(); it != files.end(); ++it) {
+        Section s(it.value(), "files." + it.key(), root.where(), {"sha256", "bytes"});
+        FileEntry e;
+        e.sha256 = s.text("sha256");
+        e.bytes = s.integer("bytes");
+        require(is_sha256_hex(e.sha256), s, "sha256", "64 lowercase hex digits", e.sha256);
+        require(e.bytes >= 0, s, "bytes", "a size >= 0", std::to_string(e.bytes));
+        out.emplace(it.key(), e);
+    }
+    return out;
+}
+
+std::vector<EngineFingerprint> parse_engines(const Section &root) {
+    std::vector<EngineFingerprint> out;
+    if (!root.has("engines")) return out;
+    const json &list = root.at("engines");
+    if (!list.is_array()) root.fail("key 'engines' must be a list", "a list", list.type_name());
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        Section s(list[i], "engines[" + std::to_string(i) + "]", root.where(),
+                  {"file", "tensorrt_version", "gpu_name", "compute_capability", "precision", "input_shape",
+                   "onnx_sha256", "dla_core"});
+        EngineFingerprint e;
+        e.file = s.text("file");
+        e.tensorrt_version = s.text("tensorrt_version");
+        e.gpu_name = s.text("gpu_name");
+        e.compute_capability = s.text("compute_capability");
+        e.precision = s.text("precision");
+        e.onnx_sha256 = s.text("onnx_sha256");
+        const json &shape = s.at("input_shape");
+        if (!shape.is_array()) s.fail("key 'input_shape' must be a list", "a list of integers", shape.dump());
+        for (const auto &d : shape) {
+            if (!d.is_number_integer()) s.fail("key 'input_shape' must hold integers", "integers", shape.dump());
+            e.input_shape.push_back(d.get<int64_t>());
+        }
+        if (s.has("dla_core")) e.dla_core = static_cast<int>(s.integer("dla_core"));
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+}  // namespace
+
+Manifest parse_manifest(const std::string &json_text, const std::string &where) {
+    json doc;
+    try {
+        doc = json::parse(json_text);
+    } catch (const json::exception &e) {
+        throw_bundle(where + " is not valid JSON", "", e.what(), "the manifest is damaged: export the bundle again");
+    }
+    if (!doc.is_object()) throw_bundle(where + " is not a JSON object", "", doc.type_name());
+    if (!doc.contains("schema_version") || !doc["schema_version"].is_number_integer() ||
+        doc["schema_version"].get<int64_t>() != kSchemaVersion) {
+        throw_bundle(where + " has an unsupported schema version", std::to_string(kSchemaVersion),
+                     doc.contains("schema_version") ? doc["schema_version"].dump() : "none",
+                     "export the bundle with this version of tocoad-edge");
+    }
+    Section root(doc, "", where,
+                 {"schema_version", "model_id", "created_by", "input", "features", "models", "memory_bank", "scoring",
+                  "files", "engines", "versions", "calibration", "search", "training"});
+    Manifest m;
+    m.schema_version = kSchemaVersion;
+    m.model_id = root.text("model_id");
+    root.text("created_by");
+    m.input = parse_input(root);
+    m.features = parse_features(root);
+    const json &models = root.at("models");
+    if (!models.is_object() || models.empty())
+        root.fail("key 'models' must be a non-empty mapping", "{precision: {file, ...}}", models.dump());
+    for (auto it = models.begin(); it != models.end(); ++it)
+        m.models.emplace(it.key(), parse_model(it.value(), it.key(), where));
+    m.memory_bank = parse_memory_bank(root);
+    m.scoring = parse_scoring(root);
+    m.files = parse_files(root);
+    m.engines = parse_engines(root);
+    if (m.memory_bank.dim != m.features.dim)
+        root.fail("memory_bank.dim differs from features.dim", std::to_string(m.features.dim),
+                  std::to_string(m.memory_bank.dim));
+    return m;
+}
+
+}  // namespace tocoad

@@ -1,0 +1,98 @@
+// manifest.json of a bundle, parsed strictly like tocoad_edge/bundle/manifest.py (schema_version 1).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tocoad {
+
+struct InputSpec {
+    int height = 0;
+    int width = 0;
+    int channels = 3;
+    std::string layout = "NHWC";
+    std::string dtype = "uint8";
+    std::string color = "BGR";
+    std::string resize = "bilinear";
+};
+
+struct ModelFile {
+    std::string file;
+    std::string input_name = "image";
+    std::string output_name = "embeddings";
+    std::string precision = "fp32";
+    bool dynamic_batch = false;
+};
+
+struct EngineFingerprint {
+    std::string file;
+    std::string tensorrt_version;
+    std::string gpu_name;
+    std::string compute_capability;
+    std::string precision;
+    std::vector<int64_t> input_shape;
+    std::string onnx_sha256;
+    std::optional<int> dla_core;
+};
+
+struct IndexSpec {
+    std::string file;
+    std::string kind = "hnsw";
+    std::string space = "l2";
+    int M = 16;
+    int ef_construction = 200;
+    int ef = 64;
+    int seed = 0;
+};
+
+struct MemoryBankSpec {
+    std::string file;
+    int64_t entries = 0;
+    int64_t dim = 0;
+    std::string dtype = "float32";
+    std::optional<IndexSpec> index;
+};
+
+struct FeatureSpec {
+    int stride = 0;
+    int grid_h = 0;
+    int grid_w = 0;
+    int dim = 0;
+};
+
+struct ScoringSpec {
+    std::string image_score = "max";
+    double gaussian_sigma = 4.0;
+    double image_threshold = 1.0;
+    double pixel_threshold = 1.0;
+    double normalization_offset = 0.0;
+    double normalization_scale = 1.0;
+};
+
+struct FileEntry {
+    std::string sha256;
+    int64_t bytes = 0;
+};
+
+struct Manifest {
+    int schema_version = 0;
+    std::string model_id;
+    InputSpec input;
+    FeatureSpec features;
+    std::map<std::string, ModelFile> models;  // key: precision ("fp32", "int8")
+    MemoryBankSpec memory_bank;
+    ScoringSpec scoring;
+    std::map<std::string, FileEntry> files;
+    std::vector<EngineFingerprint> engines;
+};
+
+constexpr int kSchemaVersion = 1;
+constexpr const char *kManifestName = "manifest.json";
+
+// Parse manifest JSON text; `where` names the file in error messages. Throws Error(TOCOAD_ERR_BUNDLE).
+Manifest parse_manifest(const std::string &json_text, const std::string &where);
+
+}  // namespace tocoad

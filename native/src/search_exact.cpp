@@ -1,0 +1,49 @@
+#include <limits>
+#include <cmath>
+
+#include "search.hpp"
+
+namespace tocoad {
+namespace {
+
+class ExactSearch final : public NearestSearch {
+public:
+    explicit ExactSearch(Matrix bank) : bank_(std::move(bank)) {}
+
+    const char *name() const override { return "exact"; }
+
+    void query(const float *queries, std::size_t n, float *out) const override {
+        const std::size_t dim = static_cast<std::size_t>(bank_.cols);
+        const std::size_t rows = static_cast<std::size_t>(bank_.rows);
+        for (std::size_t i = 0; i < n; ++i) {
+            const float *q = queries + i * dim;
+            float best = std::numeric_limits<float>::infinity();
+            for (std::size_t r = 0; r < rows; ++r) {
+                const float *b = bank_.data.data() + r * dim;
+                float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                std::size_t k = 0;
+                for (; k + 8 <= dim; k += 8)
+                    for (int j = 0; j < 8; ++j) {
+                        float d = q[k + j] - b[k + j];
+                        acc[j] += d * d;
+                    }
+                float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+                for (; k < dim; ++k) {
+                    float d = q[k] - b[k];
+                    sum += d * d;
+                }
+                if (sum < best) best = sum;
+            }
+            out[i] = std::sqrt(best);
+        }
+    }
+
+private:
+    Matrix bank_;
+};
+
+}  // namespace
+
+std::unique_ptr<NearestSearch> make_exact_search(Matrix bank) { return std::make_unique<ExactSearch>(std::move(bank)); }
+
+}  // namespace tocoad

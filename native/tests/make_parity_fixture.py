@@ -1,0 +1,128 @@
+"""ctest fixture: a real bundle made by the project's own CLIs, frames, and the Python runtime's answers.
+
+    python make_parity_fixture.py OUT_DIR
+
+Writes OUT_DIR/
+    data/            synthetic MVTec-layout dataset (tocoad_edge.sample_data)
+    run/             tocoad-train run folder (baseline, image_size 64)
+    bundle/          tocoad-export bundle (backbone.onnx, coreset.npy, index.hnsw, manifest.json, ...)
+    frames/          test frames as binary PPM (color, stored RGB) / PGM (gray), of several sizes
+    reference/       tocoad_edge.runtime.Detector (ONNX Runtime) maps as float32 .npy, per frame and search
+    reference.json   per frame: file, format, and per search (hnsw, exact): score, raw_score, decision, map
+
+The C++ parity test (test_parity.cpp) scores the same frames through the C ABI and compares. The
+fixture is reused when OUT_DIR/fixture.stamp matches this script and the package version.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import tocoad_edge
+from tocoad_edge.sample_data import make_sample_dataset
+
+CONFIG = """\
+seed: 0
+stages: baseline
+threads: 2
+data: {image_size: 64, holdout_images: 3}
+memory: {coreset_ratio: 0.25}
+scoring: {gaussian_sigma: 2.0}
+"""
+
+
+def _stamp() -> str:
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(tocoad_edge.__version__.encode())
+    return h.hexdigest()
+
+
+def _write_pnm(path: Path, frame: np.ndarray) -> str:
+    """PPM stores RGB; the C++ side reads it as RGB8 (and tests BGR8 by swapping). PGM is gray."""
+    if frame.ndim == 2:
+        header = f"P5\n{frame.shape[1]} {frame.shape[0]}\n255\n".encode()
+        path.write_bytes(header + np.ascontiguousarray(frame).tobytes())
+        return "GRAY8"
+    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    header = f"P6\n{frame.shape[1]} {frame.shape[0]}\n255\n".encode()
+    path.write_bytes(header + np.ascontiguousarray(rgb).tobytes())
+    return "RGB8"
+
+
+def _frames(data: Path) -> dict[str, np.ndarray]:
+    good = cv2.imread(str(data / "test" / "good" / "000.png"), cv2.IMREAD_COLOR)
+    scratch = cv2.imread(str(data / "test" / "scratch" / "000.png"), cv2.IMREAD_COLOR)
+    spot = cv2.imread(str(data / "test" / "spot" / "000.png"), cv2.IMREAD_COLOR)
+    stain = cv2.imread(str(data / "test" / "stain" / "000.png"), cv2.IMREAD_COLOR)
+    rng = np.random.default_rng(7)
+    tinted = np.clip(spot.astype(np.int16) + rng.integers(-40, 40, (1, 1, 3)), 0, 255).astype(np.uint8)
+    return {
+        "good_96x96": good,                                              # frame = training size
+        "scratch_96x96": scratch,
+        "stain_gray_96x96": cv2.cvtColor(stain, cv2.COLOR_BGR2GRAY),     # gray path
+        "spot_tinted_150x100": cv2.resize(tinted, (150, 100), interpolation=cv2.INTER_AREA),  # upscale, non-square
+        "good_64x64": cv2.resize(good, (64, 64), interpolation=cv2.INTER_AREA),   # = model input: no resize
+        "scratch_41x37": cv2.resize(scratch, (41, 37), interpolation=cv2.INTER_AREA),  # odd, smaller than input
+    }
+
+
+def main(out: str) -> int:
+    root = Path(out)
+    stamp = root / "fixture.stamp"
+    if stamp.is_file() and stamp.read_text() == _stamp() and (root / "reference.json").is_file():
+        print(f"parity fixture up to date: {root}")
+        return 0
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+
+    from tocoad_edge.cli.train import main as train_main
+    from tocoad_edge.export.cli import main as export_main
+    from tocoad_edge.runtime import Detector
+
+    make_sample_dataset(root / "data", n_train=10, n_test_good=1, n_test_defect=1, size=96, color=True)
+    (root / "config.yaml").write_text(CONFIG)
+    if train_main(["--data", str(root / "data"), "--out", str(root / "run"), "--config", str(root / "config.yaml"),
+                   "--quiet"]) != 0:
+        return 1
+    if export_main([str(root / "run"), "--out", str(root / "bundle")]) != 0:
+        return 1
+
+    (root / "frames").mkdir()
+    (root / "reference").mkdir()
+    detectors = {s: Detector.open(root / "bundle", backend="onnxrt", search=s) for s in ("hnsw", "exact")}
+    entries = []
+    for name, frame in _frames(root / "data").items():
+        suffix = ".pgm" if frame.ndim == 2 else ".ppm"
+        fmt = _write_pnm(root / "frames" / (name + suffix), frame)
+        entry = {"name": name, "file": f"frames/{name}{suffix}", "format": fmt,
+                 "width": int(frame.shape[1]), "height": int(frame.shape[0])}
+        for search, det in detectors.items():
+            pred = det.predict(frame)
+            map_file = f"reference/{name}.{search}.npy"
+            np.save(root / map_file, np.ascontiguousarray(pred.anomaly_map, dtype=np.float32))
+            entry[search] = {"score": pred.score, "raw_score": pred.raw_score, "decision": pred.decision,
+                             "map": map_file}
+        entries.append(entry)
+    for det in detectors.values():
+        det.close()
+    manifest = json.loads((root / "bundle" / "manifest.json").read_text())
+    (root / "reference.json").write_text(json.dumps({
+        "bundle": "bundle", "input": [manifest["input"]["width"], manifest["input"]["height"]],
+        "image_threshold": manifest["scoring"]["image_threshold"], "frames": entries}, indent=2))
+    stamp.write_text(_stamp())
+    print(f"parity fixture written: {root} ({len(entries)} frames)")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))

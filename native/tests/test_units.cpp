@@ -1,0 +1,264 @@
+// Unit tests of the library's parts, on small inputs built here: sha256, .npy, manifest, bundle paths,
+// kernel size, protobuf rewriting of ONNX for OpenCV.
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "anomaly_map.hpp"
+#include "bundle_files.hpp"
+#include "check.hpp"
+#include "engine_fingerprint.hpp"
+#include "error.hpp"
+#include "manifest.hpp"
+#include "npy.hpp"
+#include "onnx_opencv_compat.hpp"
+#include "protobuf_wire.hpp"
+#include "sha256.hpp"
+
+namespace {
+
+template <typename F>
+std::string error_of(F &&f, tocoad_status *status = nullptr) {
+    try {
+        f();
+    } catch (const tocoad::Error &e) {
+        if (status) *status = e.status();
+        return e.what();
+    }
+    return "";
+}
+
+bool contains(const std::string &s, const std::string &part) { return s.find(part) != std::string::npos; }
+
+std::vector<uint8_t> npy(const std::string &dict, const std::vector<uint8_t> &data) {
+    std::string header = dict;
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    std::vector<uint8_t> out = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<uint8_t>(header.size() & 0xff),
+                                static_cast<uint8_t>(header.size() >> 8)};
+    out.insert(out.end(), header.begin(), header.end());
+    out.insert(out.end(), data.begin(), data.end());
+    return out;
+}
+
+std::vector<uint8_t> floats(const std::vector<float> &v) {
+    std::vector<uint8_t> out(v.size() * 4);
+    std::memcpy(out.data(), v.data(), out.size());
+    return out;
+}
+
+void test_sha256() {
+    CHECK(tocoad::sha256_hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(tocoad::sha256_hex("", 0) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    tocoad_status status = TOCOAD_OK;
+    CHECK(contains(error_of([] { tocoad::sha256_file_hex("/nonexistent/file"); }, &status), "cannot open"));
+    CHECK(status == TOCOAD_ERR_RESOURCE);
+}
+
+void test_npy() {
+    auto m = tocoad::parse_npy(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", floats({1, 2, 3, 4, 5, 6})), "a.npy");
+    CHECK(m.rows == 2 && m.cols == 3 && m.data.size() == 6 && m.data[5] == 6.0f && m.source_dtype == "float32");
+
+    // float16: 1.0, -2.0, 0.5, 65504 (max), smallest subnormal 2^-24
+    std::vector<uint8_t> half = {0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38, 0xff, 0x7b, 0x01, 0x00, 0x00, 0x00};
+    auto h = tocoad::parse_npy(npy("{'descr': '<f2', 'fortran_order': False, 'shape': (3, 2), }", half), "h.npy");
+    CHECK(h.source_dtype == "float16" && h.rows == 3 && h.cols == 2);
+    CHECK(h.data[0] == 1.0f && h.data[1] == -2.0f && h.data[2] == 0.5f && h.data[3] == 65504.0f);
+    CHECK(h.data[4] == 5.9604644775390625e-08f && h.data[5] == 0.0f);
+
+    tocoad_status status = TOCOAD_OK;
+    auto e = error_of([] { tocoad::parse_npy(npy("{'descr': '|O', 'fortran_order': False, 'shape': (1, 1), }", {0, 0, 0, 0, 0, 0, 0, 0}), "o.npy"); }, &status);
+    CHECK(contains(e, "pickle") && contains(e, "o.npy") && status == TOCOAD_ERR_BUNDLE);
+    CHECK(contains(error_of([] { tocoad::parse_npy(npy("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2), }", floats({1, 2})), "f.npy"); }), "Fortran"));
+    CHECK(contains(error_of([] { tocoad::parse_npy(npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1, 2), }", floats({1, 2})), "b.npy"); }), "unsupported dtype"));
+    CHECK(contains(error_of([] { tocoad::parse_npy(npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1), }", {0, 0, 0, 0, 0, 0, 0, 0}), "d.npy"); }), "unsupported dtype"));
+    CHECK(contains(error_of([] { tocoad::parse_npy(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }", floats({1, 2, 3, 4})), "3d.npy"); }), "not a 2-D"));
+    CHECK(contains(error_of([] { tocoad::parse_npy(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", floats({1, 2, 3})), "t.npy"); }), "truncated"));
+    CHECK(contains(error_of([] { tocoad::parse_npy(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }", floats({1, 2})), "x.npy"); }), "trailing"));
+    CHECK(contains(error_of([] { tocoad::parse_npy(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999, 99999999999), }", floats({1})), "big.npy"); }), "big.npy"));
+    CHECK(contains(error_of([] { tocoad::parse_npy({'P', 'K', 3, 4, 0, 0, 0, 0, 0, 0, 0}, "zip.npy"); }), "not a .npy"));
+}
+
+std::string manifest_json(const std::string &input_extra = "", const std::string &schema = "1") {
+    return R"({"schema_version": )" + schema + R"(, "model_id": "m", "created_by": "test",
+      "input": {"height": 64, "width": 48)" + input_extra + R"(},
+      "features": {"backbone": "b", "layers": ["l"], "aggregation": 3, "stride": 8, "grid": [8, 6], "dim": 4},
+      "models": {"fp32": {"file": "backbone.onnx"}},
+      "memory_bank": {"file": "coreset.npy", "entries": 10, "dim": 4,
+                      "index": {"file": "index.hnsw", "ef": 32}},
+      "scoring": {"gaussian_sigma": 2.0, "image_threshold": 3.0, "normalization_scale": 3.0},
+      "files": {"coreset.npy": {"sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "bytes": 0}},
+      "versions": {"torch": "x"}, "calibration": {}, "search": {}, "training": {}})";
+}
+
+void test_manifest() {
+    auto m = tocoad::parse_manifest(manifest_json(), "manifest.json");
+    CHECK(m.input.height == 64 && m.input.width == 48 && m.input.color == "BGR");
+    CHECK(m.features.grid_h == 8 && m.features.grid_w == 6 && m.features.dim == 4);
+    CHECK(m.memory_bank.index && m.memory_bank.index->ef == 32 && m.memory_bank.index->M == 16);
+    CHECK(m.scoring.normalization_scale == 3.0 && m.scoring.normalization_offset == 0.0);
+    CHECK(m.models.at("fp32").input_name == "image" && m.files.size() == 1);
+
+    auto e = error_of([] { tocoad::parse_manifest(manifest_json(R"(, "colour": "BGR")"), "manifest.json"); });
+    CHECK(contains(e, "unknown key 'input.colour'") && contains(e, "expected: one of"));
+    CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json(R"(, "color": "RGB")"), "m.json"); }), "input.color"));
+    CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json(R"(, "channels": "3")"), "m.json"); }), "must be an integer"));
+    CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json("", "2"), "m.json"); }), "unsupported schema version"));
+    CHECK(contains(error_of([] { tocoad::parse_manifest("{not json", "m.json"); }), "not valid JSON"));
+    CHECK(contains(error_of([] { tocoad::parse_manifest("[1, 2]", "m.json"); }), "not a JSON object"));
+    std::string no_files = manifest_json();
+    no_files.replace(no_files.find("\"files\""), 7, "\"filez\"");
+    CHECK(contains(error_of([&] { tocoad::parse_manifest(no_files, "m.json"); }), "unknown key 'filez'"));
+    std::string bad_sha = manifest_json();
+    bad_sha.replace(bad_sha.find("e3b0c442"), 8, "E3B0C442");
+    CHECK(contains(error_of([&] { tocoad::parse_manifest(bad_sha, "m.json"); }), "files.coreset.npy.sha256"));
+    std::string bad_dim = manifest_json();
+    bad_dim.replace(bad_dim.find("\"dim\": 4,"), 9, "\"dim\": 5,");
+    CHECK(contains(error_of([&] { tocoad::parse_manifest(bad_dim, "m.json"); }), "memory_bank.dim differs"));
+    std::string nan_sigma = manifest_json();
+    nan_sigma.replace(nan_sigma.find("2.0"), 3, "-1.0");
+    CHECK(contains(error_of([&] { tocoad::parse_manifest(nan_sigma, "m.json"); }), "gaussian_sigma"));
+}
+
+void test_member_paths() {
+    CHECK(contains(error_of([] { tocoad::safe_member_path("/tmp", "../etc/passwd"); }), "outside the bundle"));
+    CHECK(contains(error_of([] { tocoad::safe_member_path("/tmp", "/etc/passwd"); }), "outside the bundle"));
+    CHECK(contains(error_of([] { tocoad::safe_member_path("/tmp", " "); }), "outside the bundle"));
+    CHECK(tocoad::safe_member_path("/tmp", "coreset.npy") == "/tmp/coreset.npy");
+}
+
+void test_kernel_size() {
+    CHECK(tocoad::gaussian_kernel_size(4.0) == 33);
+    CHECK(tocoad::gaussian_kernel_size(2.0) == 17);
+    CHECK(tocoad::gaussian_kernel_size(0.625) == 5);  // round(2.5) == 2 in Python
+    CHECK(tocoad::gaussian_kernel_size(0.875) == 9);  // round(3.5) == 4
+}
+
+std::string tensor_int64(const std::string &name, const std::vector<int64_t> &values) {
+    namespace w = tocoad::wire;
+    std::string t;
+    w::put_uint(t, 1, values.size());  // dims
+    w::put_uint(t, 2, 7);              // INT64
+    w::put_bytes(t, 8, name);
+    std::string raw(values.size() * 8, '\0');
+    std::memcpy(raw.data(), values.data(), raw.size());
+    w::put_bytes(t, 9, raw);
+    return t;
+}
+
+std::string tensor_float_scalar(const std::string &name, float v) {
+    namespace w = tocoad::wire;
+    std::string t;
+    w::put_uint(t, 2, 1);  // FLOAT, no dims: a scalar
+    w::put_bytes(t, 8, name);
+    w::put_bytes(t, 9, std::string(reinterpret_cast<const char *>(&v), 4));
+    return t;
+}
+
+std::string node(const std::vector<std::string> &in, const std::vector<std::string> &out, const std::string &op) {
+    namespace w = tocoad::wire;
+    std::string n;
+    for (const auto &s : in) w::put_bytes(n, 1, s);
+    for (const auto &s : out) w::put_bytes(n, 2, s);
+    w::put_bytes(n, 3, op + "_node");
+    w::put_bytes(n, 4, op);
+    return n;
+}
+
+void test_onnx_rewrite() {
+    namespace w = tocoad::wire;
+    std::string graph;
+    w::put_bytes(graph, 1, node({"image", "rgb_index"}, {"rgb"}, "Gather"));
+    w::put_bytes(graph, 1, node({"rgb", "lo", "hi"}, {"clipped"}, "Clip"));
+    w::put_bytes(graph, 1, node({"clipped", "pads", ""}, {"padded"}, "Pad"));
+    w::put_bytes(graph, 5, tensor_int64("rgb_index", {2, 1, 0}));
+    w::put_bytes(graph, 5, tensor_float_scalar("lo", 0.0f));
+    w::put_bytes(graph, 5, tensor_float_scalar("hi", 6.0f));
+    std::string model;
+    w::put_uint(model, 1, 8);
+    w::put_bytes(model, 2, "pytorch");
+    w::put_bytes(model, 7, graph);
+
+    tocoad::CompatReport report;
+    const std::string out = tocoad::opencv_compatible_onnx(model, &report);
+    CHECK(report.renamed_producer == 1 && report.clips == 1 && report.gathers == 1 && report.dropped_empty_inputs == 1);
+    std::vector<std::string> ops;
+    int initializers = 0;
+    std::string producer;
+    for (const auto &f : w::parse(out)) {
+        if (f.number == 2) producer = std::string(f.payload);
+        if (f.number != 7) continue;
+        for (const auto &g : w::parse(f.payload)) {
+            if (g.number == 5) ++initializers;
+            if (g.number != 1) continue;
+            std::string op;
+            int inputs = 0, attributes = 0;
+            for (const auto &n : w::parse(g.payload)) {
+                if (n.number == 4) op = std::string(n.payload);
+                if (n.number == 1) ++inputs;
+                if (n.number == 5) ++attributes;
+            }
+            ops.push_back(op + "/" + std::to_string(inputs) + "/" + std::to_string(attributes));
+        }
+    }
+    CHECK(producer == "tocoad-edge");
+    const std::vector<std::string> expected = {"Slice/4/0", "Slice/4/0", "Slice/4/0", "Concat/3/1", "Clip/1/2", "Pad/2/0"};
+    CHECK_MSG(ops == expected, ops.empty() ? "no nodes" : ops[0]);
+    CHECK(initializers == 3 + 9);
+    CHECK(contains(error_of([] { tocoad::opencv_compatible_onnx(std::string("\x3a\xff\xff\xff\x0f", 5)); }), "not a valid protobuf"));
+}
+
+void test_engine_fingerprint() {
+    CHECK(tocoad::tensorrt_version_string(8601) == "8.6.1");
+    CHECK(tocoad::tensorrt_version_string(100300) == "10.3.0");
+    CHECK(tocoad::same_tensorrt_version("8.6.1.6", "8.6.1") && !tocoad::same_tensorrt_version("8.6.2", "8.6.1"));
+    CHECK(!tocoad::same_tensorrt_version("", ""));
+
+    tocoad::Manifest m = tocoad::parse_manifest(manifest_json(), "manifest.json");
+    const std::string sha(64, 'a');
+    m.files["backbone.onnx"] = {sha, 10};
+    const tocoad::DeviceInfo orin{"Orin", "8.7", "8.6.2"};
+    auto engine = [&](const std::string &file, const std::string &precision, const std::string &trt,
+                      const std::string &gpu, const std::string &cc, const std::string &onnx) {
+        tocoad::EngineFingerprint e;
+        e.file = file;
+        e.precision = precision;
+        e.tensorrt_version = trt;
+        e.gpu_name = gpu;
+        e.compute_capability = cc;
+        e.onnx_sha256 = onnx;
+        e.input_shape = {1, 64, 48, 3};
+        return e;
+    };
+    tocoad_status status = TOCOAD_OK;
+    auto e = error_of([&] { tocoad::matching_engine(m, "fp32", orin); }, &status);
+    CHECK(status == TOCOAD_ERR_ENGINE_INCOMPATIBLE && contains(e, "no engines in the manifest"));
+
+    m.engines = {engine("a.engine", "fp16", "8.5.2", "Orin", "8.7", sha),             // other TensorRT
+                 engine("b.engine", "fp16", "8.6.2.3", "Xavier", "7.2", sha),        // other GPU
+                 engine("c.engine", "fp16", "8.6.2", "Orin", "8.7", std::string(64, 'b'))};  // other model
+    e = error_of([&] { tocoad::matching_engine(m, "fp32", orin); }, &status);
+    CHECK(status == TOCOAD_ERR_ENGINE_INCOMPATIBLE && contains(e, "a.engine (TensorRT 8.5.2") &&
+          contains(e, "b.engine") && contains(e, "TensorRT 8.6.2, Orin, sm 8.7") && contains(e, "fix: build the engine"));
+
+    m.engines.push_back(engine("d.engine", "fp16", "8.6.2.3", "Orin", "8.7", sha));
+    CHECK(tocoad::matching_engine(m, "fp32", orin).file == "d.engine");
+    m.engines.push_back(engine("e.engine", "fp32", "8.6.2", "Orin", "8.7", sha));
+    CHECK(tocoad::matching_engine(m, "fp32", orin).file == "e.engine");  // same precision preferred
+    m.engines.back().input_shape = {1, 224, 224, 3};
+    CHECK(tocoad::matching_engine(m, "fp32", orin).file == "d.engine");  // wrong input shape skipped
+    CHECK(contains(error_of([&] { tocoad::matching_engine(m, "int8", orin); }), "no int8 model"));
+}
+
+}  // namespace
+
+int main() {
+    test_sha256();
+    test_npy();
+    test_manifest();
+    test_member_paths();
+    test_kernel_size();
+    test_onnx_rewrite();
+    test_engine_fingerprint();
+    return check::finish("test_units");
+}

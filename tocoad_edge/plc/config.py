@@ -1,0 +1,95 @@
+"""Gateway configuration: frozen dataclasses read from YAML with ``safe_load`` only (strict, did-you-mean).
+
+See ``docs/plc.md`` for every key. ``load_gateway_config(path)`` is what ``examples/plc_gateway.py`` uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..typed_config import from_dict, load_yaml, require
+
+
+@dataclass(frozen=True)
+class HandshakeConfig:
+    mode: Literal["triggered", "free_run"] = "triggered"
+    deadline_s: float = 1.0             # trigger → result (and camera silence) limit; past it: Error, no heartbeat
+    probe_interval_s: float = 0.1       # how often an idle or faulted gateway checks the camera (and model)
+    heartbeat_interval_s: float = 0.1   # heartbeat period while healthy
+    fresh_frames: bool = True           # triggered: judge only a frame captured after the trigger (when stamped)
+
+    def __post_init__(self) -> None:
+        require(0.01 <= self.deadline_s <= 3600.0, "handshake.deadline_s", "a number of seconds in [0.01, 3600]",
+                self.deadline_s)
+        require(0.001 <= self.probe_interval_s <= self.deadline_s, "handshake.probe_interval_s",
+                f"a number of seconds in [0.001, deadline_s = {self.deadline_s}]", self.probe_interval_s)
+        require(0.01 <= self.heartbeat_interval_s <= 60.0, "handshake.heartbeat_interval_s",
+                "a number of seconds in [0.01, 60]", self.heartbeat_interval_s)
+
+
+@dataclass(frozen=True)
+class ModbusConfig:
+    host: str = "127.0.0.1"             # 0.0.0.0 to accept the PLC from the network
+    port: int = 5020                    # 502 is standard (needs root or CAP_NET_BIND_SERVICE); 0: any free port
+    score_scale: int = 1000             # score register = round(score × score_scale), saturating at 0 and 65535
+
+    def __post_init__(self) -> None:
+        require(0 <= self.port <= 65535, "modbus.port", "an integer in [0, 65535]", self.port)
+        require(1 <= self.score_scale <= 65535, "modbus.score_scale", "an integer in [1, 65535]", self.score_scale)
+        require(bool(self.host.strip()), "modbus.host", "an address such as 0.0.0.0 or 127.0.0.1", self.host)
+
+
+@dataclass(frozen=True)
+class OpcUaConfig:
+    host: str = "127.0.0.1"
+    port: int = 4840                    # 0: any free port
+    path: str = "/tocoad/"              # endpoint: opc.tcp://host:port/path
+    namespace_uri: str = "urn:tocoad-edge:plc"
+    object_name: str = "Gateway"        # the object under Objects that holds the node set
+
+    def __post_init__(self) -> None:
+        require(0 <= self.port <= 65535, "opcua.port", "an integer in [0, 65535]", self.port)
+        require(self.path.startswith("/"), "opcua.path", "a path starting with '/'", self.path)
+        require(bool(self.namespace_uri.strip()), "opcua.namespace_uri", "a non-empty URI", self.namespace_uri)
+        require(self.object_name.isidentifier(), "opcua.object_name", "a plain identifier", self.object_name)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str                            # tocoad_edge.stream.open_source: 0, /dev/video0, rtsp://…, a folder; or simulated
+    options: dict[str, str | int | float | bool | None] = field(default_factory=dict)   # SourceOptions keys
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    bundle: Path                        # folder written by tocoad-export
+    backend: str = "auto"
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    source: SourceConfig
+    detector: DetectorConfig
+    transport: Literal["modbus", "opcua"] = "modbus"
+    handshake: HandshakeConfig = field(default_factory=HandshakeConfig)
+    modbus: ModbusConfig = field(default_factory=ModbusConfig)
+    opcua: OpcUaConfig = field(default_factory=OpcUaConfig)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def load_gateway_config(path: str | Path) -> GatewayConfig:
+    """Read a gateway YAML file strictly: unknown keys, wrong types and out-of-range values are errors.
+
+    ``source.options`` are checked against ``tocoad_edge.stream.SourceOptions`` here too, so a typo fails
+    at load time with a did-you-mean, before the bundle or the camera is opened.
+    """
+    cfg = from_dict(GatewayConfig, load_yaml(path))
+    if cfg.source.options and cfg.source.uri != "simulated":
+        try:
+            from ..stream.options import SourceOptions
+        except ImportError:     # checked again by open_source, which then says what is missing
+            return cfg
+        from_dict(SourceOptions, dict(cfg.source.options), "source.options")
+    return cfg
