@@ -41,7 +41,7 @@ def test_discriminator_learns_a_toy_segmentation_with_focal_loss():
         loss.backward()
         opt.step()
     disc.eval()
-    assert float(loss) < 0.5 * first
+    assert float(loss.detach()) < 0.5 * first
     assert auroc(disc.probability(maps).detach().numpy(), target.numpy()) > 0.9
 
 
@@ -85,7 +85,7 @@ def test_simsiam_heads_shapes_and_training_aligns_views():
         v1, v2 = x + 0.1 * torch.randn_like(x), x + 0.1 * torch.randn_like(x)
         z1, z2 = proj(v1), proj(v2)
         loss = simsiam_loss(pred(z1), pred(z2), z1, z2)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         opt.zero_grad()
         loss.backward()
         opt.step()

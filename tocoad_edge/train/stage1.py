@@ -92,7 +92,7 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
             logits = disc([m[idx] for m in maps])
             loss = focal_loss(logits, targets[idx], s1.focal_alpha, s1.focal_gamma)
             if not torch.isfinite(loss):
-                raise TrainingError("stage 1 loss is not finite", got=str(float(loss)),
+                raise TrainingError("stage 1 loss is not finite", got=str(float(loss.detach())),
                                     fix="lower stage1.learning_rate")
             opt.zero_grad()
             loss.backward()

@@ -192,7 +192,9 @@ def _guide_weight(mode: str, disc: Discriminator | None, frozen: Backbone | None
     """``[N, 1, h, w]`` weight of "anomalous here" for the guide."""
     w = None
     if mode in ("discriminator", "product"):
-        assert disc is not None and frozen is not None
+        if disc is None or frozen is None:
+            raise TrainingError("stage2.guide_map needs the stage 1 discriminator", expected="--stages full",
+                                got="no discriminator", fix="use --stages full or stage2.guide_map: mask")
         w = disc.probability(frozen.forward_layers(normalise(anom, frozen), layers))
         if w.shape[-2:] != grid:
             w = torch.nn.functional.interpolate(w, size=grid, mode="bilinear", align_corners=False)
