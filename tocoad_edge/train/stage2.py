@@ -89,7 +89,9 @@ def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], ima
     frozen = None
     if guide:
         frozen = _freeze(copy.deepcopy(backbone))
-    embedder = PatchEmbedder(backbone, layers, cfg.features.aggregation)
+    embedder = PatchEmbedder(backbone, layers, cfg.features.aggregation,
+                             aggregation_mode=cfg.features.aggregation_mode,
+                             aggregation_dim=cfg.features.aggregation_dim)
     torch.manual_seed(cfg.seed)
     projector = DenseProjector(embedder.raw_dim, s2.projector_dim)
     predictor = DensePredictor(s2.projector_dim, s2.predictor_dim)
