@@ -22,7 +22,7 @@ def tiny_run(tmp_path_factory, sample_dataset) -> Path:
     from tocoad_edge.config import TrainConfig, DataConfig
     from tocoad_edge.train.trainer import train
 
-    cfg = TrainConfig(data=DataConfig(image_size=64, holdout_images=4))
+    cfg = TrainConfig(stages="baseline", data=DataConfig(image_size=64, holdout_images=4))
     return train(sample_dataset, tmp_path_factory.mktemp("runs") / "tiny", cfg, show_progress=False)
 
 

@@ -32,7 +32,7 @@ def build_tiny_bundle(root: Path) -> Path:
 
     root.mkdir(parents=True, exist_ok=True)
     make_sample_dataset(root / "data")
-    (root / "config.yaml").write_text("data: {image_size: 64}\n", encoding="utf-8")
+    (root / "config.yaml").write_text("stages: baseline\ndata: {image_size: 64}\n", encoding="utf-8")
     assert train_main(["--data", str(root / "data"), "--out", str(root / "run"), "--config",
                        str(root / "config.yaml"), "--quiet"]) == 0
     assert export_main([str(root / "run"), "--out", str(root / "bundle")]) == 0

@@ -11,7 +11,7 @@ def test_cli_train_export_eval(tmp_path, sample_dataset):
     from tocoad_edge.export.cli import main as export_main
 
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("data: {image_size: 64, holdout_images: 4}\nmemory: {coreset_ratio: 0.2}\n")
+    cfg.write_text("stages: baseline\ndata: {image_size: 64, holdout_images: 4}\nmemory: {coreset_ratio: 0.2}\n")
     run, bundle, out = tmp_path / "run", tmp_path / "bundle", tmp_path / "eval.json"
     assert train_main(["--data", str(sample_dataset), "--out", str(run), "--config", str(cfg), "--quiet"]) == 0
     for name in ("config.yaml", "backbone.safetensors", "memory_bank.npy", "run.json", "train.log"):

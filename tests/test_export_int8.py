@@ -20,7 +20,7 @@ def i4_run(tmp_path_factory):
 
     data = make_sample_dataset(tmp_path_factory.mktemp("i4data") / "sample", n_train=24, n_test_good=4,
                                n_test_defect=2, size=96, seed=0)
-    cfg = TrainConfig(data=DataConfig(image_size=64, holdout_images=6))
+    cfg = TrainConfig(stages="baseline", data=DataConfig(image_size=64, holdout_images=6))
     return data, train(data, tmp_path_factory.mktemp("i4runs") / "tiny", cfg, show_progress=False)
 
 

@@ -27,7 +27,7 @@ def test_int8_and_fp16_engines_match_onnxruntime(tmp_path):
     from tocoad_edge.train.trainer import train
 
     data = make_sample_dataset(tmp_path / "d", n_train=24, n_test_good=4, n_test_defect=2, size=96, seed=0)
-    run = train(data, tmp_path / "r", TrainConfig(data=DataConfig(image_size=64, holdout_images=6)),
+    run = train(data, tmp_path / "r", TrainConfig(stages="baseline", data=DataConfig(image_size=64, holdout_images=6)),
                 show_progress=False)
     bundle = write_bundle(run, tmp_path / "b", ExportOptions(int8=True, calibration_images=16))
     build_engine_into_bundle(bundle, "int8")

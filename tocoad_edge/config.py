@@ -183,7 +183,7 @@ class Stage2Config:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    stages: Literal["baseline", "no-guide", "full"] = "baseline"
+    stages: Literal["baseline", "no-guide", "full"] = "full"
     device: str = "cpu"
     threads: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
