@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tocoad_edge import __version__
+from tocoad_edge.bundle.atomic import replace_dir
 from tocoad_edge.bundle.manifest import (MANIFEST_NAME, SCHEMA_VERSION, FeatureSpec, FileEntry, IndexSpec, InputSpec,
                                          Manifest, MemoryBankSpec, ModelFile, ScoringSpec, sha256_file)
 from tocoad_edge.config import TrainConfig
@@ -99,22 +100,12 @@ def write_bundle(run_dir: str | Path, out_dir: str | Path, options: ExportOption
             from tocoad_edge.bundle.signature import sign_bundle
 
             sign_bundle(staging, options.sign_key)
-        _replace_dir(staging, out)
+        replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("bundle written: %s (%.1f s)", out, time.perf_counter() - t_start)
     return out
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)
 
 
 def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str, Any],

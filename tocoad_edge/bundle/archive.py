@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Iterator
 
+from .atomic import replace_dir
+
 from ..errors import BundleError, ResourceError
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, verify_files
 from .onnx_refs import check_external_data
@@ -218,13 +220,7 @@ def install_bundle_archive(archive: str | Path, dest: str | Path, *,
     staging = dest.parent / f".{dest.name}.staging-{uuid.uuid4().hex[:8]}"
     root = unpack_bundle_archive(archive, staging, limits=limits)
     try:
-        if dest.exists():
-            old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-            dest.rename(old)
-            root.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            root.rename(dest)
+        replace_dir(root, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
