@@ -148,7 +148,9 @@ def test_source_waits_for_a_camera_that_is_not_there_yet():
             if got.ok:
                 break
             broadcaster.publish(jpeg(np.zeros((32, 32, 3), np.uint8)))
-        assert got is not None and got.ok and got.frame.id == 0
+        # The first frames may be overwritten in the latest-frame buffer before this read: any id is
+        # fine, as long as a frame arrives and every frame is accounted for below.
+        assert got is not None and got.ok and got.frame.id >= 0
     finally:
         stats = source.close()
         if server is not None:
