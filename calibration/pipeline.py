@@ -60,12 +60,6 @@ class OrtRunner:
         return np.concatenate([sess.run(None, {name: images[i:i + 1]})[0] for i in range(len(images))])
 
 
-def image_scores(embeddings: np.ndarray, search) -> np.ndarray:
-    """Raw image score (max patch nearest-neighbour distance) per image."""
-    n, p, d = embeddings.shape
-    return search.query(embeddings.reshape(-1, d)).reshape(n, p).max(1)
-
-
 def relative_error(ref: np.ndarray, got: np.ndarray) -> float:
     return float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12))
 
@@ -108,13 +102,13 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *
     t_hist = time.perf_counter() - t0
 
     ref_emb = runner.embeddings(fp32_model, gate_set.images)
-    ref_scores = image_scores(ref_emb, search)
+    ref_scores = search.image_scores(ref_emb)
     labels = gate_set.labels
 
     def trial(scales, keep: frozenset[str], description: str) -> dict:
         model = build_qdq_model(fp32_model, scales, keep, layers)
         emb = runner.embeddings(model, gate_set.images)
-        res = evaluate_gate(ref_scores, image_scores(emb, search), labels, criteria)
+        res = evaluate_gate(ref_scores, search.image_scores(emb), labels, criteria)
         return {"description": description, "keep_float": sorted(keep), "gate": res.to_dict(), "model": model,
                 "embedding_rel_error": relative_error(ref_emb, emb), "_result": res}
 
@@ -179,20 +173,25 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *
 
 
 EXACT_SEARCH_MAX_ENTRIES = 8192
-GATE_HNSW_EF = 256
+BOUND_HNSW_EF = 64
 
 
 def gate_search(ctx):
-    """Exact search for small banks; above ``EXACT_SEARCH_MAX_ENTRIES`` entries the bundle's own HNSW index with a
-    generous ef (an exact search of 48 images × 784 patches over 26k entries costs ~0.3 TFLOP per gate trial)."""
+    """Exact image scores. Small banks: exact search of every patch. Above ``EXACT_SEARCH_MAX_ENTRIES`` entries
+    (an exact search of 48 images × 784 patches over 26k × 384 costs ~0.7 TFLOP per gate trial): the bundle's
+    HNSW index gives upper bounds and only the patches that can hold the maximum are searched exactly
+    (``RefinedSearch``); the image scores are the same."""
     from tocoad_edge.runtime.search.exact import ExactSearch
 
     index = ctx.staging / "index.hnsw"
+    exact = ExactSearch(ctx.bank)
     if len(ctx.bank) <= EXACT_SEARCH_MAX_ENTRIES or not index.is_file():
-        return ExactSearch(ctx.bank), "exact"
+        return exact, "exact"
     from tocoad_edge.runtime.search.hnsw import HnswSearch
+    from tocoad_edge.runtime.search.refined import RefinedSearch
 
-    return HnswSearch(ctx.bank, index, ef=GATE_HNSW_EF, threads=None), f"hnsw ef={GATE_HNSW_EF}"
+    return (RefinedSearch(HnswSearch(ctx.bank, index, ef=BOUND_HNSW_EF, threads=None), exact),
+            f"exact image scores (hnsw ef={BOUND_HNSW_EF} bounds, exact refinement)")
 
 
 def build_int8_model(ctx, out_path: Path) -> tuple[Path, dict]:

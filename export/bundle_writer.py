@@ -9,6 +9,7 @@ import platform
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,16 @@ class ExportContext:
     scoring: ScoringSpec
     features: FeatureSpec
     extra_manifest: dict[str, Any] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str):
+        """Time one export step; the bundle writer logs the breakdown at the end."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 def _versions() -> dict[str, str]:
@@ -115,6 +126,7 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
 
     from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 
+    t0 = time.perf_counter()
     size = int(meta["image_size"])
     embedder = load_run_embedder(run.path, cfg, run.projection())
     fp32_path = export_onnx(embedder, staging / FP32_NAME, size, dynamic_batch=options.dynamic_batch)
@@ -128,6 +140,7 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     build_hnsw_index(bank_loaded, staging / INDEX_NAME, M=options.hnsw_M,
                      ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
 
+    t_index = time.perf_counter() - t0
     # The trained backbone weights, for the optional torch backend (and reference measurements).
     shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
 
@@ -142,7 +155,8 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
                           pixel_threshold=th["pixel_threshold"], normalization_offset=th["normalization_offset"],
                           normalization_scale=th["normalization_scale"])
     ctx = ExportContext(run=run, cfg=cfg, meta=meta, staging=staging, options=options, embedder=embedder,
-                        bank=bank_loaded, fp32_path=fp32_path, scoring=scoring, features=features)
+                        bank=bank_loaded, fp32_path=fp32_path, scoring=scoring, features=features,
+                        phase_seconds={"onnx + hnsw index": t_index})
 
     models = {"fp32": ModelFile(file=FP32_NAME, input_name=INPUT_NAME, output_name=OUTPUT_NAME, precision="fp32",
                                 dynamic_batch=options.dynamic_batch)}
@@ -150,18 +164,22 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     if options.int8:
         from tocoad_edge.calibration.pipeline import build_int8_model
 
-        int8_path, calibration = build_int8_model(ctx, staging / INT8_NAME)
+        with ctx.phase("int8 calibration + gate"):
+            int8_path, calibration = build_int8_model(ctx, staging / INT8_NAME)
         models["int8"] = ModelFile(file=int8_path.name, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
                                    precision="int8", dynamic_batch=options.dynamic_batch)
 
     from .search_tuning import tune_search
 
-    search_info, ef = tune_search(ctx, staging / INDEX_NAME,
-                                  {p: staging / m.file for p, m in models.items() if p != "fp32"})
+    with ctx.phase("hnsw ef tuning"):
+        search_info, ef = tune_search(ctx, staging / INDEX_NAME,
+                                      {p: staging / m.file for p, m in models.items() if p != "fp32"})
 
     from .parity import write_parity_report
 
-    write_parity_report(ctx, models)
+    with ctx.phase("parity report"):
+        write_parity_report(ctx, models)
+    log.info("export steps: %s", ", ".join(f"{k} {v:.1f} s" for k, v in ctx.phase_seconds.items()))
 
     files = {}
     for p in sorted(staging.iterdir()):

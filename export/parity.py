@@ -4,9 +4,9 @@
   * ``heldout``: per model, max abs difference of patch embeddings and anomaly maps against torch on held-out
     normal images (exact search; map range as the scale: ``map_max_abs_diff_over_range``);
   * ``synthetic``: the labelled set of the accuracy gate (held-out normals + synthetic anomalies): image AUROC per
-    model and Spearman of each model's image scores against torch (the gate's search: exact, or HNSW ef 256 for
-    banks above 8192 entries);
-  * ``real``: the same on labelled real test data when ``--data`` is given (HNSW search, ``REAL_EF``);
+    model and Spearman of each model's image scores against torch (exact image scores: exact search, or for
+    banks above 8192 entries HNSW bounds refined exactly, ``runtime/search/refined.py``);
+  * ``real``: the same on labelled real test data when ``--data`` is given (the same exact image scores);
   * ``tensorrt``: engines are built on the target, so this says how to check them (``benchmarks/gpu_check.sh``).
 ``parity.png``: image-score scatter plots (``parity_plot.py``).
 """
@@ -26,7 +26,6 @@ log = logging.getLogger("tocoad_edge.export")
 
 PARITY_JSON = "parity.json"
 PARITY_PNG = "parity.png"
-REAL_EF = 256
 REAL_MAX_IMAGES = 400
 
 
@@ -46,11 +45,6 @@ def _torch_embeddings(embedder, images: np.ndarray, batch: int = 8) -> np.ndarra
     with torch.no_grad():
         return np.concatenate([embedder(torch.from_numpy(images[i:i + batch])).numpy()
                                for i in range(0, len(images), batch)])
-
-
-def _scores(emb: np.ndarray, search) -> np.ndarray:
-    n, p, d = emb.shape
-    return search.query(emb.reshape(-1, d)).reshape(n, p).max(1)
 
 
 def _scores_and_maps(emb: np.ndarray, search, ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +80,9 @@ def compare(ctx, images: np.ndarray, model_path) -> dict:
 
 def labelled_section(ctx, models: dict, images: np.ndarray, labels: np.ndarray, search) -> tuple[dict, dict]:
     """AUROC per model and Spearman against torch; returns (section, scores per model)."""
-    scores = {"torch_fp32": _scores(_torch_embeddings(ctx.embedder, images), search)}
+    scores = {"torch_fp32": search.image_scores(_torch_embeddings(ctx.embedder, images))}
     for precision, mf in models.items():
-        scores[f"onnx_{precision}"] = _scores(_onnx_embeddings(ctx.staging / mf.file, images), search)
+        scores[f"onnx_{precision}"] = search.image_scores(_onnx_embeddings(ctx.staging / mf.file, images))
     ref = scores["torch_fp32"]
     section = {"images": int(len(labels)), "anomalous": int(np.sum(labels)), "models": {}}
     for name, s in scores.items():
@@ -138,12 +132,9 @@ def write_parity_report(ctx, models: dict) -> dict:
     report["synthetic"] = synth | {"search": search_name, "generator": gate_set.generator}
 
     if ctx.options.data_dir is not None:
-        from tocoad_edge.runtime.search.hnsw import HnswSearch
-
         real_images, real_labels = _real_test_set(Path(ctx.options.data_dir), size)
-        hnsw = HnswSearch(ctx.bank, ctx.staging / "index.hnsw", ef=REAL_EF, threads=None)
-        real, _ = labelled_section(ctx, models, real_images, real_labels, hnsw)
-        report["real"] = real | {"search": f"hnsw ef={REAL_EF}", "data_dir": str(ctx.options.data_dir)}
+        real, _ = labelled_section(ctx, models, real_images, real_labels, search)
+        report["real"] = real | {"search": search_name, "data_dir": str(ctx.options.data_dir)}
     report["tensorrt"] = ("engines are built on the target device (tocoad-export --engine-only BUNDLE); "
                           "benchmarks/gpu_check.sh compares them with ONNX Runtime")
 

@@ -87,3 +87,20 @@ def test_choose_ef_takes_one_step_of_margin():
     assert choose_ef(rows) == 48
     assert choose_ef(rows[:2]) == 32                                  # no larger candidate: the largest
     assert choose_ef([{"ef": 16, "max_image_score_rel_error": 0.5}]) == 16
+
+
+def test_ef_sweep_stops_after_the_safety_margin(tmp_path):
+    from tocoad_edge.export.search_tuning import EF_CANDIDATES, choose_ef, measure_ef
+
+    rng = np.random.default_rng(3)
+    bank = rng.standard_normal((3000, 16)).astype(np.float32)
+    build_hnsw_index(bank, tmp_path / "i.hnsw", M=16, ef_construction=200)
+    patches = (bank[rng.integers(0, 3000, 6 * 50)] + 0.05 * rng.standard_normal((300, 16))).astype(np.float32)
+    rows = measure_ef(bank, tmp_path / "i.hnsw", patches.reshape(6, 50, 16), threads=1)
+    efs = [r["ef"] for r in rows]
+    assert efs == list(EF_CANDIDATES[:len(efs)])                   # increasing, from the smallest candidate
+    first_ok = next(i for i, r in enumerate(rows) if r["max_image_score_rel_error"] <= 0.01)
+    assert len(rows) == first_ok + 2                               # one safety step measured, nothing beyond
+    assert choose_ef(rows) == efs[-1]
+    strict = measure_ef(bank, tmp_path / "i.hnsw", patches.reshape(6, 50, 16), bound=-1.0, threads=1)
+    assert [r["ef"] for r in strict] == list(EF_CANDIDATES)          # nothing passes: the whole sweep is measured

@@ -21,6 +21,20 @@ class NearestNeighbourSearch:
             raise InputError("search queries have the wrong shape", expected=f"[n, {self.dim}]", got=str(q.shape))
         return self._query_impl(q)
 
+    def image_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Image score (largest patch nearest-neighbour distance) of each image: embeddings [images, patches, D]."""
+        e = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if e.ndim != 3 or e.shape[2] != self.dim:
+            from ...errors import InputError
+
+            raise InputError("image embeddings have the wrong shape", expected=f"[images, patches, {self.dim}]",
+                             got=str(e.shape))
+        return self._image_scores_impl(e)
+
+    def _image_scores_impl(self, embeddings: np.ndarray) -> np.ndarray:
+        n, p, d = embeddings.shape
+        return self.query(embeddings.reshape(-1, d)).reshape(n, p).max(1)
+
     def set_threads(self, threads: int | None) -> None:
         """Threads one query may use (None: the library default)."""
         self.threads = int(threads) if threads else None
