@@ -147,7 +147,7 @@ def test_stage_sections_load_strictly_from_yaml(tmp_path):
                     "stage2:\n  guide_margin: 0.2\n  batchnorm: train\n")
     cfg = load_train_config(good)
     assert cfg.synth.method == "cutpaste" and cfg.synth.textures == "/data/dtd" and cfg.stage1.epochs == 3
-    assert cfg.stage2.guide_margin == 0.2 and cfg.stage2.batchnorm == "train" and cfg.stage2.epochs == 4
+    assert cfg.stage2.guide_margin == 0.2 and cfg.stage2.batchnorm == "train" and cfg.stage2.epochs == 3
     typo = tmp_path / "typo.yaml"
     typo.write_text("stage2:\n  guide_wieght: 2.0\n")
     with pytest.raises(ConfigError, match="did you mean 'guide_weight'"):

@@ -117,7 +117,7 @@ class SynthConfig:
 @dataclass(frozen=True)
 class Stage1Config:
     """Stage 1: discriminative network D on the frozen backbone, trained on G's synthetic anomalies."""
-    epochs: int = 20                    # passes over the cached synthetic training set (features are cached)
+    epochs: int = 12                    # passes over the cached synthetic training set (features are cached)
     synthetic_per_image: int = 2        # synthetic samples drawn per normal training image
     max_synthetic: int = 600            # cap on the synthetic training set
     holdout_synthetic: int = 64         # held-out synthetic samples for D's pixel AUROC
@@ -141,7 +141,7 @@ class Stage1Config:
 @dataclass(frozen=True)
 class Stage2Config:
     """Stage 2: contrastive fine-tuning of the backbone (SimSiam + negative guide from frozen D)."""
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 8
     images_per_epoch: int | None = None  # cap per epoch (a different random subset each epoch); None: all images
     learning_rate: float = 1e-4         # Adam, backbone; heads use head_learning_rate
