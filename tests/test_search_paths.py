@@ -54,7 +54,7 @@ def test_bundle_search_paths_agree_within_configured_bound(caplog, sample_datase
     data, bundle = sample_dataset, tiny_bundle
     frames = [read_image(t.path) for t in load_dataset(data, require_test=True).test]
     with Detector.open(bundle, search="exact", threads=1) as ex, Detector.open(bundle, search="hnsw", threads=2) as hn:
-        assert hn.search.ef == hn.manifest.memory_bank.index.ef
+        assert hn.search.ef == hn.manifest.search["ef_per_precision"]["fp32"]
         for f in frames:
             e, h = ex.predict(f), hn.predict(f)
             assert abs(h.raw_score - e.raw_score) <= MAX_SCORE_ERROR * abs(e.raw_score) + 1e-6
@@ -104,3 +104,15 @@ def test_ef_sweep_stops_after_the_safety_margin(tmp_path):
     assert choose_ef(rows) == efs[-1]
     strict = measure_ef(bank, tmp_path / "i.hnsw", patches.reshape(6, 50, 16), bound=-1.0, threads=1)
     assert [r["ef"] for r in strict] == list(EF_CANDIDATES)          # nothing passes: the whole sweep is measured
+
+
+def test_query_ef_follows_the_precision(tiny_bundle):
+    import dataclasses
+
+    from tocoad_edge.bundle.manifest import read_manifest
+    from tocoad_edge.runtime.detector import query_ef
+
+    m = read_manifest(tiny_bundle)
+    both = dataclasses.replace(m, search={**m.search, "ef_per_precision": {"fp32": 48, "int8": 96}})
+    assert query_ef(both, "fp32") == 48 and query_ef(both, "int8") == 96
+    assert query_ef(dataclasses.replace(m, search={}), "int8") == m.memory_bank.index.ef   # older bundles

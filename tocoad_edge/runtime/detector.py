@@ -54,21 +54,29 @@ def choose_backend(name: str, manifest: Manifest) -> str:
     return "onnxrt"
 
 
+def query_ef(manifest: Manifest, precision: str) -> int:
+    """The HNSW ``ef`` tuned at export for this precision's embeddings (``search.ef_per_precision``); bundles
+    without it: the index's stored ef (the largest of all precisions)."""
+    per = (manifest.search or {}).get("ef_per_precision") or {}
+    ef = per.get(precision)
+    return int(ef) if isinstance(ef, int) and ef > 0 else int(manifest.memory_bank.index.ef)
+
+
 def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
-                  threads: int | None) -> NearestNeighbourSearch:
+                  threads: int | None, precision: str = "fp32") -> NearestNeighbourSearch:
     from .search.exact import ExactSearch
 
     index = manifest.memory_bank.index
     if kind == "auto":
         from .search.select import choose_search
 
-        return choose_search(bank, manifest, paths, threads)
+        return choose_search(bank, manifest, paths, threads, ef=query_ef(manifest, precision) if index else None)
     if kind == "hnsw":
         if index is None:
             raise BundleError("this bundle has no HNSW index", fix="use search='exact' or re-export the bundle")
         from .search.hnsw import HnswSearch
 
-        return HnswSearch(bank, paths[index.file], ef=index.ef, threads=threads)
+        return HnswSearch(bank, paths[index.file], ef=query_ef(manifest, precision), threads=threads)
     return ExactSearch(bank, threads=threads)
 
 
@@ -127,7 +135,7 @@ class Detector:
         be.load()
         try:
             bank = _load_bank(paths[manifest.memory_bank.file], manifest)
-            nn = create_search(search, bank, manifest, paths, search_threads or threads)
+            nn = create_search(search, bank, manifest, paths, search_threads or threads, precision)
         except Exception:
             be.close()
             raise

@@ -37,7 +37,8 @@ def probe_queries(bank: np.ndarray, n_query: int, seed: int = 0) -> np.ndarray:
 
 
 def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
-                  threads: int | None) -> NearestNeighbourSearch:
+                  threads: int | None, ef: int | None = None) -> NearestNeighbourSearch:
+    """``ef``: the query ef to time HNSW at (default: the index's stored ef)."""
     exact = ExactSearch(bank, threads=threads)
     index = manifest.memory_bank.index
     if index is None:
@@ -46,14 +47,15 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
         return exact
     from .hnsw import HnswSearch
 
-    hnsw = HnswSearch(bank, paths[index.file], ef=index.ef, threads=threads)
+    ef = int(ef or index.ef)
+    hnsw = HnswSearch(bank, paths[index.file], ef=ef, threads=threads)
     queries = probe_queries(bank, int(np.prod(manifest.features.grid)))
     t_exact = _time_query(exact, queries)
     t_hnsw = _time_query(hnsw, queries)
     chosen = hnsw if t_hnsw < t_exact else exact
     chosen.selection = {"chosen": chosen.name, "exact_ms": round(t_exact * 1e3, 3), "hnsw_ms": round(t_hnsw * 1e3, 3),
-                        "ef": index.ef, "threads": threads, "entries": int(len(bank))}
+                        "ef": ef, "threads": threads, "entries": int(len(bank))}
     log.info("search auto: %s (exact %.2f ms, hnsw %.2f ms per frame at ef=%d, %d entries, threads=%s)",
-             chosen.name, t_exact * 1e3, t_hnsw * 1e3, index.ef, len(bank), threads)
+             chosen.name, t_exact * 1e3, t_hnsw * 1e3, ef, len(bank), threads)
     (exact if chosen is hnsw else hnsw).close()
     return chosen
