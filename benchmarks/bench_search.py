@@ -7,8 +7,8 @@ and 200k entries, and the crossover point.
 Banks: 4k and 16k are greedy coresets (the training path) of the patches of the first 100 train images;
 65k and 200k are random subsets of the patches of train images 0-299 (a greedy coreset that large takes
 too long to be a benchmark step). ``ef`` is tuned per bank exactly like the export does
-(export/search_tuning.py: smallest ef whose image-score error is ≤ 1 % on held-out normal images: train
-images 300-315, never in a bank). HNSW M=16, ef_construction=200 (the export defaults). Timings are the
+(export/search_tuning.py: one candidate above the smallest ef whose image-score error is ≤ 1 % on held-out
+normal images: train images 300-315, never in a bank). HNSW M=16, ef_construction=200 (the export defaults). Timings are the
 median over frames of one 784-patch query; both thread counts are measured. AUROC is on an even spread of
 the test images. The load average is recorded.
 """
@@ -24,12 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from tocoad_edge.bench.stats import auroc
+from tocoad_edge.export.search_tuning import choose_ef, measure_ef
 from tocoad_edge.memory.coreset import greedy_coreset
 from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.runtime.search.hnsw import HnswSearch, build_hnsw_index
-from tocoad_edge.runtime.threads import blas_threads
-
-EF_CANDIDATES = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
 
 def _median_ms(fn, frames, repeats):
@@ -78,17 +76,8 @@ def main() -> None:
                "load": os.getloadavg()}
         exact = ExactSearch(bank, threads=2)
         hnsw = HnswSearch(bank, tmp / "i.hnsw", ef=16, threads=2)
-        # ef tuning as at export
-        hq = held.reshape(-1, held.shape[-1])
-        d_ex = exact.query(hq)
-        s_ex = d_ex.reshape(len(held), -1).max(1)
-        ef = EF_CANDIDATES[-1]
-        for cand in EF_CANDIDATES:
-            hnsw.set_ef(cand)
-            s_h = hnsw.query(hq).reshape(len(held), -1).max(1)
-            if np.max(np.abs(s_h - s_ex) / s_ex) <= 0.01:
-                ef = cand
-                break
+        # ef tuning exactly as at export (one candidate of margin above the smallest passing ef)
+        ef = choose_ef(measure_ef(bank, tmp / "i.hnsw", held, threads=2))
         hnsw.set_ef(ef)
         row["ef"] = ef
         # accuracy on the test images
