@@ -3,7 +3,8 @@
     python benchmarks/extract_features.py --data ../shared/data/magnetic_tile_dev --out /tmp/mt_feats.npz
 
 Writes ``train`` float32 [N_train, h·w, D], ``test`` float32 [N_test, h·w, D], ``labels`` int [N_test].
-Uses the default training config (EfficientNet-Lite0 blocks.4 + blocks.10, 3×3 aggregation, 224 px).
+Uses the default training config (EfficientNet-Lite0 blocks.4 + blocks.10, 3×3 aggregation, 224 px) with its
+frozen ImageNet weights, or with ``--run RUN`` the embedder of a training run exactly as trained (fine-tuned).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 
 from tocoad_edge.config import load_train_config
 from tocoad_edge.data import load_dataset
-from tocoad_edge.train.embedder_factory import make_embedder
+from tocoad_edge.train.embedder_factory import load_run_embedder, make_embedder
 from tocoad_edge.train.features import embed_images
 from tocoad_edge.train.images import load_resized
 
@@ -25,12 +26,21 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--config", default=None, help="training config YAML (default config if omitted)")
+    p.add_argument("--run", default=None, help="tocoad-train run folder: use its (fine-tuned) embedder")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_train_config(args.config)
+    if args.run:
+        from pathlib import Path
+
+        run = Path(args.run)
+        cfg = load_train_config(run / "config.yaml")
+        proj = run / "projection.npy"
+        emb = load_run_embedder(run, cfg, np.load(proj, allow_pickle=False) if proj.is_file() else None)
+    else:
+        cfg = load_train_config(args.config)
+        emb = make_embedder(cfg)
     ds = load_dataset(args.data)
-    emb = make_embedder(cfg)
     size = cfg.data.image_size
     t0 = time.perf_counter()
     train = embed_images(emb, load_resized(ds.train, size))
