@@ -4,8 +4,10 @@ An image's score is the largest nearest-neighbour distance over its patches. HNS
 bank entry, so its distance is an upper bound of the true nearest-neighbour distance. ``RefinedSearch`` takes
 the HNSW distances of all patches of an image, computes exact distances in decreasing order of those bounds,
 and stops as soon as the next bound is below the largest exact distance found: no remaining patch can raise the
-maximum. The image score then equals exact search's, usually after a few exact queries per image (26k × 384
-bank, 784 patches: 1-8 of them), while per-patch distances (the anomaly map) stay HNSW's.
+maximum. The image score then equals exact search's, while per-patch distances (the anomaly map) stay HNSW's.
+On the magnetic tile bank (26k × 384, 784 patches per image, 21 test images) 1.1 patches per image needed an
+exact query at ef 64 and 1.3 at ef 16; patches are refined in blocks of ``block`` (one pass over the bank
+serves a whole block), so almost every image is settled by one pass.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ BOUND_RTOL = 1e-3
 class RefinedSearch(NearestNeighbourSearch):
     name = "refined"
 
-    def __init__(self, approx: NearestNeighbourSearch, exact: ExactSearch, *, block: int = 8):
+    def __init__(self, approx: NearestNeighbourSearch, exact: ExactSearch, *, block: int = 32):
         if (approx.entries, approx.dim) != (exact.entries, exact.dim):
             from ...errors import InputError
 
