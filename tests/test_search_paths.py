@@ -61,8 +61,8 @@ def test_bundle_search_paths_agree_within_configured_bound(caplog, sample_datase
     with caplog.at_level(logging.INFO, logger="tocoad_edge.runtime"):
         with Detector.open(bundle, search="auto", threads=1) as auto:
             sel = auto.describe()["search"]["selection"]
-            assert sel["chosen"] in ("exact", "hnsw") and sel["chosen"] == auto.search.name
-            assert sel["exact_ms"] > 0 and sel["hnsw_ms"] > 0
+            assert sel["chosen"] in ("exact", "hnsw", "refined") and sel["chosen"] == auto.search.name
+            assert sel["exact_ms"] > 0 and sel["hnsw_ms"] > 0 and sel["refined_ms"] > 0
     assert any("search auto:" in r.getMessage() for r in caplog.records)
 
 
@@ -116,3 +116,31 @@ def test_query_ef_follows_the_precision(tiny_bundle):
     both = dataclasses.replace(m, search={**m.search, "ef_per_precision": {"fp32": 48, "int8": 96}})
     assert query_ef(both, "fp32") == 48 and query_ef(both, "int8") == 96
     assert query_ef(dataclasses.replace(m, search={}), "int8") == m.memory_bank.index.ef   # older bundles
+
+
+def test_refined_detector_scores_like_exact(sample_dataset, tiny_bundle):
+    from tocoad_edge.data import load_dataset, read_image
+    from tocoad_edge.runtime import Detector
+
+    frames = [read_image(t.path) for t in load_dataset(sample_dataset, require_test=True).test]
+    with Detector.open(tiny_bundle, search="exact", threads=1) as ex, \
+            Detector.open(tiny_bundle, search="refined", threads=1) as rf:
+        assert rf.search.name == "refined" and rf.describe()["search"]["image_score"] == "exact"
+        for f in frames:
+            e, r = ex.predict(f), rf.predict(f)
+            assert abs(r.raw_score - e.raw_score) <= 1e-5 * abs(e.raw_score) + 1e-6     # the image score is exact
+            assert r.is_anomalous == e.is_anomalous
+            assert r.anomaly_map.shape == e.anomaly_map.shape
+
+
+def test_map_ef_is_the_smallest_ef_with_enough_recall(tiny_bundle):
+    import dataclasses
+
+    from tocoad_edge.bundle.manifest import read_manifest
+    from tocoad_edge.runtime.detector import map_ef, query_ef
+
+    m = read_manifest(tiny_bundle)
+    rows = [{"ef": 16, "recall_at_1": 0.95}, {"ef": 32, "recall_at_1": 0.985}, {"ef": 48, "recall_at_1": 0.999}]
+    tuned = dataclasses.replace(m, search={"ef_tuning": {"fp32": rows}, "ef_per_precision": {"fp32": 48}})
+    assert map_ef(tuned, "fp32") == 32
+    assert map_ef(tuned, "int8") == query_ef(tuned, "int8")               # no table for int8: the tuned ef

@@ -14,13 +14,13 @@ from ..errors import BundleError, ConfigError
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
 from .prediction import Prediction
-from .scoring import anomaly_map, image_score
+from .scoring import anomaly_map
 from .search.base import NearestNeighbourSearch
 
 log = logging.getLogger("tocoad_edge.runtime")
 
 PRECISIONS = ("fp32", "int8")
-SEARCHES = ("auto", "hnsw", "exact")
+SEARCHES = ("auto", "hnsw", "exact", "refined")
 
 
 def _load_bank(path: Path, manifest: Manifest) -> np.ndarray:
@@ -62,6 +62,17 @@ def query_ef(manifest: Manifest, precision: str) -> int:
     return int(ef) if isinstance(ef, int) and ef > 0 else int(manifest.memory_bank.index.ef)
 
 
+REFINED_MIN_RECALL = 0.98
+
+
+def map_ef(manifest: Manifest, precision: str) -> int:
+    """ef for ``search="refined"``, where HNSW only draws the anomaly map (the image score is exact): the smallest
+    ef whose recall@1 in the export's tuning table reached ``REFINED_MIN_RECALL``; else :func:`query_ef`."""
+    rows = ((manifest.search or {}).get("ef_tuning") or {}).get(precision) or []
+    ok = [int(r["ef"]) for r in rows if isinstance(r, dict) and float(r.get("recall_at_1", 0.0)) >= REFINED_MIN_RECALL]
+    return min(ok) if ok else query_ef(manifest, precision)
+
+
 def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
                   threads: int | None, precision: str = "fp32") -> NearestNeighbourSearch:
     from .search.exact import ExactSearch
@@ -70,13 +81,19 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
     if kind == "auto":
         from .search.select import choose_search
 
-        return choose_search(bank, manifest, paths, threads, ef=query_ef(manifest, precision) if index else None)
-    if kind == "hnsw":
+        return choose_search(bank, manifest, paths, threads, ef=query_ef(manifest, precision) if index else None,
+                             refined_ef=map_ef(manifest, precision) if index else None)
+    if kind in ("hnsw", "refined"):
         if index is None:
             raise BundleError("this bundle has no HNSW index", fix="use search='exact' or re-export the bundle")
         from .search.hnsw import HnswSearch
 
-        return HnswSearch(bank, paths[index.file], ef=query_ef(manifest, precision), threads=threads)
+        if kind == "hnsw":
+            return HnswSearch(bank, paths[index.file], ef=query_ef(manifest, precision), threads=threads)
+        from .search.refined import RefinedSearch
+
+        return RefinedSearch(HnswSearch(bank, paths[index.file], ef=map_ef(manifest, precision), threads=threads),
+                             ExactSearch(bank, threads=threads))
     return ExactSearch(bank, threads=threads)
 
 
@@ -104,6 +121,9 @@ class Detector:
 
         ``threads``: ONNX Runtime intra-op threads (and search threads unless ``search_threads`` is given).
         For ``predict_stream`` on a small CPU give each stage its own core: ``threads=1, search_threads=1``.
+        ``search``: ``exact`` (BLAS), ``hnsw`` (at the ef tuned at export for this precision), ``refined`` (HNSW at
+        a lower ef draws the anomaly map; the image score is exact: the patches whose HNSW distance could hold the
+        maximum are re-checked exactly) or ``auto`` (times all three on this bank at load time, keeps the fastest).
         ``public_key`` (Ed25519 PEM bytes / text / path): when given, the manifest must carry a valid signature
         by that key (``bundle/signature.py``), checked before anything else is read.
         """
@@ -176,7 +196,7 @@ class Detector:
         if dist.size != grid[0] * grid[1]:
             raise BundleError("the model's patch grid does not match the manifest", expected=f"{grid[0] * grid[1]} "
                               f"patches ({grid[0]}×{grid[1]})", got=f"{dist.size} patches", fix="re-export the bundle")
-        raw = image_score(dist)
+        raw = self.search.max_distance(embeddings, dist)
         if not np.isfinite(raw):
             # Never a silent OK: a NaN score compares False with the threshold.
             raise BundleError("the model produced a non-finite anomaly score", expected="finite distances",

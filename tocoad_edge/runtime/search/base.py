@@ -21,6 +21,11 @@ class NearestNeighbourSearch:
             raise InputError("search queries have the wrong shape", expected=f"[n, {self.dim}]", got=str(q.shape))
         return self._query_impl(q)
 
+    def max_distance(self, embeddings: np.ndarray, distances: np.ndarray) -> float:
+        """The image score from one image's patch ``embeddings`` [P, D] and this search's ``distances`` [P] of
+        them: their maximum (``RefinedSearch`` re-checks the candidates exactly)."""
+        return float(distances.max())
+
     def image_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """Image score (largest patch nearest-neighbour distance) of each image: embeddings [images, patches, D]."""
         e = np.ascontiguousarray(embeddings, dtype=np.float32)

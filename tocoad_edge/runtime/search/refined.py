@@ -40,18 +40,29 @@ class RefinedSearch(NearestNeighbourSearch):
     def _image_scores_impl(self, embeddings: np.ndarray) -> np.ndarray:
         n, p, d = embeddings.shape
         bounds = self.approx.query(embeddings.reshape(-1, d)).reshape(n, p)
-        scores = np.empty(n, np.float32)
-        for i in range(n):
-            order = np.argsort(-bounds[i], kind="stable")
-            best = -np.inf
-            for s in range(0, p, self.block):
-                idx = order[s:s + self.block]
-                if bounds[i, idx[0]] * (1.0 + BOUND_RTOL) < best:
-                    break
-                best = max(best, float(self.exact.query(embeddings[i, idx]).max()))
-                self.exact_queries += len(idx)
-            scores[i] = best
-        return scores
+        return np.array([self.max_distance(embeddings[i], bounds[i]) for i in range(n)], dtype=np.float32)
+
+    def max_distance(self, embeddings: np.ndarray, distances: np.ndarray) -> float:
+        """Exact largest nearest-neighbour distance of one image's patches, given their HNSW ``distances``."""
+        order = np.argsort(-distances, kind="stable")
+        best = -np.inf
+        for s in range(0, len(order), self.block):
+            idx = order[s:s + self.block]
+            if distances[idx[0]] * (1.0 + BOUND_RTOL) < best:
+                break
+            best = max(best, float(self.exact.query(embeddings[idx]).max()))
+            self.exact_queries += len(idx)
+        return best
+
+    def set_threads(self, threads: int | None) -> None:
+        super().set_threads(threads)
+        self.approx.set_threads(threads)
+        self.exact.set_threads(threads)
 
     def describe(self) -> dict:
-        return {**super().describe(), "approx": self.approx.describe(), "image_score": "exact"}
+        return {**super().describe(), "ef": getattr(self.approx, "ef", None), "approx": self.approx.describe(),
+                "image_score": "exact"}
+
+    def close(self) -> None:
+        self.approx.close()
+        self.exact.close()

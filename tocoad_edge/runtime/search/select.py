@@ -1,4 +1,5 @@
-"""``search: auto``: measure exact and HNSW on this bank on this machine at load time; keep the faster.
+"""``search: auto``: measure exact, HNSW and refined (HNSW map + exact image score) on this bank on this machine
+at load time; keep the fastest.
 
 The choice, both timings and the thread count are logged and kept in ``search.selection`` (reported by
 ``Detector.describe()`` and ``tocoad-bench``).
@@ -36,9 +37,25 @@ def probe_queries(bank: np.ndarray, n_query: int, seed: int = 0) -> np.ndarray:
     return rows + rng.standard_normal(rows.shape).astype(np.float32) * float(rows.std()) * 0.05
 
 
+def _time_refined(search, queries: np.ndarray, repeats: int = 5) -> float:
+    """One frame through the refined path: HNSW distances, then the exact re-check of the image score."""
+    def frame():
+        search.max_distance(queries, search.query(queries))
+
+    frame()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        frame()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
-                  threads: int | None, ef: int | None = None) -> NearestNeighbourSearch:
-    """``ef``: the query ef to time HNSW at (default: the index's stored ef)."""
+                  threads: int | None, ef: int | None = None,
+                  refined_ef: int | None = None) -> NearestNeighbourSearch:
+    """``ef``: the query ef to time HNSW at (default: the index's stored ef); ``refined_ef``: the ef of the refined
+    search's map (default: not timed)."""
     exact = ExactSearch(bank, threads=threads)
     index = manifest.memory_bank.index
     if index is None:
@@ -52,10 +69,22 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
     queries = probe_queries(bank, int(np.prod(manifest.features.grid)))
     t_exact = _time_query(exact, queries)
     t_hnsw = _time_query(hnsw, queries)
-    chosen = hnsw if t_hnsw < t_exact else exact
-    chosen.selection = {"chosen": chosen.name, "exact_ms": round(t_exact * 1e3, 3), "hnsw_ms": round(t_hnsw * 1e3, 3),
-                        "ef": ef, "threads": threads, "entries": int(len(bank))}
-    log.info("search auto: %s (exact %.2f ms, hnsw %.2f ms per frame at ef=%d, %d entries, threads=%s)",
-             chosen.name, t_exact * 1e3, t_hnsw * 1e3, ef, len(bank), threads)
-    (exact if chosen is hnsw else hnsw).close()
+    timed = {"exact": (exact, t_exact), "hnsw": (hnsw, t_hnsw)}
+    if refined_ef:
+        from .refined import RefinedSearch
+
+        refined = RefinedSearch(HnswSearch(bank, paths[index.file], ef=int(refined_ef), threads=threads),
+                                ExactSearch(bank, threads=threads))
+        timed["refined"] = (refined, _time_refined(refined, queries))
+    name = min(timed, key=lambda k: timed[k][1])
+    chosen = timed[name][0]
+    chosen.selection = {"chosen": name, **{f"{k}_ms": round(t * 1e3, 3) for k, (_, t) in timed.items()},
+                        "ef": ef, **({"refined_ef": int(refined_ef)} if refined_ef else {}),
+                        "threads": threads, "entries": int(len(bank))}
+    log.info("search auto: %s (%s per frame; hnsw ef=%d%s, %d entries, threads=%s)", name,
+             ", ".join(f"{k} {t * 1e3:.2f} ms" for k, (_, t) in timed.items()), ef,
+             f", refined map ef={refined_ef}" if refined_ef else "", len(bank), threads)
+    for k, (srch, _) in timed.items():
+        if srch is not chosen:
+            srch.close()
     return chosen
