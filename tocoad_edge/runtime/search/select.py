@@ -73,8 +73,7 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
     if refined_ef:
         from .refined import RefinedSearch
 
-        refined = RefinedSearch(HnswSearch(bank, paths[index.file], ef=int(refined_ef), threads=threads),
-                                ExactSearch(bank, threads=threads))
+        refined = RefinedSearch(HnswSearch(bank, paths[index.file], ef=int(refined_ef), threads=threads), exact)
         timed["refined"] = (refined, _time_refined(refined, queries))
     name = min(timed, key=lambda k: timed[k][1])
     chosen = timed[name][0]
@@ -85,6 +84,6 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
              ", ".join(f"{k} {t * 1e3:.2f} ms" for k, (_, t) in timed.items()), ef,
              f", refined map ef={refined_ef}" if refined_ef else "", len(bank), threads)
     for k, (srch, _) in timed.items():
-        if srch is not chosen:
+        if srch is not chosen and not (name == "refined" and srch is exact):   # refined re-checks with ``exact``
             srch.close()
     return chosen
