@@ -190,13 +190,13 @@ class Detector:
         """Patch embeddings → Prediction (second half of ``predict``)."""
         t0 = time.perf_counter()
         dist = self.search.query(embeddings)
-        t1 = time.perf_counter()
         sc = self.manifest.scoring
         grid = tuple(self.manifest.features.grid)
         if dist.size != grid[0] * grid[1]:
             raise BundleError("the model's patch grid does not match the manifest", expected=f"{grid[0] * grid[1]} "
                               f"patches ({grid[0]}×{grid[1]})", got=f"{dist.size} patches", fix="re-export the bundle")
-        raw = self.search.max_distance(embeddings, dist)
+        raw = self.search.max_distance(embeddings, dist)       # refined search re-checks exactly: search time
+        t1 = time.perf_counter()
         if not np.isfinite(raw):
             # Never a silent OK: a NaN score compares False with the threshold.
             raise BundleError("the model produced a non-finite anomaly score", expected="finite distances",
