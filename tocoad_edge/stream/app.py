@@ -31,7 +31,7 @@ class DetectorSection:
     bundle: str | None = None
     backend: str = "auto"
     precision: Literal["fp32", "int8"] = "fp32"
-    search: Literal["auto", "hnsw", "exact"] = "auto"
+    search: Literal["auto", "hnsw", "exact", "refined"] = "auto"
     threads: int | None = None
 
 
@@ -104,7 +104,7 @@ HELP: dict[str, str] = {
     "bundle": "bundle folder written by tocoad-export (required)",
     "backend": "inference backend: auto, onnxrt, tensorrt",
     "precision": "model precision in the bundle",
-    "search": "nearest-neighbour search: auto, hnsw, exact",
+    "search": "nearest-neighbour search: auto, hnsw, exact, refined (HNSW map, exact image score)",
     "threads": "CPU threads for inference (default: the backend's choice)",
     # sinks
     "save": "write the overlay video to this file (.mp4 or .avi)",
