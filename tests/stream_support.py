@@ -63,3 +63,14 @@ def jpeg(image: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".jpg", image)
     assert ok
     return buf.tobytes()
+
+
+def publish_moving_bar(broadcaster, stop, size=(160, 120), gray: int = 40, fps: float = 30.0) -> None:
+    """Publish JPEG frames (a white bar moving over ``gray``) to an MjpegBroadcaster until ``stop`` is set."""
+    w, h = size
+    n = 0
+    while not stop.wait(1.0 / fps):
+        image = np.full((h, w, 3), gray, np.uint8)
+        image[:, (n * 4) % w] = 255
+        broadcaster.publish(jpeg(image))
+        n += 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 
 pytest.importorskip("pymodbus", reason="the plc extra is not installed (pip install 'tocoad-edge[plc]')")
@@ -15,6 +14,7 @@ stream = pytest.importorskip("tocoad_edge.stream", reason="tocoad_edge.stream is
 from pymodbus.client import ModbusTcpClient  # noqa: E402
 
 from plc_helpers import poll  # noqa: E402
+from stream_support import publish_moving_bar  # noqa: E402
 from tocoad_edge.plc import Gateway, HandshakeConfig, ModbusConfig, ModbusServer  # noqa: E402
 from tocoad_edge.plc import modbus_map as M  # noqa: E402
 from tocoad_edge.plc.cycle_check import modbus_cycles  # noqa: E402
@@ -24,27 +24,11 @@ from tocoad_edge.stream.mjpeg import MjpegBroadcaster, MjpegServer  # noqa: E402
 DEADLINE_S = 1.0
 
 
-def _jpeg(image: np.ndarray) -> bytes:
-    import cv2
-
-    ok, data = cv2.imencode(".jpg", image)
-    assert ok
-    return data.tobytes()
-
-
-def _publish(broadcaster: MjpegBroadcaster, stop: threading.Event, fps: float = 30.0) -> None:
-    n = 0
-    while not stop.wait(1.0 / fps):
-        image = np.full((48, 64, 3), 60, np.uint8)
-        image[:, (n * 4) % 64] = 255
-        broadcaster.publish(_jpeg(image))
-        n += 1
-
-
 def test_mjpeg_camera_dies_and_comes_back_error_bad_then_ready() -> None:
     broadcaster = MjpegBroadcaster()
     stop_publishing = threading.Event()
-    threading.Thread(target=_publish, args=(broadcaster, stop_publishing), daemon=True).start()
+    threading.Thread(target=publish_moving_bar,
+                     args=(broadcaster, stop_publishing, (64, 48), 60), daemon=True).start()
     camera = MjpegServer(broadcaster).start()
     port = camera.port
     restarted = None

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from stream_support import SlowFakeDetector, jpeg
+from stream_support import SlowFakeDetector, jpeg, publish_moving_bar
 from tocoad_edge.stream import ReadStatus, open_source, run_stream
 from tocoad_edge.stream.mjpeg import MjpegBroadcaster, MjpegServer
 
@@ -28,15 +28,6 @@ class RecordingSink:
         pass
 
 
-def _publish(broadcaster: MjpegBroadcaster, stop: threading.Event, fps: float = 30.0) -> None:
-    n = 0
-    while not stop.wait(1.0 / fps):
-        image = np.full((120, 160, 3), 40, np.uint8)
-        image[:, (n * 4) % 160] = 255
-        broadcaster.publish(jpeg(image))
-        n += 1
-
-
 def _wait_until(cond, timeout_s: float) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
@@ -49,7 +40,7 @@ def _wait_until(cond, timeout_s: float) -> bool:
 def test_mjpeg_source_recovers_after_server_outage_and_accounts_every_frame():
     broadcaster = MjpegBroadcaster()
     stop_publishing = threading.Event()
-    publisher = threading.Thread(target=_publish, args=(broadcaster, stop_publishing), daemon=True)
+    publisher = threading.Thread(target=publish_moving_bar, args=(broadcaster, stop_publishing), daemon=True)
     publisher.start()
     server = MjpegServer(broadcaster).start()
     port = server.port
