@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -26,6 +25,7 @@ from tocoad_edge.errors import ResourceError, TocoadError
 from tocoad_edge.plc import (DetectorConfig, Gateway, GatewayConfig, ModbusServer, OpcUaServer, SourceConfig,
                              load_gateway_config)
 from tocoad_edge.plc.gateway import bundle_hash
+from tocoad_edge.shutdown import stop_on_signals
 from tocoad_edge.typed_config import to_dict
 
 log = logging.getLogger("plc_gateway")
@@ -106,13 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.duration is not None and not args.duration > 0:
             parser.error(f"--duration must be > 0 seconds, got {args.duration}")
         logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with stop_on_signals() as stop:
             run(cfg, args.duration, stop)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
     except TocoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -78,3 +78,17 @@ def test_print_config_and_clear_errors(tmp_path, capsys):
     assert "error" in capsys.readouterr().err
     assert main(["--bundle", str(tmp_path / "missing"), "--source", str(tmp_path / "missing.mp4")]) == 2
     assert "does not exist" in capsys.readouterr().err     # the source is checked before the bundle loads
+
+
+def test_stop_on_signals_sets_the_event_and_restores_the_handlers():
+    import os
+    import signal
+
+    from tocoad_edge.shutdown import stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals() as stop:
+        assert not stop.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(2.0)
+    assert signal.getsignal(signal.SIGTERM) is before

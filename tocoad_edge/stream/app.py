@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import signal
 import sys
 import threading
 import types
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ConfigError, TocoadError
+from ..shutdown import stop_on_signals
 from ..typed_config import from_dict, load_yaml, require, to_dict
 from .options import SourceOptions
 
@@ -276,13 +276,8 @@ def main(argv: list[str] | None = None, prog: str = "camera_stream.py") -> int:
 
             print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
             return 0
-        stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with stop_on_signals() as stop:
             report = run_app(cfg, stop)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
     except TocoadError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
