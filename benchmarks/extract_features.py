@@ -16,7 +16,7 @@ import torch
 
 from tocoad_edge.config import load_train_config
 from tocoad_edge.data import load_dataset
-from tocoad_edge.train.embedder_factory import load_run_embedder, make_embedder
+from tocoad_edge.train.embedder_factory import embedder_from_run, make_embedder
 from tocoad_edge.train.features import embed_images
 from tocoad_edge.train.images import load_resized
 
@@ -31,12 +31,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.run:
-        from pathlib import Path
-
-        run = Path(args.run)
-        cfg = load_train_config(run / "config.yaml")
-        proj = run / "projection.npy"
-        emb = load_run_embedder(run, cfg, np.load(proj, allow_pickle=False) if proj.is_file() else None)
+        emb, cfg = embedder_from_run(args.run)
     else:
         cfg = load_train_config(args.config)
         emb = make_embedder(cfg)

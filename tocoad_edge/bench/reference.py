@@ -18,16 +18,11 @@ from ..runtime.scoring import anomaly_map, image_score
 def build_reference_embedder(manifest: Manifest, run_dir: str | Path | None):
     """``PatchEmbedder`` with the bundle's weights: from the training run if given (exactly as trained),
     otherwise rebuilt from the backbone registry (valid for baseline runs, whose backbone is frozen)."""
-    from ..config import load_train_config
-    from ..train.embedder_factory import load_run_embedder, make_embedder
+    from ..train.embedder_factory import embedder_from_run, make_embedder
 
     f = manifest.features
     if run_dir is not None:
-        run = Path(run_dir)
-        cfg = load_train_config(run / "config.yaml")
-        proj = run / "projection.npy"
-        projection = np.load(proj, allow_pickle=False) if proj.is_file() else None
-        return load_run_embedder(run, cfg, projection), f"run {run}"
+        return embedder_from_run(run_dir)[0], f"run {run_dir}"
     stages = (manifest.training or {}).get("stages")
     if f.projection != "none" or (stages not in (None, "baseline")):
         raise BundleError("the reference needs the training run's weights for this bundle",

@@ -42,3 +42,13 @@ def load_run_embedder(run_dir: Path, cfg: TrainConfig, projection: np.ndarray | 
         raise BundleError(f"{path} does not fit backbone '{cfg.backbone.name}'", got=str(exc).splitlines()[0],
                           fix="export with the config the run was trained with") from None
     return make_embedder(cfg, bb, projection)
+
+
+def embedder_from_run(run_dir: str | Path) -> tuple[PatchEmbedder, TrainConfig]:
+    """A training run folder's embedder exactly as trained (its config, projection and weights), and the config."""
+    from ..config import load_train_config
+    from .run_folder import RunFolder
+
+    run = RunFolder(Path(run_dir))
+    cfg = load_train_config(run.file("config.yaml"))
+    return load_run_embedder(run.path, cfg, run.projection()), cfg
