@@ -41,3 +41,21 @@ def test_refined_search_refuses_mismatched_banks_and_shapes(bank_and_index):
     refined = RefinedSearch(HnswSearch(bank, index), ExactSearch(bank))
     with pytest.raises(InputError, match=r"\[images, patches, 24\]"):
         refined.image_scores(np.zeros((5, 24), np.float32))
+
+
+@pytest.mark.parametrize("first_block, block", [(1, 32), (1, 1), (4, 8), (64, 64)])
+def test_refined_scores_do_not_depend_on_the_refinement_blocks(bank_and_index, first_block, block):
+    bank, index = bank_and_index
+    rng = np.random.default_rng(9)
+    emb = (bank[rng.integers(0, 4000, 12 * 100)] + 0.3 * rng.standard_normal((1200, 24))).astype(np.float32)
+    emb = emb.reshape(12, 100, 24)
+    exact = ExactSearch(bank, threads=1)
+    refined = RefinedSearch(HnswSearch(bank, index, ef=2, threads=1), exact, block=block, first_block=first_block)
+    np.testing.assert_allclose(refined.image_scores(emb), exact.image_scores(emb), rtol=1e-5)
+    assert refined.exact_queries >= 12 * first_block                 # every image refines at least its first block
+
+
+def test_refined_search_refuses_empty_blocks(bank_and_index):
+    bank, index = bank_and_index
+    with pytest.raises(InputError, match="at least one patch"):
+        RefinedSearch(HnswSearch(bank, index), ExactSearch(bank), first_block=0)

@@ -62,7 +62,11 @@ def query_ef(manifest: Manifest, precision: str) -> int:
     return int(ef) if isinstance(ef, int) and ef > 0 else int(manifest.memory_bank.index.ef)
 
 
-REFINED_MIN_RECALL = 0.98
+# With search="refined" a missed neighbour only raises one map value, by little: on magnetic tile (26k × 384 bank,
+# 304 test images) ef 16 (recall 0.978 on the tuning images, 0.955 on the test images, mean map error +0.12 %)
+# changed pixel AUROC by −0.02 pt and AUPRO by −0.09 pt against exact search; ef 32 by −0.00 / −0.01 pt, for ~1.6×
+# the HNSW time. Image scores are exact either way.
+REFINED_MIN_RECALL = 0.97
 
 
 def map_ef(manifest: Manifest, precision: str) -> int:

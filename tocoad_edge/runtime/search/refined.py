@@ -6,8 +6,10 @@ the HNSW distances of all patches of an image, computes exact distances in decre
 and stops as soon as the next bound is below the largest exact distance found: no remaining patch can raise the
 maximum. The image score then equals exact search's, while per-patch distances (the anomaly map) stay HNSW's.
 On the magnetic tile bank (26k × 384, 784 patches per image, 21 test images) 1.1 patches per image needed an
-exact query at ef 64 and 1.3 at ef 16; patches are refined in blocks of ``block`` (one pass over the bank
-serves a whole block), so almost every image is settled by one pass.
+exact query at ef 64 and 1.3 at ef 16. The first pass refines ``first_block`` patches (default 1: the patch with
+the largest bound, one matrix-vector pass, memory-bound), which settles most images; the rest go in blocks of
+``block`` (one GEMM pass over the bank serves a whole block). A 32-row pass costs about 4× a 1-row pass, and a
+4-row pass as much as a 32-row one (small GEMMs are inefficient in OpenBLAS), hence 1, then 32.
 """
 from __future__ import annotations
 
@@ -24,14 +26,19 @@ BOUND_RTOL = 1e-3
 class RefinedSearch(NearestNeighbourSearch):
     name = "refined"
 
-    def __init__(self, approx: NearestNeighbourSearch, exact: ExactSearch, *, block: int = 32):
+    def __init__(self, approx: NearestNeighbourSearch, exact: ExactSearch, *, block: int = 32, first_block: int = 1):
         if (approx.entries, approx.dim) != (exact.entries, exact.dim):
             from ...errors import InputError
 
             raise InputError("the approximate and exact searches must cover the same bank",
                              expected=f"{exact.entries} × {exact.dim}", got=f"{approx.entries} × {approx.dim}")
         super().__init__(exact.bank, exact.threads)
-        self.approx, self.exact, self.block = approx, exact, int(block)
+        if block < 1 or first_block < 1:
+            from ...errors import InputError
+
+            raise InputError("refinement blocks must hold at least one patch", expected="block >= 1 and first_block >= 1",
+                             got=f"block={block}, first_block={first_block}")
+        self.approx, self.exact, self.block, self.first_block = approx, exact, int(block), int(first_block)
         self.exact_queries = 0          # how many patches needed an exact query so far (for reports)
 
     def _query_impl(self, q: np.ndarray) -> np.ndarray:
@@ -46,12 +53,14 @@ class RefinedSearch(NearestNeighbourSearch):
         """Exact largest nearest-neighbour distance of one image's patches, given their HNSW ``distances``."""
         order = np.argsort(-distances, kind="stable")
         best = -np.inf
-        for s in range(0, len(order), self.block):
-            idx = order[s:s + self.block]
+        s, size = 0, self.first_block
+        while s < len(order):
+            idx = order[s:s + size]
             if distances[idx[0]] * (1.0 + BOUND_RTOL) < best:
                 break
             best = max(best, float(self.exact.query(embeddings[idx]).max()))
             self.exact_queries += len(idx)
+            s, size = s + len(idx), self.block
         return best
 
     def set_threads(self, threads: int | None) -> None:
