@@ -195,7 +195,9 @@ def run_bench(args) -> dict:
         out["reference"] = None
         out["speedup_p50"] = None
     if args.stream_frames:
-        out["stream"] = _stream(bundle, frames, args.stream_frames, args.precision, args.search)
+        # the search the single-frame run used (``auto`` would time the candidates again and could pick another)
+        kind = out["ours_config"]["search"]["kind"]
+        out["stream"] = _stream(bundle, frames, args.stream_frames, args.precision, kind)
     out["peak_rss_mb"] = peak_rss_mb()
     out["load_after"] = os.getloadavg()
     return out

@@ -36,8 +36,8 @@ class RefinedSearch(NearestNeighbourSearch):
         if block < 1 or first_block < 1:
             from ...errors import InputError
 
-            raise InputError("refinement blocks must hold at least one patch", expected="block >= 1 and first_block >= 1",
-                             got=f"block={block}, first_block={first_block}")
+            raise InputError("refinement blocks must hold at least one patch",
+                             expected="block >= 1 and first_block >= 1", got=f"block={block}, first_block={first_block}")
         self.approx, self.exact, self.block, self.first_block = approx, exact, int(block), int(first_block)
         self.exact_queries = 0          # how many patches needed an exact query so far (for reports)
 

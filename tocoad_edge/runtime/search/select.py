@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,15 +20,18 @@ from .exact import ExactSearch
 log = logging.getLogger("tocoad_edge.runtime")
 
 
-def _time_query(search: NearestNeighbourSearch, queries: np.ndarray, repeats: int = 5) -> float:
-    """Median of ``repeats`` timed queries after one warm-up (the median resists a busy neighbour)."""
-    search.query(queries)
-    times = []
+def _time_interleaved(frames: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
+    """Median time of each callable over ``repeats`` rounds after one warm-up each. The candidates take turns
+    within every round, so a burst of load from a neighbour hits them alike instead of one of them."""
+    for fn in frames.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in frames}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        search.query(queries)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        for k, fn in frames.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def probe_queries(bank: np.ndarray, n_query: int, seed: int = 0) -> np.ndarray:
@@ -35,20 +39,6 @@ def probe_queries(bank: np.ndarray, n_query: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rows = bank[rng.integers(0, len(bank), n_query)].astype(np.float32)
     return rows + rng.standard_normal(rows.shape).astype(np.float32) * float(rows.std()) * 0.05
-
-
-def _time_refined(search, queries: np.ndarray, repeats: int = 5) -> float:
-    """One frame through the refined path: HNSW distances, then the exact re-check of the image score."""
-    def frame():
-        search.max_distance(queries, search.query(queries))
-
-    frame()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        frame()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
@@ -67,14 +57,17 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
     ef = int(ef or index.ef)
     hnsw = HnswSearch(bank, paths[index.file], ef=ef, threads=threads)
     queries = probe_queries(bank, int(np.prod(manifest.features.grid)))
-    t_exact = _time_query(exact, queries)
-    t_hnsw = _time_query(hnsw, queries)
-    timed = {"exact": (exact, t_exact), "hnsw": (hnsw, t_hnsw)}
+    candidates: dict[str, NearestNeighbourSearch] = {"exact": exact, "hnsw": hnsw}
+    frames: dict[str, Callable[[], object]] = {k: (lambda s=s: s.query(queries)) for k, s in candidates.items()}
     if refined_ef:
         from .refined import RefinedSearch
 
         refined = RefinedSearch(HnswSearch(bank, paths[index.file], ef=int(refined_ef), threads=threads), exact)
-        timed["refined"] = (refined, _time_refined(refined, queries))
+        candidates["refined"] = refined
+        # one frame through the refined path: HNSW distances, then the exact re-check of the image score
+        frames["refined"] = lambda: refined.max_distance(queries, refined.query(queries))
+    seconds = _time_interleaved(frames)
+    timed = {k: (candidates[k], seconds[k]) for k in candidates}
     name = min(timed, key=lambda k: timed[k][1])
     chosen = timed[name][0]
     chosen.selection = {"chosen": name, **{f"{k}_ms": round(t * 1e3, 3) for k, (_, t) in timed.items()},
