@@ -41,10 +41,14 @@ def test_full_finetune_trains_backbone_and_writes_resumable_checkpoints(tmp_path
     bb = finetune_backbone(cfg, imgs, tmp_path, guide=True, log=logs.append, progress=False, report=report)
     after = bb.state_dict()
     assert not bb.training and not any(p.requires_grad for p in bb.parameters())
-    # fine-tuned layers changed, frozen stem and unused deep blocks did not
-    assert not torch.equal(before["trunk._blocks.4._project_conv.weight"], after["trunk._blocks.4._project_conv.weight"])
+    # trainable_from auto: the stage of the deepest feature layer (blocks.8-10) changed; the stem, the shallow
+    # feature layer (blocks.4) and the unused deep blocks did not
+    assert not torch.equal(before["trunk._blocks.8._project_conv.weight"], after["trunk._blocks.8._project_conv.weight"])
+    assert not torch.equal(before["trunk._blocks.10._project_conv.weight"],
+                           after["trunk._blocks.10._project_conv.weight"])
     assert torch.equal(before["trunk._conv_stem.weight"], after["trunk._conv_stem.weight"])
-    assert torch.equal(before["trunk._blocks.2._project_conv.weight"], after["trunk._blocks.2._project_conv.weight"])
+    assert torch.equal(before["trunk._blocks.4._project_conv.weight"], after["trunk._blocks.4._project_conv.weight"])
+    assert torch.equal(before["trunk._blocks.7._project_conv.weight"], after["trunk._blocks.7._project_conv.weight"])
     assert torch.equal(before["trunk._blocks.12._project_conv.weight"], after["trunk._blocks.12._project_conv.weight"])
     # reports: D's held-out synthetic pixel AUROC and per-epoch feature spread
     assert 0.0 <= report["stage1"]["pixel_auroc"] <= 1.0
@@ -71,7 +75,7 @@ def test_no_guide_is_deterministic_and_resumes_an_interrupted_stage(tmp_path):
     assert not (tmp_path / "a" / "tocoad" / "stage1_discriminator.safetensors").exists()  # no stage 1 without guide
     # a changed config never reuses the old result
     logs = []
-    finetune_backbone(_cfg(guide_margin=0.3), imgs, tmp_path / "a", guide=False, log=logs.append, progress=False)
+    finetune_backbone(_cfg(guide_margin=0.1), imgs, tmp_path / "a", guide=False, log=logs.append, progress=False)
     assert not any("reusing" in m for m in logs)
 
 
@@ -110,3 +114,22 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         finetune_backbone(_cfg(), imgs, tmp_path, guide=False)
     with pytest.raises(ConfigError, match="trainable_from"):
         finetune_backbone(_cfg(trainable_from="layer2"), _images(), tmp_path, guide=False)
+
+
+def test_auto_trainable_from_is_the_first_layer_of_the_deepest_feature_layers_stage():
+    from tocoad_edge.models.wide_resnet import WideResNetBackbone
+    from tocoad_edge.train.stage2 import trainable_groups
+
+    lite = build_backbone("efficientnet_lite0")
+    assert lite.stage_start("blocks.10") == "blocks.8"          # blocks.8-10: 112 channels, stride 16
+    assert lite.stage_start("blocks.4") == "blocks.3"           # blocks.3-4: 40 channels, stride 8
+    assert lite.stage_start("blocks.0") == "blocks.0"
+    _, names = trainable_groups(lite, "auto", ["blocks.4", "blocks.10"])
+    assert names == ["blocks.8", "blocks.9", "blocks.10"]
+    _, names = trainable_groups(lite, "blocks.5", ["blocks.4", "blocks.10"])
+    assert names == [f"blocks.{i}" for i in range(5, 11)]
+    wrn = WideResNetBackbone()                                  # random weights: only the layout matters here
+    assert wrn.stage_start("layer3") == "layer3"
+    assert trainable_groups(wrn, "auto", ["layer2", "layer3"])[1] == ["layer3"]
+    with pytest.raises(ConfigError, match="no layer 'blocks.99'"):
+        lite.stage_start("blocks.99")

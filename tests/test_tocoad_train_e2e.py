@@ -26,9 +26,11 @@ def test_full_and_no_guide_runs_write_fine_tuned_weights_and_export(tmp_path, sa
     for stages in ("full", "no-guide"):
         run = train(sample_dataset, tmp_path / stages, _cfg(stages), show_progress=False)
         tuned = load_file(str(next(p for p in run.glob("*.safetensors"))))
-        key = "trunk._blocks.4._project_conv.weight"
+        key = "trunk._blocks.10._project_conv.weight"
         assert not np.array_equal(base[key], tuned[key])          # the run carries the fine-tuned backbone
         assert np.array_equal(base["trunk._conv_stem.weight"], tuned["trunk._conv_stem.weight"])
+        shallow = "trunk._blocks.4._project_conv.weight"                # the shallow feature layer stays ImageNet's
+        assert np.array_equal(base[shallow], tuned[shallow])
         ck = run / "tocoad"
         assert (ck / f"stage2_{stages}_backbone.safetensors").is_file()
         assert (ck / "stage1_discriminator.safetensors").is_file() == (stages == "full")

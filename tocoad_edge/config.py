@@ -147,13 +147,14 @@ class Stage2Config:
     learning_rate: float = 1e-4         # Adam, backbone; heads use head_learning_rate
     head_learning_rate: float = 1e-3
     weight_decay: float = 0.0
-    trainable_from: str = "auto"        # first fine-tuned layer; earlier ones stay frozen (auto: blocks.3 / layer2)
+    trainable_from: str = "auto"        # first fine-tuned layer; earlier ones stay frozen (auto: the first layer of
+                                        # the deepest feature layer's stage: Lite0 blocks.8, WRN layer3)
     batchnorm: Literal["frozen", "train"] = "frozen"   # frozen: BN running statistics are kept (eval mode)
     projector_dim: int = 256            # SimSiam projector output channels (dense, 1×1 convs)
     predictor_dim: int = 64             # SimSiam predictor bottleneck
     simsiam_weight: float = 1.0
     guide_weight: float = 1.0           # negative guide (full ToCoAD); ignored with --stages no-guide
-    guide_margin: float = 0.5           # anomalous regions are pushed until cos(anomalous, normal) <= margin
+    guide_margin: float = 0.3           # anomalous regions are pushed until cos(anomalous, normal) <= margin
     guide_normal_weight: float = 1.0    # weight of the "normal regions stay aligned" term
     guide_map: Literal["discriminator", "mask", "product"] = "discriminator"  # what marks anomalous regions
     brightness: float = 0.2             # view augmentation: brightness jitter ± (of full range)

@@ -33,8 +33,17 @@ class Backbone(nn.Module):
     def forward_layers(self, x: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
         raise NotImplementedError
 
-    # first layer fine-tuned by ToCoAD stage 2 when ``stage2.trainable_from`` is "auto"
-    default_trainable_from: str = ""
+    def stage_start(self, name: str) -> str:
+        """First layer of the stage that holds ``name``: walking back while the layers keep its channels and
+        stride (EfficientNet-Lite0 blocks.10 → blocks.8; WideResNet layer3 → layer3). ToCoAD stage 2 with
+        ``trainable_from: auto`` fine-tunes from here (``train/stage2.py``)."""
+        self.check_layers([name])
+        names = self.layer_names()
+        i = names.index(name)
+        key = (self.layer_channels(name), self.layer_stride(name))
+        while i > 0 and (self.layer_channels(names[i - 1]), self.layer_stride(names[i - 1])) == key:
+            i -= 1
+        return names[i]
 
     def parameter_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
         """Parameters per layer, input to output: ``[("stem", [...]), (layer name, [...]), ...]``."""
@@ -76,8 +85,6 @@ class EfficientNetLiteBackbone(Backbone):
 
     def forward_layers(self, x: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
         return self.trunk.forward_blocks(x, [self._index(n) for n in names])
-
-    default_trainable_from = "blocks.3"
 
     def parameter_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
         stem = [*self.trunk._conv_stem.parameters(), *self.trunk._bn0.parameters()]

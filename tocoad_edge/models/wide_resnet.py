@@ -44,7 +44,6 @@ class Bottleneck(nn.Module):
 class WideResNetBackbone(Backbone):
     mean = (0.485, 0.456, 0.406)
     std = (0.229, 0.224, 0.225)
-    default_trainable_from = "layer2"
     _LAYERS = {"layer1": (4, 256), "layer2": (8, 512), "layer3": (16, 1024), "layer4": (32, 2048)}
 
     def __init__(self, blocks: tuple[int, int, int, int] = (3, 4, 6, 3), width_per_group: int = 128):

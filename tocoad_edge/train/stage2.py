@@ -40,10 +40,13 @@ STAGE2_INDEX_OFFSET = 20_000_000   # G sample indices of stage 2 never meet thos
 
 
 def trainable_groups(backbone: Backbone, trainable_from: str, layers: list[str]) -> tuple[list[nn.Parameter], list[str]]:
-    """Parameters of the layers from ``trainable_from`` to the deepest of ``layers`` (inclusive)."""
+    """Parameters of the layers from ``trainable_from`` to the deepest of ``layers`` (inclusive). ``auto``: from the
+    first layer of the deepest feature layer's stage (``Backbone.stage_start``), so the shallower feature layers
+    keep their ImageNet weights."""
     groups = backbone.parameter_groups()
     names = [n for n, _ in groups]
-    first = backbone.default_trainable_from if trainable_from == "auto" else trainable_from
+    deepest = max(layers, key=names.index) if all(n in names for n in layers) else layers[-1]
+    first = backbone.stage_start(deepest) if trainable_from == "auto" else trainable_from
     if first not in names:
         import difflib
 
