@@ -11,7 +11,7 @@ def test_bench_json_has_required_keys(tmp_path, sample_dataset, tiny_run, tiny_b
     data, run, bundle = sample_dataset, tiny_run, tiny_bundle
     out = tmp_path / "bench.json"
     assert main([str(bundle), "--data", str(data), "--json", str(out), "--run", str(run), "--threads", "1",
-                 "--max-images", "6", "--warmup", "1", "--stream-frames", "6"]) == 0
+                 "--max-images", "6", "--warmup", "1", "--stream-frames", "6", "--stream-depth", "1"]) == 0
     res = json.loads(out.read_text())
     for side in ("ours", "reference"):
         for k in ("p50_ms", "p99_ms", "fps", "stages", "image_auroc"):
@@ -23,7 +23,8 @@ def test_bench_json_has_required_keys(tmp_path, sample_dataset, tiny_run, tiny_b
     assert res["peak_rss_mb"] > 0
     assert res["reference_config"]["embedding_max_abs_diff_vs_onnx"] < 1e-2
     s = res["stream"]
-    assert s["frames"] == 6 and s["threads"] == {"backbone": 1, "search": 1}
+    assert s["frames"] == 6 and s["depth"] == 1 and s["threads"] == {"backbone": 1, "search": 1}
+    assert s["search"]["kind"] == res["ours_config"]["search"]["kind"]      # the stream measures the same search
     for k in ("fps", "efficiency_vs_isolated_slowest_stage", "latency_p99_over_p50"):
         assert k in s
 
@@ -34,3 +35,12 @@ def test_bench_bad_data_is_a_clear_error(tmp_path, capsys, tiny_bundle):
     bundle = tiny_bundle
     assert main([str(bundle), "--data", str(tmp_path / "nope"), "--json", str(tmp_path / "o.json")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_bench_refuses_a_stream_depth_below_one(tmp_path, capsys, tiny_bundle):
+    from tocoad_edge.cli.bench import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(tiny_bundle), "--data", str(tmp_path), "--json", str(tmp_path / "o.json"), "--stream-depth", "0"])
+    assert exc.value.code == 2
+    assert "expected an integer >= 1" in capsys.readouterr().err

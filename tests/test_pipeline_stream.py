@@ -1,4 +1,6 @@
 """predict_stream: one result per frame, in order, bounded, a bad frame surfaces at its position."""
+import time
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,8 @@ def test_bad_frame_raises_in_order_and_detector_keeps_working(det_and_frames):
     assert [p.frame_id for p in det.predict_stream(frames[:4])] == [0, 1, 2, 3]
 
 
-def test_queue_is_bounded_and_early_stop_does_not_hang(det_and_frames):
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_at_most_depth_frames_in_flight_and_early_stop_does_not_hang(det_and_frames, depth):
     det, frames = det_and_frames
     pulled = []
 
@@ -69,14 +72,17 @@ def test_queue_is_bounded_and_early_stop_does_not_hang(det_and_frames):
             pulled.append(i)
             yield frames[i % len(frames)]
 
-    consumed = 0
-    for p in det.predict_stream(source(), depth=2):
+    consumed, ahead = 0, []
+    for p in det.predict_stream(source(), depth=depth):
         consumed += 1
-        # producer may hold: depth queued + one being embedded + one just read
-        assert len(pulled) - consumed <= 2 + 2
-        if consumed == 10:
+        assert len(pulled) - consumed <= depth    # read from the source, not yet handed to the search: ≤ depth
+        time.sleep(0.02)                          # a slow consumer: the worker reads ahead meanwhile ...
+        ahead.append(len(pulled) - consumed)
+        assert ahead[-1] <= depth                 # ... but never more than depth frames
+        if consumed == 12:
             break
-    assert consumed == 10 and len(pulled) < 200
+    assert consumed == 12 and len(pulled) < 200
+    assert max(ahead) >= 1                        # the worker did read ahead (the stages overlap)
 
 
 def test_source_failure_surfaces_after_earlier_frames(det_and_frames):

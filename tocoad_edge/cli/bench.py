@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=None, help="use at most N test images")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames before measuring")
     p.add_argument("--stream-frames", type=int, default=120, help="frames for the streaming measurement (0: skip)")
+    p.add_argument("--stream-depth", type=int, default=None,
+                   help="frames in flight between the stages in the streaming measurement (default: predict_stream's)")
     p.add_argument("--no-reference", action="store_true", help="skip the torch reference")
     return p
 
@@ -75,7 +77,16 @@ def _pin_threads(threads: int) -> dict:
     return {"cpus_available": len(os.sched_getaffinity(0)), "per_pipeline": threads, "blas": blas_info()}
 
 
-def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, search: str) -> dict:
+def _default_depth() -> int:
+    import inspect
+
+    from ..runtime import Detector
+
+    return int(inspect.signature(Detector.predict_stream).parameters["depth"].default)
+
+
+def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, search: str,
+            depth: int | None = None) -> dict:
     """predict_stream with one ONNX Runtime thread and one search thread (one core per stage)."""
     from ..bench.stats import summary
     from ..runtime import Detector
@@ -96,10 +107,11 @@ def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, sear
             t2 = time.perf_counter()
             iso_a.append((t1 - t0) * 1e3)
             iso_b.append((t2 - t1) * 1e3)
-        list(det.predict_stream(seq[:5]))                      # warm-up
+        opts = {} if depth is None else {"depth": depth}
+        list(det.predict_stream(seq[:5], **opts))              # warm-up
         preds, done = [], []
         t0 = time.perf_counter()
-        for p in det.predict_stream(seq):
+        for p in det.predict_stream(seq, **opts):
             preds.append(p)
             done.append(time.perf_counter())
         wall = time.perf_counter() - t0
@@ -114,7 +126,8 @@ def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, sear
     slow_in = max(np.median(a), np.median(b))
     lat_s, int_s = summary(lat), summary(intervals)
     return {
-        "frames": n, "fps": round(fps, 2), "threads": plan["threads"], "search": plan["search"],
+        "frames": n, "depth": depth if depth is not None else _default_depth(), "fps": round(fps, 2),
+        "threads": plan["threads"], "search": plan["search"],
         "stage_embed_isolated": summary(iso_a), "stage_score_isolated": summary(iso_b),
         "stage_embed_in_stream": summary(a), "stage_score_in_stream": summary(b),
         "latency": lat_s, "interval": int_s,
@@ -197,14 +210,17 @@ def run_bench(args) -> dict:
     if args.stream_frames:
         # the search the single-frame run used (``auto`` would time the candidates again and could pick another)
         kind = out["ours_config"]["search"]["kind"]
-        out["stream"] = _stream(bundle, frames, args.stream_frames, args.precision, kind)
+        out["stream"] = _stream(bundle, frames, args.stream_frames, args.precision, kind, args.stream_depth)
     out["peak_rss_mb"] = peak_rss_mb()
     out["load_after"] = os.getloadavg()
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.stream_depth is not None and args.stream_depth < 1:
+        parser.error(f"--stream-depth: expected an integer >= 1 (frames in flight), got {args.stream_depth}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         res = run_bench(args)

@@ -1,8 +1,12 @@
 """Pipelined streaming: a worker thread runs preprocessing + backbone on frame t+1 while the caller's
 thread searches and scores frame t.
 
-- Bounded: at most ``depth`` embedded frames wait between the stages, so memory stays flat and a slow
-  consumer slows the producer instead of queueing frames without limit.
+- Bounded and just in time: the worker takes a frame from the source only when fewer than ``depth`` frames
+  are in flight between the stages (being embedded or waiting for the search). With ``depth=1`` it embeds
+  frame t+1 while frame t is searched, which is all the overlap two stages can use, and no frame waits
+  longer than one search; a slow consumer slows the producer instead of queueing frames without limit, and
+  a live source is read when a frame can be used, not early. A larger depth absorbs stage-time jitter at
+  the price of latency (each extra frame in flight adds about one search time).
 - Ordered, nothing lost: one result per input frame, in input order. A frame that fails (e.g. an
   ``InputError`` for a 16-bit frame) surfaces at its own position: ``errors="raise"`` raises it there
   after every earlier result was yielded (the detector stays usable); ``errors="yield"`` yields a
@@ -51,7 +55,9 @@ def pipelined_predictions(detector, frames: Iterable, depth: int = 2, errors: st
         from ..errors import ConfigError
 
         raise ConfigError(f"unknown error policy '{errors}'", expected=f"one of {list(ERROR_POLICIES)}", got=errors)
-    q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+    depth = max(1, int(depth))
+    q: queue.Queue = queue.Queue(maxsize=depth + 1)      # + 1: room for the end marker
+    slots = threading.Semaphore(depth)                   # frames in flight between the stages
     stop = threading.Event()
 
     def producer() -> None:
@@ -59,6 +65,8 @@ def pipelined_predictions(detector, frames: Iterable, depth: int = 2, errors: st
         it = iter(frames)
         try:
             while not stop.is_set():
+                if not slots.acquire(timeout=0.05):
+                    continue
                 t0 = time.perf_counter()
                 try:
                     frame = next(it)
@@ -85,6 +93,7 @@ def pipelined_predictions(detector, frames: Iterable, depth: int = 2, errors: st
             item = q.get()
             if item is _DONE:
                 break
+            slots.release()                              # the worker may read and embed the next frame
             i, embedded, exc, t_start, t_ready, fatal = item
             t_take = time.perf_counter()
             if exc is not None:
