@@ -106,3 +106,12 @@ def test_unknown_error_policy_is_a_config_error(det_and_frames):
     det, frames = det_and_frames
     with pytest.raises(ConfigError):
         list(det.predict_stream(frames[:1], errors="ignore"))
+
+
+@pytest.mark.parametrize("depth", [0, -1, 1.5, "2"])
+def test_bad_depth_is_a_config_error(det_and_frames, depth):
+    from tocoad_edge.errors import ConfigError
+
+    det, frames = det_and_frames
+    with pytest.raises(ConfigError, match="expected: an integer >= 1"):
+        list(det.predict_stream(frames[:2], depth=depth))

@@ -133,6 +133,9 @@ def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, sear
         "latency": lat_s, "interval": int_s,
         "efficiency_vs_isolated_slowest_stage": round(fps / (1e3 / slow_iso), 3),
         "efficiency_vs_in_stream_slowest_stage": round(fps / (1e3 / slow_in), 3),
+        # a serial stage serves at most 1 / (its mean time per frame): the ceiling of any pipeline; the medians
+        # above overstate that ceiling when a stage's times are right-skewed (a noisy search on a shared host)
+        "efficiency_vs_in_stream_slowest_stage_mean": round(fps / (1e3 / max(np.mean(a), np.mean(b))), 3),
         "latency_p99_over_p50": round(lat_s["p99_ms"] / lat_s["p50_ms"], 3),
         "interval_p99_over_p50": round(int_s["p99_ms"] / int_s["p50_ms"], 3),
     }
@@ -236,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     if "stream" in res:
         s = res["stream"]
         print(f"stream: {s['fps']:.1f} FPS, efficiency {s['efficiency_vs_isolated_slowest_stage']} (isolated stages), "
-              f"{s['efficiency_vs_in_stream_slowest_stage']} (in-stream stages), latency p99/p50 "
-              f"{s['latency_p99_over_p50']}")
+              f"{s['efficiency_vs_in_stream_slowest_stage']} (in-stream stages), "
+              f"{s['efficiency_vs_in_stream_slowest_stage_mean']} (in-stream stage means), latency p50 "
+              f"{s['latency']['p50_ms']:.0f} ms, p99/p50 {s['latency_p99_over_p50']}")
     print(f"results: {args.json}")
     return 0
 

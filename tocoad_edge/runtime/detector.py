@@ -221,10 +221,11 @@ class Detector:
         emb, hw, timings = self.embed(frame)
         return self.score(emb, hw, timings, frame_id)
 
-    def predict_stream(self, frames: Iterable[np.ndarray], *, depth: int = 2,
+    def predict_stream(self, frames: Iterable[np.ndarray], *, depth: int = 1,
                        errors: str = "raise") -> Iterator[Prediction]:
         """Score frames in order, one result per frame. Backbone inference of frame t+1 overlaps search of
-        frame t; at most ``depth`` frames wait between the stages. A bad frame surfaces at its position:
+        frame t; the worker reads a frame from ``frames`` only when fewer than ``depth`` frames are in flight
+        between the stages, so a frame waits for at most ``depth`` searches. A bad frame surfaces at its position:
         ``errors="raise"`` raises it there, ``errors="yield"`` yields a ``FrameFailure`` and goes on
         (see runtime/pipeline.py)."""
         from .pipeline import pipelined_predictions

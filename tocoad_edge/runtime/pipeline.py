@@ -50,12 +50,16 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def pipelined_predictions(detector, frames: Iterable, depth: int = 2, errors: str = "raise") -> Iterator:
+def pipelined_predictions(detector, frames: Iterable, depth: int = 1, errors: str = "raise") -> Iterator:
     if errors not in ERROR_POLICIES:
         from ..errors import ConfigError
 
         raise ConfigError(f"unknown error policy '{errors}'", expected=f"one of {list(ERROR_POLICIES)}", got=errors)
-    depth = max(1, int(depth))
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError("predict_stream depth must be a positive integer (frames in flight between the stages)",
+                          expected="an integer >= 1", got=repr(depth))
     q: queue.Queue = queue.Queue(maxsize=depth + 1)      # + 1: room for the end marker
     slots = threading.Semaphore(depth)                   # frames in flight between the stages
     stop = threading.Event()
