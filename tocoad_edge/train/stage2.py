@@ -43,10 +43,11 @@ def trainable_groups(backbone: Backbone, trainable_from: str, layers: list[str])
     """Parameters of the layers from ``trainable_from`` to the deepest of ``layers`` (inclusive). ``auto``: from the
     first layer of the deepest feature layer's stage (``Backbone.stage_start``), so the shallower feature layers
     keep their ImageNet weights."""
+    backbone.check_layers(list(layers))
     groups = backbone.parameter_groups()
     names = [n for n, _ in groups]
-    deepest = max(layers, key=names.index) if all(n in names for n in layers) else layers[-1]
-    first = backbone.stage_start(deepest) if trainable_from == "auto" else trainable_from
+    end = max(names.index(n) for n in layers)                 # the deepest feature layer
+    first = backbone.stage_start(names[end]) if trainable_from == "auto" else trainable_from
     if first not in names:
         import difflib
 
@@ -55,7 +56,6 @@ def trainable_groups(backbone: Backbone, trainable_from: str, layers: list[str])
                           + (f"; did you mean '{close[0]}'?" if close else ""),
                           expected=f"'auto' or one of {names}", got=first)
     start = names.index(first)
-    end = max(names.index(n) for n in layers)
     if start > end:
         raise ConfigError("stage2.trainable_from is deeper than every feature layer, so nothing would be trained",
                           expected=f"a layer at or before {names[end]}", got=first)
