@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, TocoadError
+from ..runtime.pipeline import DEFAULT_DEPTH
 
 log = logging.getLogger("tocoad_edge.bench")
 STAGES = ("preprocess", "backbone", "search", "postprocess")
@@ -44,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=None, help="use at most N test images")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames before measuring")
     p.add_argument("--stream-frames", type=int, default=120, help="frames for the streaming measurement (0: skip)")
-    p.add_argument("--stream-depth", type=int, default=None,
-                   help="frames in flight between the stages in the streaming measurement (default: predict_stream's)")
+    p.add_argument("--stream-depth", type=int, default=DEFAULT_DEPTH,
+                   help=f"frames in flight between the stages in the streaming measurement (default {DEFAULT_DEPTH}, "
+                        "predict_stream's)")
     p.add_argument("--no-reference", action="store_true", help="skip the torch reference")
     return p
 
@@ -77,16 +79,7 @@ def _pin_threads(threads: int) -> dict:
     return {"cpus_available": len(os.sched_getaffinity(0)), "per_pipeline": threads, "blas": blas_info()}
 
 
-def _default_depth() -> int:
-    import inspect
-
-    from ..runtime import Detector
-
-    return int(inspect.signature(Detector.predict_stream).parameters["depth"].default)
-
-
-def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, search: str,
-            depth: int | None = None) -> dict:
+def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, search: str, depth: int) -> dict:
     """predict_stream with one ONNX Runtime thread and one search thread (one core per stage)."""
     from ..bench.stats import summary
     from ..runtime import Detector
@@ -107,11 +100,10 @@ def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, sear
             t2 = time.perf_counter()
             iso_a.append((t1 - t0) * 1e3)
             iso_b.append((t2 - t1) * 1e3)
-        opts = {} if depth is None else {"depth": depth}
-        list(det.predict_stream(seq[:5], **opts))              # warm-up
+        list(det.predict_stream(seq[:5], depth=depth))         # warm-up
         preds, done = [], []
         t0 = time.perf_counter()
-        for p in det.predict_stream(seq, **opts):
+        for p in det.predict_stream(seq, depth=depth):
             preds.append(p)
             done.append(time.perf_counter())
         wall = time.perf_counter() - t0
@@ -126,7 +118,7 @@ def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, sear
     slow_in = max(np.median(a), np.median(b))
     lat_s, int_s = summary(lat), summary(intervals)
     return {
-        "frames": n, "depth": depth if depth is not None else _default_depth(), "fps": round(fps, 2),
+        "frames": n, "depth": depth, "fps": round(fps, 2),
         "threads": plan["threads"], "search": plan["search"],
         "stage_embed_isolated": summary(iso_a), "stage_score_isolated": summary(iso_b),
         "stage_embed_in_stream": summary(a), "stage_score_in_stream": summary(b),
@@ -222,7 +214,7 @@ def run_bench(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.stream_depth is not None and args.stream_depth < 1:
+    if args.stream_depth < 1:
         parser.error(f"--stream-depth: expected an integer >= 1 (frames in flight), got {args.stream_depth}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:

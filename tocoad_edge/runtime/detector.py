@@ -13,6 +13,7 @@ from ..bundle.onnx_refs import check_external_data
 from ..errors import BundleError, ConfigError
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
+from .pipeline import DEFAULT_DEPTH
 from .prediction import Prediction
 from .scoring import anomaly_map
 from .search.base import NearestNeighbourSearch
@@ -221,7 +222,7 @@ class Detector:
         emb, hw, timings = self.embed(frame)
         return self.score(emb, hw, timings, frame_id)
 
-    def predict_stream(self, frames: Iterable[np.ndarray], *, depth: int = 1,
+    def predict_stream(self, frames: Iterable[np.ndarray], *, depth: int = DEFAULT_DEPTH,
                        errors: str = "raise") -> Iterator[Prediction]:
         """Score frames in order, one result per frame. Backbone inference of frame t+1 overlaps search of
         frame t; the worker reads a frame from ``frames`` only when fewer than ``depth`` frames are in flight

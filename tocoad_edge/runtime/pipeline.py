@@ -29,6 +29,7 @@ from typing import Iterable, Iterator
 
 _DONE = object()
 ERROR_POLICIES = ("raise", "yield")
+DEFAULT_DEPTH = 1          # frames in flight between the stages: one overlaps the backbone of t+1 with search of t
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def pipelined_predictions(detector, frames: Iterable, depth: int = 1, errors: str = "raise") -> Iterator:
+def pipelined_predictions(detector, frames: Iterable, depth: int = DEFAULT_DEPTH,
+                          errors: str = "raise") -> Iterator:
     if errors not in ERROR_POLICIES:
         from ..errors import ConfigError
 
