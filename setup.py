@@ -36,7 +36,7 @@ extras = {
     # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
     "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'"],
     "jetson": ["tensorrt", "pycuda"],
-    "dev": ["pytest>=7", "scipy>=1.10", "cryptography>=42"],
+    "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42"],
     "signing": ["cryptography>=42"],
 }
 extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v})

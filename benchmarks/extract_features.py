@@ -18,7 +18,7 @@ from tocoad_edge.config import load_train_config
 from tocoad_edge.data import load_dataset
 from tocoad_edge.train.embedder_factory import embedder_from_run, make_embedder
 from tocoad_edge.train.features import embed_images
-from tocoad_edge.train.images import load_resized
+from tocoad_edge.data import load_resized
 
 
 def main() -> None:

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - report why this machine cannot run the check
         print(json.dumps({"skipped": f"{type(exc).__name__}: {exc}"}))
         return 2
-    from tocoad_edge.calibration.metrics import spearman
+    from tocoad_edge.eval.metrics import spearman
     from tocoad_edge.export.trt_engine import build_engine_into_bundle
     from tocoad_edge.runtime import Detector
 

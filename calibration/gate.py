@@ -11,7 +11,7 @@ import numpy as np
 
 from tocoad_edge.errors import ExportError
 
-from .metrics import auroc, spearman
+from tocoad_edge.eval.metrics import auroc, spearman
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def evaluate_gate(fp32_scores: np.ndarray, int8_scores: np.ndarray, labels: np.n
         raise ExportError("the accuracy gate needs matching score and label arrays of at least 4 images",
                           got=f"{len(fp32_scores)} / {len(int8_scores)} / {len(labels)}")
     rho = spearman(fp32_scores, int8_scores)
-    a32, a8 = auroc(fp32_scores, labels), auroc(int8_scores, labels)
+    a32, a8 = auroc(labels, fp32_scores), auroc(labels, int8_scores)
     drop = float(a32 - a8) if np.isfinite(a32) and np.isfinite(a8) else 0.0
     passed = bool(rho >= criteria.min_spearman and drop <= criteria.max_auroc_drop + 1e-12)
     return GateResult(spearman=rho, auroc_fp32=a32, auroc_int8=a8, auroc_drop=drop, images=int(len(labels)),

@@ -90,7 +90,7 @@ def build_labelled_set(normals: np.ndarray, *, per_image: int = 2, seed: int = 0
 
 
 def gate_set_for_export(ctx, per_image: int = 2) -> LabelledSet:
-    from tocoad_edge.export.export_images import holdout_images
+    from tocoad_edge.data.run_images import holdout_images
 
     size = int(ctx.meta["image_size"])
     normals = holdout_images(ctx.meta, size, limit=24)

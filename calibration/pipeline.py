@@ -199,7 +199,7 @@ def build_int8_model(ctx, out_path: Path) -> tuple[Path, dict]:
     it) and returns the manifest's ``calibration`` dict."""
     import onnx
 
-    from tocoad_edge.export.export_images import calibration_images
+    from tocoad_edge.data.run_images import calibration_images
 
     from .gate_data import gate_set_for_export
 

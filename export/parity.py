@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tocoad_edge.calibration.metrics import auroc, spearman
+from tocoad_edge.eval.metrics import auroc, spearman
 from tocoad_edge.runtime.scoring import anomaly_map
 from tocoad_edge.runtime.search.exact import ExactSearch
 
@@ -86,7 +86,7 @@ def labelled_section(ctx, models: dict, images: np.ndarray, labels: np.ndarray, 
     ref = scores["torch_fp32"]
     section = {"images": int(len(labels)), "anomalous": int(np.sum(labels)), "models": {}}
     for name, s in scores.items():
-        section["models"][name] = {"auroc": auroc(s, labels), "spearman_vs_torch": spearman(ref, s)}
+        section["models"][name] = {"auroc": auroc(labels, s), "spearman_vs_torch": spearman(ref, s)}
     if "onnx_int8" in scores:
         section["int8_vs_onnx_fp32"] = {
             "spearman": spearman(scores["onnx_fp32"], scores["onnx_int8"]),
@@ -96,7 +96,7 @@ def labelled_section(ctx, models: dict, images: np.ndarray, labels: np.ndarray, 
 
 def _real_test_set(data_dir: Path, size: int, limit: int = REAL_MAX_IMAGES) -> tuple[np.ndarray, np.ndarray]:
     from tocoad_edge.data import load_dataset
-    from tocoad_edge.train.images import load_resized
+    from tocoad_edge.data import load_resized
 
     ds = load_dataset(data_dir, require_train=False, require_test=True)
     items = list(ds.test)
@@ -109,7 +109,7 @@ def _real_test_set(data_dir: Path, size: int, limit: int = REAL_MAX_IMAGES) -> t
 def write_parity_report(ctx, models: dict) -> dict:
     from tocoad_edge.calibration.gate_data import gate_set_for_export
 
-    from .export_images import holdout_images
+    from tocoad_edge.data.run_images import holdout_images
     from .parity_plot import write_parity_png
 
     size = int(ctx.meta["image_size"])

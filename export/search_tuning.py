@@ -64,7 +64,7 @@ def tune_search(ctx, index_path: Path, quantized_models: dict[str, Path] | None 
     model's noisier embeddings can need a larger ef for the same score error. The largest choice is stored."""
     import torch
 
-    from .export_images import holdout_images
+    from tocoad_edge.data.run_images import holdout_images
     from .parity import _onnx_embeddings
 
     size = int(ctx.meta["image_size"])

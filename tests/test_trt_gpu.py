@@ -18,7 +18,7 @@ def _device_or_skip():
 def test_int8_and_fp16_engines_match_onnxruntime(tmp_path):
     _device_or_skip()
     pytest.importorskip("torch")
-    from tocoad_edge.calibration.metrics import spearman
+    from tocoad_edge.eval.metrics import spearman
     from tocoad_edge.config import DataConfig, TrainConfig
     from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
     from tocoad_edge.export.trt_engine import build_engine_into_bundle

@@ -1,4 +1,5 @@
-"""Anomaly-detection metrics in numpy: AUROC (rank based, ties averaged), ROC curve, F1-max, AUPRO.
+"""The project's one copy of its metrics, in numpy: AUROC (rank based, ties averaged), Spearman, ROC curve, F1-max,
+AUPRO. Every function takes ``(labels, scores)`` in that order.
 
 AUPRO follows Bergmann et al. (MVTec AD): per connected ground-truth region overlap, averaged over regions,
 integrated over the false-positive rate on normal pixels from 0 to ``max_fpr`` (0.3) and divided by it.
@@ -19,23 +20,37 @@ def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return y, s
 
 
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based); tied values share their mean rank."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    uniq, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    if len(uniq) < len(x):
+        ranks = np.bincount(inv, weights=ranks)[inv] / counts[inv]
+    return ranks
+
+
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (Mann–Whitney U with average ranks for ties). NaN if one class is missing."""
     y, s = _check(labels, scores)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    s_sorted = s[order]
-    ranks = np.empty(len(s), dtype=np.float64)
-    # average ranks over ties
-    boundaries = np.flatnonzero(np.diff(s_sorted)) + 1
-    starts = np.concatenate(([0], boundaries))
-    ends = np.concatenate((boundaries, [len(s)]))
-    avg = (starts + ends - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(avg, ends - starts)
-    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+    u = rankdata(s)[y].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two score vectors (1.0 when either is constant: nothing to disorder)."""
+    ra, rb = rankdata(a), rankdata(b)
+    if ra.shape != rb.shape:
+        raise ValueError(f"score vectors differ in size: {ra.shape} vs {rb.shape}")
+    ra -= ra.mean()
+    rb -= rb.mean()
+    den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / den) if den > 0 else 1.0
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

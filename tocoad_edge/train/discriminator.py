@@ -62,23 +62,3 @@ def masks_to_grid(masks: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """uint8 {0,1} masks ``[N, H, W]`` → soft targets ``[N, 1, h, w]`` (share of defect pixels per cell)."""
     t = torch.from_numpy(np.ascontiguousarray(masks)).to(torch.float32).unsqueeze(1)
     return F.adaptive_avg_pool2d(t, size) if t.shape[-2:] != tuple(size) else t
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (ties get the average rank); NaN if only one class is present."""
-    scores = np.asarray(scores, np.float64).ravel()
-    labels = np.asarray(labels).ravel().astype(bool)
-    n_pos = int(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    s = scores[order]
-    ranks = np.empty(s.size, np.float64)
-    # average ranks over ties
-    boundaries = np.flatnonzero(np.diff(s)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [s.size]])
-    avg = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(avg, ends - starts)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

@@ -17,12 +17,13 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..errors import TrainingError
+from ..eval.metrics import auroc
 from ..models.backbones import Backbone
 from ..synth import AnomalyGenerator
 from ..typed_config import to_dict
 from ._common import Log, batches, normalise, to_float_rgb, tqdm_disable
 from .checkpoints import fingerprint, load_tensors, read_meta, save_checkpoint
-from .discriminator import Discriminator, auroc, focal_loss, masks_to_grid
+from .discriminator import Discriminator, focal_loss, masks_to_grid
 
 HOLDOUT_INDEX_OFFSET = 10_000_000   # G sample indices of the held-out set never meet the training indices
 
@@ -108,7 +109,7 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
         with torch.no_grad():
             probs = disc.probability(frozen_layer_maps(backbone, layers, h_imgs))
             probs = F.interpolate(probs, size=h_masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        report["pixel_auroc"] = auroc(probs.numpy(), h_masks)
+        report["pixel_auroc"] = auroc(h_masks, probs.numpy())
     report["wall_s"] = time.perf_counter() - t_wall
     report["cpu_s"] = time.process_time() - t_cpu
     log(f"stage 1: D trained, focal loss {last:.4f}, held-out synthetic pixel AUROC {report['pixel_auroc']:.3f} "

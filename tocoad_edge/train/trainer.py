@@ -12,13 +12,12 @@ import yaml
 
 from .. import __version__
 from ..config import TrainConfig, config_to_dict
-from ..data import load_dataset
+from ..data import load_dataset, load_resized
 from ..errors import DataError
 from ..memory import greedy_coreset
+from ..runtime.search.exact import ExactSearch
 from .embedder_factory import make_embedder
 from .features import embed_images
-from .images import load_resized
-from .nearest import nearest_distances
 from .projection import fit_projection
 from .run_folder import (BANK_NAME, CONFIG_NAME, LOG_NAME, META_NAME, PROJECTION_NAME, WEIGHTS_NAME, save_npy,
                          write_json)
@@ -123,12 +122,13 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
                  cfg.memory.coreset_ratio, bank.shape[1])
 
         t0 = time.perf_counter()
+        search = ExactSearch(bank)
         if len(holdout_imgs):
             hf = embed_images(embedder, holdout_imgs)
-            patch_scores = nearest_distances(hf.reshape(-1, hf.shape[-1]), bank).reshape(len(hf), -1)
+            patch_scores = search.query(hf.reshape(-1, hf.shape[-1])).reshape(len(hf), -1)
             image_scores = patch_scores.max(1)
         else:
-            patch_scores = nearest_distances(flat[: min(len(flat), 20000)], bank)
+            patch_scores = search.query(flat[: min(len(flat), 20000)])
             image_scores = np.array([], dtype=np.float32)
         th = calibrate(image_scores, patch_scores, cfg.scoring)
         timings["thresholds_s"] = time.perf_counter() - t0

@@ -1,13 +1,14 @@
-"""Normal images available at export time: the run's held-out images and its training images."""
+"""The normal images a training run used, read back from its ``run.json`` metadata: the held-out images and the
+training images. Export (search tuning, parity) and calibration (calibration set, gate) both read them."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from tocoad_edge.data import load_dataset
-from tocoad_edge.errors import ExportError
-from tocoad_edge.train.images import load_resized
+from ..errors import ExportError
+from .images import load_resized
+from .mvtec import load_dataset
 
 
 def _dataset_paths(meta: dict) -> tuple[list[Path], list[Path]]:
