@@ -23,7 +23,7 @@ import numpy as np
 
 
 def _environment() -> dict:
-    from tocoad_edge.runtime.backends.trt import current_device
+    from tocoad_edge.runtime.backends.trt.runner import current_device
 
     dev = current_device()
     return {"tensorrt": dev.tensorrt_version, "gpu": dev.gpu_name, "compute_capability": dev.compute_capability}
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         print(json.dumps({"skipped": f"{type(exc).__name__}: {exc}"}))
         return 2
     from tocoad_edge.eval.metrics import spearman
-    from tocoad_edge.export.trt_engine import build_engine_into_bundle
+    from tocoad_edge.runtime.backends.trt.build import build_engine_into_bundle
     from tocoad_edge.runtime import Detector
 
     work = Path(args.work or tempfile.mkdtemp(prefix="gpu_check_"))

@@ -10,7 +10,7 @@ Steps (every number lands in the manifest's ``calibration`` section):
 5. accuracy gate on a labelled set (held-out normals + synthetic anomalies, ``gate_data.py``); if it fails, a
    per-layer sensitivity pass (each layer kept in float alone, embedding error measured) ranks the layers and
    the most harmful ones are kept in float, one more at a time, until the gate passes;
-6. the TensorRT calibration cache (``trt_cache.py``) with the same scales, tied to the FP32 model's sha256.
+6. the TensorRT calibration cache (``runtime/backends/trt/calib_cache.py``) with the same scales, tied to the FP32 model's sha256.
 
 Export fails with ``ExportError`` (naming every configuration tried) if the gate cannot be met, unless
 ``options.allow_degraded``.
@@ -30,7 +30,7 @@ from .activations import collect_histograms
 from .gate import GateCriteria, evaluate_gate, gate_failure
 from .qdq import build_qdq_model, describe_qdq, find_quantizable_layers
 from .ranges import METHODS, compute_amax, scale_from_amax
-from .trt_cache import CACHE_NAME, DEFAULT_TRT_VERSION, write_cache
+from tocoad_edge.runtime.backends.trt.calib_cache import CACHE_NAME, DEFAULT_TRT_VERSION, write_cache
 
 log = logging.getLogger("tocoad_edge.calibration")
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         if args.engine_only:
-            from .trt_engine import build_engine_into_bundle
+            from tocoad_edge.runtime.backends.trt.build import build_engine_into_bundle
 
             path = build_engine_into_bundle(Path(args.engine_only), precision=args.precision,
                                             dla_core=args.dla_core, workspace_mb=args.workspace_mb)

@@ -121,7 +121,7 @@ _OPEN_SCRIPT = textwrap.dedent("""
         out["mro"] = [c.__name__ for c in type(exc).__mro__]
         out["message"] = str(exc)
     out["modules"] = sorted(m for m in ("onnxruntime", "hnswlib", "tensorrt", "torch",
-                                        "tocoad_edge.runtime.backends.trt") if m in sys.modules)
+                                        "tocoad_edge.runtime.backends.trt.runner") if m in sys.modules)
     print("RESULT " + json.dumps(out))
 """)
 

@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from tocoad_edge.calibration.trt_cache import (hex_to_scale, read_cache, scale_to_hex, trt_version_number,
+from tocoad_edge.runtime.backends.trt.calib_cache import (hex_to_scale, read_cache, scale_to_hex, trt_version_number,
                                                write_cache)
 from tocoad_edge.errors import BundleError
 

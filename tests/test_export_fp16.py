@@ -8,7 +8,7 @@ onnx = pytest.importorskip("onnx")
 
 
 def test_fp16_conversion_keeps_the_interface_and_the_values():
-    from tocoad_edge.export.fp16_onnx import convert_to_fp16
+    from tocoad_edge.runtime.backends.trt.fp16_onnx import convert_to_fp16
 
     model = tiny_conv_model()
     half = convert_to_fp16(model)

@@ -35,7 +35,7 @@ def int8_bundle(tmp_path_factory, i4_run):
 
 def test_int8_bundle_contents(int8_bundle):
     from tocoad_edge.bundle.manifest import read_manifest, verify_files
-    from tocoad_edge.calibration.trt_cache import read_cache
+    from tocoad_edge.runtime.backends.trt.calib_cache import read_cache
 
     m = read_manifest(int8_bundle)
     assert set(m.models) == {"fp32", "int8"} and m.models["int8"].file == "backbone.int8.onnx"
@@ -108,8 +108,8 @@ def test_engine_only_bookkeeping_with_a_stand_in_builder(tmp_path, int8_bundle, 
     import shutil
 
     from tocoad_edge.bundle.manifest import read_manifest, verify_files
-    from tocoad_edge.export import trt_engine
-    from tocoad_edge.runtime.backends.trt_fingerprint import DeviceInfo
+    from tocoad_edge.runtime.backends.trt import build as trt_engine
+    from tocoad_edge.runtime.backends.trt.fingerprint import DeviceInfo
 
     bundle = tmp_path / "b"
     shutil.copytree(int8_bundle, bundle)

@@ -57,11 +57,17 @@ def test_deployed_packages_need_no_torch_export_or_training(rel_bundle):
     out = json.loads(proc.stdout.split("RESULT ", 1)[1])
     assert out["failed"] == {}
     assert out["still_blocked"] == []                     # nothing removed the blocks to sneak an import through
+    # what a device imports: the runtime with every TensorRT module (the on-device engine builder included), the
+    # bundle, streams and the PLC gateway
     for must in ("tocoad_edge.runtime", "tocoad_edge.runtime.detector", "tocoad_edge.runtime.hot_swap",
                  "tocoad_edge.runtime.golden", "tocoad_edge.runtime.backends.onnxrt", "tocoad_edge.runtime.search.hnsw",
-                 "tocoad_edge.bundle.archive", "tocoad_edge.bundle.signature", "tocoad_edge.bundle.onnx_refs"):
+                 "tocoad_edge.runtime.backends.trt.runner", "tocoad_edge.runtime.backends.trt.build",
+                 "tocoad_edge.runtime.backends.trt.compat", "tocoad_edge.runtime.backends.trt.fingerprint",
+                 "tocoad_edge.runtime.backends.trt.calib_cache", "tocoad_edge.runtime.backends.trt.fp16_onnx",
+                 "tocoad_edge.bundle.archive", "tocoad_edge.bundle.signature", "tocoad_edge.bundle.onnx_refs",
+                 "tocoad_edge.stream", "tocoad_edge.plc"):
         assert must in out["imported"]
-    assert set(out["absent"]) <= {"tocoad_edge.stream", "tocoad_edge.plc", "tocoad_edge.eval"}
+    assert out["absent"] == []
     assert isinstance(out["score"], float)
     # the torch backend, chosen explicitly without torch, is a typed refusal, not an ImportError
     assert out["torch_backend"] == "BackendUnavailableError"

@@ -13,10 +13,8 @@ from reliability_fixtures import (assert_no_partial_files, bundle_copy, golden_f
                                   rewrite_manifest, serving, tree)
 from tocoad_edge.errors import EngineIncompatibleError
 
-fingerprints = pytest.importorskip(
-    "tocoad_edge.runtime.backends.trt_fingerprint",
-    reason="the TensorRT backend (runtime/backends/trt_fingerprint.py, issue 4) is not in this tree yet")
-trt_backend = pytest.importorskip("tocoad_edge.runtime.backends.trt")
+from tocoad_edge.runtime.backends.trt import fingerprint as fingerprints
+from tocoad_edge.runtime.backends.trt import runner as trt_backend
 
 BUILT_ON = fingerprints.DeviceInfo("10.3.0", "Orin", "8.7")
 OTHERS = {
@@ -66,7 +64,7 @@ def test_detector_refuses_before_deserialising(bundle_copy, serving):
     listing = {bundle_copy: tree(bundle_copy)}
     script = textwrap.dedent("""
         import json, sys
-        from tocoad_edge.runtime.backends import trt, trt_fingerprint
+        from tocoad_edge.runtime.backends.trt import fingerprint as trt_fingerprint, runner as trt
         device = trt_fingerprint.DeviceInfo("10.7.0", "NVIDIA GeForce RTX 4090", "8.9")
         trt.current_device = lambda *a, **k: device
         from tocoad_edge.runtime import Detector

@@ -1,11 +1,11 @@
 """Every TensorRT name the runtime backend and the engine builder use exists in real TensorRT bindings.
 
 What is checked against what (no GPU is needed for any of it):
-  * ``trt_compat.RUNTIME_NAMES`` (runtime backend) against the real ``tensorrt-lean`` bindings
+  * ``compat.RUNTIME_NAMES`` (runtime backend) against the real ``tensorrt-lean`` bindings
     (``tensorrt_lean_bindings`` / ``tensorrt_lean``, e.g. tensorrt-lean-cu12 11.4), which import without a GPU;
-  * ``trt_compat.BUILDER_NAMES`` (engine builder; lean has no builder) against the ``.pyi`` of the full bindings
+  * ``compat.BUILDER_NAMES`` (engine builder; lean has no builder) against the ``.pyi`` of the full bindings
     shipped by ``tensorrt-stubs`` (10.13), read by indentation (the stub is not valid input for ``ast``);
-  * the TensorRT 11 assumption of ``trt_compat`` (no ``BuilderFlag.FP16`` / ``INT8``: strongly typed only) against
+  * the TensorRT 11 assumption of ``trt/compat.py`` (no ``BuilderFlag.FP16`` / ``INT8``: strongly typed only) against
     the lean 11 bindings' ``BuilderFlag``.
 Each part skips, with the reason, when its package is not installed (``pip install --no-deps
 tensorrt-lean-cu12-bindings tensorrt-lean-cu12-libs tensorrt-stubs``; see docs/int8_and_tensorrt.md).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tocoad_edge.runtime.backends.trt_compat import BUILDER_NAMES, RUNTIME_NAMES, TrtApi, parse_version
+from tocoad_edge.runtime.backends.trt.compat import BUILDER_NAMES, RUNTIME_NAMES, TrtApi, parse_version
 
 
 def _lean():
@@ -78,7 +78,7 @@ def test_builder_names_exist_in_the_full_bindings_stubs():
     assert not missing, f"TensorRT names used by the engine builder but missing in the stubs: {missing}"
 
 
-def test_tensorrt_11_has_no_precision_flags_as_trt_compat_assumes():
+def test_tensorrt_11_has_no_precision_flags_as_compat_assumes():
     trt = _lean()
     api = TrtApi(parse_version(trt.__version__))
     flags = set(trt.BuilderFlag.__members__)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from tocoad_edge.errors import BackendUnavailableError
-from tocoad_edge.runtime.backends.trt_compat import TrtApi, network_flags, parse_version, set_precision_flags
+from tocoad_edge.runtime.backends.trt.compat import TrtApi, network_flags, parse_version, set_precision_flags
 
 
 def test_parse_version_compares_numerically():

@@ -3,8 +3,8 @@ import pytest
 
 from tocoad_edge.bundle.manifest import EngineFingerprint
 from tocoad_edge.errors import BundleError, EngineIncompatibleError
-from tocoad_edge.runtime.backends import trt as trt_backend
-from tocoad_edge.runtime.backends.trt_fingerprint import (DeviceInfo, check_engine, engine_file_name,
+from tocoad_edge.runtime.backends.trt import runner as trt_backend
+from tocoad_edge.runtime.backends.trt.fingerprint import (DeviceInfo, check_engine, engine_file_name,
                                                           fingerprint_id, make_fingerprint, mismatches)
 
 ORIN = DeviceInfo("10.3.0.30", "Orin", "8.7")

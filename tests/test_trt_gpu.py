@@ -6,7 +6,7 @@ import pytest
 
 def _device_or_skip():
     from tocoad_edge.errors import BackendUnavailableError
-    from tocoad_edge.runtime.backends.trt import current_device
+    from tocoad_edge.runtime.backends.trt.runner import current_device
 
     try:
         return current_device()
@@ -21,7 +21,7 @@ def test_int8_and_fp16_engines_match_onnxruntime(tmp_path):
     from tocoad_edge.eval.metrics import spearman
     from tocoad_edge.config import DataConfig, TrainConfig
     from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
-    from tocoad_edge.export.trt_engine import build_engine_into_bundle
+    from tocoad_edge.runtime.backends.trt.build import build_engine_into_bundle
     from tocoad_edge.runtime import Detector
     from tocoad_edge.sample_data import make_sample_dataset
     from tocoad_edge.train.trainer import train

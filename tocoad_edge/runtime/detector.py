@@ -46,7 +46,7 @@ def choose_backend(name: str, manifest: Manifest) -> str:
         return name
     if manifest.engines:
         try:
-            from .backends.trt import engine_matches_device
+            from .backends.trt.runner import engine_matches_device
 
             if any(engine_matches_device(e) for e in manifest.engines):
                 return "tensorrt"
@@ -150,7 +150,7 @@ class Detector:
         backend_name = choose_backend(backend, manifest)
         model_file = manifest.models[precision].file
         if backend_name == "tensorrt":
-            from .backends.trt import engine_for
+            from .backends.trt.runner import engine_for
 
             model_path = paths[engine_for(manifest, precision).file]
         else:

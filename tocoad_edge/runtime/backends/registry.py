@@ -11,7 +11,7 @@ from .base import Backend
 # name → "module:Class" (imported only when chosen) or a factory callable
 _REGISTRY: dict[str, str | Callable[..., Backend]] = {
     "onnxrt": "tocoad_edge.runtime.backends.onnxrt:OnnxRuntimeBackend",
-    "tensorrt": "tocoad_edge.runtime.backends.trt:TensorRTBackend",
+    "tensorrt": "tocoad_edge.runtime.backends.trt.runner:TensorRTBackend",
     "torch": "tocoad_edge.runtime.backends.torch_backend:TorchBackend",
 }
 

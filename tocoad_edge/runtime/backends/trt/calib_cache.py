@@ -18,7 +18,7 @@ import re
 import struct
 from pathlib import Path
 
-from tocoad_edge.errors import BundleError
+from ....errors import BundleError
 
 CACHE_NAME = "calibration.cache"
 # JetPack 6.1/6.2 ships TensorRT 10.3; the header names the version the cache was made for.

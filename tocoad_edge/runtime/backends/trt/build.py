@@ -4,7 +4,7 @@
 a persistent timing cache, optional DLA core with GPU fallback). ``build_engine_into_bundle``: what
 ``tocoad-export --engine-only BUNDLE`` runs: verifies the bundle, builds, names the file
 ``backbone.<fingerprint>.engine``, and rewrites the manifest atomically with the file's sha256 and the fingerprint.
-Every TensorRT API difference is asked of ``tocoad_edge.runtime.backends.trt_compat``.
+Every TensorRT API difference is asked of ``tocoad_edge.runtime.backends.trt.compat``.
 """
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from tocoad_edge.bundle.manifest import (MANIFEST_NAME, EngineFingerprint, FileEntry, Manifest, read_manifest,
+from ....bundle.manifest import (MANIFEST_NAME, EngineFingerprint, FileEntry, Manifest, read_manifest,
                                          sha256_file, verify_files)
-from tocoad_edge.errors import BackendUnavailableError, ExportError
-from tocoad_edge.runtime.backends.trt_compat import (TrtApi, import_tensorrt, network_flags, set_dla,
+from ....errors import BackendUnavailableError, ExportError
+from .compat import (TrtApi, import_tensorrt, network_flags, set_dla,
                                                      set_precision_flags, set_workspace)
-from tocoad_edge.runtime.backends.trt_fingerprint import DeviceInfo, make_fingerprint
+from .fingerprint import DeviceInfo, make_fingerprint
 
 log = logging.getLogger("tocoad_edge.export")
 
@@ -97,7 +97,7 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
     implicit = calibration_cache is not None
     set_precision_flags(trt, api, config, precision, implicit_int8=implicit)
     if implicit:
-        from tocoad_edge.calibration.trt_cache import read_cache
+        from .calib_cache import read_cache
 
         _, algorithm, _ = read_cache(calibration_cache)
         config.int8_calibrator = _calibrator_from_cache(trt, calibration_cache.read_bytes(), algorithm)
@@ -163,7 +163,7 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
     mf = manifest.models[source]
     paths = verify_files(bundle, manifest, [mf.file])
     if device is None:
-        from tocoad_edge.runtime.backends.trt import current_device
+        from .runner import current_device
 
         device = current_device()
     onnx_path = paths[mf.file]

@@ -2,7 +2,7 @@
 
 The engine's fingerprint (manifest ``engines``) is compared with this device before the engine is deserialised;
 a mismatch raises ``EngineIncompatibleError`` naming both. API differences between TensorRT versions live in
-``trt_compat.py``.
+``compat.py``.
 """
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import logging
 
 import numpy as np
 
-from ...bundle.manifest import EngineFingerprint, Manifest
-from ...errors import BackendUnavailableError, BundleError, EngineIncompatibleError
-from .base import Backend, TensorSpec
-from .trt_compat import TrtApi, execute, import_tensorrt, io_tensors
-from .trt_fingerprint import DeviceInfo, check_engine, mismatches
+from ....bundle.manifest import EngineFingerprint, Manifest
+from ....errors import BackendUnavailableError, BundleError, EngineIncompatibleError
+from ..base import Backend, TensorSpec
+from .compat import TrtApi, execute, import_tensorrt, io_tensors
+from .fingerprint import DeviceInfo, check_engine, mismatches
 
 log = logging.getLogger("tocoad_edge.runtime")
 
@@ -146,7 +146,7 @@ class TensorRTBackend(Backend):
     def _infer_impl(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         cuda = self._cuda
         if self._dynamic and batch.shape[0] > self._max_shape[0]:
-            from ...errors import InputError
+            from ....errors import InputError
 
             raise InputError("batch larger than the engine's optimisation profile",
                              expected=f"≤ {self._max_shape[0]}", got=str(batch.shape[0]))
@@ -159,7 +159,7 @@ class TensorRTBackend(Backend):
             cuda.memcpy_htod_async(dev, host, self._stream)
             bindings = [int(self._buffers[n][1]) for n in [self._input_name, *self._outputs]]
             if not execute(self._api, self._context, self._stream.handle, bindings):
-                from ...errors import TocoadError
+                from ....errors import TocoadError
 
                 raise TocoadError("TensorRT execution failed", fix="check the TensorRT log above")
             out = {}

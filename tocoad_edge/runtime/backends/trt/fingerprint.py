@@ -8,9 +8,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ...bundle.manifest import EngineFingerprint
-from ...errors import EngineIncompatibleError
-from .trt_compat import parse_version
+from ....bundle.manifest import EngineFingerprint
+from ....errors import EngineIncompatibleError
+from .compat import parse_version
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ...errors import BackendUnavailableError
+from ....errors import BackendUnavailableError
 
 MIN_VERSION = (8, 6)
 
