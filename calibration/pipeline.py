@@ -181,9 +181,10 @@ def gate_search(ctx):
     (an exact search of 48 images × 784 patches over 26k × 384 costs ~0.7 TFLOP per gate trial): the bundle's
     HNSW index gives upper bounds and only the patches that can hold the maximum are searched exactly
     (``RefinedSearch``); the image scores are the same."""
+    from tocoad_edge.bundle.manifest import INDEX_NAME
     from tocoad_edge.runtime.search.exact import ExactSearch
 
-    index = ctx.staging / "index.hnsw"
+    index = ctx.staging / INDEX_NAME
     exact = ExactSearch(ctx.bank)
     if len(ctx.bank) <= EXACT_SEARCH_MAX_ENTRIES or not index.is_file():
         return exact, "exact"

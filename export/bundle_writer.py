@@ -18,18 +18,15 @@ import numpy as np
 
 from tocoad_edge import __version__
 from tocoad_edge.bundle.atomic import replace_dir
-from tocoad_edge.bundle.manifest import (MANIFEST_NAME, SCHEMA_VERSION, FeatureSpec, FileEntry, IndexSpec, InputSpec,
-                                         Manifest, MemoryBankSpec, ModelFile, ScoringSpec, sha256_file)
+from tocoad_edge.bundle.manifest import (CORESET_NAME, FP32_NAME, INDEX_NAME, INT8_NAME, MANIFEST_NAME, SCHEMA_VERSION,
+                                         FeatureSpec, FileEntry, IndexSpec, InputSpec, Manifest, MemoryBankSpec,
+                                         ModelFile, ScoringSpec, sha256_file)
 from tocoad_edge.config import TrainConfig
 from tocoad_edge.errors import ExportError
 from tocoad_edge.train.run_folder import RunFolder
 
 log = logging.getLogger("tocoad_edge.export")
 
-FP32_NAME = "backbone.onnx"
-INT8_NAME = "backbone.int8.onnx"
-BANK_NAME = "coreset.npy"
-INDEX_NAME = "index.hnsw"
 
 
 @dataclass(frozen=True)
@@ -133,7 +130,7 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
 
     bank = run.memory_bank().astype(np.float32)
     bank_store = bank.astype(np.float16) if options.bank_dtype == "float16" else bank
-    with open(staging / BANK_NAME, "wb") as f:
+    with open(staging / CORESET_NAME, "wb") as f:
         np.save(f, bank_store, allow_pickle=False)
     # The index is built over exactly what the runtime loads (float16 storage is widened on load).
     bank_loaded = bank_store.astype(np.float32)
@@ -189,7 +186,7 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     return Manifest(
         schema_version=SCHEMA_VERSION, model_id=model_id, created_by=f"tocoad-edge {__version__}",
         input=InputSpec(height=size, width=size), features=features, models=models,
-        memory_bank=MemoryBankSpec(file=BANK_NAME, entries=int(bank.shape[0]), dim=int(bank.shape[1]),
+        memory_bank=MemoryBankSpec(file=CORESET_NAME, entries=int(bank.shape[0]), dim=int(bank.shape[1]),
                                    dtype=options.bank_dtype,
                                    index=IndexSpec(file=INDEX_NAME, M=options.hnsw_M,
                                                    ef_construction=options.hnsw_ef_construction, ef=ef,

@@ -102,9 +102,9 @@ def test_pickle_as_weights_never_unpickled(rel_run, tmp_path):
         except TocoadError as exc:
             out.append(type(exc).__name__)
         torch.save({"w": Payload()}, tmp / "weights.pt")
-        from tocoad_edge.models.backbones import _load_state_dict
+        from tocoad_edge.models.base import load_state_dict
         try:
-            _load_state_dict(tmp / "weights.pt")
+            load_state_dict(tmp / "weights.pt")
             out.append("loaded")
         except TocoadError as exc:
             out.append(type(exc).__name__)

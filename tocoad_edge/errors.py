@@ -5,6 +5,9 @@ Every error says what was expected, what was got, and how to fix it. Callers cat
 """
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 
 class TocoadError(Exception):
     """Root of every error tocoad-edge raises on purpose."""
@@ -63,3 +66,9 @@ class ExportError(TocoadError):
 
 class TrainingError(TocoadError):
     """Training diverged, collapsed or cannot start."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``: appended to an error message."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""

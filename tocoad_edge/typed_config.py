@@ -7,21 +7,15 @@ dotted key that is wrong.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
-
-
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _type_name(tp: Any) -> str:
@@ -51,7 +45,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key '{key}' has an unsupported value",
                               expected=f"one of {list(choices)}", got=repr(value),
                               fix=f"set '{key}' to one of the expected values"
-                              + _did_you_mean(str(value), [str(c) for c in choices]))
+                              + did_you_mean(str(value), [str(c) for c in choices]))
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -119,7 +113,7 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
-            raise ConfigError(f"unknown config key '{dotted}'" + _did_you_mean(str(key), list(fields)),
+            raise ConfigError(f"unknown config key '{dotted}'" + did_you_mean(str(key), list(fields)),
                               expected=f"one of {sorted(fields)}", got=repr(key))
         kwargs[key] = _convert(value, hints[key], dotted)
     for name, field in fields.items():

@@ -16,6 +16,11 @@ from ..errors import BundleError, ConfigError
 from ..typed_config import from_dict, to_dict
 
 MANIFEST_NAME = "manifest.json"
+# the files export writes into every bundle (the manifest records each one with its sha256)
+FP32_NAME = "backbone.onnx"
+INT8_NAME = "backbone.int8.onnx"
+CORESET_NAME = "coreset.npy"
+INDEX_NAME = "index.hnsw"
 SCHEMA_VERSION = 1
 
 

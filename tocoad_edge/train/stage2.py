@@ -22,12 +22,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
-from ..errors import ConfigError, TrainingError
-from ..models.backbones import Backbone
+from ..errors import ConfigError, TrainingError, did_you_mean
+from ..models.base import Backbone
 from ..models.patch_embedder import PatchEmbedder
 from ..synth import AnomalyGenerator
 from ..typed_config import to_dict
-from ._common import Log, batches, normalise, to_float_rgb, tqdm_disable
+from ._common import Log, batches, freeze, normalise, to_float_rgb, tqdm_disable
 from .augment import apply_photometric, draw_params
 from .checkpoints import (fingerprint, load_optimizer_tensors, load_tensors, optimizer_tensors, prefixed,
                           read_meta, save_checkpoint, unprefixed)
@@ -49,11 +49,8 @@ def trainable_groups(backbone: Backbone, trainable_from: str, layers: list[str])
     end = max(names.index(n) for n in layers)                 # the deepest feature layer
     first = backbone.stage_start(names[end]) if trainable_from == "auto" else trainable_from
     if first not in names:
-        import difflib
-
-        close = difflib.get_close_matches(first, names, n=1)
         raise ConfigError(f"stage2.trainable_from names no layer of this backbone: '{first}'"
-                          + (f"; did you mean '{close[0]}'?" if close else ""),
+                          + did_you_mean(first, names),
                           expected=f"'auto' or one of {names}", got=first)
     start = names.index(first)
     if start > end:
@@ -82,7 +79,7 @@ def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], ima
     if meta and meta.get("fingerprint") == fp:
         backbone.load_state_dict(load_tensors(final_path))
         log(f"stage 2 ({tag}): reusing the fine-tuned backbone from {final_path}")
-        return _freeze(backbone), meta.get("report", {})
+        return freeze(backbone), meta.get("report", {})
 
     trainable, trainable_names = trainable_groups(backbone, s2.trainable_from, layers)
     for p in backbone.parameters():
@@ -91,7 +88,7 @@ def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], ima
         p.requires_grad_(True)
     frozen = None
     if guide:
-        frozen = _freeze(copy.deepcopy(backbone))
+        frozen = freeze(copy.deepcopy(backbone))
     embedder = PatchEmbedder(backbone, layers, cfg.features.aggregation,
                              aggregation_mode=cfg.features.aggregation_mode,
                              aggregation_dim=cfg.features.aggregation_dim)
@@ -188,7 +185,7 @@ def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], ima
     save_checkpoint(final_path, backbone.state_dict(), {"fingerprint": fp, "report": report})
     if epoch_path.exists():
         epoch_path.unlink()
-    return _freeze(backbone), report
+    return freeze(backbone), report
 
 
 @torch.no_grad()
@@ -211,12 +208,3 @@ def _guide_weight(mode: str, disc: Discriminator | None, frozen: Backbone | None
 
 def _set_bn_mode(backbone: Backbone, mode: str) -> None:
     backbone.train(mode == "train")
-
-
-def _freeze(module: nn.Module) -> nn.Module:
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-

@@ -5,7 +5,7 @@ import importlib
 from pathlib import Path
 from typing import Callable
 
-from ...errors import BackendUnavailableError, ConfigError
+from ...errors import BackendUnavailableError, ConfigError, did_you_mean
 from .base import Backend
 
 # name → "module:Class" (imported only when chosen) or a factory callable
@@ -26,10 +26,7 @@ def available_backends() -> list[str]:
 
 def _resolve(name: str) -> Callable[..., Backend]:
     if name not in _REGISTRY:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        raise ConfigError(f"unknown backend '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""),
+        raise ConfigError(f"unknown backend '{name}'" + did_you_mean(name, _REGISTRY),
                           expected=f"one of {available_backends()}", got=name)
     target = _REGISTRY[name]
     if callable(target):
