@@ -65,7 +65,7 @@ setup(
             "tocoad-train=tocoad_edge.cli.train:main",
             "tocoad-export=tocoad_edge.export.cli:main",
             "tocoad-eval=tocoad_edge.cli.evaluate:main",
-            "tocoad-bench=tocoad_edge.cli.bench:main",
+            "tocoad-bench=tocoad_edge.bench.cli:main",
             "tocoad-demo=tocoad_edge.cli.demo:main",
             "tocoad-sign=tocoad_edge.cli.sign:main",
         ]

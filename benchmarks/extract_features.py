@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from tocoad_edge.config import load_train_config
+from tocoad_edge.train.config import load_train_config
 from tocoad_edge.data import load_dataset
 from tocoad_edge.train.embedder_factory import embedder_from_run, make_embedder
 from tocoad_edge.train.features import embed_images

@@ -30,9 +30,9 @@ def _environment() -> dict:
 
 
 def _make_bundle(work: Path) -> Path:
-    from tocoad_edge.config import DataConfig, TrainConfig
+    from tocoad_edge.train.config import DataConfig, TrainConfig
     from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
     from tocoad_edge.train.trainer import train
 
     data = make_sample_dataset(work / "data", n_train=48, n_test_good=8, n_test_defect=4, size=256, seed=0)

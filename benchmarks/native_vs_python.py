@@ -66,7 +66,7 @@ class NativeDetector:
 def make_bundle(work: Path, image_size: int) -> Path:
     from tocoad_edge.cli.train import main as train_main
     from tocoad_edge.export.cli import main as export_main
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
 
     bundle = work / f"bundle{image_size}"
     if (bundle / "manifest.json").is_file():
@@ -79,7 +79,7 @@ def make_bundle(work: Path, image_size: int) -> Path:
     run = work / f"run{image_size}"
     if train_main(["--data", str(work / "data"), "--out", str(run), "--config", str(cfg), "--quiet"]) != 0:
         raise SystemExit("tocoad-train failed")
-    if export_main([str(run), "--out", str(bundle)]) != 0:
+    if export_main(["bundle", str(run), "--out", str(bundle)]) != 0:
         raise SystemExit("tocoad-export failed")
     return bundle
 

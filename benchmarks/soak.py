@@ -115,14 +115,14 @@ def open_frames_source(frames: list[np.ndarray], folder: Path):
 def build_bundle(work: Path) -> Path:
     from tocoad_edge.cli.train import main as train_main
     from tocoad_edge.export.cli import main as export_main
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
 
     make_sample_dataset(work / "data")
     (work / "config.yaml").write_text("data: {image_size: 64}\n", encoding="utf-8")
     if train_main(["--data", str(work / "data"), "--out", str(work / "run"), "--config", str(work / "config.yaml"),
                    "--quiet"]) != 0:
         raise SystemExit("training failed")
-    if export_main([str(work / "run"), "--out", str(work / "bundle")]) != 0:
+    if export_main(["bundle", str(work / "run"), "--out", str(work / "bundle")]) != 0:
         raise SystemExit("export failed")
     return work / "bundle"
 

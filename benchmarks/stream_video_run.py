@@ -4,7 +4,7 @@
     python benchmarks/stream_video_run.py --bundle BUNDLE [--video FILE] [--duration 120] [--mode block|realtime]
                                           [--pipelined]
 
-Without --video, a 10 s 25 fps clip of synthetic inspection frames (tocoad_edge.sample_data) is generated and
+Without --video, a 10 s 25 fps clip of synthetic inspection frames (tocoad_edge.synth.sample_set) is generated and
 looped. ``block``: every frame is processed (FPS = throughput). ``realtime``: the file plays at its frame rate
 like a camera and the newest frame wins (FPS = what a camera-driven line gets; drops are counted).
 Latency is capture → prediction, buffer wait included. Figures depend on the machine and its load.
@@ -25,7 +25,7 @@ import numpy as np
 
 
 def make_clip(path: Path, size: int, seconds: float = 10.0, fps: float = 25.0) -> Path:
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
 
     data = make_sample_dataset(path.parent / "clip_frames", n_train=0, n_test_good=12, n_test_defect=4, size=size)
     images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in sorted((data / "test").rglob("*.png"))]

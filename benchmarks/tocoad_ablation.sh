@@ -11,7 +11,7 @@ for ST in $STAGES; do
   /usr/bin/time -o "$O/cputime.txt" -f "user %U sys %S wall %e" \
     tocoad-train --data "$DATA" --out "$O/run" --stages "$ST" --seed 0 --coreset-ratio 0.1 --threads "${THREADS:-1}" \
       ${CONFIG:+--config "$CONFIG"} --quiet > "$O/train.out" 2>&1
-  tocoad-export "$O/run" --out "$O/bundle" --force > "$O/export.out" 2>&1
+  tocoad-export bundle "$O/run" --out "$O/bundle" --force > "$O/export.out" 2>&1
   tocoad-eval "$O/bundle" --data "$DATA" --json "$O/metrics.json" --search exact --quiet > "$O/eval.out" 2>&1
   echo "$ST: $(tail -n 1 "$O/eval.out")  train: $(cat "$O/cputime.txt")"
 done

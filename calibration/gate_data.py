@@ -61,7 +61,7 @@ def _synth_generator(cfg, normals: np.ndarray, seed: int):
     try:
         synth_cfg = getattr(cfg, "synth", None)
         if synth_cfg is None:
-            from tocoad_edge.config import SynthConfig
+            from tocoad_edge.train.config import SynthConfig
 
             synth_cfg = SynthConfig()
         return AnomalyGenerator.from_config(synth_cfg, list(normals), seed)

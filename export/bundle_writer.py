@@ -21,7 +21,7 @@ from tocoad_edge.bundle.atomic import replace_dir
 from tocoad_edge.bundle.manifest import (CORESET_NAME, FP32_NAME, INDEX_NAME, INT8_NAME, MANIFEST_NAME, SCHEMA_VERSION,
                                          FeatureSpec, FileEntry, IndexSpec, InputSpec, Manifest, MemoryBankSpec,
                                          ModelFile, ScoringSpec, sha256_file)
-from tocoad_edge.config import TrainConfig
+from tocoad_edge.train.config import TrainConfig
 from tocoad_edge.errors import ExportError
 from tocoad_edge.train.run_folder import RunFolder
 
@@ -81,7 +81,7 @@ def _versions() -> dict[str, str]:
 
 
 def _load_run(run_dir: Path) -> tuple[RunFolder, TrainConfig, dict[str, Any]]:
-    from tocoad_edge.config import load_train_config
+    from tocoad_edge.train.config import load_train_config
 
     run = RunFolder(Path(run_dir))
     meta = run.meta()

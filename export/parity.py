@@ -135,7 +135,7 @@ def write_parity_report(ctx, models: dict) -> dict:
         real_images, real_labels = _real_test_set(Path(ctx.options.data_dir), size)
         real, _ = labelled_section(ctx, models, real_images, real_labels, search)
         report["real"] = real | {"search": search_name, "data_dir": str(ctx.options.data_dir)}
-    report["tensorrt"] = ("engines are built on the target device (tocoad-export --engine-only BUNDLE); "
+    report["tensorrt"] = ("engines are built on the target device (tocoad-export engine BUNDLE); "
                           "benchmarks/gpu_check.sh compares them with ONNX Runtime")
 
     panels = []

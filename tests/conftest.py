@@ -10,7 +10,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def sample_dataset(tmp_path_factory) -> Path:
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
 
     return make_sample_dataset(tmp_path_factory.mktemp("data") / "sample", n_train=24, n_test_good=6,
                                n_test_defect=3, size=96, seed=0)
@@ -19,7 +19,7 @@ def sample_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, sample_dataset) -> Path:
     pytest.importorskip("torch")
-    from tocoad_edge.config import TrainConfig, DataConfig
+    from tocoad_edge.train.config import TrainConfig, DataConfig
     from tocoad_edge.train.trainer import train
 
     cfg = TrainConfig(stages="baseline", data=DataConfig(image_size=64, holdout_images=4))

@@ -28,14 +28,14 @@ def build_tiny_bundle(root: Path) -> Path:
         return _BUILT["bundle"]
     from tocoad_edge.cli.train import main as train_main
     from tocoad_edge.export.cli import main as export_main
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
 
     root.mkdir(parents=True, exist_ok=True)
     make_sample_dataset(root / "data")
     (root / "config.yaml").write_text("stages: baseline\ndata: {image_size: 64}\n", encoding="utf-8")
     assert train_main(["--data", str(root / "data"), "--out", str(root / "run"), "--config",
                        str(root / "config.yaml"), "--quiet"]) == 0
-    assert export_main([str(root / "run"), "--out", str(root / "bundle")]) == 0
+    assert export_main(["bundle", str(root / "run"), "--out", str(root / "bundle")]) == 0
     _BUILT["bundle"] = root / "bundle"
     _BUILT["run"] = root / "run"
     return root / "bundle"

@@ -6,7 +6,7 @@ import pytest
 
 def test_bench_json_has_required_keys(tmp_path, sample_dataset, tiny_run, tiny_bundle):
     pytest.importorskip("torch")
-    from tocoad_edge.cli.bench import main
+    from tocoad_edge.bench.cli import main
 
     data, run, bundle = sample_dataset, tiny_run, tiny_bundle
     out = tmp_path / "bench.json"
@@ -31,7 +31,7 @@ def test_bench_json_has_required_keys(tmp_path, sample_dataset, tiny_run, tiny_b
 
 
 def test_bench_bad_data_is_a_clear_error(tmp_path, capsys, tiny_bundle):
-    from tocoad_edge.cli.bench import main
+    from tocoad_edge.bench.cli import main
 
     bundle = tiny_bundle
     assert main([str(bundle), "--data", str(tmp_path / "nope"), "--json", str(tmp_path / "o.json")]) == 2
@@ -39,7 +39,7 @@ def test_bench_bad_data_is_a_clear_error(tmp_path, capsys, tiny_bundle):
 
 
 def test_bench_refuses_a_stream_depth_below_one(tmp_path, capsys, tiny_bundle):
-    from tocoad_edge.cli.bench import main
+    from tocoad_edge.bench.cli import main
 
     with pytest.raises(SystemExit) as exc:
         main([str(tiny_bundle), "--data", str(tmp_path), "--json", str(tmp_path / "o.json"), "--stream-depth", "0"])

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from tocoad_edge.config import TrainConfig, load_train_config
+from tocoad_edge.train.config import TrainConfig, load_train_config
 from tocoad_edge.errors import ConfigError
 
 

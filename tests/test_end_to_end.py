@@ -16,7 +16,7 @@ def test_cli_train_export_eval(tmp_path, sample_dataset):
     assert train_main(["--data", str(sample_dataset), "--out", str(run), "--config", str(cfg), "--quiet"]) == 0
     for name in ("config.yaml", "backbone.safetensors", "memory_bank.npy", "run.json", "train.log"):
         assert (run / name).is_file()
-    assert export_main([str(run), "--out", str(bundle)]) == 0
+    assert export_main(["bundle", str(run), "--out", str(bundle)]) == 0
     parity = json.loads((bundle / "parity.json").read_text())
     assert parity["onnx_fp32"]["map_max_abs_diff_over_range"] <= 1e-4
     assert eval_main([str(bundle), "--data", str(sample_dataset), "--json", str(out), "--report",

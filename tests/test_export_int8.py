@@ -1,5 +1,5 @@
-"""``tocoad-export --int8`` end to end on a tiny generated run (64 px): Q/DQ model, calibration section, cache,
-parity report, the gate's failure path, the INT8 model in the Detector, and the --engine-only bookkeeping."""
+"""``tocoad-export bundle --int8`` end to end on a tiny generated run (64 px): Q/DQ model, calibration section, cache,
+parity report, the gate's failure path, the INT8 model in the Detector, and the `tocoad-export engine` bookkeeping."""
 import json
 from dataclasses import replace
 
@@ -14,8 +14,8 @@ from tocoad_edge.errors import ExportError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def i4_run(tmp_path_factory):
-    from tocoad_edge.config import DataConfig, TrainConfig
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.train.config import DataConfig, TrainConfig
+    from tocoad_edge.synth.sample_set import make_sample_dataset
     from tocoad_edge.train.trainer import train
 
     data = make_sample_dataset(tmp_path_factory.mktemp("i4data") / "sample", n_train=24, n_test_good=4,
@@ -104,7 +104,7 @@ def test_gate_failure_fails_the_export_unless_allow_degraded(tmp_path, i4_run, m
 
 def test_engine_only_bookkeeping_with_a_stand_in_builder(tmp_path, int8_bundle, monkeypatch):
     """The TensorRT build itself needs a GPU (tests/test_trt_gpu.py); here ``build_engine`` is replaced by a
-    stand-in returning fixed bytes, to test what --engine-only does to the bundle: file name, sha256, manifest."""
+    stand-in returning fixed bytes, to test what `tocoad-export engine` does to the bundle: file name, sha256, manifest."""
     import shutil
 
     from tocoad_edge.bundle.manifest import read_manifest, verify_files

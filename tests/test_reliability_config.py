@@ -8,7 +8,7 @@ import pytest
 
 from reliability_fixtures import (assert_no_partial_files, bundle_copy, golden_fingerprint, rel_bundle,  # noqa: F401
                                   serving, tree)
-from tocoad_edge.config import load_train_config
+from tocoad_edge.train.config import load_train_config
 from tocoad_edge.errors import BundleError, ConfigError
 
 SENTINEL = "SENTINEL_PATH"

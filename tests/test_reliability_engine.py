@@ -51,7 +51,7 @@ def test_fingerprint_mismatch_names_both_sides(name, bundle_copy, serving):
     text = str(info.value)
     for side in (BUILT_ON, device):                                     # both the engine's and this device's
         assert side.tensorrt_version in text and side.gpu_name in text
-    assert "--engine-only" in info.value.fix
+    assert "tocoad-export engine" in info.value.fix
     assert golden_fingerprint(serving) == before
 
 

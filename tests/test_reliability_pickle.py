@@ -83,7 +83,7 @@ def test_pickle_as_weights_never_unpickled(rel_run, tmp_path):
     script = textwrap.dedent("""
         import shutil, sys, torch
         from pathlib import Path
-        from tocoad_edge.config import load_train_config
+        from tocoad_edge.train.config import load_train_config
         from tocoad_edge.errors import TocoadError
         run, tmp = Path(sys.argv[1]), Path(sys.argv[2])
         sentinel = tmp / "pwned"

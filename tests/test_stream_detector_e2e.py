@@ -44,7 +44,7 @@ def test_camera_stream_app_with_a_real_bundle(bundle, tmp_path, capsys, extra):
 
 
 def test_demo_video_step(bundle, tmp_path):
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
     from tocoad_edge.stream.demo_video import make_test_video, stream_video
 
     data = make_sample_dataset(tmp_path / "data", n_train=0, n_test_good=3, n_test_defect=1, size=64)

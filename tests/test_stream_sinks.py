@@ -132,7 +132,7 @@ def test_telemetry_reports_fps_and_latency_percentiles(tmp_path):
 
 def test_demo_test_video_has_every_test_image(tmp_path):
     from tocoad_edge.errors import DataError
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
     from tocoad_edge.stream.demo_video import make_test_video
 
     data = make_sample_dataset(tmp_path / "data", n_train=0, n_test_good=3, n_test_defect=1, size=64)

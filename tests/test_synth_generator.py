@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tocoad_edge.config import SynthConfig
+from tocoad_edge.train.config import SynthConfig
 from tocoad_edge.errors import ConfigError, DataError
 from tocoad_edge.synth import AnomalyGenerator, FolderTextures, ProceduralTextures, perlin_mask, perlin_noise
 from tocoad_edge.synth.foreground import foreground_mask

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from tocoad_edge.config import Stage1Config, Stage2Config, SynthConfig, TrainConfig
+from tocoad_edge.train.config import Stage1Config, Stage2Config, SynthConfig, TrainConfig
 from tocoad_edge.errors import ConfigError, DataError
 from tocoad_edge.models.backbones import build_backbone
 from tocoad_edge.train.tocoad import finetune_backbone

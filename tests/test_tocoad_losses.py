@@ -129,7 +129,7 @@ def test_collapse_guard_raises_on_collapsed_features():
 
 
 def test_stage_sections_load_strictly_from_yaml(tmp_path):
-    from tocoad_edge.config import load_train_config
+    from tocoad_edge.train.config import load_train_config
     from tocoad_edge.errors import ConfigError
 
     good = tmp_path / "good.yaml"

@@ -8,7 +8,7 @@ pytest.importorskip("torch")
 
 
 def _cfg(stages):
-    from tocoad_edge.config import DataConfig, Stage1Config, Stage2Config, TrainConfig
+    from tocoad_edge.train.config import DataConfig, Stage1Config, Stage2Config, TrainConfig
 
     return TrainConfig(stages=stages, threads=1, data=DataConfig(image_size=64, holdout_images=4),
                        stage1=Stage1Config(epochs=2, max_synthetic=16, holdout_synthetic=4),

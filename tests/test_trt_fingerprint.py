@@ -37,7 +37,7 @@ def test_matching_and_mismatching_devices():
     with pytest.raises(EngineIncompatibleError) as e:
         check_engine(fp, XAVIER)
     msg = str(e.value)
-    assert "Orin" in msg and "Xavier" in msg and "--engine-only" in msg     # names both sides and the fix
+    assert "Orin" in msg and "Xavier" in msg and "tocoad-export engine" in msg     # names both sides and the fix
     assert trt_backend.engine_matches_device(fp, ORIN) is True
     assert trt_backend.engine_matches_device(fp, XAVIER) is False
 

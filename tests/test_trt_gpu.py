@@ -19,11 +19,11 @@ def test_int8_and_fp16_engines_match_onnxruntime(tmp_path):
     _device_or_skip()
     pytest.importorskip("torch")
     from tocoad_edge.eval.metrics import spearman
-    from tocoad_edge.config import DataConfig, TrainConfig
+    from tocoad_edge.train.config import DataConfig, TrainConfig
     from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
     from tocoad_edge.runtime.backends.trt.build import build_engine_into_bundle
     from tocoad_edge.runtime import Detector
-    from tocoad_edge.sample_data import make_sample_dataset
+    from tocoad_edge.synth.sample_set import make_sample_dataset
     from tocoad_edge.train.trainer import train
 
     data = make_sample_dataset(tmp_path / "d", n_train=24, n_test_good=4, n_test_defect=2, size=96, seed=0)

@@ -80,7 +80,7 @@ public:
         if (!engine_)
             throw Error(TOCOAD_ERR_ENGINE_INCOMPATIBLE, "TensorRT refused the engine " + fp.file,
                         "an engine of TensorRT " + fp.tensorrt_version + " for " + fp.gpu_name, logger_.last,
-                        "rebuild the engine on this device (tocoad-export --engine)");
+                        "rebuild the engine on this device (tocoad-export engine)");
         context_.reset(engine_->createExecutionContext());
         if (!context_) throw Error(TOCOAD_ERR_RESOURCE, "cannot create a TensorRT execution context", "", logger_.last);
 

@@ -58,7 +58,7 @@ const EngineFingerprint &matching_engine(const Manifest &m, const std::string &p
                 "an engine for " + precision + " of " + model->second.file + ", TensorRT " + device.tensorrt_version +
                     ", " + device.gpu_name + ", sm " + device.compute_capability,
                 seen.empty() ? "no engines in the manifest" : seen,
-                "build the engine on this device (tocoad-export --engine-only BUNDLE) or use TOCOAD_BACKEND_CPU");
+                "build the engine on this device (tocoad-export engine BUNDLE) or use TOCOAD_BACKEND_CPU");
 }
 
 }  // namespace tocoad

@@ -3,7 +3,7 @@
     python make_parity_fixture.py OUT_DIR
 
 Writes OUT_DIR/
-    data/            synthetic MVTec-layout dataset (tocoad_edge.sample_data)
+    data/            synthetic MVTec-layout dataset (tocoad_edge.synth.sample_set)
     run/             tocoad-train run folder (baseline, image_size 64)
     bundle/          tocoad-export bundle (backbone.onnx, coreset.npy, index.hnsw, manifest.json, ...)
     frames/          test frames as binary PPM (color, stored RGB) / PGM (gray), of several sizes
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 import tocoad_edge
-from tocoad_edge.sample_data import make_sample_dataset
+from tocoad_edge.synth.sample_set import make_sample_dataset
 
 CONFIG = """\
 seed: 0
@@ -91,7 +91,7 @@ def main(out: str) -> int:
     if train_main(["--data", str(root / "data"), "--out", str(root / "run"), "--config", str(root / "config.yaml"),
                    "--quiet"]) != 0:
         return 1
-    if export_main([str(root / "run"), "--out", str(root / "bundle")]) != 0:
+    if export_main(["bundle", str(root / "run"), "--out", str(root / "bundle")]) != 0:
         return 1
 
     (root / "frames").mkdir()

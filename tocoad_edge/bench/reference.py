@@ -29,7 +29,7 @@ def build_reference_embedder(manifest: Manifest, run_dir: str | Path | None):
                           expected="a baseline run without projection, or --run RUN",
                           got=f"stages={stages}, projection={f.projection}",
                           fix="pass --run with the tocoad-train folder the bundle was exported from")
-    from ..config import BackboneConfig, FeatureConfig, TrainConfig
+    from ..train.config import BackboneConfig, FeatureConfig, TrainConfig
 
     cfg = TrainConfig(backbone=BackboneConfig(name=f.backbone, layers=tuple(f.layers)),
                       features=FeatureConfig(aggregation=f.aggregation, aggregation_mode=f.aggregation_mode,

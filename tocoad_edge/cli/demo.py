@@ -1,8 +1,8 @@
 """``tocoad-demo [--out DIR]``: the whole job end to end on a generated sample dataset.
 
-generate data → tocoad-train → tocoad-export --int8 → tocoad-eval (FP32 and INT8) → stream a video of the test
+generate data → tocoad-train → tocoad-export bundle --int8 → tocoad-eval (FP32 and INT8) → stream a video of the test
 images through the detector (overlay video + one JSON line per frame). The data is SYNTHETIC (see
-``tocoad_edge/sample_data.py``); its figures say nothing about real parts.
+``tocoad_edge/synth/sample_set.py``); its figures say nothing about real parts.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from ..sample_data import make_sample_dataset
+    from ..synth.sample_set import make_sample_dataset
 
     t = _step("generate a synthetic sample dataset")
     data = make_sample_dataset(out / "data", n_train=60, n_test_good=12, n_test_defect=6, size=256, seed=0)
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..export.cli import main as export_main
 
-    t = _step("tocoad-export" + ("" if args.no_int8 else " --int8"))
-    eargs = [str(out / "run"), "--out", str(out / "bundle"), "--force"] + ([] if args.no_int8 else ["--int8"])
+    t = _step("tocoad-export bundle" + ("" if args.no_int8 else " --int8"))
+    eargs = ["bundle", str(out / "run"), "--out", str(out / "bundle"), "--force"] + ([] if args.no_int8 else ["--int8"])
     if export_main(eargs) != 0:
         return 2
     print(f"   {time.perf_counter() - t:.1f} s")

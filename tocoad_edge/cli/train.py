@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import yaml
 
-        from ..config import config_to_dict, load_train_config
+        from ..train.config import config_to_dict, load_train_config
         from ..train.trainer import train
 
         cfg = load_train_config(args.config)

@@ -15,7 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..config import SynthConfig
+from ..train.config import SynthConfig
 from ..errors import DataError
 from .cutpaste import cutpaste
 from .foreground import foreground_mask

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import TrainConfig
+from .config import TrainConfig
 from ..errors import BundleError
 from ..models.backbones import Backbone, build_backbone
 from ..models.patch_embedder import PatchEmbedder
@@ -46,7 +46,7 @@ def load_run_embedder(run_dir: Path, cfg: TrainConfig, projection: np.ndarray | 
 
 def embedder_from_run(run_dir: str | Path) -> tuple[PatchEmbedder, TrainConfig]:
     """A training run folder's embedder exactly as trained (its config, projection and weights), and the config."""
-    from ..config import load_train_config
+    from .config import load_train_config
     from .run_folder import RunFolder
 
     run = RunFolder(Path(run_dir))

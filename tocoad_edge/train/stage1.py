@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from .config import TrainConfig
 from ..errors import TrainingError
 from ..eval.metrics import auroc
 from ..models.base import Backbone

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from .config import TrainConfig
 from ..errors import ConfigError, TrainingError, did_you_mean
 from ..models.base import Backbone
 from ..models.patch_embedder import PatchEmbedder

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ScoringConfig
+from .config import ScoringConfig
 
 
 @dataclass(frozen=True)

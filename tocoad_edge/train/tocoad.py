@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import TrainConfig
+from .config import TrainConfig
 from ..models.backbones import Backbone, build_backbone
 from ..synth import AnomalyGenerator
 from ._common import Log, check_train_images, deterministic

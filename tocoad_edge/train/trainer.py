@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from .. import __version__
-from ..config import TrainConfig, config_to_dict
+from .config import TrainConfig, config_to_dict
 from ..data import load_dataset, load_resized
 from ..errors import DataError
 from ..memory import greedy_coreset

@@ -2,7 +2,7 @@
 
 ``build_engine``: ONNX → serialized engine (FP16 from the FP32 model, INT8 from the Q/DQ model; workspace limit,
 a persistent timing cache, optional DLA core with GPU fallback). ``build_engine_into_bundle``: what
-``tocoad-export --engine-only BUNDLE`` runs: verifies the bundle, builds, names the file
+``tocoad-export engine BUNDLE`` runs: verifies the bundle, builds, names the file
 ``backbone.<fingerprint>.engine``, and rewrites the manifest atomically with the file's sha256 and the fingerprint.
 Every TensorRT API difference is asked of ``tocoad_edge.runtime.backends.trt.compat``.
 """
@@ -149,7 +149,7 @@ def add_engine_to_manifest(manifest: Manifest, fp: EngineFingerprint, entry: Fil
 
 def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla_core: int | None = None,
                              workspace_mb: int = DEFAULT_WORKSPACE_MB, device: DeviceInfo | None = None) -> Path:
-    """``tocoad-export --engine-only BUNDLE``: build this device's engine into the bundle."""
+    """``tocoad-export engine BUNDLE``: build this device's engine into the bundle."""
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     source = {"fp16": "fp32", "int8": "int8"}[precision] if precision in ENGINE_PRECISIONS else None

@@ -64,4 +64,4 @@ def check_engine(fp: EngineFingerprint, device: DeviceInfo) -> None:
             f"engine {fp.file} was built for another device ({'; '.join(diff)})",
             expected=f"an engine for this device: {device.describe()}",
             got=f"an engine for TensorRT {fp.tensorrt_version} on {fp.gpu_name} (sm {fp.compute_capability})",
-            fix="build the engine on this device: tocoad-export --engine-only BUNDLE, or use backend='onnxrt'")
+            fix="build the engine on this device: tocoad-export engine BUNDLE, or use backend='onnxrt'")

@@ -68,7 +68,7 @@ def engine_for(manifest: Manifest, precision: str, device: DeviceInfo | None = N
         raise BundleError(f"this bundle has no TensorRT engine for precision {precision}",
                           expected=f"an engine of precision {' or '.join(wanted)}",
                           got=f"engines: {[(e.file, e.precision) for e in manifest.engines] or 'none'}",
-                          fix=f"build one on this device: tocoad-export --engine-only BUNDLE --precision "
+                          fix=f"build one on this device: tocoad-export engine BUNDLE --precision "
                               f"{'int8' if precision == 'int8' else 'fp16'}")
     device = device or current_device()
     for e in candidates:
@@ -111,7 +111,7 @@ class TensorRTBackend(Backend):
                 raise EngineIncompatibleError(f"TensorRT could not deserialise {self.model_path.name}",
                                               expected=f"an engine for {device.describe()}",
                                               got="deserialize_cuda_engine returned None",
-                                              fix="rebuild it: tocoad-export --engine-only BUNDLE")
+                                              fix="rebuild it: tocoad-export engine BUNDLE")
             self._context = self._engine.create_execution_context()
             self._stream = cuda.Stream()
             inputs, self._outputs = io_tensors(trt, self._engine)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .typed_config import from_dict, load_yaml, require, to_dict
+from ..typed_config import from_dict, load_yaml, require, to_dict
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def _load_images(data: Path, max_images: int | None) -> tuple[list[np.ndarray], 
 
 
 def _stage_summaries(rows: list[dict]) -> dict:
-    from ..bench.stats import summary
+    from .stats import summary
 
     keys = [k for k in rows[0] if k != "total"] if rows else []
     return {k: summary(r[k] for r in rows) for k in keys}
@@ -81,7 +81,7 @@ def _pin_threads(threads: int) -> dict:
 
 def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, search: str, depth: int) -> dict:
     """predict_stream with one ONNX Runtime thread and one search thread (one core per stage)."""
-    from ..bench.stats import summary
+    from .stats import summary
     from ..runtime import Detector
     from ..runtime.threads import blas_threads
 
@@ -134,7 +134,7 @@ def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, sear
 
 
 def run_bench(args) -> dict:
-    from ..bench.stats import auroc, peak_rss_mb, summary
+    from .stats import auroc, peak_rss_mb, summary
     from ..runtime import Detector
     from ..runtime.threads import blas_threads, cpu_count
 
@@ -154,7 +154,7 @@ def run_bench(args) -> dict:
         for f in frames[:args.warmup]:
             det.predict(f)
         out["peak_rss_mb_ours_only"] = peak_rss_mb()          # before torch is imported
-        from ..bench.reference import ReferencePipeline
+        from .reference import ReferencePipeline
 
         bank = det.search.bank if hasattr(det.search, "bank") else np.load(
             bundle / det.manifest.memory_bank.file, allow_pickle=False)
