@@ -69,6 +69,7 @@ setup(
             "tocoad-bench=tocoad_edge.bench.cli:main",
             "tocoad-demo=tocoad_edge.cli.demo:main",
             "tocoad-sign=tocoad_edge.cli.sign:main",
+            "tocoad-threshold=tocoad_edge.cli.threshold:main",
         ]
     },
 )

@@ -4,7 +4,8 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn import metrics as skm
 
-from tocoad_edge.eval.metrics import aupro, auroc, f1_max, pixel_auroc, rankdata, roc_curve, spearman
+from tocoad_edge.eval.metrics import (aupro, auroc, confusion, f1_max, fpr_at_recall, pixel_auroc, rankdata,
+                                      recall_at_fpr, roc_curve, spearman)
 
 
 def _tied_scores(seed: int, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
@@ -70,3 +71,44 @@ def test_aupro_perfect_and_random():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError):
         auroc([0, 1, 1], [0.1, 0.2])
+
+
+def _sk_best_recall(y, s, max_fpr):
+    # scikit-learn's ROC points use "score >= t"; the best recall at FPR <= a is the largest TPR among them
+    fpr, tpr, _ = skm.roc_curve(y, s, drop_intermediate=False)
+    return tpr[fpr <= max_fpr + 1e-12].max()
+
+
+@pytest.mark.parametrize("max_fpr", [0.01, 0.02, 0.05, 0.1, 0.3])
+def test_recall_at_fpr_matches_the_roc_curve_of_scikit_learn(max_fpr):
+    for seed in range(4):
+        y, s = _tied_scores(seed, 400)
+        recall, threshold = recall_at_fpr(y, s, max_fpr)
+        assert recall == pytest.approx(_sk_best_recall(y, s, max_fpr), abs=1e-12)
+        # the threshold really gives that recall and keeps the false-call rate
+        assert ((s > threshold) & (y == 1)).sum() / (y == 1).sum() == pytest.approx(recall)
+        assert ((s > threshold) & (y == 0)).sum() / (y == 0).sum() <= max_fpr + 1e-12
+
+
+@pytest.mark.parametrize("min_recall", [0.5, 0.9, 0.95, 0.99, 1.0])
+def test_fpr_at_recall_matches_the_roc_curve_of_scikit_learn(min_recall):
+    for seed in range(4):
+        y, s = _tied_scores(seed, 400)
+        fpr, threshold = fpr_at_recall(y, s, min_recall)
+        sk_fpr, sk_tpr, _ = skm.roc_curve(y, s, drop_intermediate=False)
+        assert fpr == pytest.approx(sk_fpr[sk_tpr >= min_recall - 1e-12].min(), abs=1e-12)
+        assert ((s > threshold) & (y == 1)).sum() / (y == 1).sum() >= min_recall - 1e-12
+
+
+def test_confusion_counts_with_a_review_band():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    s = np.array([0.1, 0.5, 0.7, 0.95, 0.4, 0.6, 0.9, 2.0])
+    assert confusion(y, s, 0.8) == {"defective_ng": 2, "defective_review": 0, "escapes": 2, "false_calls": 1,
+                                     "good_review": 0, "good_ok": 3}
+    assert confusion(y, s, 0.8, review_threshold=0.55) == {
+        "defective_ng": 2, "defective_review": 1, "escapes": 1, "false_calls": 1, "good_review": 1, "good_ok": 2}
+
+
+def test_line_metrics_without_both_classes_are_nan():
+    assert all(np.isnan(v) for v in recall_at_fpr([0, 0], [0.1, 0.2], 0.05))
+    assert all(np.isnan(v) for v in fpr_at_recall([1, 1], [0.1, 0.2], 0.9))

@@ -126,7 +126,8 @@ tocoad_status tocoad_result_scores(const tocoad_result *result, double *score, d
 
 const char *tocoad_result_decision(const tocoad_result *result) {
     if (result == nullptr) return nullptr;
-    return result->prediction.is_anomalous ? "NG" : "OK";
+    const auto &p = result->prediction;
+    return p.is_anomalous ? "NG" : p.is_review ? "REVIEW" : "OK";
 }
 
 tocoad_status tocoad_result_map(const tocoad_result *result, const float **data, int32_t *width, int32_t *height) {

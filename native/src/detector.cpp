@@ -128,6 +128,7 @@ Prediction Detector::predict(const FrameView &frame) {
     p.raw_score = raw_image_score(distances.data(), patches);
     p.score = normalise(p.raw_score, m.scoring);
     p.is_anomalous = p.raw_score > m.scoring.image_threshold;  // as the Python runtime decides
+    p.is_review = !p.is_anomalous && m.scoring.review_threshold && p.raw_score > *m.scoring.review_threshold;
     cv::Mat map = normalised_anomaly_map(distances.data(), m, frame.width, frame.height);
     p.width = map.cols;
     p.height = map.rows;

@@ -18,6 +18,7 @@ struct Prediction {
     double score = 0.0;      // normalised (the image threshold maps to 1.0)
     double raw_score = 0.0;  // max patch L2 distance
     bool is_anomalous = false;
+    bool is_review = false;  // in the review band: not NG, above scoring.review_threshold
     int width = 0;
     int height = 0;
     std::vector<float> anomaly_map;  // normalised, height x width

@@ -183,7 +183,7 @@ MemoryBankSpec parse_memory_bank(const Section &root) {
 
 ScoringSpec parse_scoring(const Section &root) {
     Section s = root.child("scoring", {"image_score", "gaussian_sigma", "image_threshold", "pixel_threshold",
-                                       "normalization_offset", "normalization_scale"});
+                                       "normalization_offset", "normalization_scale", "review_threshold"});
     ScoringSpec sc;
     sc.image_score = s.text("image_score", std::string("max"));
     sc.gaussian_sigma = s.number("gaussian_sigma", 4.0);
@@ -196,6 +196,12 @@ ScoringSpec parse_scoring(const Section &root) {
             std::to_string(sc.gaussian_sigma));
     require(sc.normalization_scale > 0.0, s, "normalization_scale", "a positive number",
             std::to_string(sc.normalization_scale));
+    if (s.has("review_threshold")) {
+        sc.review_threshold = s.number("review_threshold");
+        require(*sc.review_threshold < sc.image_threshold, s, "review_threshold",
+                "below image_threshold (" + std::to_string(sc.image_threshold) + ")",
+                std::to_string(*sc.review_threshold));
+    }
     return sc;
 }
 
@@ -261,7 +267,7 @@ Manifest parse_manifest(const std::string &json_text, const std::string &where) 
     }
     Section root(doc, "", where,
                  {"schema_version", "model_id", "created_by", "input", "features", "models", "memory_bank", "scoring",
-                  "files", "engines", "versions", "calibration", "search", "training", "self_test"});
+                  "files", "engines", "versions", "calibration", "search", "training", "self_test", "decision"});
     Manifest m;
     m.schema_version = kSchemaVersion;
     m.model_id = root.text("model_id");

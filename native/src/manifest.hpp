@@ -70,6 +70,7 @@ struct ScoringSpec {
     double pixel_threshold = 1.0;
     double normalization_offset = 0.0;
     double normalization_scale = 1.0;
+    std::optional<double> review_threshold;  // raw score above it (and not NG) -> REVIEW
 };
 
 struct FileEntry {

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BundleError, ConfigError
-from ..typed_config import from_dict, to_dict
+from ..typed_config import from_dict, require, to_dict
 
 MANIFEST_NAME = "manifest.json"
 # the files export writes into every bundle (the manifest records each one with its sha256)
@@ -97,6 +97,13 @@ class ScoringSpec:
     gaussian_sigma: float = 4.0     # map smoothing in model-input pixels
     image_threshold: float = 1.0    # on the raw image score; raw > threshold → NG
     pixel_threshold: float = 1.0    # on the raw map
+    review_threshold: float | None = None   # on the raw image score: above it (and not NG) → REVIEW
+
+    def __post_init__(self) -> None:
+        require(self.normalization_scale > 0, "scoring.normalization_scale", "a number > 0", self.normalization_scale)
+        require(self.review_threshold is None or self.review_threshold < self.image_threshold,
+                "scoring.review_threshold", f"null or below scoring.image_threshold ({self.image_threshold})",
+                self.review_threshold)
     normalization_offset: float = 0.0   # normalised = (raw - offset) / scale; threshold maps to 1.0
     normalization_scale: float = 1.0
 
@@ -124,6 +131,7 @@ class Manifest:
     search: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     self_test: dict[str, Any] = field(default_factory=dict)   # golden-image scores at export (runtime/golden.py)
+    decision: dict[str, Any] = field(default_factory=dict)    # how the thresholds were chosen (tocoad-threshold)
 
     def to_json(self) -> str:
         return json.dumps(to_dict(self), indent=2, sort_keys=True) + "\n"

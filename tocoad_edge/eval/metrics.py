@@ -120,3 +120,49 @@ def pixel_auroc(masks: list[np.ndarray], maps: list[np.ndarray]) -> float:
     y = np.concatenate([np.asarray(m, dtype=bool).ravel() for m in masks])
     s = np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in maps])
     return auroc(y, s)
+
+
+# --- metrics a line runs on: escapes and false calls at a threshold -------------------------------------------
+# A part is called NG when its score is strictly above the threshold (as ``Detector`` decides).
+
+def _split(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y, s = _check(labels, scores)
+    return np.sort(s[~y])[::-1], np.sort(s[y])[::-1]        # good, defective; each descending
+
+
+def recall_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float) -> tuple[float, float]:
+    """The highest recall whose false-call rate on the good parts is ≤ ``max_fpr``, and its threshold.
+
+    The threshold is a good part's score: at most ``floor(max_fpr · n_good)`` good parts score above it.
+    NaN without both classes."""
+    good, bad = _split(labels, scores)
+    if not good.size or not bad.size:
+        return float("nan"), float("nan")
+    k = int(np.floor(max_fpr * good.size + 1e-9))          # good parts allowed above the threshold
+    threshold = float(good[k]) if k < good.size else float(np.nextafter(good[-1], -np.inf))
+    return float((bad > threshold).mean()), threshold
+
+
+def fpr_at_recall(labels: np.ndarray, scores: np.ndarray, min_recall: float) -> tuple[float, float]:
+    """The lowest false-call rate whose recall is ≥ ``min_recall``, and its threshold (just below the score of the
+    defective part that must still be caught). NaN without both classes."""
+    good, bad = _split(labels, scores)
+    if not good.size or not bad.size:
+        return float("nan"), float("nan")
+    m = max(1, int(np.ceil(min_recall * bad.size - 1e-9)))  # defective parts that must score above it
+    threshold = float(np.nextafter(bad[m - 1], -np.inf))
+    return float((good > threshold).mean()), threshold
+
+
+def confusion(labels: np.ndarray, scores: np.ndarray, ng_threshold: float,
+              review_threshold: float | None = None) -> dict[str, int]:
+    """Counts at a threshold (and a review band below it): NG above ``ng_threshold``, REVIEW above
+    ``review_threshold`` up to it, OK at or below. Escapes are defective parts called OK; false calls are good
+    parts called NG (good parts sent to REVIEW are counted apart)."""
+    y, s = _check(labels, scores)
+    ng = s > ng_threshold
+    review = (s > review_threshold) & ~ng if review_threshold is not None else np.zeros_like(ng)
+    ok = ~ng & ~review
+    return {"defective_ng": int((y & ng).sum()), "defective_review": int((y & review).sum()),
+            "escapes": int((y & ok).sum()), "false_calls": int((~y & ng).sum()),
+            "good_review": int((~y & review).sum()), "good_ok": int((~y & ok).sum())}

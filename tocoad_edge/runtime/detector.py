@@ -1,6 +1,7 @@
 """``Detector``: a bundle → frame in, score + decision + anomaly map out. No torch."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 
 from ..bundle.manifest import Manifest, read_manifest, verify_files
 from ..bundle.onnx_refs import check_external_data
+from ..bundle.signature import read_signed_manifest
 from ..errors import BundleError, ConfigError
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
@@ -116,6 +118,7 @@ class Detector:
         self._output_name = manifest.models[precision].output_name
         self._closed = False
         self.threads: dict = {}
+        self._public_key = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -138,8 +141,6 @@ class Detector:
             raise ConfigError(f"unknown search '{search}'", expected=f"one of {list(SEARCHES)}", got=search)
         bundle = Path(bundle_dir)
         if public_key is not None:
-            from ..bundle.signature import read_signed_manifest
-
             manifest = read_signed_manifest(bundle, public_key)
         else:
             manifest = read_manifest(bundle)
@@ -168,6 +169,7 @@ class Detector:
                  nn.name, manifest.memory_bank.entries)
         det = cls(bundle, manifest, be, nn, precision)
         det.threads = {"backbone": threads, "search": search_threads or threads}
+        det._public_key = public_key
         return det
 
     @property
@@ -213,8 +215,28 @@ class Detector:
         t2 = time.perf_counter()
         timings = dict(timings, search=(t1 - t0) * 1e3, postprocess=(t2 - t1) * 1e3)
         timings["total"] = sum(timings.values())
-        return Prediction(score=float(norm), raw_score=raw, is_anomalous=bool(raw > sc.image_threshold),
-                          anomaly_map=amap, timings_ms=timings, frame_id=frame_id)
+        ng = bool(raw > sc.image_threshold)
+        review = not ng and sc.review_threshold is not None and bool(raw > sc.review_threshold)
+        return Prediction(score=float(norm), raw_score=raw, is_anomalous=ng, anomaly_map=amap, timings_ms=timings,
+                          frame_id=frame_id, is_review=review)
+
+    def reload_decision(self) -> dict:
+        """Take the thresholds (and review band) of the bundle's manifest as it is now, without reopening the model:
+        what ``tocoad-threshold`` rewrote. The model, bank and files must be those already loaded; a signed bundle
+        is read through its signature again. Returns the new decision record. Safe while another thread predicts:
+        a prediction uses either the old or the new thresholds, never a mix."""
+        self._check_open()
+        new = (read_signed_manifest(self.bundle_dir, self._public_key) if self._public_key is not None
+               else read_manifest(self.bundle_dir))
+        for part in ("model_id", "input", "features", "models", "memory_bank", "files"):
+            if getattr(new, part) != getattr(self.manifest, part):
+                raise BundleError(f"the bundle's {part} changed since it was opened: only the decision section may "
+                                  "change under a running detector", expected=f"the same {part}", got="a different one",
+                                  fix="open the new bundle (HotSwapDetector swaps a whole bundle safely)")
+        self.manifest = dataclasses.replace(self.manifest, scoring=new.scoring, decision=new.decision)
+        log.info("decision reloaded from %s: image threshold %.6g, review threshold %s", self.bundle_dir,
+                 new.scoring.image_threshold, new.scoring.review_threshold)
+        return dict(new.decision)
 
     def predict(self, frame: np.ndarray, frame_id: int | None = None) -> Prediction:
         """Score one frame: uint8 BGR ``[H, W, 3]`` (gray and BGRA are converted; see runtime/frames.py)."""

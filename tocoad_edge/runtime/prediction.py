@@ -14,7 +14,10 @@ class Prediction:
     anomaly_map: np.ndarray         # float32 [H, W] at frame resolution, normalised like score
     timings_ms: dict[str, float] = field(default_factory=dict)
     frame_id: int | None = None
+    is_review: bool = False         # in the review band: not NG, but above the review threshold
 
     @property
     def decision(self) -> str:
-        return "NG" if self.is_anomalous else "OK"
+        """"NG" above the image threshold, "REVIEW" in the review band below it (when the bundle has one), else
+        "OK"."""
+        return "NG" if self.is_anomalous else "REVIEW" if self.is_review else "OK"

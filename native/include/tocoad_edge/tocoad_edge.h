@@ -116,7 +116,8 @@ TOCOAD_EDGE_API tocoad_status tocoad_infer(tocoad_detector *detector, const uint
 TOCOAD_EDGE_API tocoad_status tocoad_result_scores(const tocoad_result *result, double *score,
                                                    double *raw_score, int32_t *is_anomalous);
 
-/* "OK" or "NG"; NULL if result is NULL. Valid as long as the result. */
+/* "OK", "REVIEW" (the bundle has a review band and the score is in it) or "NG"; NULL if result is NULL.
+ * Valid as long as the result. */
 TOCOAD_EDGE_API const char *tocoad_result_decision(const tocoad_result *result);
 
 /* Normalised anomaly map at frame size, row-major float32, width * height values, valid until
