@@ -68,6 +68,8 @@ setup(
             "tocoad-bench=tocoad_edge.cli.bench:main",
             "tocoad-demo=tocoad_edge.cli.demo:main",
             "tocoad-sign=tocoad_edge.cli.sign:main",
+            "tocoad-stream=tocoad_edge.stream.app:main",
+            "tocoad-plc=tocoad_edge.plc.app:main",
         ]
     },
 )

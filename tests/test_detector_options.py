@@ -61,3 +61,38 @@ def test_from_options_and_open_give_the_same_detector(tiny_bundle, sample_datase
             Detector.from_options(DetectorOptions(bundle=tiny_bundle, search="exact", threads=1)) as b:
         assert a.describe() == b.describe()
         assert a.predict(image).raw_score == b.predict(image).raw_score
+
+
+OLD_STREAM_YAML = """
+source: {uri: "rtsp://10.0.0.5/stream"}
+detector: {bundle: bundles/tile, backend: onnxrt, precision: int8, search: refined, threads: 2}
+"""
+
+
+def test_stream_app_yaml_written_before_keeps_loading_into_detector_options(tmp_path):
+    from tocoad_edge.stream.app import build_parser, resolve_config
+
+    cfg_file = tmp_path / "line.yaml"
+    cfg_file.write_text(OLD_STREAM_YAML)
+    cfg = resolve_config(build_parser().parse_args(["--config", str(cfg_file)]))
+    assert cfg.detector == DetectorOptions(bundle="bundles/tile", backend="onnxrt", precision="int8",
+                                           search="refined", threads=2)
+    cfg = resolve_config(build_parser().parse_args(["--config", str(cfg_file), "--public-key", "trusted.pub.pem",
+                                                    "--bundle", "bundles/other"]))
+    assert (cfg.detector.bundle, cfg.detector.public_key) == (Path("bundles/other"), "trusted.pub.pem")
+
+
+def test_plc_yaml_written_before_keeps_loading_and_gains_the_runtime_keys(tmp_path):
+    from tocoad_edge.plc import load_gateway_config
+
+    shipped = load_gateway_config(Path(__file__).resolve().parents[1] / "examples" / "plc_gateway.yaml")
+    assert shipped.detector == DetectorOptions(bundle="bundle/", backend="auto", precision="fp32")
+    cfg_file = tmp_path / "gateway.yaml"
+    cfg_file.write_text("source: {uri: simulated}\n"
+                        "detector: {bundle: b, search: exact, threads: 1, public_key: keys/line.pub.pem}\n")
+    cfg = load_gateway_config(cfg_file)
+    assert cfg.detector == DetectorOptions(bundle="b", search="exact", threads=1, public_key="keys/line.pub.pem")
+    cfg_file.write_text("source: {uri: simulated}\ndetector: {bundle: b, threads: 0}\n")
+    with pytest.raises(ConfigError, match="'detector.threads'") as err:
+        load_gateway_config(cfg_file)
+    assert err.value.got == "0"
