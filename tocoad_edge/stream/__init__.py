@@ -10,7 +10,7 @@ from .frame import Frame, ReadResult, ReadStatus
 from .loop import StreamReport, StreamResult, StreamStats, Telemetry, run_stream
 from .options import SourceOptions
 from .overlay import draw_overlay
-from .source import Source, SourceStats
+from .capture import Source, SourceStats
 from .sources import open_source, parse_uri
 
 __all__ = ["Frame", "ReadResult", "ReadStatus", "Source", "SourceOptions", "SourceStats", "StreamReport",

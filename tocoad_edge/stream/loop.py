@@ -15,7 +15,7 @@ from ..runtime.prediction import Prediction, Predictor
 from .frame import Frame, ReadStatus
 from .overlay import draw_overlay
 from .sinks.base import Sink, StopStream
-from .source import Source
+from .capture import Source
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from . import capabilities, pipelines
 from .grabbers import Grabber, ImageFolderGrabber, OpenCVGrabber, TestPatternGrabber
 from .mjpeg import MjpegReader, redact_url
 from .options import SourceOptions
-from .source import Source
+from .capture import Source
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg", ".ts", ".h264", ".h265",
                     ".mpg", ".mpeg", ".wmv", ".flv")
