@@ -87,17 +87,18 @@ def test_app_refuses_a_bad_config_with_a_fix(tmp_path, capsys) -> None:
     assert app.main([str(bad)]) == 2
     err = capsys.readouterr().err
     assert "transport" in err and "expected" in err and "modbus" in err
-    bad.write_text("source: {uri: '0'}\ndetector: {bundle: b}\nhandshake: {deadline_s: -1}\n")
-    with pytest.raises(ConfigError, match="deadline_s"):
-        app.load_gateway_config(bad)
-    bad.write_text("source: {uri: '0', options: {fsp: 30}}\ndetector: {bundle: b}\n")
-    with pytest.raises(ConfigError, match="source.options.fsp.*did you mean 'fps'"):
-        app.load_gateway_config(bad)
-    bad.write_text("source: {uri: '0'}\ndetector: {bundle: b, serach: exact}\n")
-    with pytest.raises(ConfigError, match="detector.serach.*did you mean 'search'"):
-        app.load_gateway_config(bad)
-    bad.write_text("source: {uri: '0'}\ndetector: {backend: onnxrt}\n")
-    with pytest.raises(ConfigError, match="missing config key 'detector.bundle'"):
+
+
+@pytest.mark.parametrize("text, match", [
+    ("source: {uri: '0'}\ndetector: {bundle: b}\nhandshake: {deadline_s: -1}\n", "deadline_s"),
+    ("source: {uri: '0', options: {fsp: 30}}\ndetector: {bundle: b}\n", "source.options.fsp.*did you mean 'fps'"),
+    ("source: {uri: '0'}\ndetector: {bundle: b, serach: exact}\n", "detector.serach.*did you mean 'search'"),
+    ("source: {uri: '0'}\ndetector: {backend: onnxrt}\n", "missing config key 'detector.bundle'"),
+])
+def test_app_config_errors_name_the_key(tmp_path, text, match) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=match):
         app.load_gateway_config(bad)
 
 
