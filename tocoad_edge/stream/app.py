@@ -221,10 +221,9 @@ def build_sinks(cfg: SinksSection, source_fps: float | None) -> list:
 
 
 def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
+    from ..runtime import Detector
     from .loop import run_stream
     from .sources import open_source
-
-    from ..runtime import Detector
 
     # Checked before the bundle loads, so a wrong source fails at once; capture starts once the model is ready.
     source = open_source(cfg.source.uri, source_options(cfg.source), start=False)

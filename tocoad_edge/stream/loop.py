@@ -12,10 +12,10 @@ import numpy as np
 
 from ..errors import ConfigError, TocoadError
 from ..runtime.prediction import Prediction, Predictor
+from .capture import Source
 from .frame import Frame, ReadStatus
 from .overlay import draw_overlay
 from .sinks.base import Sink, StopStream
-from .capture import Source
 
 log = logging.getLogger(__name__)
 
