@@ -70,6 +70,8 @@ setup(
             "tocoad-demo=tocoad_edge.cli.demo:main",
             "tocoad-sign=tocoad_edge.cli.sign:main",
             "tocoad-threshold=tocoad_edge.cli.threshold:main",
+            "tocoad-stream=tocoad_edge.stream.app:main",
+            "tocoad-plc=tocoad_edge.plc.app:main",
         ]
     },
 )

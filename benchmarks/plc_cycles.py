@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tocoad_edge.plc import Gateway, HandshakeConfig, ModbusConfig, ModbusServer, OpcUaConfig, OpcUaServer  # noqa: E402
 from tocoad_edge.plc.cycle_check import CycleReport, modbus_cycles, opcua_cycles  # noqa: E402
 from tocoad_edge.plc.simulation import FrameMeanDetector, SimulatedCamera, expected_score  # noqa: E402
+from tocoad_edge.stream import Frame, ReadResult, ReadStatus  # noqa: E402
 
 
 class FolderCamera:
@@ -38,9 +40,10 @@ class FolderCamera:
         self.images = [read_image(p) for p in paths]
         self.i = 0
 
-    def read(self, timeout: float) -> Any:
+    def read(self, timeout: float) -> ReadResult:
         self.i += 1
-        return self.images[self.i % len(self.images)]
+        image = self.images[self.i % len(self.images)]
+        return ReadResult(ReadStatus.OK, Frame(self.i, time.time(), time.monotonic(), image))
 
 
 def bench(transport: str, cycles: int, source: Any, detector: Any, simulated: bool, deadline_s: float) -> dict:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Run a tocoad-edge bundle on a camera, RTSP stream, video file or image folder.
+"""Run a tocoad-edge bundle on a camera, RTSP stream, video file or image folder: the same program as the
+``tocoad-stream`` command (tocoad_edge/stream/app.py), for a checkout that is not pip-installed.
 
     python examples/camera_stream.py --bundle bundle/ --source 0 --live-view 127.0.0.1:8080
     python examples/camera_stream.py --bundle bundle/ --source video.mp4 --save overlay.mp4 --jsonl results.jsonl

@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-
-@dataclass
-class FakePrediction:
-    score: float
-    raw_score: float
-    is_anomalous: bool
-    decision: str
-    anomaly_map: np.ndarray
-    timings_ms: dict = field(default_factory=dict)
+from tocoad_edge.runtime import Prediction
 
 
 class SlowFakeDetector:
@@ -28,7 +19,7 @@ class SlowFakeDetector:
         self.zero_map = zero_map
         self.calls = 0
 
-    def predict(self, image: np.ndarray) -> FakePrediction:
+    def predict(self, image: np.ndarray) -> Prediction:
         t0 = time.perf_counter()
         if self.delay_s:
             time.sleep(self.delay_s)
@@ -36,8 +27,7 @@ class SlowFakeDetector:
         amap = np.zeros(gray.shape, np.float32) if self.zero_map else gray.astype(np.float32) / 128.0
         score = float(gray.mean()) / 128.0
         self.calls += 1
-        return FakePrediction(score, score * 10.0, score > 1.0, "NG" if score > 1.0 else "OK", amap,
-                              {"total": (time.perf_counter() - t0) * 1000.0})
+        return Prediction(score, score * 10.0, score > 1.0, amap, {"total": (time.perf_counter() - t0) * 1000.0})
 
 
 def write_video(path: Path, n_frames: int, size=(160, 120), fps: float = 25.0) -> Path:

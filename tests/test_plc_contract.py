@@ -12,7 +12,8 @@ import pytest
 from tocoad_edge.plc import Fault, Mode, Phase, Quality, Result, Snapshot
 from tocoad_edge.plc import modbus_map as M
 from tocoad_edge.plc.opcua_nodes import NODES, verdict_status
-from tocoad_edge.plc.ports import ERROR, OK, TIMEOUT, normalize_read
+from tocoad_edge.plc.ports import ERROR, OK, TIMEOUT, grab, to_grab
+from tocoad_edge.stream import Frame, ReadResult, ReadStatus
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "plc.md").read_text(encoding="utf-8")
 
@@ -85,60 +86,36 @@ def test_verdict_status_is_never_good_for_a_stale_or_faulted_result() -> None:
     assert verdict_status(snapshot(quality=Quality.BAD, running=False, fault=Fault.STOPPED)) == "BadShutdown"
 
 
-class _Status:
-    def __init__(self, name):
-        self.status = name
-
-
-class _WithFrame:
-    def __init__(self):
-        self.image = np.zeros((2, 2, 3), np.uint8)
-        self.frame_id = 9
-
-
-def test_source_read_values_are_understood_or_reported() -> None:
-    frame = np.zeros((2, 2, 3), np.uint8)
-    assert normalize_read(frame).status == OK
-    g = normalize_read(_WithFrame())
-    assert (g.status, g.frame_id) == (OK, 9)
-    assert normalize_read(None).status == TIMEOUT
-    assert normalize_read(_Status("TIMEOUT")).status == TIMEOUT
-    assert normalize_read(_Status("end_of_stream")).status == ERROR
-    assert normalize_read((True, frame)).status == OK and normalize_read((False, None)).status == ERROR
-    g = normalize_read("not a frame")
-    assert g.status == ERROR and "expected an ndarray" in g.detail
-
-
-def test_stream_read_results_are_understood() -> None:
-    stream = pytest.importorskip("tocoad_edge.stream", reason="tocoad_edge.stream is not on this branch yet")
+def test_stream_read_results_become_grabs() -> None:
     image = np.zeros((4, 4, 3), np.uint8)
-    frame = stream.Frame(id=17, timestamp=0.0, monotonic=0.0, image=image)
-    g = normalize_read(stream.ReadResult(stream.ReadStatus.OK, frame))
-    assert (g.status, g.frame_id) == (OK, 17) and g.frame is image
-    assert normalize_read(stream.ReadResult(stream.ReadStatus.TIMEOUT)).status == TIMEOUT
-    g = normalize_read(stream.ReadResult(stream.ReadStatus.TIMEOUT, error="reconnecting: refused"))
+    g = to_grab(ReadResult(ReadStatus.OK, Frame(id=17, timestamp=0.0, monotonic=12.5, image=image)))
+    assert (g.status, g.frame_id, g.captured) == (OK, 17, 12.5) and g.frame is image
+    assert to_grab(ReadResult(ReadStatus.TIMEOUT)) == to_grab(ReadResult(ReadStatus.TIMEOUT, error=None))
+    assert to_grab(ReadResult(ReadStatus.TIMEOUT)).status == TIMEOUT
+    g = to_grab(ReadResult(ReadStatus.TIMEOUT, error="reconnecting: refused"))
     assert (g.status, g.detail) == (TIMEOUT, "reconnecting: refused")
-    g = normalize_read(stream.ReadResult(stream.ReadStatus.ERROR, error="connection refused"))
+    g = to_grab(ReadResult(ReadStatus.ERROR, error="connection refused"))
     assert (g.status, g.detail) == (ERROR, "connection refused")
-    assert normalize_read(stream.ReadResult(stream.ReadStatus.END_OF_STREAM)).status == ERROR
+    g = to_grab(ReadResult(ReadStatus.END_OF_STREAM))
+    assert (g.status, g.detail) == (ERROR, "end_of_stream")
 
 
-class _StreamLikeFrame:
-    def __init__(self, image, id):
-        self.image, self.id = image, id
+class _ArraySource:
+    """Test double: a source that returns a bare frame, the old duck-typed shape that is no longer read."""
+
+    def read(self, timeout: float) -> np.ndarray:
+        return np.zeros((2, 2, 3), np.uint8)
 
 
-class _StreamLikeResult:
-    def __init__(self, status, frame=None, error=None):
-        self.status, self.frame, self.error = status, frame, error
+def test_a_read_of_the_wrong_type_is_a_clear_error() -> None:
+    from tocoad_edge.errors import SourceError
 
-
-def test_nested_frame_results_are_understood() -> None:
-    image = np.zeros((4, 4, 3), np.uint8)
-    g = normalize_read(_StreamLikeResult("OK", _StreamLikeFrame(image, 5)))
-    assert (g.status, g.frame_id) == (OK, 5)
-    assert normalize_read(_StreamLikeResult("OK")).status == ERROR
-    assert normalize_read(_StreamLikeResult("ERROR", error="gone")).detail == "gone"
+    with pytest.raises(SourceError) as err:
+        to_grab(np.zeros((2, 2, 3), np.uint8))
+    assert err.value.expected == "a tocoad_edge.stream.ReadResult" and err.value.got == "ndarray"
+    assert "open_source" in err.value.fix
+    g = grab(_ArraySource(), 0.1)          # inside the gateway loop the same error is a camera error, not a crash
+    assert g.status == ERROR and g.detail.startswith("SourceError: the gateway's source returned the wrong type")
 
 
 def test_plc_imports_without_torch_or_training_code() -> None:
@@ -188,7 +165,7 @@ def test_every_config_key_is_documented() -> None:
         documented |= {names[0]} | {prefix + n for n in names[1:]}
     expected = set()
     for f in dataclasses.fields(config.GatewayConfig):
-        section = {"source": config.SourceConfig, "detector": config.DetectorConfig,
+        section = {"source": config.SourceConfig, "detector": config.DetectorOptions,
                    "handshake": config.HandshakeConfig, "modbus": config.ModbusConfig,
                    "opcua": config.OpcUaConfig}.get(f.name)
         if section is not None:

@@ -1,10 +1,7 @@
-"""The gateway with the real runtime Detector (tiny bundle), and examples/plc_gateway.py from a YAML file."""
+"""The gateway with the real runtime Detector (tiny bundle), and the tocoad-plc app (plc/app.py) from a YAML file."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from dataclasses import dataclass
-from pathlib import Path
+import time
 
 import numpy as np
 import pytest
@@ -14,17 +11,11 @@ pytest.importorskip("pymodbus", reason="the plc extra is not installed (pip inst
 from tocoad_edge.data import read_image  # noqa: E402
 from tocoad_edge.errors import ConfigError  # noqa: E402
 from tocoad_edge.plc import Gateway, HandshakeConfig, ModbusConfig, ModbusServer, bundle_hash  # noqa: E402
+from tocoad_edge.plc import app  # noqa: E402
 from tocoad_edge.plc import modbus_map as M  # noqa: E402
 from tocoad_edge.plc.cycle_check import modbus_cycles  # noqa: E402
 from tocoad_edge.runtime import Detector  # noqa: E402
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plc_gateway.py"
-
-
-@dataclass(frozen=True)
-class ListedFrame:
-    image: np.ndarray
-    frame_id: int
+from tocoad_edge.stream import Frame, ReadResult, ReadStatus  # noqa: E402
 
 
 class ImageListSource:
@@ -34,10 +25,11 @@ class ImageListSource:
         self.images = images
         self.next_id = 0
 
-    def read(self, timeout: float) -> ListedFrame:
+    def read(self, timeout: float) -> ReadResult:
         frame_id = self.next_id
         self.next_id += 1
-        return ListedFrame(self.images[frame_id % len(self.images)], frame_id)
+        image = self.images[frame_id % len(self.images)]
+        return ReadResult(ReadStatus.OK, Frame(frame_id, time.time(), time.monotonic(), image))
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +58,8 @@ def test_real_detector_verdicts_reach_the_plc_unchanged(tiny_bundle, images) -> 
     assert snap.bundle_hash == bundle_hash(tiny_bundle)
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("plc_gateway_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_example_runs_from_yaml(tiny_bundle, tmp_path) -> None:
-    example = _load_example()
+def test_app_runs_from_yaml(tiny_bundle, tmp_path) -> None:
     cfg_file = tmp_path / "gateway.yaml"
-    pytest.importorskip("tocoad_edge.stream", reason="camera sources are not available")
     cfg_file.write_text(f"""
 source: {{uri: 'testsrc://?width=96&height=96', options: {{fps: 30}}}}   # a real stream source: a test pattern
 detector: {{bundle: "{tiny_bundle}"}}
@@ -85,42 +67,44 @@ transport: modbus
 handshake: {{deadline_s: 5.0}}
 modbus: {{host: 127.0.0.1, port: 0}}
 """)
-    cfg = example.load_gateway_config(cfg_file)
-    gateway, transport, detector = example.build(cfg)
+    cfg = app.load_gateway_config(cfg_file)
+    gateway, transport, detector = app.build(cfg)
     try:
         with gateway, transport:
             report = modbus_cycles("127.0.0.1", transport.port, 10)
             snap = gateway.snapshot()
     finally:
         detector.close()
-        close = getattr(gateway.source, "close", None)
-        if close is not None:
-            close()
+        gateway.source.close()
     assert report.problems == [] and report.seqs == list(range(1, 11))
     assert snap.model_id == detector.manifest.model_id
-    assert example.main([str(cfg_file), "--print-config"]) == 0
+    assert app.main([str(cfg_file), "--print-config"]) == 0
 
 
-def test_example_refuses_a_bad_config_with_a_fix(tmp_path, capsys) -> None:
-    example = _load_example()
+def test_app_refuses_a_bad_config_with_a_fix(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("source: {uri: '0'}\ndetector: {bundle: b}\ntransport: profinet\n")
-    assert example.main([str(bad)]) == 2
+    assert app.main([str(bad)]) == 2
     err = capsys.readouterr().err
     assert "transport" in err and "expected" in err and "modbus" in err
-    bad.write_text("source: {uri: '0'}\ndetector: {bundle: b}\nhandshake: {deadline_s: -1}\n")
-    with pytest.raises(ConfigError, match="deadline_s"):
-        example.load_gateway_config(bad)
-    if importlib.util.find_spec("tocoad_edge.stream") is not None:
-        bad.write_text("source: {uri: '0', options: {fsp: 30}}\ndetector: {bundle: b}\n")
-        with pytest.raises(ConfigError, match="source.options.fsp.*did you mean 'fps'"):
-            example.load_gateway_config(bad)
 
 
-def test_example_main_runs_for_a_duration_and_reports(tiny_bundle, tmp_path, caplog) -> None:
+@pytest.mark.parametrize("text, match", [
+    ("source: {uri: '0'}\ndetector: {bundle: b}\nhandshake: {deadline_s: -1}\n", "deadline_s"),
+    ("source: {uri: '0', options: {fsp: 30}}\ndetector: {bundle: b}\n", "source.options.fsp.*did you mean 'fps'"),
+    ("source: {uri: '0'}\ndetector: {bundle: b, serach: exact}\n", "detector.serach.*did you mean 'search'"),
+    ("source: {uri: '0'}\ndetector: {backend: onnxrt}\n", "missing config key 'detector.bundle'"),
+])
+def test_app_config_errors_name_the_key(tmp_path, text, match) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        app.load_gateway_config(bad)
+
+
+def test_app_main_runs_for_a_duration_and_reports(tiny_bundle, tmp_path, caplog) -> None:
     import logging
 
-    example = _load_example()
     cfg_file = tmp_path / "gateway.yaml"
     cfg_file.write_text(f"""
 source: {{uri: simulated}}
@@ -129,7 +113,7 @@ transport: opcua
 opcua: {{host: 127.0.0.1, port: 0}}
 """)
     caplog.set_level(logging.INFO)
-    assert example.main([str(cfg_file), "--duration", "0.5"]) == 0
+    assert app.main([str(cfg_file), "--duration", "0.5"]) == 0
     messages = [r.getMessage() for r in caplog.records]
     assert any("PLC gateway up: opcua opc.tcp://127.0.0.1:" in m for m in messages)
     assert any(m.startswith("stopping: 0 triggers") for m in messages)

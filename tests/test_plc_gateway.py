@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from plc_helpers import DEADLINE_S, make_gateway, poll
 from tocoad_edge.plc import Fault, Gateway, HandshakeConfig, Quality, Result
 from tocoad_edge.plc.simulation import FrameMeanDetector, expected_score
+from tocoad_edge.runtime import Prediction
+from tocoad_edge.stream import Frame, ReadResult, ReadStatus
 
 
 def test_inspect_once_runs_whole_cycles_and_identifies_the_frame() -> None:
@@ -64,10 +67,10 @@ class RaisingSource:
     def __init__(self):
         self.raising = True
 
-    def read(self, timeout: float) -> np.ndarray:
+    def read(self, timeout: float) -> ReadResult:
         if self.raising:
             raise OSError("USB device disconnected")
-        return np.full((4, 4, 3), 50, np.uint8)
+        return ReadResult(ReadStatus.OK, Frame(0, time.time(), time.monotonic(), np.full((4, 4, 3), 50, np.uint8)))
 
 
 def test_a_raising_source_is_a_camera_error_not_a_crash(caplog) -> None:
@@ -90,7 +93,8 @@ class NanDetector:
     """Test double: a detector that returns a non-finite score."""
 
     def predict(self, frame):
-        return type("P", (), {"score": float("nan"), "raw_score": float("nan"), "is_anomalous": False})()
+        return Prediction(score=float("nan"), raw_score=float("nan"), is_anomalous=False,
+                          anomaly_map=np.zeros(frame.shape[:2], np.float32))
 
 
 def test_a_non_finite_score_is_an_inference_error_never_ok() -> None:
@@ -130,18 +134,15 @@ class BufferedSource:
     def arm(self, n: int) -> None:
         self.stale_left = n
 
-    def read(self, timeout: float):
-        import time
-
-        from tocoad_edge.plc.simulation import SimulatedFrame
-
+    def read(self, timeout: float) -> ReadResult:
         if self.stale_left > 0:
             self.stale_left -= 1
             self.stale_id += 1
-            return SimulatedFrame(np.full((4, 4, 3), 10, np.uint8), self.stale_id, 0.0,
-                                  time.monotonic() - self.age_s)
-        self.fresh_id += 1
-        return SimulatedFrame(np.full((4, 4, 3), 20, np.uint8), self.fresh_id, 0.0, time.monotonic())
+            frame = Frame(self.stale_id, 0.0, time.monotonic() - self.age_s, np.full((4, 4, 3), 10, np.uint8))
+        else:
+            self.fresh_id += 1
+            frame = Frame(self.fresh_id, 0.0, time.monotonic(), np.full((4, 4, 3), 20, np.uint8))
+        return ReadResult(ReadStatus.OK, frame)
 
 
 @pytest.mark.parametrize("fresh_frames", [True, False])

@@ -90,9 +90,9 @@ def test_wrong_runtime_options(bundle_copy, serving):
     from tocoad_edge.runtime import Detector
 
     before = golden_fingerprint(serving)
-    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+    with pytest.raises(ConfigError, match="'detector.precision'.*got: 'fp16'"):
         Detector.open(bundle_copy, precision="fp16")
-    with pytest.raises(ConfigError, match="unknown search 'hnsww'"):
+    with pytest.raises(ConfigError, match="'detector.search'.*got: 'hnsww'"):
         Detector.open(bundle_copy, search="hnsww")
     with pytest.raises(ConfigError, match="unknown backend 'onnxruntime'; did you mean 'onnxrt'"):
         serving.swap(bundle_copy, backend="onnxruntime")

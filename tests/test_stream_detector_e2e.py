@@ -1,4 +1,4 @@
-"""End to end with the real Detector: examples/camera_stream.py's app on a video file with a tiny bundle."""
+"""End to end with the real Detector: the tocoad-stream app (stream/app.py) on a video file with a tiny bundle."""
 from __future__ import annotations
 
 import json

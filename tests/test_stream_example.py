@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from script_support import run_python
 from tocoad_edge.errors import ConfigError
 from tocoad_edge.stream.app import HELP, StreamAppConfig, build_parser, main, resolve_config
 
@@ -22,7 +21,7 @@ def _all_keys():
 
 
 def test_help_documents_every_option():
-    out = subprocess.run([sys.executable, str(EXAMPLE), "--help"], capture_output=True, text=True, timeout=60)
+    out = run_python(str(EXAMPLE), "--help", timeout=60)
     assert out.returncode == 0
     for _, key in _all_keys():
         flag = "--source" if key == "uri" else "--" + key.replace("_", "-")
@@ -49,7 +48,7 @@ def test_yaml_replaces_flags_and_flags_override_it(tmp_path):
     assert cfg.sinks.jsonl == "results.jsonl"
     flags_only = resolve_config(build_parser().parse_args(["--bundle", "b", "--source", "video.mp4", "--save",
                                                            "overlay.mp4", "--jsonl", "r.jsonl"]))
-    assert (flags_only.detector.bundle, flags_only.source.uri, flags_only.sinks.save) == ("b", "video.mp4",
+    assert (flags_only.detector.bundle, flags_only.source.uri, flags_only.sinks.save) == (Path("b"), "video.mp4",
                                                                                           "overlay.mp4")
 
 

@@ -11,11 +11,12 @@ import numpy as np
 from stream_support import SlowFakeDetector, jpeg, publish_moving_bar
 from tocoad_edge.stream import ReadStatus, open_source, run_stream
 from tocoad_edge.stream.mjpeg import MjpegBroadcaster, MjpegServer
+from tocoad_edge.stream.sinks import Sink
 
 OUTAGE_S = 4.0
 
 
-class RecordingSink:
+class RecordingSink(Sink):
     """Keeps (frame id, monotonic capture time) of each result."""
 
     def __init__(self):
@@ -23,9 +24,6 @@ class RecordingSink:
 
     def write(self, result):
         self.seen.append((result.frame.id, result.frame.monotonic))
-
-    def close(self):
-        pass
 
 
 def _wait_until(cond, timeout_s: float) -> bool:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..errors import ConfigError
+from ..runtime.options import DetectorOptions
 from ..typed_config import from_dict, load_yaml, require
 
 
@@ -61,17 +63,14 @@ class SourceConfig:
     options: dict[str, str | int | float | bool | None] = field(default_factory=dict)   # SourceOptions keys
 
 
-@dataclass(frozen=True)
-class DetectorConfig:
-    bundle: Path                        # folder written by tocoad-export
-    backend: str = "auto"
-    precision: str = "fp32"
+# The detector: section is the runtime's DetectorOptions, the same type as the stream app's detector: section.
+DetectorConfig = DetectorOptions    # the name this module exported before; kept for embedding programs
 
 
 @dataclass(frozen=True)
 class GatewayConfig:
     source: SourceConfig
-    detector: DetectorConfig
+    detector: DetectorOptions
     transport: Literal["modbus", "opcua"] = "modbus"
     handshake: HandshakeConfig = field(default_factory=HandshakeConfig)
     modbus: ModbusConfig = field(default_factory=ModbusConfig)
@@ -86,6 +85,9 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     at load time with a did-you-mean, before the bundle or the camera is opened.
     """
     cfg = from_dict(GatewayConfig, load_yaml(path))
+    if cfg.detector.bundle is None:     # optional in DetectorOptions (the stream app takes it as a flag), not here
+        raise ConfigError("missing config key 'detector.bundle'", expected="a bundle folder written by tocoad-export",
+                          got="none", fix="add 'detector.bundle' to the config")
     if cfg.source.options and cfg.source.uri != "simulated":
         try:
             from ..stream.options import SourceOptions

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..runtime.prediction import Predictor
 from .config import HandshakeConfig
 from .handshake import Cycle, Handshake
-from .ports import ERROR, OK, FrameSource, Predictor, grab, judge
+from .ports import ERROR, OK, FrameSource, grab, judge
 from .signals import Fault, Mode, Result, Stage
 from .snapshot import Outcome, Snapshot
 from .watchdog import Watchdog

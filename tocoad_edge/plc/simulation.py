@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class SimulatedFrame:
-    image: np.ndarray
-    frame_id: int
-    timestamp: float        # time.time() at capture
-    monotonic: float        # time.monotonic() at capture
+from ..runtime.prediction import Prediction
+from ..stream.frame import Frame, ReadResult, ReadStatus
 
 
 def expected_score(frame_id: int) -> float:
@@ -28,9 +22,10 @@ def expected_score(frame_id: int) -> float:
 
 
 class SimulatedCamera:
-    """A frame source with ``read(timeout)``. Frames are ``shape`` uint8, every pixel ``frame_id % 251``.
+    """A frame source with ``read(timeout)`` → ``ReadResult``, like ``tocoad_edge.stream`` sources. Frames are
+    ``shape`` uint8, every pixel ``frame_id % 251``.
 
-    ``unplug()``: reads wait their timeout and return None (a camera that stopped delivering).
+    ``unplug()``: reads wait their timeout and return TIMEOUT (a camera that stopped delivering).
     ``hang()``: reads block, ignoring their timeout, until ``plug()`` (a driver call that never returns).
     ``plug()``: back to normal.
     """
@@ -56,29 +51,22 @@ class SimulatedCamera:
         self._hung = True
         self._present.clear()
 
-    def read(self, timeout: float) -> SimulatedFrame | None:
+    def close(self) -> None:
+        """Nothing to release (a stream source's close stops its capture thread)."""
+
+    def read(self, timeout: float) -> ReadResult:
         self.reads += 1
         if self._hung:
             self._present.wait()            # ignores the timeout, like a stuck driver
         elif not self._present.wait(timeout):
-            return None
+            return ReadResult(ReadStatus.TIMEOUT)
         if self.frame_interval_s:
             time.sleep(self.frame_interval_s)
         with self._lock:
             frame_id = self._next_id
             self._next_id += 1
         image = np.full(self.shape, frame_id % 251, dtype=np.uint8)
-        return SimulatedFrame(image, frame_id, time.time(), time.monotonic())
-
-
-@dataclass(frozen=True)
-class SimulatedPrediction:
-    score: float
-    raw_score: float
-    is_anomalous: bool
-    decision: str
-    anomaly_map: np.ndarray | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
+        return ReadResult(ReadStatus.OK, Frame(frame_id, time.time(), time.monotonic(), image))
 
 
 class FrameMeanDetector:
@@ -106,7 +94,7 @@ class FrameMeanDetector:
         self._failing = False
         self._healthy.set()
 
-    def predict(self, frame: np.ndarray) -> SimulatedPrediction:
+    def predict(self, frame: np.ndarray) -> Prediction:
         self.calls += 1
         self._healthy.wait()
         if self._failing:
@@ -114,5 +102,6 @@ class FrameMeanDetector:
         if self.delay_s:
             time.sleep(self.delay_s)
         score = float(np.round(frame.mean())) / 100.0
-        return SimulatedPrediction(score=score, raw_score=score, is_anomalous=score > 1.0,
-                                   decision="NG" if score > 1.0 else "OK")
+        # a flat map at the frame's score: the frames are flat, and the stream's overlay needs a map
+        amap = np.full(frame.shape[:2], score, dtype=np.float32)
+        return Prediction(score=score, raw_score=score, is_anomalous=score > 1.0, anomaly_map=amap)

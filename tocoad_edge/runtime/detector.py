@@ -15,15 +15,13 @@ from ..bundle.signature import read_signed_manifest
 from ..errors import BundleError, ConfigError
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
+from .options import DetectorOptions
 from .pipeline import DEFAULT_DEPTH
 from .prediction import Prediction
 from .scoring import anomaly_map
 from .search.base import NearestNeighbourSearch
 
 log = logging.getLogger("tocoad_edge.runtime")
-
-PRECISIONS = ("fp32", "int8")
-SEARCHES = ("auto", "hnsw", "exact", "refined")
 
 
 def _load_bank(path: Path, manifest: Manifest) -> np.ndarray:
@@ -135,20 +133,31 @@ class Detector:
         ``public_key`` (Ed25519 PEM bytes / text / path): when given, the manifest must carry a valid signature
         by that key (``bundle/signature.py``), checked before anything else is read.
         """
-        if precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision '{precision}'", expected=f"one of {list(PRECISIONS)}", got=precision)
-        if search not in SEARCHES:
-            raise ConfigError(f"unknown search '{search}'", expected=f"one of {list(SEARCHES)}", got=search)
-        bundle = Path(bundle_dir)
-        if public_key is not None:
-            manifest = read_signed_manifest(bundle, public_key)
+        return cls.from_options(DetectorOptions(bundle=bundle_dir, backend=backend, precision=precision,
+                                                search=search, threads=threads, public_key=public_key),
+                                search_threads=search_threads, **backend_options)
+
+    @classmethod
+    def from_options(cls, options: DetectorOptions, *, search_threads: int | None = None,
+                     **backend_options) -> "Detector":
+        """``open`` with its options as one value (the ``detector:`` section of the stream and PLC configs).
+        ``search_threads`` and ``backend_options`` are the rarely needed tuning knobs ``open`` takes too."""
+        if not isinstance(options, DetectorOptions):
+            raise ConfigError("Detector.from_options takes a DetectorOptions", expected="DetectorOptions(bundle=...)",
+                              got=type(options).__name__, fix="or call Detector.open(bundle, **options)")
+        if options.bundle is None:
+            raise ConfigError("no bundle given", expected="a bundle folder written by tocoad-export",
+                              got="detector.bundle: null", fix="set detector.bundle (or pass --bundle BUNDLE)")
+        bundle, precision, threads = options.bundle, options.precision, options.threads
+        if options.public_key is not None:
+            manifest = read_signed_manifest(bundle, options.public_key)
         else:
             manifest = read_manifest(bundle)
         if precision not in manifest.models:
             raise BundleError(f"this bundle has no {precision} model", expected=f"one of {sorted(manifest.models)}",
                               got=precision, fix="export with --int8 for an INT8 model, or choose precision='fp32'")
         paths = verify_files(bundle, manifest)
-        backend_name = choose_backend(backend, manifest)
+        backend_name = choose_backend(options.backend, manifest)
         model_file = manifest.models[precision].file
         if backend_name == "tensorrt":
             from .backends.trt.runner import engine_for
@@ -161,7 +170,7 @@ class Detector:
         be.load()
         try:
             bank = _load_bank(paths[manifest.memory_bank.file], manifest)
-            nn = create_search(search, bank, manifest, paths, search_threads or threads, precision)
+            nn = create_search(options.search, bank, manifest, paths, search_threads or threads, precision)
         except Exception:
             be.close()
             raise
@@ -169,7 +178,7 @@ class Detector:
                  nn.name, manifest.memory_bank.entries)
         det = cls(bundle, manifest, be, nn, precision)
         det.threads = {"backbone": threads, "search": search_threads or threads}
-        det._public_key = public_key
+        det._public_key = options.public_key
         return det
 
     @property

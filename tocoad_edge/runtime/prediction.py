@@ -1,7 +1,9 @@
-"""What ``Detector.predict`` returns."""
+"""What ``Detector.predict`` returns, and ``Predictor``: what the stream loop and the PLC gateway need of a
+detector (``Detector``, ``HotSwapDetector`` and the simulated or test detectors all fit)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,3 +23,11 @@ class Prediction:
         """"NG" above the image threshold, "REVIEW" in the review band below it (when the bundle has one), else
         "OK"."""
         return "NG" if self.is_anomalous else "REVIEW" if self.is_review else "OK"
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """One frame in, one ``Prediction`` out. ``run_stream(pipelined=True)`` also uses ``predict_stream`` where a
+    detector has it (``Detector`` and ``HotSwapDetector`` do); nothing else is asked of a detector."""
+
+    def predict(self, frame: np.ndarray) -> Prediction: ...

@@ -6,11 +6,11 @@ and a live view in the browser. See docs/streams.md.
     source = open_source("rtsp://camera/stream", {"reconnect_max_s": 5})
     report = run_stream(detector, source, [JsonLinesSink("results.jsonl"), LiveViewSink(port=8080)])
 """
+from .capture import Source, SourceStats
 from .frame import Frame, ReadResult, ReadStatus
 from .loop import StreamReport, StreamResult, StreamStats, Telemetry, run_stream
 from .options import SourceOptions
 from .overlay import draw_overlay
-from .source import Source, SourceStats
 from .sources import open_source, parse_uri
 
 __all__ = ["Frame", "ReadResult", "ReadStatus", "Source", "SourceOptions", "SourceStats", "StreamReport",

@@ -1,4 +1,4 @@
-"""The camera-stream application behind ``examples/camera_stream.py``: flags or a YAML file → detector,
+"""``tocoad-stream`` (and ``examples/camera_stream.py``): flags or a YAML file → detector,
 source, sinks → ``run_stream``. Every flag maps onto one key of ``StreamAppConfig`` (same names, ``-`` for ``_``)."""
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import threading
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError, TocoadError
+from ..runtime.options import DetectorOptions
 from ..shutdown import stop_on_signals
 from ..typed_config import from_dict, load_yaml, require, to_dict
 from .options import SourceOptions
@@ -24,15 +26,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SourceSection(SourceOptions):
     uri: str = "0"
-
-
-@dataclass(frozen=True)
-class DetectorSection:
-    bundle: str | None = None
-    backend: str = "auto"
-    precision: Literal["fp32", "int8"] = "fp32"
-    search: Literal["auto", "hnsw", "exact", "refined"] = "auto"
-    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +62,7 @@ class RunSection:
 @dataclass(frozen=True)
 class StreamAppConfig:
     source: SourceSection = field(default_factory=SourceSection)
-    detector: DetectorSection = field(default_factory=DetectorSection)
+    detector: DetectorOptions = field(default_factory=DetectorOptions)   # the same type as the PLC's detector:
     sinks: SinksSection = field(default_factory=SinksSection)
     run: RunSection = field(default_factory=RunSection)
 
@@ -106,6 +99,8 @@ HELP: dict[str, str] = {
     "precision": "model precision in the bundle",
     "search": "nearest-neighbour search: auto, hnsw, exact, refined (HNSW map, exact image score)",
     "threads": "CPU threads for inference (default: the backend's choice)",
+    "public_key": "Ed25519 public key file (PEM) the bundle must be signed by (tocoad-sign); unsigned bundles are "
+                  "refused",
     # sinks
     "save": "write the overlay video to this file (.mp4 or .avi)",
     "save_fps": "frame rate of the saved video (default: the source's, else 25)",
@@ -152,17 +147,18 @@ def _add_field_flag(group: argparse._ArgumentGroup, section: str, f: dataclasses
         group.add_argument(_flag(f.name), dest=dest, choices=typing.get_args(base), default=argparse.SUPPRESS,
                            help=text)
     else:
-        group.add_argument(_flag(f.name), dest=dest, type=base, default=argparse.SUPPRESS, help=text,
-                           metavar=f.name.upper())
+        # paths stay text here: the strict loader turns them into Path, as it does for the YAML file
+        group.add_argument(_flag(f.name), dest=dest, type=str if base is Path else base, default=argparse.SUPPRESS,
+                           help=text, metavar=f.name.upper())
 
 
-def build_parser(prog: str = "camera_stream.py") -> argparse.ArgumentParser:
+def build_parser(prog: str = "tocoad-stream") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=(
         "Run a tocoad-edge bundle on a camera, stream, video file or image folder. Reconnects broken sources, "
         "drops frames (and counts them) when the detector falls behind, and writes results to the sinks you "
         "choose. Every flag is also a key of the YAML file given with --config (section.key, '_' for '-'); "
         "flags override the file."),
-        epilog="Example: camera_stream.py --bundle bundle/ --source rtsp://cam/stream --jsonl results.jsonl "
+        epilog=f"Example: {prog} --bundle bundle/ --source rtsp://cam/stream --jsonl results.jsonl "
                "--live-view 0.0.0.0:8080. See docs/streams.md.")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file with sections source, detector, sinks, run "
                                                           "(read strictly: unknown keys are errors)")
@@ -225,18 +221,17 @@ def build_sinks(cfg: SinksSection, source_fps: float | None) -> list:
 
 
 def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
+    from ..runtime import Detector
     from .loop import run_stream
     from .sources import open_source
 
-    if not cfg.detector.bundle:
-        raise ConfigError("no bundle given", fix="pass --bundle BUNDLE (a folder written by tocoad-export) or set "
-                                                 "detector.bundle in the config file")
-    from ..runtime import Detector
-
     # Checked before the bundle loads, so a wrong source fails at once; capture starts once the model is ready.
     source = open_source(cfg.source.uri, source_options(cfg.source), start=False)
-    d = cfg.detector
-    detector = Detector.open(d.bundle, backend=d.backend, precision=d.precision, search=d.search, threads=d.threads)
+    try:
+        detector = Detector.from_options(cfg.detector)
+    except BaseException:
+        source.close()
+        raise
     try:
         source.start()
         try:
@@ -265,7 +260,7 @@ def report_dict(report) -> dict[str, Any]:
             "accounted": report.consistent}
 
 
-def main(argv: list[str] | None = None, prog: str = "camera_stream.py") -> int:
+def main(argv: list[str] | None = None, prog: str = "tocoad-stream") -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

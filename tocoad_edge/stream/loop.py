@@ -6,29 +6,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Protocol
+from typing import Any, Iterable, Literal
 
 import numpy as np
 
-from ..errors import TocoadError
+from ..errors import ConfigError, TocoadError
+from ..runtime.prediction import Prediction, Predictor
+from .capture import Source
 from .frame import Frame, ReadStatus
 from .overlay import draw_overlay
-from .source import Source
+from .sinks.base import Sink, StopStream
 
 log = logging.getLogger(__name__)
-
-
-class Prediction(Protocol):
-    score: float
-    raw_score: float
-    is_anomalous: bool
-    decision: str
-    anomaly_map: np.ndarray
-    timings_ms: dict[str, float]
-
-
-class DetectorLike(Protocol):
-    def predict(self, frame: np.ndarray) -> Prediction: ...
 
 
 @dataclass(frozen=True)
@@ -119,14 +108,9 @@ class StreamResult:
         """The frame with heat map, score, verdict, FPS and latency (drawn once, shared by the sinks)."""
         if self._overlay is None:
             p = self.prediction
-            self._overlay = draw_overlay(self.frame.image, getattr(p, "anomaly_map", None), score=p.score,
+            self._overlay = draw_overlay(self.frame.image, p.anomaly_map, score=p.score,
                                          decision=p.decision, fps=self.fps, latency_ms=self.latency_ms)
         return self._overlay
-
-
-class Sink(Protocol):
-    def write(self, result: StreamResult) -> None: ...
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -143,21 +127,27 @@ class StreamReport:
         return self.stats.processed + self.stats.dropped == self.stats.captured
 
 
-def run_stream(detector: DetectorLike, source: Source, sinks: Iterable[Sink] = (), *,
+def run_stream(detector: Predictor, source: Source, sinks: Iterable[Sink] = (), *,
                max_frames: int | None = None, duration_s: float | None = None, read_timeout_s: float = 0.5,
                on_error: Literal["skip", "stop"] = "skip", stop_event: threading.Event | None = None,
                log_every_s: float | None = 10.0, pipelined: bool = False) -> StreamReport:
     """Run ``detector.predict`` on ``source``'s frames and hand each result to every sink.
 
     Stops at the end of the stream, after ``max_frames`` frames, after ``duration_s`` seconds, when
-    ``stop_event`` is set, when a sink asks to (``sink.stop_requested``), or when the source fails for good.
+    ``stop_event`` is set, when a sink asks to (raises ``StopStream``), or when the source fails for good.
     A frame the detector raises a TocoadError on is logged and counted as dropped (``on_error="skip"``) or ends
     the run (``"stop"``, re-raising). ``pipelined``: use ``detector.predict_stream`` (backbone of the next frame
     overlaps the search of this one) where the detector has it. The source and the sinks are closed in every case.
     """
-    runner = _Runner(detector, source, list(sinks), max_frames, duration_s, read_timeout_s, on_error, stop_event,
+    sinks = list(sinks)
+    runner = _Runner(detector, source, sinks, max_frames, duration_s, read_timeout_s, on_error, stop_event,
                      log_every_s)
     try:
+        for sink in sinks:
+            if not isinstance(sink, Sink):
+                raise ConfigError("run_stream got a sink without the Sink methods", expected="write(result), "
+                                  "idle(telemetry) and close()", got=type(sink).__name__,
+                                  fix="subclass tocoad_edge.stream.sinks.Sink (idle and close default to no-ops)")
         source.start()   # no-op when open_source already started it
         if pipelined and hasattr(detector, "predict_stream"):
             runner.run_pipelined()
@@ -194,13 +184,13 @@ class _Runner:
         self.next_log = time.monotonic() + log_every_s if log_every_s else None
         self.end_reason: str | None = None
         self.pulled = 0
+        self.stop_asked = False     # a sink raised StopStream
 
     def next_frame(self) -> Frame | None:
         """The next frame to process, or None (with ``end_reason`` set) when the run should end."""
         while True:
             now = time.monotonic()
-            if (self.stop_event is not None and self.stop_event.is_set()) \
-                    or any(getattr(s, "stop_requested", False) for s in self.sinks):
+            if (self.stop_event is not None and self.stop_event.is_set()) or self.stop_asked:
                 self.end_reason = "stopped"
             elif self.deadline is not None and now >= self.deadline:
                 self.end_reason = "duration"
@@ -218,9 +208,7 @@ class _Runner:
                 return result.frame
             if result.status is ReadStatus.TIMEOUT:
                 for sink in self.sinks:
-                    idle = getattr(sink, "idle", None)
-                    if idle is not None:
-                        idle(self.telemetry)
+                    sink.idle(self.telemetry)
                 continue
             if result.status is ReadStatus.END_OF_STREAM:
                 self.end_reason = "end_of_stream"
@@ -234,7 +222,11 @@ class _Runner:
         self.telemetry.record(latency_ms, prediction.decision == "NG")
         item = StreamResult(frame, prediction, latency_ms, self.telemetry, self.telemetry.fps())
         for sink in self.sinks:
-            sink.write(item)
+            try:
+                sink.write(item)
+            except StopStream as stop:
+                log.info("%s asked to stop: %s", type(sink).__name__, stop)
+                self.stop_asked = True
 
     def failed(self, frame: Frame, exc: TocoadError) -> None:
         self.telemetry.record_drop("detector_error")

@@ -23,10 +23,10 @@ from typing import Any
 from ..errors import SourceError
 from ..typed_config import from_dict
 from . import capabilities, pipelines
+from .capture import Source
 from .grabbers import Grabber, ImageFolderGrabber, OpenCVGrabber, TestPatternGrabber
 from .mjpeg import MjpegReader, redact_url
 from .options import SourceOptions
-from .source import Source
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg", ".ts", ".h264", ".h265",
                     ".mpg", ".mpeg", ".wmv", ".flv")

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from ...errors import ResourceError
+from .base import Sink
 
 
 def result_record(result) -> dict:
@@ -28,7 +29,7 @@ def result_record(result) -> dict:
     }
 
 
-class JsonLinesSink:
+class JsonLinesSink(Sink):
     """Appends to ``path`` (``mode="w"`` starts afresh); each line is flushed as it is written."""
 
     def __init__(self, path: str | Path, mode: str = "w"):

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ...errors import ConfigError, ResourceError
+from .base import Sink
 from .jsonl import result_record
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def _stem_of(name: str) -> str | None:
     return None
 
 
-class NgFrameSaver:
+class NgFrameSaver(Sink):
     def __init__(self, folder: str | Path, quota_mb: float = 1024.0, save_overlay: bool = True):
         if not quota_mb > 0:
             raise ConfigError("the NG-frame quota must be positive", expected="a number of MB > 0", got=repr(quota_mb))
@@ -110,9 +111,6 @@ class NgFrameSaver:
             except OSError as exc:
                 log.error("cannot delete %s%s: %s", stem, suffix, exc)
         self.used_bytes -= self._records.pop(stem, 0)
-
-    def close(self) -> None:
-        pass
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -8,11 +8,12 @@ import cv2
 from ...errors import ConfigError, ResourceError
 from ...runtime.frames import to_bgr_frame
 from .. import capabilities
+from .base import Sink
 
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
-class VideoFileSink:
+class VideoFileSink(Sink):
     """Opens the writer at the first frame (its size fixes the video's size; later frames of another size
     are resized). ``fps``: the file's frame rate (default 25, or pass the source's rate)."""
 

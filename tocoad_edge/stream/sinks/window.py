@@ -7,10 +7,11 @@ import cv2
 
 from ...errors import ResourceError
 from .. import capabilities
+from .base import Sink, StopStream
 
 
-class WindowSink:
-    """Shows the overlay; ``q`` or Esc in the window asks ``run_stream`` to stop."""
+class WindowSink(Sink):
+    """Shows the overlay; ``q`` or Esc in the window ends the run (``StopStream``)."""
 
     def __init__(self, title: str = "tocoad-edge"):
         capabilities.require("GUI", "the window sink", error=ResourceError)
@@ -18,12 +19,11 @@ class WindowSink:
             raise ResourceError("the window sink needs a display", expected="DISPLAY or WAYLAND_DISPLAY set",
                                 got="neither", fix="use the live view (--live-view) on a headless machine")
         self.title = title
-        self.stop_requested = False
 
     def write(self, result) -> None:
         cv2.imshow(self.title, result.overlay())
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-            self.stop_requested = True
+            raise StopStream(f"closed from the window '{self.title}'")
 
     def close(self) -> None:
         try:
