@@ -166,3 +166,17 @@ def test_missing_security_files_are_refused_before_listening(pki, tmp_path) -> N
     with pytest.raises(ConfigError, match="opcua.security.users is missing") as info:
         cfg.check_files()
     assert "add-user" in str(info.value)
+
+
+def test_make_cert_never_overwrites_a_key_and_add_user_checks_the_role(pki) -> None:
+    key_before = (pki / "server_key.pem").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "tocoad_edge.cli.plc_security", "make-cert", "--out", str(pki)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "refusing to overwrite a private key" in again.stderr
+    assert (pki / "server_key.pem").read_bytes() == key_before
+    assert oct((pki / "server_key.pem").stat().st_mode & 0o777) == "0o600"
+    bad = subprocess.run([sys.executable, "-m", "tocoad_edge.cli.plc_security", "add-user", str(pki / "users.txt"),
+                          "eve", "--role", "admin", "--password-stdin"], input="long enough password\n", cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "invalid choice: 'admin'" in bad.stderr
+    assert "eve:" not in (pki / "users.txt").read_text()

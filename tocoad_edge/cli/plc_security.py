@@ -65,9 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         new = add_user(args.file, args.name, args.role, password, ROLES)
         print(f"{'added' if new else 'updated'} {args.name} ({args.role}) in {args.file}")
         return 0
-    except FileExistsError as exc:
-        print(f"tocoad-plc-security: error: {exc.filename} exists; refusing to overwrite a key", file=sys.stderr)
-        return 2
     except TocoadError as exc:
         print(f"tocoad-plc-security: error: {exc}", file=sys.stderr)
         return 2

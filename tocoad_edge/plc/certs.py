@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from ..errors import ResourceError
+from ..errors import ConfigError, ResourceError
 
 DEFAULT_URI = "urn:tocoad-edge:plc:gateway"
 
@@ -44,7 +44,12 @@ def make_self_signed(cert_path: str | Path, key_path: str | Path, *, application
     cert = generate_self_signed_app_certificate(key, common_name, {}, alt, extended=usage, days=days)
     cert_path.parent.mkdir(parents=True, exist_ok=True)
     key_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{key_path} exists; refusing to overwrite a private key", expected="a new file name",
+                          got=str(key_path), fix="choose another --out folder or --name, or move the old pair "
+                          "away first (the PLC trusts the old certificate)") from None
     with os.fdopen(fd, "wb") as f:
         f.write(dump_private_key_as_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
