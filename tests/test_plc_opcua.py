@@ -18,7 +18,7 @@ pytest.importorskip("asyncua", reason="the plc extra is not installed (pip insta
 from asyncua import Client, ua  # noqa: E402
 
 from plc_helpers import CYCLE_DEADLINE_S, DEADLINE_S, HEARTBEAT_S, make_gateway  # noqa: E402
-from tocoad_edge.plc import OpcUaConfig, OpcUaServer  # noqa: E402
+from tocoad_edge.plc import OpcUaConfig, OpcUaSecurityConfig, OpcUaServer  # noqa: E402
 from tocoad_edge.plc.cycle_check import opcua_cycles_async  # noqa: E402
 from tocoad_edge.plc.opcua_nodes import NODES  # noqa: E402
 from tocoad_edge.plc.simulation import expected_score  # noqa: E402
@@ -29,7 +29,8 @@ NAMES = [spec.name for spec in NODES]
 @pytest.fixture(scope="module")
 def served():
     gateway, camera, detector = make_gateway(deadline_s=CYCLE_DEADLINE_S)
-    with gateway, OpcUaServer(gateway.handshake, OpcUaConfig(host="127.0.0.1", port=0)) as server:
+    with gateway, OpcUaServer(gateway.handshake, OpcUaConfig(host="127.0.0.1", port=0,
+                                                                  security=OpcUaSecurityConfig(mode="none"))) as server:
         yield gateway, camera, detector, server
 
 

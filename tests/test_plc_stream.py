@@ -19,7 +19,7 @@ from tocoad_edge.plc import Gateway, HandshakeConfig, ModbusConfig, ModbusServer
 from tocoad_edge.plc import modbus_map as M  # noqa: E402
 from tocoad_edge.plc.cycle_check import modbus_cycles  # noqa: E402
 from tocoad_edge.plc.simulation import FrameMeanDetector  # noqa: E402
-from tocoad_edge.stream.mjpeg import MjpegBroadcaster, MjpegServer  # noqa: E402
+from tocoad_edge.stream.liveview_server import MjpegBroadcaster, MjpegServer  # noqa: E402
 
 DEADLINE_S = 1.0
 

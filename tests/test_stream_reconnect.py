@@ -10,7 +10,7 @@ import numpy as np
 
 from stream_support import SlowFakeDetector, jpeg, publish_moving_bar
 from tocoad_edge.stream import ReadStatus, open_source, run_stream
-from tocoad_edge.stream.mjpeg import MjpegBroadcaster, MjpegServer
+from tocoad_edge.stream.liveview_server import MjpegBroadcaster, MjpegServer
 from tocoad_edge.stream.sinks import Sink
 
 OUTAGE_S = 4.0

@@ -8,7 +8,7 @@ from tocoad_edge.errors import ConfigError, SourceError
 from tocoad_edge.stream import ReadStatus, SourceOptions, open_source, parse_uri
 from tocoad_edge.stream import capabilities, pipelines
 from tocoad_edge.stream.backoff import Backoff
-from tocoad_edge.stream.mjpeg import HttpServer, MjpegBroadcaster, MjpegServer, send_bytes
+from tocoad_edge.stream.liveview_server import HttpServer, MjpegBroadcaster, MjpegServer, send_bytes
 
 
 @pytest.mark.parametrize("uri, kind, target", [

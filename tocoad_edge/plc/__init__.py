@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import (DetectorConfig, GatewayConfig, HandshakeConfig, ModbusConfig, OpcUaConfig, SourceConfig,
-                     load_gateway_config)
+from .config import (DetectorConfig, GatewayConfig, HandshakeConfig, ModbusConfig, OpcUaConfig, OpcUaSecurityConfig,
+                     SourceConfig, load_gateway_config)
 from .gateway import Gateway, bundle_hash
 from .handshake import Cycle, Handshake
 from .signals import Fault, Mode, Phase, Quality, Result, Stage
@@ -18,7 +18,7 @@ from .snapshot import Outcome, Snapshot
 
 __all__ = [
     "Cycle", "DetectorConfig", "Fault", "Gateway", "GatewayConfig", "Handshake", "HandshakeConfig", "Mode",
-    "ModbusConfig", "ModbusServer", "OpcUaConfig", "OpcUaServer", "Outcome", "Phase", "Quality", "Result",
+    "ModbusConfig", "ModbusServer", "OpcUaConfig", "OpcUaSecurityConfig", "OpcUaServer", "Outcome", "Phase", "Quality", "Result",
     "Snapshot", "SourceConfig", "Stage", "bundle_hash", "load_gateway_config",
 ]
 

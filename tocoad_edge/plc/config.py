@@ -4,6 +4,7 @@ See ``docs/plc.md`` for every key. ``load_gateway_config(path)`` is what ``examp
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,11 +36,57 @@ class ModbusConfig:
     host: str = "127.0.0.1"             # 0.0.0.0 to accept the PLC from the network
     port: int = 5020                    # 502 is standard (needs root or CAP_NET_BIND_SERVICE); 0: any free port
     score_scale: int = 1000             # score register = round(score × score_scale), saturating at 0 and 65535
+    allowed_clients: tuple[str, ...] = ()   # client addresses / networks (10.0.0.5, 10.0.0.0/24); empty: any
+    unit_id: int = 0                    # the one unit id served (1-247); 0: answer every unit id
 
     def __post_init__(self) -> None:
+        require(0 <= self.unit_id <= 247, "modbus.unit_id", "0 (any) or a unit id in [1, 247]", self.unit_id)
+        for i, entry in enumerate(self.allowed_clients):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                require(False, f"modbus.allowed_clients[{i}]", "an IP address or network, e.g. 10.0.0.5 or "
+                        "10.0.0.0/24", entry)
         require(0 <= self.port <= 65535, "modbus.port", "an integer in [0, 65535]", self.port)
         require(1 <= self.score_scale <= 65535, "modbus.score_scale", "an integer in [1, 65535]", self.score_scale)
         require(bool(self.host.strip()), "modbus.host", "an address such as 0.0.0.0 or 127.0.0.1", self.host)
+
+
+OPCUA_POLICIES = ("Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss")
+OPCUA_ROLES = ("operator", "viewer")       # operator: may write Trigger and Ack; viewer: reads only
+
+
+@dataclass(frozen=True)
+class OpcUaSecurityConfig:
+    """OPC UA security. The default is signed and encrypted; "none" only when a config says so (with a warning)."""
+    mode: Literal["sign_and_encrypt", "sign", "none"] = "sign_and_encrypt"
+    policies: tuple[Literal["Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"], ...] = OPCUA_POLICIES
+    certificate: Path | None = None     # server certificate (DER or PEM): tocoad-plc-security make-cert
+    private_key: Path | None = None     # its private key (PEM)
+    trusted_clients: Path | None = None  # folder of client certificates (DER or PEM) allowed to connect
+    users: Path | None = None           # password file: name:role:hash, roles operator / viewer
+
+    def __post_init__(self) -> None:
+        require(len(self.policies) > 0, "opcua.security.policies", f"one or more of {list(OPCUA_POLICIES)}",
+                self.policies)
+
+    def check_files(self) -> None:
+        """Refuse a secured config whose files are missing, before anything listens."""
+        if self.mode == "none":
+            return
+        fixes = {"certificate": "tocoad-plc-security make-cert --out pki/ (then set opcua.security.certificate)",
+                 "private_key": "tocoad-plc-security make-cert --out pki/ (then set opcua.security.private_key)",
+                 "trusted_clients": "a folder holding the PLC's client certificate (DER or PEM)",
+                 "users": "tocoad-plc-security add-user pki/users.txt plc --role operator"}
+        for key, fix in fixes.items():
+            path = getattr(self, key)
+            kind = "folder" if key == "trusted_clients" else "file"
+            exists = path is not None and (path.is_dir() if kind == "folder" else path.is_file())
+            if not exists:
+                raise ConfigError(f"opcua.security.{key} is {'not set' if path is None else 'missing'} "
+                                  f"(security mode {self.mode})", expected=f"an existing {kind}",
+                                  got=str(path) if path is not None else "nothing",
+                                  fix=f"{fix}; or, on an isolated test bench only, opcua.security.mode: none")
 
 
 @dataclass(frozen=True)
@@ -49,6 +96,7 @@ class OpcUaConfig:
     path: str = "/tocoad/"              # endpoint: opc.tcp://host:port/path
     namespace_uri: str = "urn:tocoad-edge:plc"
     object_name: str = "Gateway"        # the object under Objects that holds the node set
+    security: OpcUaSecurityConfig = field(default_factory=OpcUaSecurityConfig)
 
     def __post_init__(self) -> None:
         require(0 <= self.port <= 65535, "opcua.port", "an integer in [0, 65535]", self.port)
@@ -88,6 +136,8 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     if cfg.detector.bundle is None:     # optional in DetectorOptions (the stream app takes it as a flag), not here
         raise ConfigError("missing config key 'detector.bundle'", expected="a bundle folder written by tocoad-export",
                           got="none", fix="add 'detector.bundle' to the config")
+    if cfg.transport == "opcua":
+        cfg.opcua.security.check_files()
     if cfg.source.options and cfg.source.uri != "simulated":
         try:
             from ..stream.options import SourceOptions

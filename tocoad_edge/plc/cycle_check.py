@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from . import modbus_map as regmap
 
@@ -58,10 +58,12 @@ def _wait(poll: Callable[[], Any], until: Callable[[Any], bool], timeout_s: floa
 
 
 def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
-                  score_of: Callable[[int], float] | None = None, score_scale: int | None = None) -> CycleReport:
+                  score_of: Callable[[int], float] | None = None, score_scale: int | None = None,
+                  device_id: int = 1) -> CycleReport:
     """Run ``cycles`` triggered cycles with a pymodbus client.
 
     ``score_of(frame_id)``: the score each frame must have (a check that verdicts belong to their frames).
+    ``device_id``: the unit id to address (the gateway's ``modbus.unit_id`` when it sets one).
     """
     from pymodbus.client import ModbusTcpClient
 
@@ -71,14 +73,14 @@ def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
         raise ConnectionError(f"cannot connect to Modbus TCP {host}:{port}")
     try:
         def read(address: int = 0, count: int = regmap.PHASE + 1) -> list[int]:
-            reply = client.read_holding_registers(address, count=count)
+            reply = client.read_holding_registers(address, count=count, device_id=device_id)
             if reply.isError():
                 raise RuntimeError(f"Modbus read refused: {reply}")
             return reply.registers
 
         def write(address: int, values: list[int]) -> None:
-            reply = client.write_registers(address, values) if len(values) > 1 else \
-                client.write_register(address, values[0])
+            reply = client.write_registers(address, values, device_id=device_id) if len(values) > 1 else \
+                client.write_register(address, values[0], device_id=device_id)
             if reply.isError():
                 raise RuntimeError(f"Modbus write refused: {reply}")
 
@@ -119,13 +121,18 @@ def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
 
 
 async def opcua_cycles_async(endpoint: str, node_id: Callable[[str], str], cycles: int, *, timeout_s: float = 10.0,
-                             score_of: Callable[[int], float] | None = None) -> CycleReport:
-    """Run ``cycles`` triggered cycles with an asyncua client. ``node_id(name)`` gives each node's id string."""
+                             score_of: Callable[[int], float] | None = None,
+                             secure: Callable[[Any], Awaitable[None]] | None = None) -> CycleReport:
+    """Run ``cycles`` triggered cycles with an asyncua client. ``node_id(name)`` gives each node's id string;
+    ``secure(client)``, when given, sets the client's security and user before it connects."""
     from asyncua import Client
 
     report = CycleReport("opcua")
     names = ["Trigger", "Ack", "Ready", "Done", "ResultSeq", "Result", "Score", "FrameId"]
-    async with Client(endpoint, timeout=timeout_s) as client:
+    client = Client(endpoint, timeout=timeout_s)
+    if secure is not None:
+        await secure(client)
+    async with client:
         nodes = {n: client.get_node(node_id(n)) for n in names}
         verdict = [nodes[n] for n in ("Done", "ResultSeq", "Result", "Score", "FrameId")]
 

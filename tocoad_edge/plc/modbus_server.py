@@ -4,9 +4,14 @@ Every request passes through one callback: reads are served from one handshake s
 read is consistent), writes are checked against the map first. A malformed write — a read-only or
 unknown register, a value other than 0/1, an unsupported function — gets a Modbus exception response,
 is logged and counted (``writes_rejected``), and leaves the handshake untouched.
+
+Modbus has no authentication. ``allowed_clients`` (addresses / networks) closes any other connection at
+once, before a request is read, and ``unit_id`` answers one unit id only (others get exception 0x0A);
+neither replaces network segmentation (docs/plc.md, Security).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -50,6 +55,20 @@ class ModbusServer:
         self._exc: Any = None
         self._cache: tuple[Snapshot | None, list[int]] = (None, [])
         self._rejections = ThrottledLog(log)
+        self._allowed = [ipaddress.ip_network(a, strict=False) for a in self.config.allowed_clients]
+        self.refused_connections = 0
+
+    def allows(self, address: str) -> bool:
+        """True when ``address`` may connect (no allow-list: everyone)."""
+        if not self._allowed:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self._allowed)
 
     def start(self) -> "ModbusServer":
         if self._server is not None:
@@ -83,9 +102,14 @@ class ModbusServer:
         _, ExcCodes, ModbusTcpServer, DataType, SimData, SimDevice = _import_pymodbus()
         self._exc = ExcCodes
         # one block over the whole address space, so every request reaches _action (and is logged if refused)
-        device = SimDevice(id=0, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
-                           action=self._action)
-        server = ModbusTcpServer(device, address=(self.config.host, self.config.port))
+        devices = [SimDevice(id=self.config.unit_id, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
+                             action=self._action)]
+        if self.config.unit_id:         # id 0 catches every other unit id: refused, never served
+            devices.append(SimDevice(id=0, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
+                                     action=self._other_unit))
+        server = ModbusTcpServer(devices, address=(self.config.host, self.config.port))
+        if self._allowed:
+            self._guard(server)
         try:
             await server.serve_forever(background=True)
         except (RuntimeError, OSError) as exc:
@@ -94,6 +118,30 @@ class ModbusServer:
                                 "ports below 1024 need root or CAP_NET_BIND_SERVICE") from None
         self._server = server
         self.port = server.transport.sockets[0].getsockname()[1]
+
+    def _guard(self, server: Any) -> None:
+        """Close connections from addresses outside ``allowed_clients`` as they are made (before any request)."""
+        make_handler = server.callback_new_connection
+
+        def new_connection() -> Any:
+            handler = make_handler()
+            accept = handler.connection_made
+
+            def connection_made(transport: Any) -> None:
+                peer = transport.get_extra_info("peername") or ("?",)
+                if not self.allows(str(peer[0])):
+                    self.refused_connections += 1
+                    self._rejections.warning("Modbus connection from %s refused: not in modbus.allowed_clients %s",
+                                             peer[0], list(self.config.allowed_clients))
+                    transport.abort()
+                    server.active_connections.pop(handler.unique_id, None)    # never served: forget it
+                    return
+                accept(transport)
+
+            handler.connection_made = connection_made
+            return handler
+
+        server.callback_new_connection = new_connection
 
     def _registers(self) -> list[int]:
         snap = self.handshake.snapshot()
@@ -108,6 +156,13 @@ class ModbusServer:
         if count_it:
             self.handshake.count_rejected_write()
         return getattr(self._exc, rejection.exception)
+
+    async def _other_unit(self, function_code: int, start_address: int, address: int, count: int,
+                          registers: list[int], values: list[int] | list[bool] | None) -> Any:
+        is_write = values is not None or function_code in WRITE_FUNCTIONS | OTHER_WRITES
+        return self._refuse(regmap.Rejection(
+            "GATEWAY_PATH_UNAVIABLE", "a request for another unit id", f"unit id {self.config.unit_id} "
+            "(modbus.unit_id)", "another unit id"), is_write)
 
     async def _action(self, function_code: int, start_address: int, address: int, count: int,
                       registers: list[int], values: list[int] | list[bool] | None) -> Any:

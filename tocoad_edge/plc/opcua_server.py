@@ -5,6 +5,9 @@
   that rise — Done is never True next to the previous cycle's score.
 * Verdict nodes carry Good / Uncertain / Bad status codes (``opcua_nodes.verdict_status``); a stale
   result is never marked Good, and everything is Bad while the camera or the model is down.
+* Security (``opcua_security``): signed and encrypted by default, trusted client certificates, user names and
+  passwords, writes by operators only. ``opcua.security.mode: none`` (anonymous, plain text) only when a
+  config says so, with a warning at start.
 * Clients get the ordinary user role (remote "admin" is off): writing a read-only node is refused
   (BadUserAccessDenied), a wrong type too (BadTypeMismatch). Refused writes are logged and counted
   (``WritesRejected``); Trigger and Ack accept Booleans only.
@@ -39,7 +42,7 @@ def _import_asyncua() -> Any:
 
 
 class OpcUaServer:
-    """Serve ``handshake`` over OPC UA (no security: run it on the machine network, see docs/plc.md)."""
+    """Serve ``handshake`` over OPC UA (security per ``config.security``, see docs/plc.md)."""
 
     def __init__(self, handshake: Handshake, config: OpcUaConfig | None = None):
         self.handshake = handshake
@@ -56,6 +59,7 @@ class OpcUaServer:
         self._own: Any = None                       # the DataValue we are writing ourselves (see _setter)
         self._unsubscribe: Any = None
         self._rejections = ThrottledLog(log)
+        self.security = ""
 
     @property
     def endpoint(self) -> str:
@@ -75,8 +79,8 @@ class OpcUaServer:
             self._loop.stop()
             raise
         self._unsubscribe = self.handshake.subscribe(self._on_change)
-        log.info("OPC UA server at %s (namespace %s, object %s)", self.endpoint, self.config.namespace_uri,
-                 self.config.object_name)
+        log.info("OPC UA server at %s (namespace %s, object %s; %s)", self.endpoint, self.config.namespace_uri,
+                 self.config.object_name, self.security)
         return self
 
     def stop(self) -> None:
@@ -106,7 +110,16 @@ class OpcUaServer:
         await server.init()
         server.set_endpoint(f"opc.tcp://{cfg.host}:{cfg.port}{cfg.path}")
         server.set_server_name("tocoad-edge PLC gateway")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if cfg.security.mode == "none":
+            log.warning("OPC UA security is OFF (opcua.security.mode: none): anyone who reaches %s:%s can read and "
+                        "write Trigger/Ack, unauthenticated and in plain text. Use it on an isolated bench only.",
+                        cfg.host, cfg.port)
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            self.security = "security none"
+        else:
+            from .opcua_security import secure
+
+            self.security = await secure(server, cfg.security, self._write_denied)
         server.allow_remote_admin(False)        # no client may write the gateway's own nodes, even as "admin"
         idx = await server.register_namespace(cfg.namespace_uri)
         obj = await server.nodes.objects.add_object(ua.NodeId(cfg.object_name, idx),
@@ -149,6 +162,12 @@ class OpcUaServer:
                 raise ua.UaStatusCodeError(ua.StatusCodes.BadTypeMismatch)
             write(value)
         return setter
+
+    def _write_denied(self, user: Any) -> None:
+        name = getattr(user, "name", None)
+        self._rejections.warning("OPC UA write refused: user %r may only read (BadUserAccessDenied); expected: a "
+                                 "user with role operator", name)
+        self.handshake.count_rejected_write()
 
     async def _after_write(self, event: Any, _dispatcher: Any) -> None:
         params, results = event.request_params, event.response_params or []

@@ -37,11 +37,19 @@ class SinksSection:
     ng_quota_mb: float = 1024.0
     live_view: str | None = None
     live_view_fps: float = 15.0
+    live_view_token_file: str | None = None
+    live_view_users: str | None = None
+    live_view_max_clients: int = 8
+    live_view_timeout_s: float = 10.0
     window: bool = False
 
     def __post_init__(self) -> None:
         require(self.ng_quota_mb > 0, "sinks.ng_quota_mb", "a number > 0", self.ng_quota_mb)
         require(self.live_view_fps > 0, "sinks.live_view_fps", "a number > 0", self.live_view_fps)
+        require(1 <= self.live_view_max_clients <= 256, "sinks.live_view_max_clients", "an integer in [1, 256]",
+                self.live_view_max_clients)
+        require(0.5 <= self.live_view_timeout_s <= 300, "sinks.live_view_timeout_s", "seconds in [0.5, 300]",
+                self.live_view_timeout_s)
         if self.live_view is not None:
             parse_host_port(self.live_view)
 
@@ -109,6 +117,12 @@ HELP: dict[str, str] = {
     "ng_quota_mb": "disk quota of --ng-dir in MB; the oldest records are removed first",
     "live_view": "serve the live view at HOST:PORT (e.g. 127.0.0.1:8080; 0.0.0.0:8080 for the whole network)",
     "live_view_fps": "most frames per second encoded for the live view",
+    "live_view_token_file": "a file holding the live view's access token (open http://HOST:PORT/?token=TOKEN, or "
+                            "send Authorization: Bearer TOKEN); required unless bound to 127.0.0.1 or with "
+                            "--live-view-users",
+    "live_view_users": "a password file (tocoad-plc-security add-user): the live view asks for a login (basic auth)",
+    "live_view_max_clients": "most concurrent live-view connections (a browser holds 1-2); more get HTTP 503",
+    "live_view_timeout_s": "a live-view client that does not read or send for this long is dropped, in seconds",
     "window": "show the overlay in a desktop window (needs a display and an OpenCV with a GUI)",
     # run
     "max_frames": "stop after this many frames",
@@ -210,7 +224,11 @@ def build_sinks(cfg: SinksSection, source_fps: float | None) -> list:
             sinks.append(NgFrameSaver(cfg.ng_dir, quota_mb=cfg.ng_quota_mb))
         if cfg.live_view:
             host, port = parse_host_port(cfg.live_view)
-            live = LiveViewSink(host, port, max_fps=cfg.live_view_fps)
+            from .liveview_auth import LiveViewAuth
+
+            live = LiveViewSink(host, port, max_fps=cfg.live_view_fps,
+                                auth=LiveViewAuth.from_files(cfg.live_view_token_file, cfg.live_view_users),
+                                max_clients=cfg.live_view_max_clients, timeout_s=cfg.live_view_timeout_s)
             sinks.append(live)
             log.info("live view: %s", live.url)
     except BaseException:

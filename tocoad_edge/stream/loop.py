@@ -79,11 +79,13 @@ class Telemetry:
         return np.asarray(values[-recent:] if recent else values, dtype=np.float64)
 
     def snapshot(self, recent: int | None = 1000) -> StreamStats:
+        # Our counters first, the source's after: a frame is counted captured before it can be processed, so
+        # this order keeps captured >= processed even when a frame finishes while the snapshot is taken.
+        with self._lock:
+            processed, ng, dropped_here = self.processed, self.ng, dict(self._dropped)
         s = self.source.stats()
         lat = self.latencies(recent)
         p50, p99 = (float(v) for v in np.percentile(lat, [50, 99])) if lat.size else (None, None)
-        with self._lock:
-            processed, ng, dropped_here = self.processed, self.ng, dict(self._dropped)
         dropped_by_reason = dict(s.dropped_by_reason)
         for reason, n in dropped_here.items():
             dropped_by_reason[reason] = dropped_by_reason.get(reason, 0) + n

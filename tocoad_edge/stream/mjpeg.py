@@ -1,22 +1,19 @@
-"""HTTP MJPEG (multipart/x-mixed-replace) in both directions, on the standard library only.
+"""Reading HTTP MJPEG (multipart/x-mixed-replace) on the standard library only.
 
 ``MjpegReader`` reads an IP camera's MJPEG stream without GStreamer or FFmpeg (socket timeouts, so a stalled
-camera raises instead of hanging). ``MjpegBroadcaster`` + ``HttpServer`` serve one: the live view uses them.
+camera raises instead of hanging). Serving one is ``liveview_server`` (the live view, ``MjpegServer``).
 """
 from __future__ import annotations
 
 import base64
 import http.client
-import http.server
 import logging
 import socket
-import threading
 import urllib.parse
-from typing import Callable
 
 import numpy as np
 
-from ..errors import ResourceError, SourceError
+from ..errors import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -189,141 +186,3 @@ class MjpegReader:
             log.warning("%s: skipped a part that is not a decodable JPEG (%d bytes)", self.description, len(data))
         raise SourceError(f"{self.description} sends parts that are not JPEG images",
                           expected="image/jpeg parts", got="8 undecodable parts in a row")
-
-
-class MjpegBroadcaster:
-    """The latest JPEG, handed to any number of HTTP clients; each waits for the next one."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._jpeg: bytes | None = None
-        self._seq = 0
-
-    def publish(self, jpeg: bytes) -> None:
-        with self._cond:
-            self._jpeg = jpeg
-            self._seq += 1
-            self._cond.notify_all()
-
-    def latest(self) -> tuple[int, bytes | None]:
-        with self._cond:
-            return self._seq, self._jpeg
-
-    def wait_next(self, after_seq: int, timeout: float) -> tuple[int, bytes] | None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._seq > after_seq and self._jpeg is not None, timeout):
-                return None
-            assert self._jpeg is not None
-            return self._seq, self._jpeg
-
-
-Route = Callable[[http.server.BaseHTTPRequestHandler, "HttpServer"], None]
-
-
-class HttpServer:
-    """A small threaded HTTP server with GET routes; ``stop()`` ends streaming responses too."""
-
-    def __init__(self, routes: dict[str, Route], host: str = "127.0.0.1", port: int = 0):
-        self.routes = routes
-        self.stopping = threading.Event()
-        server_ref = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                path = urllib.parse.urlsplit(self.path).path
-                route = server_ref.routes.get(path)
-                if route is None:
-                    self.send_error(404, "not found")
-                    return
-                try:
-                    route(self, server_ref)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass   # the client went away
-
-            def log_message(self, fmt: str, *args) -> None:
-                log.debug("%s %s", self.address_string(), fmt % args)
-
-        try:
-            self._server = http.server.ThreadingHTTPServer((host, port), Handler)
-        except OSError as exc:
-            raise ResourceError(f"cannot listen on {host}:{port}", got=str(exc),
-                              fix="choose another port (or 0 for any free port)") from None
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def host(self) -> str:
-        return self._server.server_address[0]
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> "HttpServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"http-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
-
-    def __enter__(self) -> "HttpServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-def send_bytes(handler: http.server.BaseHTTPRequestHandler, body: bytes, content_type: str) -> None:
-    handler.send_response(200)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.send_header("Cache-Control", "no-store")
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def mjpeg_route(broadcaster: MjpegBroadcaster, boundary: str = "frame") -> Route:
-    """A route that streams every new JPEG of ``broadcaster`` until the client leaves or the server stops."""
-
-    def route(handler: http.server.BaseHTTPRequestHandler, server: HttpServer) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={boundary}")
-        handler.send_header("Cache-Control", "no-store")
-        handler.end_headers()
-        seq = 0
-        while not server.stopping.is_set():
-            item = broadcaster.wait_next(seq, timeout=0.25)
-            if item is None:
-                continue
-            seq, jpeg = item
-            handler.wfile.write(b"--" + boundary.encode() + b"\r\nContent-Type: image/jpeg\r\n"
-                                + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
-            handler.wfile.flush()
-
-    return route
-
-
-class MjpegServer(HttpServer):
-    """Serves ``broadcaster`` at ``path`` (an MJPEG camera of your own: tests, re-streaming)."""
-
-    def __init__(self, broadcaster: MjpegBroadcaster, host: str = "127.0.0.1", port: int = 0,
-                 path: str = "/stream.mjpg"):
-        self.broadcaster = broadcaster
-        self.path = path
-        super().__init__({path: mjpeg_route(broadcaster)}, host, port)
-
-    @property
-    def stream_url(self) -> str:
-        return self.url + self.path

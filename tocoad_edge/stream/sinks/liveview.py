@@ -2,7 +2,9 @@
 and frame counts. Meant for a headless Jetson: open ``http://<device>:<port>/`` in a browser.
 
 Routes: ``/`` (the page, ``stream/static/index.html``), ``/stream.mjpg``, ``/snapshot.jpg``, ``/stats.json``.
-It binds 127.0.0.1 unless told otherwise; bind 0.0.0.0 only on a trusted plant network (no login).
+It binds 127.0.0.1 unless told otherwise. Any other address needs ``auth`` (a token or a password file,
+``LiveViewAuth``): every route then answers 401 without it. At most ``max_clients`` connections are served
+at once (the rest get 503), each with a ``timeout_s`` socket timeout; see ``liveview_server``.
 """
 from __future__ import annotations
 
@@ -14,14 +16,24 @@ from pathlib import Path
 
 import cv2
 
-from ..mjpeg import HttpServer, MjpegBroadcaster, mjpeg_route, send_bytes
+from ...errors import ConfigError
+from ..liveview_auth import LiveViewAuth
+from ..liveview_server import HttpServer, MjpegBroadcaster, mjpeg_route, send_bytes
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class LiveViewSink:
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, max_fps: float = 15.0,
-                 history: int = 300, jpeg_quality: int = 80, max_width: int = 1280):
+                 history: int = 300, jpeg_quality: int = 80, max_width: int = 1280,
+                 auth: LiveViewAuth | None = None, max_clients: int = 8, timeout_s: float = 10.0):
+        if auth is None and host not in LOOPBACK:
+            raise ConfigError(f"the live view would serve {host}:{port} without a login",
+                              expected="a token or a password file when binding an address other than 127.0.0.1",
+                              got="no live_view_token_file and no live_view_users",
+                              fix="set sinks.live_view_token_file (or sinks.live_view_users), or bind 127.0.0.1 "
+                                  "and reach it through an SSH tunnel")
         self.broadcaster = MjpegBroadcaster()
         self.max_fps = max_fps
         self.jpeg_quality = jpeg_quality
@@ -35,7 +47,8 @@ class LiveViewSink:
         self._page = (STATIC / "index.html").read_bytes()
         self.server = HttpServer({"/": self._index, "/index.html": self._index,
                                   "/stream.mjpg": mjpeg_route(self.broadcaster),
-                                  "/snapshot.jpg": self._snapshot, "/stats.json": self._stats_route}, host, port)
+                                  "/snapshot.jpg": self._snapshot, "/stats.json": self._stats_route}, host, port,
+                                 auth=auth, max_clients=max_clients, timeout_s=timeout_s)
         self.server.start()
 
     @property
