@@ -110,7 +110,7 @@ def test_app_main_runs_for_a_duration_and_reports(tiny_bundle, tmp_path, caplog)
 source: {{uri: simulated}}
 detector: {{bundle: "{tiny_bundle}"}}
 transport: opcua
-opcua: {{host: 127.0.0.1, port: 0}}
+opcua: {{host: 127.0.0.1, port: 0, security: {{mode: none}}}}
 """)
     caplog.set_level(logging.INFO)
     assert app.main([str(cfg_file), "--duration", "0.5"]) == 0
