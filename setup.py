@@ -9,6 +9,7 @@ Extras:
   jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
   dev     pytest and test helpers
   signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
+  fleet   paho-mqtt (verdicts to an MQTT broker with store-and-forward, tocoad-fleet rollout; docs/fleet.md)
 
 On Jetson, JetPack's OpenCV (with GStreamer and the CSI camera) must not be shadowed by a pip OpenCV:
 install with TOCOAD_SYSTEM_OPENCV=1 so opencv-python-headless is left out of the requirements.
@@ -38,6 +39,8 @@ extras = {
     "jetson": ["tensorrt", "pycuda"],
     "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42"],
     "signing": ["cryptography>=42"],
+    # MQTT results and fleet rollout (tocoad_edge.fleet); the tests also need the mosquitto broker (apt)
+    "fleet": ["paho-mqtt>=2.1,<3", "cryptography>=42"],
 }
 extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v})
 
@@ -68,6 +71,7 @@ setup(
             "tocoad-bench=tocoad_edge.cli.bench:main",
             "tocoad-demo=tocoad_edge.cli.demo:main",
             "tocoad-sign=tocoad_edge.cli.sign:main",
+            "tocoad-fleet=tocoad_edge.fleet.cli:main",
         ]
     },
 )
