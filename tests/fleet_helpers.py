@@ -6,21 +6,60 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tocoad_edge.fleet.config import MqttSinkConfig, broker_from_url  # noqa: E402
+from tocoad_edge.fleet.consumer import VerdictCollector  # noqa: E402
+from tocoad_edge.fleet.local_broker import LocalBroker, mosquitto_binary  # noqa: E402
+from tocoad_edge.fleet.mqtt_link import _paho  # noqa: E402
 from tocoad_edge.fleet.sink import MqttSink  # noqa: E402
 from tocoad_edge.runtime.prediction import Prediction  # noqa: E402
 from tocoad_edge.stream.frame import Frame  # noqa: E402
 from tocoad_edge.stream.loop import StreamResult  # noqa: E402
 
 HERE = Path(__file__).resolve()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free loopback port, in the test's folder."""
+    if mosquitto_binary() is None:
+        pytest.skip("the mosquitto binary is not installed (apt-get install mosquitto; listed in .ci/apt-packages.txt)")
+    b = LocalBroker(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def collector(broker):
+    c = VerdictCollector(broker_from_url(broker.url, reconnect_initial_s=0.2, reconnect_max_s=1.0),
+                         "test-consumer").start()
+    assert c.ready.is_set()
+    yield c
+    c.stop()
+
+
+def retained(broker, topic: str, timeout_s: float = 5.0) -> dict | None:
+    """The retained message on ``topic`` as a fresh subscriber gets it."""
+    mqtt = _paho()
+    got, done = {}, threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
+    c.on_connect = lambda cl, *_: cl.subscribe(topic, 1)
+    c.on_message = lambda _c, _u, m: (got.update(json.loads(m.payload)), done.set())
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    done.wait(timeout_s)
+    c.disconnect()
+    c.loop_stop()
+    return got or None
 
 
 def make_result(frame_id: int, ng: bool = False, size: int = 64) -> StreamResult:

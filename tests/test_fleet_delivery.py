@@ -9,47 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fleet_helpers import make_result, poll, produced, sink_config, start_producer
-from tocoad_edge.fleet.config import broker_from_url
-from tocoad_edge.fleet.consumer import VerdictCollector
-from tocoad_edge.fleet.local_broker import LocalBroker, mosquitto_binary
-from tocoad_edge.fleet.mqtt_link import _paho
+from fleet_helpers import broker, collector, make_result, poll, produced, retained, sink_config, start_producer  # noqa: F401,E501
 from tocoad_edge.fleet.sink import MqttSink
-
-
-@pytest.fixture
-def broker(tmp_path):
-    if mosquitto_binary() is None:
-        pytest.skip("the mosquitto binary is not installed (apt-get install mosquitto; listed in .ci/apt-packages.txt)")
-    b = LocalBroker(tmp_path / "broker").start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def collector(broker):
-    c = VerdictCollector(broker_from_url(broker.url, reconnect_initial_s=0.2, reconnect_max_s=1.0),
-                         "test-consumer").start()
-    assert c.ready.is_set()
-    yield c
-    c.stop()
-
-
-def retained(broker, topic: str, timeout_s: float = 5.0) -> dict | None:
-    """The retained message on ``topic`` as a fresh subscriber gets it."""
-    import threading
-
-    mqtt = _paho()
-    got, done = {}, threading.Event()
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
-    c.on_connect = lambda cl, *_: cl.subscribe(topic, 1)
-    c.on_message = lambda _c, _u, m: (got.update(json.loads(m.payload)), done.set())
-    c.connect("127.0.0.1", broker.port)
-    c.loop_start()
-    done.wait(timeout_s)
-    c.disconnect()
-    c.loop_stop()
-    return got or None
 
 
 def seqs(collector) -> list[int]:

@@ -20,7 +20,7 @@ class VerdictCollector:
         self.topic_filter = topic_filter
         self.dedup = Deduplicator()
         self.received = 0                       # messages, duplicates included
-        self.verdicts: list[dict] = []          # each verdict once, in arrival order
+        self.verdicts: list[dict] = []          # each verdict once, in arrival order (+ "_topic")
         self.images: dict[tuple[str, int], bytes] = {}
         self.ready = threading.Event()
         self._lock = threading.Lock()
@@ -63,6 +63,7 @@ class VerdictCollector:
                 self.images[(camera, seq)] = msg.payload
             return
         record = json.loads(msg.payload)
+        record["_topic"] = msg.topic
         with self._lock:
             self.received += 1
             if self.dedup.accept(msg.topic, record["seq"]):
