@@ -66,13 +66,15 @@ def _run(kind: str, n: int, outage_s: float, rate: float, folder: Path) -> dict:
     frames = [v["frame_id"] for v in verdicts]
     consumer.stop()
     broker.stop()
-    return {"run": kind, **event, "verdicts_produced": produced(log), "spooled_total": counters["enqueued"],
+    missing = sorted(set(range(1, counters["enqueued"] + 1)) - set(seqs))
+    return {"missing_seqs": [missing[0], missing[-1], len(missing)] if missing else [],
+            "run": kind, **event, "verdicts_produced": produced(log), "spooled_total": counters["enqueued"],
             "received_unique": len(verdicts), "received_messages": consumer.received,
             "duplicates_dropped": consumer.dedup.duplicates, "seq_gaps": consumer.dedup.gaps,
             "seq_contiguous_in_order": seqs == list(range(1, len(seqs) + 1)),
             "every_produced_frame_arrived": set(range(n)) <= set(frames), "frames_in_order": frames == sorted(frames),
             "spool_disk_peak_kib": round(peak / 1024, 1), "dropped_verdicts": counters["dropped_verdicts"],
-            "elapsed_s": round(time.monotonic() - t0, 1)}
+            "gateway_counters": counters, "elapsed_s": round(time.monotonic() - t0, 1)}
 
 
 def main() -> int:

@@ -10,13 +10,12 @@ import json
 import threading
 
 from .config import BrokerConfig
-from .mqtt_link import QOS, _paho
+from .mqtt_link import QOS, make_client
 from .verdict import Deduplicator
 
 
 class VerdictCollector:
     def __init__(self, broker: BrokerConfig, client_id: str, topic_filter: str = "tocoad/+/+/+/verdict"):
-        mqtt = _paho()
         self.topic_filter = topic_filter
         self.dedup = Deduplicator()
         self.received = 0                       # messages, duplicates included
@@ -24,13 +23,7 @@ class VerdictCollector:
         self.images: dict[tuple[str, int], bytes] = {}
         self.ready = threading.Event()
         self._lock = threading.Lock()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                        protocol=mqtt.MQTTv311)
-        if broker.username is not None:
-            c.username_pw_set(broker.username, broker.resolved_password())
-        if broker.tls:
-            c.tls_set(ca_certs=broker.ca_file, certfile=broker.cert_file, keyfile=broker.key_file)
-        c.reconnect_delay_set(broker.reconnect_initial_s, broker.reconnect_max_s)  # type: ignore[arg-type]
+        c = make_client(broker, client_id, clean_session=False)
         c.on_connect = self._on_connect
         c.on_message = self._on_message
         self.client = c

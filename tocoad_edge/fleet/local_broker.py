@@ -2,7 +2,9 @@
 for the tests and benchmarks (which use a real broker, never a mock).
 
 Persistence is on, so subscribers' sessions and queued messages survive ``stop()`` + ``start()`` (Mosquitto writes
-them at a clean shutdown, SIGTERM). Needs the ``mosquitto`` binary (Debian: ``apt-get install mosquitto``).
+them at a clean shutdown, SIGTERM). ``max_queued_messages`` is raised from Mosquitto's default of 1000: a gateway
+replaying a long outage from its spool sends faster than a Python subscriber reads, and Mosquitto silently drops
+what passes that per-subscriber queue (measured: docs/fleet.md). Needs the ``mosquitto`` binary (Debian: ``apt-get install mosquitto``).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def free_port() -> int:
 
 class LocalBroker:
     def __init__(self, folder: str | Path, port: int | None = None, *, password_file: str | Path | None = None,
-                 extra_config: str = ""):
+                 max_queued_messages: int = 100_000, extra_config: str = ""):
         self.binary = mosquitto_binary()
         if self.binary is None:
             raise ResourceError("the mosquitto broker is not installed", expected="a 'mosquitto' binary on PATH",
@@ -42,7 +44,9 @@ class LocalBroker:
         self.config = self.folder / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n{auth}persistence true\npersistence_location {self.folder}/\n"
-            f"log_dest file {self.folder / 'mosquitto.log'}\nlog_type error\nlog_type warning\n{extra_config}",
+            f"max_queued_messages {max_queued_messages}\n"
+            f"log_dest file {self.folder / 'mosquitto.log'}\nlog_type error\nlog_type warning\nlog_type notice\n"
+            f"{extra_config}",
             encoding="utf-8")
         self.proc: subprocess.Popen | None = None
 

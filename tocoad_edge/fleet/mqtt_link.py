@@ -29,10 +29,27 @@ def _paho():
     return mqtt
 
 
+def make_client(cfg: BrokerConfig, client_id: str, *, clean_session: bool):
+    """A paho client (MQTT 3.1.1) with the credentials, TLS and reconnect backoff of ``cfg``; not yet connected."""
+    mqtt = _paho()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
+                    protocol=mqtt.MQTTv311)
+    if cfg.username is not None:
+        c.username_pw_set(cfg.username, cfg.resolved_password())
+    if cfg.tls:
+        try:
+            c.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file,
+                      cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("cannot set up TLS for the broker connection", got=str(exc),
+                              fix="check broker.ca_file / cert_file / key_file are readable PEM files") from None
+    c.reconnect_delay_set(min_delay=cfg.reconnect_initial_s, max_delay=cfg.reconnect_max_s)  # type: ignore[arg-type]
+    return c
+
+
 class MqttLink:
     def __init__(self, cfg: BrokerConfig, client_id: str, *, will: tuple[str, bytes] | None = None,
                  max_inflight: int = 100):
-        mqtt = _paho()
         self.cfg = cfg
         self.client_id = client_id
         self.connected = threading.Event()
@@ -41,20 +58,9 @@ class MqttLink:
         self._birth: tuple[str, bytes] | None = None
         self._subscriptions: dict[str, Callable] = {}
         self._lock = threading.Lock()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
-                        protocol=mqtt.MQTTv311)
-        if cfg.username is not None:
-            c.username_pw_set(cfg.username, cfg.resolved_password())
-        if cfg.tls:
-            try:
-                c.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file,
-                          cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError("cannot set up TLS for the broker connection", got=str(exc),
-                                  fix="check broker.ca_file / cert_file / key_file are readable PEM files") from None
+        c = make_client(cfg, client_id, clean_session=True)
         if will is not None:
             c.will_set(will[0], will[1], qos=QOS, retain=True)
-        c.reconnect_delay_set(min_delay=cfg.reconnect_initial_s, max_delay=cfg.reconnect_max_s)  # type: ignore[arg-type]
         c.max_inflight_messages_set(max_inflight)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
