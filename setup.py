@@ -8,6 +8,7 @@ Extras:
   jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
   dev     pytest and test helpers
   signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
+  fleet   paho-mqtt (verdicts to an MQTT broker with store-and-forward, tocoad-fleet rollout; docs/fleet.md)
 
 On Jetson, JetPack's OpenCV (with GStreamer and the CSI camera) must not be shadowed by a pip OpenCV:
 install with TOCOAD_SYSTEM_OPENCV=1 so opencv-python-headless is left out of the requirements.
@@ -40,6 +41,8 @@ extras = {
     "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42", "ruff==0.8.6", "mypy==1.13.0",
             "types-PyYAML"],
     "signing": ["cryptography>=42"],
+    # MQTT results and fleet rollout (tocoad_edge.fleet); the tests also need the mosquitto broker (apt)
+    "fleet": ["paho-mqtt>=2.1,<3", "cryptography>=42"],
 }
 extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v})
 
@@ -75,6 +78,7 @@ setup(
             "tocoad-stream=tocoad_edge.stream.app:main",
             "tocoad-plc=tocoad_edge.plc.app:main",
             "tocoad-plc-security=tocoad_edge.cli.plc_security:main",
+            "tocoad-fleet=tocoad_edge.fleet.cli:main",
         ]
     },
 )

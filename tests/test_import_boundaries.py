@@ -9,7 +9,8 @@ import textwrap
 
 from reliability_fixtures import rel_bundle  # noqa: F401
 
-DEPLOYED = ("tocoad_edge.runtime", "tocoad_edge.stream", "tocoad_edge.plc", "tocoad_edge.bundle", "tocoad_edge.eval")
+DEPLOYED = ("tocoad_edge.runtime", "tocoad_edge.stream", "tocoad_edge.plc", "tocoad_edge.bundle", "tocoad_edge.eval",
+            "tocoad_edge.fleet")
 BLOCKED = ("torch", "torchvision", "onnx", "onnx_graphsurgeon", "safetensors", "tocoad_edge.export",
            "tocoad_edge.calibration", "tocoad_edge.train", "tocoad_edge.models")
 # Modules that exist to use a blocked package, imported only when chosen (the torch backend).

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError, TocoadError
+from ..fleet.config import MqttSinkConfig
 from ..runtime.options import DetectorOptions
 from ..shutdown import stop_on_signals
 from ..typed_config import from_dict, load_yaml, require, to_dict
@@ -42,6 +43,7 @@ class SinksSection:
     live_view_max_clients: int = 8
     live_view_timeout_s: float = 10.0
     window: bool = False
+    mqtt: MqttSinkConfig | None = None      # YAML only: verdicts to an MQTT broker (docs/fleet.md)
 
     def __post_init__(self) -> None:
         require(self.ng_quota_mb > 0, "sinks.ng_quota_mb", "a number > 0", self.ng_quota_mb)
@@ -124,6 +126,7 @@ HELP: dict[str, str] = {
     "live_view_max_clients": "most concurrent live-view connections (a browser holds 1-2); more get HTTP 503",
     "live_view_timeout_s": "a live-view client that does not read or send for this long is dropped, in seconds",
     "window": "show the overlay in a desktop window (needs a display and an OpenCV with a GUI)",
+    "mqtt": "send every verdict to an MQTT broker, through an on-disk spool (keys: docs/fleet.md)",
     # run
     "max_frames": "stop after this many frames",
     "duration_s": "stop after this many seconds",
@@ -148,6 +151,10 @@ def _flag(name: str) -> str:
 
 
 def _add_field_flag(group: argparse._ArgumentGroup, section: str, f: dataclasses.Field, hint: Any) -> None:
+    if any(dataclasses.is_dataclass(a) for a in (hint, *typing.get_args(hint))):
+        # a nested section (sinks.mqtt) has too many keys for flags: it is set in the YAML file only
+        group.description = f"{group.description or ''}{section}.{f.name} (YAML only): {HELP[f.name]}. "
+        return
     dest = f"{section}.{f.name}"
     default = f.default if f.default is not dataclasses.MISSING else None
     text = HELP[f.name] + (f" (default: {default})" if default not in (None, False) else "")
@@ -209,7 +216,7 @@ def source_options(section: SourceSection) -> SourceOptions:
     return SourceOptions(**{f.name: getattr(section, f.name) for f in dataclasses.fields(SourceOptions)})
 
 
-def build_sinks(cfg: SinksSection, source_fps: float | None) -> list:
+def build_sinks(cfg: SinksSection, source_fps: float | None, model=None) -> list:
     from .sinks import JsonLinesSink, LiveViewSink, NgFrameSaver, VideoFileSink, WindowSink
 
     sinks: list = []
@@ -231,6 +238,10 @@ def build_sinks(cfg: SinksSection, source_fps: float | None) -> list:
                                 max_clients=cfg.live_view_max_clients, timeout_s=cfg.live_view_timeout_s)
             sinks.append(live)
             log.info("live view: %s", live.url)
+        if cfg.mqtt is not None:
+            from ..fleet.sink import MqttSink
+
+            sinks.append(MqttSink(cfg.mqtt, model))
     except BaseException:
         for sink in sinks:
             sink.close()
@@ -253,7 +264,7 @@ def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
     try:
         source.start()
         try:
-            sinks = build_sinks(cfg.sinks, source.nominal_fps)
+            sinks = build_sinks(cfg.sinks, source.nominal_fps, detector)
         except BaseException:
             source.close()
             raise
