@@ -21,14 +21,16 @@ RULES = {
     "tocoad_edge.calibration": ("tocoad_edge.export", "tocoad_edge.cli"),
     "tocoad_edge.runtime": DEVICE_FORBIDDEN + ("tocoad_edge.stream", "tocoad_edge.plc", "tocoad_edge.eval"),
     "tocoad_edge.bundle": DEVICE_FORBIDDEN + ("tocoad_edge.runtime", "tocoad_edge.stream", "tocoad_edge.plc"),
-    "tocoad_edge.stream": DEVICE_FORBIDDEN + ("tocoad_edge.plc",),
-    "tocoad_edge.plc": DEVICE_FORBIDDEN,
+    "tocoad_edge.stream": DEVICE_FORBIDDEN + ("tocoad_edge.plc", "tocoad_edge.fleet"),
+    "tocoad_edge.plc": DEVICE_FORBIDDEN + ("tocoad_edge.fleet",),
+    "tocoad_edge.fleet": DEVICE_FORBIDDEN,
     "tocoad_edge.eval": DEVICE_FORBIDDEN,
     "tocoad_edge.data": DEVICE_FORBIDDEN + ("tocoad_edge.runtime",),
     "tocoad_edge.models": ("tocoad_edge.train", "tocoad_edge.export", "tocoad_edge.calibration"),
 }
-# the one module that exists to run a model with torch, imported only when backend="torch" is chosen
-BY_DESIGN = {("tocoad_edge.runtime.backends.torch_backend", "torch"),
+# the one module that exists to run a model with torch, imported only when backend="torch" is chosen; and the
+# stream app, the composition root behind tocoad-stream, which wires the fleet's MQTT sink in when configured
+BY_DESIGN = {("tocoad_edge.stream.app", "tocoad_edge.fleet"),("tocoad_edge.runtime.backends.torch_backend", "torch"),
              ("tocoad_edge.runtime.backends.torch_backend", "tocoad_edge.models"),
              ("tocoad_edge.runtime.backends.torch_backend", "safetensors")}
 
