@@ -10,7 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..stream.app import DetectorSection, RunSection, SourceSection, source_options
+from ..runtime.options import DetectorOptions
+from ..stream.app import RunSection, SourceSection, source_options
 from . import status
 from .config import MqttSinkConfig
 from .mqtt_link import MqttLink
@@ -25,7 +26,7 @@ class GatewayConfig:
     mqtt: MqttSinkConfig
     install_dir: str                       # rolled-out bundles and state.json
     source: SourceSection = field(default_factory=SourceSection)
-    detector: DetectorSection = field(default_factory=DetectorSection)
+    detector: DetectorOptions = field(default_factory=DetectorOptions)
     run: RunSection = field(default_factory=RunSection)
     public_key: str | None = None          # Ed25519 PEM: every bundle must be signed by it (tocoad-sign)
 
@@ -39,7 +40,7 @@ def first_bundle(cfg: GatewayConfig) -> str:
         from ..errors import ConfigError
 
         raise ConfigError("no bundle given", fix="set detector.bundle in the gateway config")
-    return cfg.detector.bundle
+    return str(cfg.detector.bundle)
 
 
 def run_gateway(cfg: GatewayConfig, stop_event: threading.Event | None = None):

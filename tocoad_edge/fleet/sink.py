@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from ..stream.sinks import Sink
 from . import status
 from .config import MqttSinkConfig
 from .forwarder import Forwarder
@@ -17,7 +18,7 @@ from .verdict import encode_ng_image, verdict_record
 log = logging.getLogger("tocoad_edge.fleet")
 
 
-class MqttSink:
+class MqttSink(Sink):
     """``model``: the ``Detector`` / ``HotSwapDetector`` serving, for the model id and bundle hash in each verdict
     and in the retained status. ``link``: share the gateway's MQTT connection (default: open one)."""
 
