@@ -158,7 +158,7 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set: LabelledS
 
 
 def search_int8(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, search: NearestNeighbourSearch, *,
-                method: str = "auto", criteria: GateCriteria = GateCriteria(), threads: int | None = None,
+                criteria: GateCriteria, method: str = "auto", threads: int | None = None,
                 fp32_path: str | Path | None = None) -> Int8Search:
     """Every layer INT8 with each range method; if none passes the gate, the most sensitive layers of the best
     method go back to float, more at a time, until one does (or the cap is reached)."""
