@@ -28,6 +28,7 @@ import numpy as np
 from tocoad_edge.bundle.manifest import sha256_file
 
 from .activations import collect_histograms
+from .context import ExportContext
 from .gate import GateCriteria, evaluate_gate, gate_failure
 from .qdq import QuantLayer, build_qdq_model, describe_qdq, find_quantizable_layers
 from .ranges import METHODS, compute_amax, scale_from_amax
@@ -211,7 +212,7 @@ def _layer_sensitivity(runner: OrtRunner, fp32_model, scales: dict[str, float], 
     sub_ref = runner.embeddings(fp32_model, sub)
     base_err = relative_error(sub_ref, runner.embeddings(build_qdq_model(fp32_model, scales, frozenset(), layers),
                                                          sub))
-    sensitivity = []
+    sensitivity: list[dict] = []
     for ly in layers:
         m = build_qdq_model(fp32_model, scales, frozenset({ly.node}), layers)
         err = relative_error(sub_ref, runner.embeddings(m, sub))
@@ -237,7 +238,7 @@ EXACT_SEARCH_MAX_ENTRIES = 8192
 BOUND_HNSW_EF = 64
 
 
-def gate_search(ctx):
+def gate_search(ctx: ExportContext) -> tuple[NearestNeighbourSearch, str]:
     """Exact image scores. Small banks: exact search of every patch. Above ``EXACT_SEARCH_MAX_ENTRIES`` entries
     (an exact search of 48 images × 784 patches over 26k × 384 costs ~0.7 TFLOP per gate trial): the bundle's
     HNSW index gives upper bounds and only the patches that can hold the maximum are searched exactly
@@ -256,7 +257,7 @@ def gate_search(ctx):
             f"exact image scores (hnsw ef={BOUND_HNSW_EF} bounds, exact refinement)")
 
 
-def build_int8_model(ctx, out_path: Path) -> tuple[Path, dict]:
+def build_int8_model(ctx: ExportContext, out_path: Path) -> tuple[Path, dict]:
     """Called by the bundle writer for ``--int8``: writes ``out_path`` (+ the TensorRT calibration cache next to
     it) and returns the manifest's ``calibration`` dict."""
     import onnx

@@ -9,8 +9,6 @@ import platform
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,53 +19,12 @@ from tocoad_edge.bundle.atomic import replace_dir
 from tocoad_edge.bundle.manifest import (CORESET_NAME, FP32_NAME, INDEX_NAME, INT8_NAME, MANIFEST_NAME, SCHEMA_VERSION,
                                          FeatureSpec, FileEntry, IndexSpec, InputSpec, Manifest, MemoryBankSpec,
                                          ModelFile, ScoringSpec, sha256_file)
+from tocoad_edge.calibration.context import ExportContext, ExportOptions
 from tocoad_edge.config import TrainConfig
 from tocoad_edge.errors import ExportError
 from tocoad_edge.train.run_folder import RunFolder
 
 log = logging.getLogger("tocoad_edge.export")
-
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    int8: bool = False
-    dynamic_batch: bool = False
-    allow_degraded: bool = False
-    calibration_images: int = 256
-    calibration_method: str = "auto"      # auto | max | percentile | entropy
-    hnsw_M: int = 16
-    hnsw_ef_construction: int = 200
-    bank_dtype: str = "float32"           # float32 | float16
-    data_dir: Path | None = None          # real labelled test data for the parity report (optional)
-    force: bool = False
-    sign_key: Path | None = None          # Ed25519 private key PEM: sign the manifest (bundle/signature.py)
-
-
-@dataclass
-class ExportContext:
-    """Everything the INT8 / parity / engine steps need, handed over by the bundle writer."""
-    run: RunFolder
-    cfg: TrainConfig
-    meta: dict[str, Any]
-    staging: Path
-    options: ExportOptions
-    embedder: Any                          # torch PatchEmbedder, exactly as trained
-    bank: np.ndarray
-    fp32_path: Path
-    scoring: ScoringSpec
-    features: FeatureSpec
-    extra_manifest: dict[str, Any] = field(default_factory=dict)
-    phase_seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def phase(self, name: str):
-        """Time one export step; the bundle writer logs the breakdown at the end."""
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 def _versions() -> dict[str, str]:
