@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .context import ExportContext
+
 log = logging.getLogger("tocoad_edge.calibration")
 
 
@@ -89,7 +91,7 @@ def build_labelled_set(normals: np.ndarray, *, per_image: int = 2, seed: int = 0
     return LabelledSet(images=images, labels=labels, generator="synth.G" if gen is not None else "patch_defect")
 
 
-def gate_set_for_export(ctx, per_image: int = 2) -> LabelledSet:
+def gate_set_for_export(ctx: ExportContext, per_image: int = 2) -> LabelledSet:
     from tocoad_edge.data.run_images import holdout_images
 
     size = int(ctx.meta["image_size"])

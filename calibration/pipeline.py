@@ -19,18 +19,26 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tocoad_edge.bundle.manifest import sha256_file
 
 from .activations import collect_histograms
+from .context import ExportContext
 from .gate import GateCriteria, evaluate_gate, gate_failure
-from .qdq import build_qdq_model, describe_qdq, find_quantizable_layers
+from .qdq import QuantLayer, build_qdq_model, describe_qdq, find_quantizable_layers
 from .ranges import METHODS, compute_amax, scale_from_amax
+from .trial import Trial
 from tocoad_edge.runtime.backends.trt.calib_cache import CACHE_NAME, DEFAULT_TRT_VERSION, write_cache
+
+if TYPE_CHECKING:
+    from tocoad_edge.runtime.search.base import NearestNeighbourSearch
+
+    from .gate_data import LabelledSet
 
 log = logging.getLogger("tocoad_edge.calibration")
 
@@ -77,12 +85,84 @@ def _float_schedule(n_layers: int) -> list[int]:
     return steps if (steps and steps[-1] == cap) else steps + [cap]
 
 
-def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *, method: str = "auto",
-                       criteria: GateCriteria = GateCriteria(), threads: int | None = None,
+@dataclass(frozen=True)
+class _TrialRunner:
+    """Builds one Q/DQ configuration and gates it against the FP32 model's image scores on the gate set."""
+    fp32_model: Any
+    layers: list[QuantLayer]
+    runner: OrtRunner
+    gate_set: LabelledSet
+    search: NearestNeighbourSearch
+    criteria: GateCriteria
+    ref_emb: np.ndarray
+    ref_scores: np.ndarray
+
+    def run(self, scales: dict[str, float], keep: frozenset[str], description: str, method: str) -> Trial:
+        model = build_qdq_model(self.fp32_model, scales, keep, self.layers)
+        emb = self.runner.embeddings(model, self.gate_set.images)
+        res = evaluate_gate(self.ref_scores, self.search.image_scores(emb), self.gate_set.labels, self.criteria)
+        return Trial(description=description, method=method, keep_float=keep, result=res,
+                     embedding_rel_error=relative_error(self.ref_emb, emb), model=model)
+
+
+@dataclass(frozen=True)
+class Int8Search:
+    """What ``search_int8`` found: the chosen trial, every trial in the order tried, the per-layer sensitivity
+    (empty when a configuration with every layer INT8 passed) and the chosen method's activation scales."""
+    best: Trial
+    tried: list[Trial]
+    sensitivity: list[dict]
+    scales: dict[str, float]
+    layers: list[QuantLayer]
+    histogram_s: float
+    started: float                    # time.perf_counter() at the start: the report's total
+
+    def int8_scales(self) -> dict[str, float]:
+        """The scales of the activations of the layers left INT8: the TensorRT calibration cache's content."""
+        return {ly.activation: self.scales[ly.activation] for ly in self.layers
+                if ly.node not in self.best.keep_float}
+
+    def report(self, method_requested: str, calibration_images: int, criteria: GateCriteria,
+               generator: str) -> dict:
+        """The manifest's ``calibration`` section (build_int8_model adds the files)."""
+        best, keep = self.best, self.best.keep_float
+        return {
+            "algorithm": best.method,
+            "method_requested": method_requested,
+            "percentile": PERCENTILE if best.method == "percentile" else None,
+            "weights": "int8 symmetric per output channel",
+            "activations": "int8 symmetric per tensor, zero point 0",
+            "calibration_images": int(calibration_images),
+            "layers": [{"layer": ly.node, "op": ly.op, "precision": "fp32" if ly.node in keep else "int8",
+                        "activation": ly.activation, "activation_scale": self.scales[ly.activation]
+                        if ly.node not in keep else None} for ly in self.layers],
+            "layers_int8": sum(ly.node not in keep for ly in self.layers),
+            "layers_float": sorted(keep),
+            "gate": best.result.to_dict() | {"criteria": {"min_spearman": criteria.min_spearman,
+                                                          "max_auroc_drop": criteria.max_auroc_drop},
+                                             "generator": generator},
+            "tried": [t.to_dict() for t in self.tried],
+            "sensitivity": self.sensitivity,
+            "qdq": describe_qdq(best.model),
+            "timings_s": {"histograms": round(self.histogram_s, 2),
+                          "total": round(time.perf_counter() - self.started, 2)},
+        }
+
+
+def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, search: NearestNeighbourSearch,
+                       *, method: str = "auto", criteria: GateCriteria = GateCriteria(), threads: int | None = None,
                        fp32_path: str | Path | None = None) -> tuple[Any, dict]:
     """The whole search, independent of bundles: returns (Q/DQ ModelProto, report dict)."""
-    import onnx
+    found = search_int8(fp32_model, calib_images, gate_set, search, method=method, criteria=criteria,
+                        threads=threads, fp32_path=fp32_path)
+    return found.best.model, found.report(method, len(calib_images), criteria, gate_set.generator)
 
+
+def search_int8(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, search: NearestNeighbourSearch, *,
+                criteria: GateCriteria, method: str = "auto", threads: int | None = None,
+                fp32_path: str | Path | None = None) -> Int8Search:
+    """Every layer INT8 with each range method; if none passes the gate, the most sensitive layers of the best
+    method go back to float, more at a time, until one does (or the cap is reached)."""
     t0 = time.perf_counter()
     runner = OrtRunner(threads)
     layers = find_quantizable_layers(fp32_model)
@@ -90,93 +170,75 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *
         from tocoad_edge.errors import ExportError
 
         raise ExportError("the model has no layer INT8 can quantize", expected="Conv / MatMul layers with weights")
-    tensors = list(dict.fromkeys(ly.activation for ly in layers))
-    if fp32_path is None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx.save(fp32_model, str(Path(tmp) / "fp32.onnx"))
-            hists = collect_histograms(Path(tmp) / "fp32.onnx", tensors, calib_images, threads=threads)
-    else:
-        hists = collect_histograms(fp32_path, tensors, calib_images, threads=threads)
+    hists = _histograms(fp32_model, layers, calib_images, threads, fp32_path)
     t_hist = time.perf_counter() - t0
-
     ref_emb = runner.embeddings(fp32_model, gate_set.images)
-    ref_scores = search.image_scores(ref_emb)
-    labels = gate_set.labels
-
-    def trial(scales, keep: frozenset[str], description: str) -> dict:
-        model = build_qdq_model(fp32_model, scales, keep, layers)
-        emb = runner.embeddings(model, gate_set.images)
-        res = evaluate_gate(ref_scores, search.image_scores(emb), labels, criteria)
-        return {"description": description, "keep_float": sorted(keep), "gate": res.to_dict(), "model": model,
-                "embedding_rel_error": relative_error(ref_emb, emb), "_result": res}
-
+    trials = _TrialRunner(fp32_model, layers, runner, gate_set, search, criteria, ref_emb,
+                          search.image_scores(ref_emb))
     methods = METHODS if method == "auto" else (method,)
     scales_by_method = {m: activation_scales(hists, m) for m in methods}
-    tried = [trial(scales_by_method[m], frozenset(), f"all layers INT8, {m}") | {"method": m} for m in methods]
-
-    def rank(t):
-        g = t["gate"]
-        return (g["passed"], g["spearman"] - max(g["auroc_drop"], 0.0), -t["embedding_rel_error"])
-
-    best = max(tried, key=rank)
-    chosen_method = best["method"]
-    scales = scales_by_method[chosen_method]
+    tried = [trials.run(scales_by_method[m], frozenset(), f"all layers INT8, {m}", m) for m in methods]
+    best = max(tried, key=Trial.rank)
+    scales = scales_by_method[best.method]
     sensitivity: list[dict] = []
-    if not best["gate"]["passed"]:
-        # per-layer sensitivity: each layer alone kept in float, everything else INT8
-        sub = gate_set.images[:: max(1, len(gate_set.images) // SENSITIVITY_IMAGES)][:SENSITIVITY_IMAGES]
-        sub_ref = runner.embeddings(fp32_model, sub)
-        base_err = relative_error(sub_ref, runner.embeddings(build_qdq_model(fp32_model, scales, frozenset(),
-                                                                             layers), sub))
-        for ly in layers:
-            m = build_qdq_model(fp32_model, scales, frozenset({ly.node}), layers)
-            err = relative_error(sub_ref, runner.embeddings(m, sub))
-            sensitivity.append({"layer": ly.node, "error_if_float": err, "gain": base_err - err})
-        sensitivity.sort(key=lambda s: -s["gain"])
-        for k in _float_schedule(len(layers)):
-            keep = frozenset(s["layer"] for s in sensitivity[:k])
-            t = trial(scales, keep, f"{k} most sensitive layer(s) in float, {chosen_method}") | {
-                "method": chosen_method}
-            tried.append(t)
-            if t["gate"]["passed"]:
-                best = t
-                break
-        else:
-            best = max(tried, key=rank)
-    result = best["_result"]
-    keep = set(best["keep_float"])
-    model = best["model"]
-    report = {
-        "algorithm": best["method"],
-        "method_requested": method,
-        "percentile": PERCENTILE if best["method"] == "percentile" else None,
-        "weights": "int8 symmetric per output channel",
-        "activations": "int8 symmetric per tensor, zero point 0",
-        "calibration_images": int(len(calib_images)),
-        "layers": [{"layer": ly.node, "op": ly.op, "precision": "fp32" if ly.node in keep else "int8",
-                    "activation": ly.activation, "activation_scale": scales[ly.activation] if ly.node not in keep
-                    else None} for ly in layers],
-        "layers_int8": sum(ly.node not in keep for ly in layers),
-        "layers_float": sorted(keep),
-        "gate": result.to_dict() | {"criteria": {"min_spearman": criteria.min_spearman,
-                                                 "max_auroc_drop": criteria.max_auroc_drop},
-                                    "generator": gate_set.generator},
-        "tried": [{k: v for k, v in t.items() if k not in ("model", "_result")} for t in tried],
-        "sensitivity": sensitivity,
-        "qdq": describe_qdq(model),
-        "timings_s": {"histograms": round(t_hist, 2), "total": round(time.perf_counter() - t0, 2)},
-        "_scales": {ly.activation: scales[ly.activation] for ly in layers if ly.node not in keep},
-    }
-    return model, report
+    if not best.result.passed:
+        sensitivity = _layer_sensitivity(runner, fp32_model, scales, layers, gate_set.images)
+        best = _keep_sensitive_in_float(trials, scales, best.method, sensitivity, tried)
+    return Int8Search(best=best, tried=tried, sensitivity=sensitivity, scales=scales, layers=layers,
+                      histogram_s=t_hist, started=t0)
+
+
+def _histograms(fp32_model, layers: list[QuantLayer], calib_images: np.ndarray, threads: int | None,
+                fp32_path: str | Path | None):
+    """Activation histograms of every quantizable layer's input; ONNX Runtime needs a file, so a model given
+    only in memory is saved to a temporary one."""
+    import onnx
+
+    tensors = list(dict.fromkeys(ly.activation for ly in layers))
+    if fp32_path is not None:
+        return collect_histograms(fp32_path, tensors, calib_images, threads=threads)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx.save(fp32_model, str(Path(tmp) / "fp32.onnx"))
+        return collect_histograms(Path(tmp) / "fp32.onnx", tensors, calib_images, threads=threads)
+
+
+def _layer_sensitivity(runner: OrtRunner, fp32_model, scales: dict[str, float], layers: list[QuantLayer],
+                       images: np.ndarray) -> list[dict]:
+    """Each layer alone kept in float, everything else INT8, on a few gate images: the embedding error it
+    removes (``gain``), most harmful layer first."""
+    sub = images[:: max(1, len(images) // SENSITIVITY_IMAGES)][:SENSITIVITY_IMAGES]
+    sub_ref = runner.embeddings(fp32_model, sub)
+    base_err = relative_error(sub_ref, runner.embeddings(build_qdq_model(fp32_model, scales, frozenset(), layers),
+                                                         sub))
+    sensitivity: list[dict] = []
+    for ly in layers:
+        m = build_qdq_model(fp32_model, scales, frozenset({ly.node}), layers)
+        err = relative_error(sub_ref, runner.embeddings(m, sub))
+        sensitivity.append({"layer": ly.node, "error_if_float": err, "gain": base_err - err})
+    sensitivity.sort(key=lambda s: -s["gain"])
+    return sensitivity
+
+
+def _keep_sensitive_in_float(trials: _TrialRunner, scales: dict[str, float], method: str,
+                             sensitivity: list[dict], tried: list[Trial]) -> Trial:
+    """The first trial on ``_float_schedule`` that passes, or the best of all ``tried`` (each trial run here is
+    appended to ``tried``, for the report)."""
+    for k in _float_schedule(len(trials.layers)):
+        keep = frozenset(s["layer"] for s in sensitivity[:k])
+        t = trials.run(scales, keep, f"{k} most sensitive layer(s) in float, {method}", method)
+        tried.append(t)
+        if t.result.passed:
+            return t
+    return max(tried, key=Trial.rank)
 
 
 EXACT_SEARCH_MAX_ENTRIES = 8192
 BOUND_HNSW_EF = 64
 
 
-def gate_search(ctx):
+def gate_search(ctx: ExportContext) -> tuple[NearestNeighbourSearch, str]:
     """Exact image scores. Small banks: exact search of every patch. Above ``EXACT_SEARCH_MAX_ENTRIES`` entries
     (an exact search of 48 images × 784 patches over 26k × 384 costs ~0.7 TFLOP per gate trial): the bundle's
     HNSW index gives upper bounds and only the patches that can hold the maximum are searched exactly
@@ -195,7 +257,7 @@ def gate_search(ctx):
             f"exact image scores (hnsw ef={BOUND_HNSW_EF} bounds, exact refinement)")
 
 
-def build_int8_model(ctx, out_path: Path) -> tuple[Path, dict]:
+def build_int8_model(ctx: ExportContext, out_path: Path) -> tuple[Path, dict]:
     """Called by the bundle writer for ``--int8``: writes ``out_path`` (+ the TensorRT calibration cache next to
     it) and returns the manifest's ``calibration`` dict."""
     import onnx
@@ -212,13 +274,13 @@ def build_int8_model(ctx, out_path: Path) -> tuple[Path, dict]:
     fp32_model = onnx.load(str(ctx.fp32_path))
     criteria = GateCriteria()
     search, search_name = gate_search(ctx)
-    model, report = calibrate_and_gate(fp32_model, calib, gate_set, search,
-                                       method=opts.calibration_method, criteria=criteria,
-                                       fp32_path=ctx.fp32_path)
-    scales = report.pop("_scales")
+    found = search_int8(fp32_model, calib, gate_set, search, method=opts.calibration_method, criteria=criteria,
+                        fp32_path=ctx.fp32_path)
+    model = found.best.model
+    report = found.report(opts.calibration_method, len(calib), criteria, gate_set.generator)
     onnx.checker.check_model(model)
     onnx.save(model, str(out_path))
-    cache_path = write_cache(out_path.parent / CACHE_NAME, scales, report["algorithm"])
+    cache_path = write_cache(out_path.parent / CACHE_NAME, found.int8_scales(), report["algorithm"])
     report["gate"]["search"] = search_name
     report |= {
         "model_file": out_path.name,
@@ -232,9 +294,7 @@ def build_int8_model(ctx, out_path: Path) -> tuple[Path, dict]:
     log.info("INT8: %s, %d/%d layers INT8; gate: %s", report["algorithm"], report["layers_int8"],
              len(report["layers"]), "passed" if g["passed"] else "FAILED")
     if not g["passed"]:
-        from .gate import GateResult
-
-        result = GateResult(**{k: g[k] for k in GateResult.__dataclass_fields__})
+        result = found.best.result
         if not opts.allow_degraded:
             raise gate_failure(result, criteria, report["tried"])
         log.warning("INT8 accuracy gate failed (%s); kept because --allow-degraded was given", result.summary())

@@ -9,8 +9,6 @@ import platform
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,53 +19,12 @@ from tocoad_edge.bundle.atomic import replace_dir
 from tocoad_edge.bundle.manifest import (CORESET_NAME, FP32_NAME, INDEX_NAME, INT8_NAME, MANIFEST_NAME, SCHEMA_VERSION,
                                          FeatureSpec, FileEntry, IndexSpec, InputSpec, Manifest, MemoryBankSpec,
                                          ModelFile, ScoringSpec, sha256_file)
+from tocoad_edge.calibration.context import ExportContext, ExportOptions
 from tocoad_edge.train.config import TrainConfig
 from tocoad_edge.errors import ExportError
 from tocoad_edge.train.run_folder import RunFolder
 
 log = logging.getLogger("tocoad_edge.export")
-
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    int8: bool = False
-    dynamic_batch: bool = False
-    allow_degraded: bool = False
-    calibration_images: int = 256
-    calibration_method: str = "auto"      # auto | max | percentile | entropy
-    hnsw_M: int = 16
-    hnsw_ef_construction: int = 200
-    bank_dtype: str = "float32"           # float32 | float16
-    data_dir: Path | None = None          # real labelled test data for the parity report (optional)
-    force: bool = False
-    sign_key: Path | None = None          # Ed25519 private key PEM: sign the manifest (bundle/signature.py)
-
-
-@dataclass
-class ExportContext:
-    """Everything the INT8 / parity / engine steps need, handed over by the bundle writer."""
-    run: RunFolder
-    cfg: TrainConfig
-    meta: dict[str, Any]
-    staging: Path
-    options: ExportOptions
-    embedder: Any                          # torch PatchEmbedder, exactly as trained
-    bank: np.ndarray
-    fp32_path: Path
-    scoring: ScoringSpec
-    features: FeatureSpec
-    extra_manifest: dict[str, Any] = field(default_factory=dict)
-    phase_seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def phase(self, name: str):
-        """Time one export step; the bundle writer logs the breakdown at the end."""
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 def _versions() -> dict[str, str]:
@@ -118,53 +75,8 @@ def write_bundle(run_dir: str | Path, out_dir: str | Path, options: ExportOption
 
 def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str, Any],
                 options: ExportOptions) -> Manifest:
-    from tocoad_edge.runtime.search.hnsw import build_hnsw_index
-    from tocoad_edge.train.embedder_factory import load_run_embedder
-
-    from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
-
-    t0 = time.perf_counter()
-    size = int(meta["image_size"])
-    embedder = load_run_embedder(run.path, cfg, run.projection())
-    fp32_path = export_onnx(embedder, staging / FP32_NAME, size, dynamic_batch=options.dynamic_batch)
-
-    bank = run.memory_bank().astype(np.float32)
-    bank_store = bank.astype(np.float16) if options.bank_dtype == "float16" else bank
-    with open(staging / CORESET_NAME, "wb") as f:
-        np.save(f, bank_store, allow_pickle=False)
-    # The index is built over exactly what the runtime loads (float16 storage is widened on load).
-    bank_loaded = bank_store.astype(np.float32)
-    build_hnsw_index(bank_loaded, staging / INDEX_NAME, M=options.hnsw_M,
-                     ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
-
-    t_index = time.perf_counter() - t0
-    # The trained backbone weights, for the optional torch backend (and reference measurements).
-    shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
-
-    f = meta["feature"]
-    features = FeatureSpec(backbone=f["backbone"], layers=tuple(f["layers"]), aggregation=int(f["aggregation"]),
-                           stride=int(f["stride"]), grid=tuple(f["grid"]), dim=int(f["dim"]),
-                           projection=f["projection"], mean=tuple(f["mean"]), std=tuple(f["std"]),
-                           aggregation_mode=f.get("aggregation_mode", "mean"),
-                           aggregation_dim=int(f.get("aggregation_dim", 0)))
-    th = meta["thresholds"]
-    scoring = ScoringSpec(gaussian_sigma=float(meta["gaussian_sigma"]), image_threshold=th["image_threshold"],
-                          pixel_threshold=th["pixel_threshold"], normalization_offset=th["normalization_offset"],
-                          normalization_scale=th["normalization_scale"])
-    ctx = ExportContext(run=run, cfg=cfg, meta=meta, staging=staging, options=options, embedder=embedder,
-                        bank=bank_loaded, fp32_path=fp32_path, scoring=scoring, features=features,
-                        phase_seconds={"onnx + hnsw index": t_index})
-
-    models = {"fp32": ModelFile(file=FP32_NAME, input_name=INPUT_NAME, output_name=OUTPUT_NAME, precision="fp32",
-                                dynamic_batch=options.dynamic_batch)}
-    calibration: dict[str, Any] = {}
-    if options.int8:
-        from tocoad_edge.calibration.pipeline import build_int8_model
-
-        with ctx.phase("int8 calibration + gate"):
-            int8_path, calibration = build_int8_model(ctx, staging / INT8_NAME)
-        models["int8"] = ModelFile(file=int8_path.name, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
-                                   precision="int8", dynamic_batch=options.dynamic_batch)
+    ctx = _stage_model_and_bank(staging, run, cfg, meta, options)
+    models, calibration = _models(ctx)
 
     from .search_tuning import tune_search
 
@@ -177,21 +89,100 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     with ctx.phase("parity report"):
         write_parity_report(ctx, models)
     log.info("export steps: %s", ", ".join(f"{k} {v:.1f} s" for k, v in ctx.phase_seconds.items()))
+    return _manifest(ctx, models, calibration, search_info, ef)
 
+
+def _stage_model_and_bank(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str, Any],
+                          options: ExportOptions) -> ExportContext:
+    """Write the FP32 ONNX model, the memory bank with its HNSW index and the trained weights into ``staging``;
+    returns the context the later steps share."""
+    from tocoad_edge.train.embedder_factory import load_run_embedder
+
+    from .onnx_export import export_onnx
+
+    t0 = time.perf_counter()
+    embedder = load_run_embedder(run.path, cfg, run.projection())
+    fp32_path = export_onnx(embedder, staging / FP32_NAME, int(meta["image_size"]),
+                            dynamic_batch=options.dynamic_batch)
+    bank = _write_bank(staging, run, cfg, options)
+    t_index = time.perf_counter() - t0
+    # The trained backbone weights, for the optional torch backend (and reference measurements).
+    shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
+    return ExportContext(run=run, cfg=cfg, meta=meta, staging=staging, options=options, embedder=embedder,
+                         bank=bank, fp32_path=fp32_path, scoring=_scoring_spec(meta), features=_feature_spec(meta),
+                         phase_seconds={"onnx + hnsw index": t_index})
+
+
+def _write_bank(staging: Path, run: RunFolder, cfg: TrainConfig, options: ExportOptions) -> np.ndarray:
+    """Write the memory bank in ``options.bank_dtype`` and its HNSW index; returns the bank as the runtime
+    loads it (float32)."""
+    from tocoad_edge.runtime.search.hnsw import build_hnsw_index
+
+    bank = run.memory_bank().astype(np.float32)
+    bank_store = bank.astype(np.float16) if options.bank_dtype == "float16" else bank
+    with open(staging / CORESET_NAME, "wb") as f:
+        np.save(f, bank_store, allow_pickle=False)
+    # The index is built over exactly what the runtime loads (float16 storage is widened on load).
+    bank_loaded = bank_store.astype(np.float32)
+    build_hnsw_index(bank_loaded, staging / INDEX_NAME, M=options.hnsw_M,
+                     ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
+    return bank_loaded
+
+
+def _feature_spec(meta: dict[str, Any]) -> FeatureSpec:
+    f = meta["feature"]
+    return FeatureSpec(backbone=f["backbone"], layers=tuple(f["layers"]), aggregation=int(f["aggregation"]),
+                       stride=int(f["stride"]), grid=tuple(f["grid"]), dim=int(f["dim"]),
+                       projection=f["projection"], mean=tuple(f["mean"]), std=tuple(f["std"]),
+                       aggregation_mode=f.get("aggregation_mode", "mean"),
+                       aggregation_dim=int(f.get("aggregation_dim", 0)))
+
+
+def _scoring_spec(meta: dict[str, Any]) -> ScoringSpec:
+    th = meta["thresholds"]
+    return ScoringSpec(gaussian_sigma=float(meta["gaussian_sigma"]), image_threshold=th["image_threshold"],
+                       pixel_threshold=th["pixel_threshold"], normalization_offset=th["normalization_offset"],
+                       normalization_scale=th["normalization_scale"])
+
+
+def _models(ctx: ExportContext) -> tuple[dict[str, ModelFile], dict[str, Any]]:
+    """The FP32 model, and with ``--int8`` the calibrated INT8 one; returns them with the manifest's
+    ``calibration`` section (empty without INT8)."""
+    from .onnx_export import INPUT_NAME, OUTPUT_NAME
+
+    dynamic = ctx.options.dynamic_batch
+    models = {"fp32": ModelFile(file=FP32_NAME, input_name=INPUT_NAME, output_name=OUTPUT_NAME, precision="fp32",
+                                dynamic_batch=dynamic)}
+    calibration: dict[str, Any] = {}
+    if ctx.options.int8:
+        from tocoad_edge.calibration.pipeline import build_int8_model
+
+        with ctx.phase("int8 calibration + gate"):
+            int8_path, calibration = build_int8_model(ctx, ctx.staging / INT8_NAME)
+        models["int8"] = ModelFile(file=int8_path.name, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+                                   precision="int8", dynamic_batch=dynamic)
+    return models, calibration
+
+
+def _manifest(ctx: ExportContext, models: dict[str, ModelFile], calibration: dict[str, Any], search_info: dict,
+              ef: int) -> Manifest:
+    """The manifest over every file in the staging folder (hashes and sizes)."""
+    staging, options, meta = ctx.staging, ctx.options, ctx.meta
     files = {}
     for p in sorted(staging.iterdir()):
         if p.is_file() and p.name != MANIFEST_NAME:
             files[p.name] = FileEntry(sha256=sha256_file(p), bytes=p.stat().st_size)
-    model_id = f"{features.backbone}-{files[FP32_NAME].sha256[:12]}"
+    model_id = f"{ctx.features.backbone}-{files[FP32_NAME].sha256[:12]}"
+    size = int(meta["image_size"])
     return Manifest(
         schema_version=SCHEMA_VERSION, model_id=model_id, created_by=f"tocoad-edge {__version__}",
-        input=InputSpec(height=size, width=size), features=features, models=models,
-        memory_bank=MemoryBankSpec(file=CORESET_NAME, entries=int(bank.shape[0]), dim=int(bank.shape[1]),
+        input=InputSpec(height=size, width=size), features=ctx.features, models=models,
+        memory_bank=MemoryBankSpec(file=CORESET_NAME, entries=int(ctx.bank.shape[0]), dim=int(ctx.bank.shape[1]),
                                    dtype=options.bank_dtype,
                                    index=IndexSpec(file=INDEX_NAME, M=options.hnsw_M,
                                                    ef_construction=options.hnsw_ef_construction, ef=ef,
-                                                   seed=cfg.seed)),
-        scoring=scoring, files=files, versions=_versions(), calibration=calibration, search=search_info,
+                                                   seed=ctx.cfg.seed)),
+        scoring=ctx.scoring, files=files, versions=_versions(), calibration=calibration, search=search_info,
         training={"stages": meta.get("stages"), "train_images": meta.get("train_images"),
                   "data_dir": os.path.basename(str(meta.get("data_dir", ""))),
                   "holdout_images": meta.get("holdout_images", [])},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tocoad_edge.calibration.context import ExportContext
 from tocoad_edge.eval.metrics import auroc, spearman
 from tocoad_edge.runtime.scoring import anomaly_map
 from tocoad_edge.runtime.search.exact import ExactSearch
@@ -47,7 +48,7 @@ def _torch_embeddings(embedder, images: np.ndarray, batch: int = 8) -> np.ndarra
                                for i in range(0, len(images), batch)])
 
 
-def _scores_and_maps(emb: np.ndarray, search, ctx) -> tuple[np.ndarray, np.ndarray]:
+def _scores_and_maps(emb: np.ndarray, search, ctx: ExportContext) -> tuple[np.ndarray, np.ndarray]:
     size = int(ctx.meta["image_size"])
     scores, maps = [], []
     for e in emb:
@@ -57,7 +58,7 @@ def _scores_and_maps(emb: np.ndarray, search, ctx) -> tuple[np.ndarray, np.ndarr
     return np.array(scores), np.stack(maps)
 
 
-def compare_embeddings(ref: np.ndarray, got: np.ndarray, search, ctx) -> dict:
+def compare_embeddings(ref: np.ndarray, got: np.ndarray, search, ctx: ExportContext) -> dict:
     s_ref, m_ref = _scores_and_maps(ref, search, ctx)
     s_got, m_got = _scores_and_maps(got, search, ctx)
     map_range = float(m_ref.max() - m_ref.min()) or 1.0
@@ -72,13 +73,14 @@ def compare_embeddings(ref: np.ndarray, got: np.ndarray, search, ctx) -> dict:
     }
 
 
-def compare(ctx, images: np.ndarray, model_path) -> dict:
+def compare(ctx: ExportContext, images: np.ndarray, model_path) -> dict:
     """torch FP32 vs one ONNX model on ``images`` (exact search)."""
     return compare_embeddings(_torch_embeddings(ctx.embedder, images), _onnx_embeddings(model_path, images),
                               ExactSearch(ctx.bank), ctx)
 
 
-def labelled_section(ctx, models: dict, images: np.ndarray, labels: np.ndarray, search) -> tuple[dict, dict]:
+def labelled_section(ctx: ExportContext, models: dict, images: np.ndarray, labels: np.ndarray,
+                     search) -> tuple[dict, dict]:
     """AUROC per model and Spearman against torch; returns (section, scores per model)."""
     scores = {"torch_fp32": search.image_scores(_torch_embeddings(ctx.embedder, images))}
     for precision, mf in models.items():
@@ -106,7 +108,7 @@ def _real_test_set(data_dir: Path, size: int, limit: int = REAL_MAX_IMAGES) -> t
     return load_resized([t.path for t in items], size), np.array([t.label for t in items])
 
 
-def write_parity_report(ctx, models: dict) -> dict:
+def write_parity_report(ctx: ExportContext, models: dict) -> dict:
     from tocoad_edge.calibration.gate_data import gate_set_for_export
 
     from tocoad_edge.data.run_images import holdout_images

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tocoad_edge.calibration.context import ExportContext
 from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.runtime.search.hnsw import HnswSearch
 
@@ -59,7 +60,8 @@ def choose_ef(rows: list[dict], bound: float = MAX_SCORE_ERROR, safety_steps: in
     return efs[min(ok[0] + safety_steps, len(efs) - 1)]
 
 
-def tune_search(ctx, index_path: Path, quantized_models: dict[str, Path] | None = None) -> tuple[dict, int]:
+def tune_search(ctx: ExportContext, index_path: Path,
+                quantized_models: dict[str, Path] | None = None) -> tuple[dict, int]:
     """Tune ef on the trained model's embeddings and on every exported quantized model's embeddings: an INT8
     model's noisier embeddings can need a larger ef for the same score error. The largest choice is stored."""
     import torch

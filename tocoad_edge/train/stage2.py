@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -60,132 +60,216 @@ def trainable_groups(backbone: Backbone, trainable_from: str, layers: list[str])
     return [p for _, ps in chosen for p in ps], [n for n, _ in chosen]
 
 
+@dataclass(frozen=True)
+class _Checkpoints:
+    """Where one configuration's stage 2 lands: the final backbone and the last finished epoch, both tied to the
+    fingerprint of the configuration and the images so a changed setup never reuses them."""
+    tag: str
+    fingerprint: str
+    final: Path
+    epoch: Path
+
+
+@dataclass
+class _Stage2Run:
+    """What resuming, every epoch and saving share."""
+    cfg: TrainConfig
+    backbone: Backbone
+    layers: list[str]
+    images: Sequence[np.ndarray]
+    generator: AnomalyGenerator
+    disc: Discriminator | None
+    frozen: Backbone | None                 # the untouched backbone D reads (guide only)
+    embedder: PatchEmbedder
+    heads: nn.ModuleDict                    # projector + predictor
+    opt: torch.optim.Optimizer
+    guard: CollapseGuard
+    trainable: list[nn.Parameter]
+    trainable_names: list[str]
+    checkpoints: _Checkpoints
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def guide(self) -> bool:
+        return self.disc is not None
+
+
 def finetune_stage2(cfg: TrainConfig, backbone: Backbone, layers: list[str], images: Sequence[np.ndarray],
                     generator: AnomalyGenerator, disc: Discriminator | None, ckpt_dir: Path, log: Log,
                     progress: bool | None = None) -> tuple[Backbone, dict]:
     """Fine-tune ``backbone`` in place (or load the result from ``ckpt_dir``); returns it in eval mode, frozen,
     and a report (losses and feature spread per epoch)."""
+    ck = _checkpoints(cfg, layers, images, disc is not None, ckpt_dir)
+    meta = read_meta(ck.final)
+    if meta and meta.get("fingerprint") == ck.fingerprint:
+        backbone.load_state_dict(load_tensors(ck.final))
+        log(f"stage 2 ({ck.tag}): reusing the fine-tuned backbone from {ck.final}")
+        return freeze(backbone), meta.get("report", {})
+    run = _prepare(cfg, backbone, layers, images, generator, disc, ck)
+    start_epoch = _resume(run, log)
     s2 = cfg.stage2
-    guide = disc is not None
+    log(f"stage 2 ({ck.tag}): fine-tuning {', '.join(run.trainable_names)} for {s2.epochs} epochs on {len(images)} "
+        f"images; feature spread before: {run.guard.reference:.3f}")
+    clock = (time.perf_counter(), time.process_time())
+    for epoch in range(start_epoch, s2.epochs):
+        means = _run_epoch(run, epoch, progress)
+        _log_epoch(run, epoch, means, clock, log)
+        _save_epoch(run, epoch)
+    return freeze(backbone), _save_final(run)
+
+
+def _checkpoints(cfg: TrainConfig, layers: list[str], images: Sequence[np.ndarray], guide: bool,
+                 ckpt_dir: Path) -> _Checkpoints:
     tag = "full" if guide else "no-guide"
-    parts = {"stage": 2, "guide": guide, "seed": cfg.seed, "synth": to_dict(cfg.synth), "stage2": to_dict(s2),
+    parts = {"stage": 2, "guide": guide, "seed": cfg.seed, "synth": to_dict(cfg.synth), "stage2": to_dict(cfg.stage2),
              "backbone": to_dict(cfg.backbone), "layers": layers, "aggregation": cfg.features.aggregation}
     if guide:
         parts["stage1"] = to_dict(cfg.stage1)
-    fp = fingerprint(parts, list(images))
-    final_path = ckpt_dir / f"stage2_{tag}_backbone.safetensors"
-    epoch_path = ckpt_dir / f"stage2_{tag}_last_epoch.safetensors"
-    meta = read_meta(final_path)
-    if meta and meta.get("fingerprint") == fp:
-        backbone.load_state_dict(load_tensors(final_path))
-        log(f"stage 2 ({tag}): reusing the fine-tuned backbone from {final_path}")
-        return freeze(backbone), meta.get("report", {})
+    return _Checkpoints(tag=tag, fingerprint=fingerprint(parts, list(images)),
+                        final=ckpt_dir / f"stage2_{tag}_backbone.safetensors",
+                        epoch=ckpt_dir / f"stage2_{tag}_last_epoch.safetensors")
 
+
+def _prepare(cfg: TrainConfig, backbone: Backbone, layers: list[str], images: Sequence[np.ndarray],
+             generator: AnomalyGenerator, disc: Discriminator | None, ck: _Checkpoints) -> _Stage2Run:
+    """Unfreeze the trained layers and build the heads, optimizer and collapse guard (seeded: the heads' initial
+    weights are part of the result)."""
+    s2 = cfg.stage2
     trainable, trainable_names = trainable_groups(backbone, s2.trainable_from, layers)
     for p in backbone.parameters():
         p.requires_grad_(False)
     for p in trainable:
         p.requires_grad_(True)
-    frozen = None
-    if guide:
-        frozen = freeze(copy.deepcopy(backbone))
+    frozen = freeze(copy.deepcopy(backbone)) if disc is not None else None
     embedder = PatchEmbedder(backbone, layers, cfg.features.aggregation,
                              aggregation_mode=cfg.features.aggregation_mode,
                              aggregation_dim=cfg.features.aggregation_dim)
     torch.manual_seed(cfg.seed)
-    projector = DenseProjector(embedder.raw_dim, s2.projector_dim)
-    predictor = DensePredictor(s2.projector_dim, s2.predictor_dim)
-    heads = nn.ModuleDict({"projector": projector, "predictor": predictor})
+    heads = nn.ModuleDict({"projector": DenseProjector(embedder.raw_dim, s2.projector_dim),
+                           "predictor": DensePredictor(s2.projector_dim, s2.predictor_dim)})
     opt = torch.optim.Adam([{"params": trainable, "lr": s2.learning_rate},
                             {"params": list(heads.parameters()), "lr": s2.head_learning_rate}],
                            weight_decay=s2.weight_decay)
-    guard = CollapseGuard(s2.collapse_std_ratio)
-    n = len(images)
-    history: list[dict] = []
-    start_epoch = 0
-    emeta = read_meta(epoch_path)
-    if emeta and emeta.get("fingerprint") == fp:
-        t = load_tensors(epoch_path)
-        backbone.load_state_dict(unprefixed("backbone", t))
-        heads.load_state_dict(unprefixed("heads", t))
-        load_optimizer_tensors(opt, t)
-        start_epoch = int(emeta["epoch"]) + 1
-        history = list(emeta.get("history", []))
-        guard.reference = emeta.get("std_reference")
-        guard.history = [h["feature_std"] for h in history]
-        log(f"stage 2 ({tag}): resuming after epoch {start_epoch} from {epoch_path}")
-    else:
-        _set_bn_mode(backbone, s2.batchnorm)
-        with torch.no_grad():
-            ref_imgs = [generator.sample(images[i], STAGE2_INDEX_OFFSET - 1 - i, anomaly=False).base
-                        for i in range(min(n, 32))]
-            guard.set_reference(normalised_feature_std(
-                embedder.features(normalise(to_float_rgb(ref_imgs), backbone))))
-    log(f"stage 2 ({tag}): fine-tuning {', '.join(trainable_names)} for {s2.epochs} epochs on {n} images; "
-        f"feature spread before: {guard.reference:.3f}")
+    return _Stage2Run(cfg=cfg, backbone=backbone, layers=layers, images=images, generator=generator, disc=disc,
+                      frozen=frozen, embedder=embedder, heads=heads, opt=opt,
+                      guard=CollapseGuard(s2.collapse_std_ratio), trainable=trainable,
+                      trainable_names=trainable_names, checkpoints=ck)
 
-    t_wall, t_cpu = time.perf_counter(), time.process_time()
-    for epoch in range(start_epoch, s2.epochs):
-        torch.manual_seed(cfg.seed * 1009 + epoch)
-        tgen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
-        order = np.random.default_rng([cfg.seed, 2, epoch]).permutation(n)
-        if s2.images_per_epoch is not None:
-            order = order[:s2.images_per_epoch]
-        _set_bn_mode(backbone, s2.batchnorm)
-        heads.train()
-        sums = {"loss": 0.0, "simsiam": 0.0, "push": 0.0, "pull": 0.0}
-        steps = 0
-        bar = tqdm(list(batches(order, s2.batch_size)), desc=f"stage 2 ({tag}) epoch {epoch + 1}/{s2.epochs}",
-                   disable=tqdm_disable(progress), leave=False)
-        for idx in bar:
-            samples = [generator.sample(images[i], STAGE2_INDEX_OFFSET + epoch * n + i, anomaly=guide) for i in idx]
-            base = to_float_rgb([s.base for s in samples])
-            p1 = draw_params(len(idx), tgen, s2.brightness, s2.contrast, s2.blur_probability)
-            p2 = draw_params(len(idx), tgen, s2.brightness, s2.contrast, s2.blur_probability)
-            e1 = embedder.features(normalise(apply_photometric(base, p1, s2.noise_std), backbone))
-            e2 = embedder.features(normalise(apply_photometric(base, p2, s2.noise_std), backbone))
-            z1, z2 = projector(e1), projector(e2)
-            l_ss = simsiam_loss(predictor(z1), predictor(z2), z1, z2)
-            loss = s2.simsiam_weight * l_ss
-            gparts = {"push": 0.0, "pull": 0.0}
-            if guide:
-                anom = to_float_rgb([s.image for s in samples])
-                ea = embedder.features(normalise(apply_photometric(anom, p1, s2.noise_std), backbone))
-                weight = _guide_weight(s2.guide_map, disc, frozen, layers, anom, samples, tuple(ea.shape[-2:]))
-                l_g, gparts = guide_loss(ea, e1, weight, s2.guide_margin, s2.guide_normal_weight)
-                loss = loss + s2.guide_weight * l_g
-            if not torch.isfinite(loss):
-                raise TrainingError(f"stage 2 loss is not finite at epoch {epoch + 1}", got=str(float(loss.detach())),
-                                    fix="lower stage2.learning_rate; the stage resumes from its last epoch checkpoint")
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable + list(heads.parameters()), s2.max_grad_norm)
-            opt.step()
-            guard.observe(e1)
-            steps += 1
-            sums["loss"] += float(loss.detach())
-            sums["simsiam"] += float(l_ss.detach())
-            sums["push"] += gparts["push"]
-            sums["pull"] += gparts["pull"]
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", simsiam=f"{float(l_ss.detach()):.3f}",
-                            **({"push": f"{gparts['push']:.3f}", "pull": f"{gparts['pull']:.3f}"} if guide else {}))
-        means = {k: v / max(1, steps) for k, v in sums.items()}
-        std = guard.end_epoch(epoch + 1)  # raises TrainingError on collapse (the last good epoch stays on disk)
-        means["feature_std"] = std
-        history.append(means)
-        log(f"stage 2 ({tag}) epoch {epoch + 1}/{s2.epochs}: loss {means['loss']:.4f} simsiam {means['simsiam']:.4f}"
-            + (f" push {means['push']:.4f} pull {means['pull']:.4f}" if guide else "")
-            + f" feature spread {std:.3f} ({time.perf_counter() - t_wall:.0f} s, CPU {time.process_time() - t_cpu:.0f} s"
-            " so far)")
-        tensors = {**prefixed("backbone", backbone.state_dict()), **prefixed("heads", heads.state_dict()),
-                   **optimizer_tensors(opt)}
-        save_checkpoint(epoch_path, tensors, {"fingerprint": fp, "epoch": epoch, "history": history,
-                                              "std_reference": guard.reference})
-    report = {"history": history, "std_reference": guard.reference, "trained_layers": trainable_names}
-    save_checkpoint(final_path, backbone.state_dict(), {"fingerprint": fp, "report": report})
-    if epoch_path.exists():
-        epoch_path.unlink()
-    return freeze(backbone), report
+
+def _resume(run: _Stage2Run, log: Log) -> int:
+    """Load the last finished epoch of this configuration, if any; else measure the feature spread before
+    training (the collapse guard's reference). Returns the first epoch still to run."""
+    ck = run.checkpoints
+    meta = read_meta(ck.epoch)
+    if not (meta and meta.get("fingerprint") == ck.fingerprint):
+        _set_bn_mode(run.backbone, run.cfg.stage2.batchnorm)
+        with torch.no_grad():
+            ref_imgs = [run.generator.sample(run.images[i], STAGE2_INDEX_OFFSET - 1 - i, anomaly=False).base
+                        for i in range(min(len(run.images), 32))]
+            run.guard.set_reference(normalised_feature_std(
+                run.embedder.features(normalise(to_float_rgb(ref_imgs), run.backbone))))
+        return 0
+    t = load_tensors(ck.epoch)
+    run.backbone.load_state_dict(unprefixed("backbone", t))
+    run.heads.load_state_dict(unprefixed("heads", t))
+    load_optimizer_tensors(run.opt, t)
+    start_epoch = int(meta["epoch"]) + 1
+    run.history = list(meta.get("history", []))
+    run.guard.reference = meta.get("std_reference")
+    run.guard.history = [h["feature_std"] for h in run.history]
+    log(f"stage 2 ({ck.tag}): resuming after epoch {start_epoch} from {ck.epoch}")
+    return start_epoch
+
+
+def _run_epoch(run: _Stage2Run, epoch: int, progress: bool | None) -> dict:
+    """One epoch over a seeded permutation of the images; returns the mean losses and the feature spread (the
+    collapse guard raises ``TrainingError`` here; the last good epoch stays on disk)."""
+    cfg, s2, n = run.cfg, run.cfg.stage2, len(run.images)
+    torch.manual_seed(cfg.seed * 1009 + epoch)
+    tgen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+    order = np.random.default_rng([cfg.seed, 2, epoch]).permutation(n)
+    if s2.images_per_epoch is not None:
+        order = order[:s2.images_per_epoch]
+    _set_bn_mode(run.backbone, s2.batchnorm)
+    run.heads.train()
+    sums = {"loss": 0.0, "simsiam": 0.0, "push": 0.0, "pull": 0.0}
+    steps = 0
+    bar = tqdm(list(batches(order, s2.batch_size)), disable=tqdm_disable(progress), leave=False,
+               desc=f"stage 2 ({run.checkpoints.tag}) epoch {epoch + 1}/{s2.epochs}")
+    for idx in bar:
+        loss, l_ss, gparts = _step(run, epoch, idx, tgen)
+        steps += 1
+        sums["loss"] += loss
+        sums["simsiam"] += l_ss
+        sums["push"] += gparts["push"]
+        sums["pull"] += gparts["pull"]
+        bar.set_postfix(loss=f"{loss:.3f}", simsiam=f"{l_ss:.3f}",
+                        **({"push": f"{gparts['push']:.3f}", "pull": f"{gparts['pull']:.3f}"} if run.guide else {}))
+    means = {k: v / max(1, steps) for k, v in sums.items()}
+    means["feature_std"] = run.guard.end_epoch(epoch + 1)
+    run.history.append(means)
+    return means
+
+
+def _step(run: _Stage2Run, epoch: int, idx: list[int], tgen: torch.Generator) -> tuple[float, float, dict]:
+    """One optimizer step on the batch ``idx``; returns the loss, the SimSiam loss and the guide's push / pull."""
+    s2, backbone, embedder = run.cfg.stage2, run.backbone, run.embedder
+    projector, predictor = run.heads["projector"], run.heads["predictor"]
+    n = len(run.images)
+    samples = [run.generator.sample(run.images[i], STAGE2_INDEX_OFFSET + epoch * n + i, anomaly=run.guide)
+               for i in idx]
+    base = to_float_rgb([s.base for s in samples])
+    p1 = draw_params(len(idx), tgen, s2.brightness, s2.contrast, s2.blur_probability)
+    p2 = draw_params(len(idx), tgen, s2.brightness, s2.contrast, s2.blur_probability)
+    e1 = embedder.features(normalise(apply_photometric(base, p1, s2.noise_std), backbone))
+    e2 = embedder.features(normalise(apply_photometric(base, p2, s2.noise_std), backbone))
+    z1, z2 = projector(e1), projector(e2)
+    l_ss = simsiam_loss(predictor(z1), predictor(z2), z1, z2)
+    loss = s2.simsiam_weight * l_ss
+    gparts = {"push": 0.0, "pull": 0.0}
+    if run.guide:
+        anom = to_float_rgb([s.image for s in samples])
+        ea = embedder.features(normalise(apply_photometric(anom, p1, s2.noise_std), backbone))
+        weight = _guide_weight(s2.guide_map, run.disc, run.frozen, run.layers, anom, samples, tuple(ea.shape[-2:]))
+        l_g, gparts = guide_loss(ea, e1, weight, s2.guide_margin, s2.guide_normal_weight)
+        loss = loss + s2.guide_weight * l_g
+    if not torch.isfinite(loss):
+        raise TrainingError(f"stage 2 loss is not finite at epoch {epoch + 1}", got=str(float(loss.detach())),
+                            fix="lower stage2.learning_rate; the stage resumes from its last epoch checkpoint")
+    run.opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.trainable + list(run.heads.parameters()), s2.max_grad_norm)
+    run.opt.step()
+    run.guard.observe(e1)
+    return float(loss.detach()), float(l_ss.detach()), gparts
+
+
+def _log_epoch(run: _Stage2Run, epoch: int, means: dict, clock: tuple[float, float], log: Log) -> None:
+    t_wall, t_cpu = clock
+    s2 = run.cfg.stage2
+    log(f"stage 2 ({run.checkpoints.tag}) epoch {epoch + 1}/{s2.epochs}: loss {means['loss']:.4f} "
+        f"simsiam {means['simsiam']:.4f}"
+        + (f" push {means['push']:.4f} pull {means['pull']:.4f}" if run.guide else "")
+        + f" feature spread {means['feature_std']:.3f} ({time.perf_counter() - t_wall:.0f} s, "
+          f"CPU {time.process_time() - t_cpu:.0f} s so far)")
+
+
+def _save_epoch(run: _Stage2Run, epoch: int) -> None:
+    """The resume point: backbone, heads and optimizer state after ``epoch``, with the history so far."""
+    tensors = {**prefixed("backbone", run.backbone.state_dict()), **prefixed("heads", run.heads.state_dict()),
+               **optimizer_tensors(run.opt)}
+    save_checkpoint(run.checkpoints.epoch, tensors, {"fingerprint": run.checkpoints.fingerprint, "epoch": epoch,
+                                                     "history": run.history, "std_reference": run.guard.reference})
+
+
+def _save_final(run: _Stage2Run) -> dict:
+    """Write the fine-tuned backbone with its report and drop the epoch checkpoint; returns the report."""
+    ck = run.checkpoints
+    report = {"history": run.history, "std_reference": run.guard.reference, "trained_layers": run.trainable_names}
+    save_checkpoint(ck.final, run.backbone.state_dict(), {"fingerprint": ck.fingerprint, "report": report})
+    if ck.epoch.exists():
+        ck.epoch.unlink()
+    return report
 
 
 @torch.no_grad()

@@ -1,0 +1,59 @@
+"""What the bundle writer hands its steps (INT8 calibration, search tuning, parity report): the export options
+and the ``ExportContext``. Here rather than in ``export/`` because calibration reads it too and never imports
+export (export → calibration, never back)."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+from tocoad_edge.bundle.manifest import FeatureSpec, ScoringSpec
+
+if TYPE_CHECKING:
+    from tocoad_edge.train.config import TrainConfig
+    from tocoad_edge.train.run_folder import RunFolder
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    int8: bool = False
+    dynamic_batch: bool = False
+    allow_degraded: bool = False
+    calibration_images: int = 256
+    calibration_method: str = "auto"      # auto | max | percentile | entropy
+    hnsw_M: int = 16
+    hnsw_ef_construction: int = 200
+    bank_dtype: str = "float32"           # float32 | float16
+    data_dir: Path | None = None          # real labelled test data for the parity report (optional)
+    force: bool = False
+    sign_key: Path | None = None          # Ed25519 private key PEM: sign the manifest (bundle/signature.py)
+
+
+@dataclass
+class ExportContext:
+    """Everything the INT8 / parity / engine steps need, handed over by the bundle writer."""
+    run: RunFolder
+    cfg: TrainConfig
+    meta: dict[str, Any]
+    staging: Path
+    options: ExportOptions
+    embedder: Any                          # torch PatchEmbedder, exactly as trained
+    bank: np.ndarray
+    fp32_path: Path
+    scoring: ScoringSpec
+    features: FeatureSpec
+    extra_manifest: dict[str, Any] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time one export step; the bundle writer logs the breakdown at the end."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - t0
