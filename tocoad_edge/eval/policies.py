@@ -3,8 +3,9 @@
 ``normal-quantile``: from normal images only. The threshold is the k-th smallest of n calibration scores; a part
 is NG when its score is above it. For continuous scores the false-call rate of that threshold on unseen normal
 parts, ``1 − F(s_(k))``, exceeds α exactly when at least k of the n calibration scores lie below the (1 − α)
-quantile of the normal scores, i.e. with probability ``P(Binomial(n, 1 − α) ≥ k)``. The policy takes the smallest k for which that is
-≤ δ, so the stated rate holds with confidence 1 − δ whatever the score distribution. It needs
+quantile of the normal scores, i.e. with probability ``P(Binomial(n, 1 − α) ≥ k)``. The policy takes the
+smallest k for which that is ≤ δ, so the stated rate holds with confidence 1 − δ whatever the score
+distribution. It needs
 ``n ≥ ln δ / ln(1 − α)`` images (k = n), and refuses with fewer.
 
 ``labelled``: normal and defective scores at commissioning. The threshold with the highest recall at a false-call
@@ -92,8 +93,8 @@ def normal_quantile(normal_scores: np.ndarray, target_fpr: float, confidence: fl
     if n < need:
         raise DataError(f"{n} normal images cannot support a false-call rate of {target_fpr:g} with confidence "
                         f"{confidence:g}", expected=f">= {need} normal images", got=str(n),
-                        fix=f"add normal images, or promise less (a higher --target-fpr or a lower --confidence): "
-                            f"see docs/decisions.md")
+                        fix="add normal images, or promise less (a higher --target-fpr or a lower --confidence): "
+                            "see docs/decisions.md")
     delta = 1.0 - confidence
     lo, hi = 1, n                       # P(Bin(n, 1-α) ≥ k) falls as k grows; hi satisfies it (n ≥ need)
     while lo < hi:
