@@ -202,3 +202,13 @@ def test_sighup_gives_a_serving_gateway_the_new_decision(banded, tmp_path):
     assert sorted(before.results) == [1, 2, 4] and after.results == [2, 2, 2]
     assert new_hash == bundle_hash(bundle)[:16] != old_hash
     assert detector.detector.manifest.decision["why"] == "everything NG now"
+
+
+def test_an_unknown_map_version_is_refused_with_the_choices(tmp_path):
+    from tocoad_edge.errors import ConfigError
+    from tocoad_edge.plc import load_gateway_config
+
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text("source: {uri: simulated}\ndetector: {bundle: b}\nmodbus: {map_version: 3}\n")
+    with pytest.raises(ConfigError, match=r"modbus\.map_version.*1 \(result 0-3, REVIEW reported as NG\) or 2"):
+        load_gateway_config(cfg)
