@@ -14,8 +14,8 @@ from ..errors import TocoadError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tocoad-eval", description=(
         "Evaluate a bundle on labelled test images (MVTec AD layout: DIR/test/good, DIR/test/<defect>, "
-        "DIR/ground_truth/<defect>/<name>_mask.png; a set without ground_truth/ gives image metrics only). Writes image "
-        "AUROC, pixel AUROC, AUPRO (FPR <= 0.3), F1-max and, overall and per defect type, recall at FPR <= 1/2/5/10 %, "
+        "DIR/ground_truth/<defect>/<name>_mask.png; a set without ground_truth/ gives image metrics only). "
+        "Writes image AUROC, pixel AUROC, AUPRO (FPR <= 0.3), F1-max and, overall and per defect type, recall at FPR <= 1/2/5/10 %, "
         "FPR at recall >= 90/95/99 % and the counts at the bundle's threshold and review band (README: tocoad-eval "
         "JSON)."))
     p.add_argument("bundle", help="bundle folder written by tocoad-export")
