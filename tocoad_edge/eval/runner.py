@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ..data import MVTecDataset, read_image, read_mask
+from .line import line_report
 from .metrics import aupro, auroc, f1_max, pixel_auroc
+
+PIXEL_PRESENT = "present"
+PIXEL_ABSENT = "absent: the set has no ground-truth masks"
 
 
 @dataclass
@@ -24,9 +28,32 @@ class EvalResult:
     latency_ms_p50: float
     latency_ms_p99: float
     items: list[dict] = field(default_factory=list)
+    line: dict = field(default_factory=dict)        # eval/line.py: operating points and counts at the thresholds
+    pixel_metrics: str = PIXEL_PRESENT              # or why pixel AUROC and AUPRO are null (absent, partial)
 
     def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "items"} | {"per_image": self.items}
+        """Strict JSON: a metric that is undefined here (NaN: one class missing, no masks) is ``null``."""
+        out = {k: v for k, v in self.__dict__.items() if k not in ("items", "line")}
+        out["per_defect_image_auroc"] = {k: _null(v) for k, v in self.per_defect_image_auroc.items()}
+        return {k: _null(v) for k, v in out.items()} | {"line": self.line, "per_image": self.items}
+
+
+def _null(v):
+    return None if isinstance(v, float) and v != v else v
+
+
+def _pixel_selection(dataset: MVTecDataset) -> tuple[list[bool], str]:
+    """Which images pixel metrics use, and what the JSON says about it: all of them when every defective image has
+    a mask; without the defective images that lack one (they would count as all-normal pixels) when some do; none
+    when the set has image-level labels only."""
+    defective = [t for t in dataset.test if t.label == 1]
+    missing = sum(t.mask_path is None for t in defective)
+    if defective and missing == len(defective):
+        return [False] * len(dataset.test), PIXEL_ABSENT
+    use = [t.label == 0 or t.mask_path is not None for t in dataset.test]
+    if missing:
+        return use, f"partial: {missing} of {len(defective)} defective images have no mask and are left out"
+    return use, PIXEL_PRESENT
 
 
 def evaluate(detector, dataset: MVTecDataset, *, keep_maps: bool = False, progress=None,
@@ -64,11 +91,17 @@ def evaluate(detector, dataset: MVTecDataset, *, keep_maps: bool = False, progre
         sel = np.array([i["defect"] in (d, "good") for i in items])
         per_defect[d] = auroc(y[sel], s[sel])
     f1, f1_t = f1_max(y, s) if y.any() else (float("nan"), float("nan"))
-    has_masks = any(m.any() for m in masks)
+    use, pixel_note = _pixel_selection(dataset)
+    pm = [m for m, u in zip(masks, use) if u]
+    pa = [a for a, u in zip(maps, use) if u]
+    has_masks = any(m.any() for m in pm)
+    sc = detector.manifest.scoring
     res = EvalResult(
-        image_auroc=auroc(y, s), pixel_auroc=pixel_auroc(masks, maps) if has_masks else float("nan"),
-        aupro=aupro(masks, maps) if has_masks else float("nan"), f1_max=f1, f1_threshold=f1_t,
+        image_auroc=auroc(y, s), pixel_auroc=pixel_auroc(pm, pa) if has_masks else float("nan"),
+        aupro=aupro(pm, pa) if has_masks else float("nan"), f1_max=f1, f1_threshold=f1_t,
         images=len(items), anomalous=int(y.sum()), per_defect_image_auroc=per_defect,
         latency_ms_p50=float(np.percentile(lat, 50)) if lat else float("nan"),
-        latency_ms_p99=float(np.percentile(lat, 99)) if lat else float("nan"), items=items)
+        latency_ms_p99=float(np.percentile(lat, 99)) if lat else float("nan"), items=items,
+        line=line_report(y, s, [i["defect"] for i in items], sc.image_threshold, sc.review_threshold),
+        pixel_metrics=pixel_note if has_masks or pixel_note != PIXEL_PRESENT else PIXEL_ABSENT)
     return res, masks, maps

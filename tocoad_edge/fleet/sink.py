@@ -1,7 +1,7 @@
 """``MqttSink``: a stream sink (``write(result)`` / ``close()``) that sends every verdict to the plant's broker.
 
-``write`` only stores the verdict in the on-disk spool (a local SQLite commit; plus a JPEG encode for NG frames
-when images are on) and wakes the forwarder thread; the network is never touched on the inspection thread.
+``write`` only stores the verdict in the on-disk spool (a local SQLite commit; plus a JPEG encode for NG and
+REVIEW frames when images are on) and wakes the forwarder thread; the network is never touched on the inspection thread.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class MqttSink(Sink):
     def write(self, result) -> None:
         model_id, sha = self._announce()
         image = None
-        if self.cfg.ng_images and result.prediction.decision == "NG":
+        if self.cfg.ng_images and result.prediction.decision in ("NG", "REVIEW"):   # a reviewer needs the picture
             image = encode_ng_image(result.frame.image, int(self.cfg.image_max_kb * 1024))
             self.images_too_large += image is None
         record = verdict_record(result, self.cfg.camera, model_id, sha, has_image=image is not None)

@@ -3,6 +3,7 @@
     tocoad-plc gateway.yaml                # until Ctrl-C / SIGTERM
     tocoad-plc gateway.yaml --duration 60  # stop after 60 s
     tocoad-plc --print-config              # a complete config with every default
+    kill -HUP <pid>                        # take the bundle's new decision (tocoad-threshold) without a restart
 
 The YAML is read with safe_load into strict dataclasses (tocoad_edge.plc.config): unknown keys, wrong
 types and out-of-range values stop the program with what was expected, what was got and the fix.
@@ -20,6 +21,7 @@ from typing import Any
 
 from ..errors import TocoadError
 from ..runtime.options import DetectorOptions
+from ..decision_reload import reload_decision_on_sighup
 from ..shutdown import stop_on_signals
 from ..typed_config import to_dict
 from .config import GatewayConfig, SourceConfig, load_gateway_config
@@ -53,6 +55,10 @@ def build(cfg: GatewayConfig) -> tuple[Gateway, Any, Any]:
         detector.close()
         raise
     gateway = Gateway(source, detector, cfg.handshake, bundle_hash=bundle_hash(cfg.detector.bundle))
+    banded = detector.manifest.scoring.review_threshold is not None
+    if cfg.transport == "modbus" and cfg.modbus.map_version == 1 and banded:
+        log.warning("the bundle has a review band, and Modbus map version 1 reports REVIEW parts as NG (2); "
+                    "set modbus.map_version: 2 for result 4 = REVIEW (docs/plc.md)")
     if cfg.transport == "modbus":
         from .modbus_server import ModbusServer
 
@@ -67,8 +73,12 @@ def build(cfg: GatewayConfig) -> tuple[Gateway, Any, Any]:
 def run(cfg: GatewayConfig, duration_s: float | None, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     gateway, transport, detector = build(cfg)
+
+    def reloaded(_record: dict) -> None:     # the manifest changed: the PLC sees the new bundle hash
+        gateway.handshake.set_identity(detector.model_id, bundle_hash(cfg.detector.bundle))
+
     try:
-        with gateway, transport:
+        with gateway, transport, reload_decision_on_sighup(detector, reloaded):
             where = transport.endpoint if cfg.transport == "opcua" else f"{cfg.modbus.host}:{transport.port}"
             snap = gateway.snapshot()
             log.info("PLC gateway up: %s %s, mode %s, deadline %.3f s, model %s, bundle %s", cfg.transport, where,

@@ -38,8 +38,11 @@ class ModbusConfig:
     score_scale: int = 1000             # score register = round(score × score_scale), saturating at 0 and 65535
     allowed_clients: tuple[str, ...] = ()   # client addresses / networks (10.0.0.5, 10.0.0.0/24); empty: any
     unit_id: int = 0                    # the one unit id served (1-247); 0: answer every unit id
+    map_version: int = 1                # 1: result 0-3, REVIEW reads as NG (2); 2: result 4 = REVIEW
 
     def __post_init__(self) -> None:
+        require(self.map_version in (1, 2), "modbus.map_version", "1 (result 0-3, REVIEW reported as NG) or 2 "
+                "(result 4 = REVIEW)", self.map_version)
         require(0 <= self.unit_id <= 247, "modbus.unit_id", "0 (any) or a unit id in [1, 247]", self.unit_id)
         for i, entry in enumerate(self.allowed_clients):
             try:

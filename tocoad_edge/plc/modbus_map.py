@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .signals import Result
 from .snapshot import Snapshot
 
-MAP_VERSION = 1
+MAP_VERSION = 1          # the default map version: what a PLC program written before REVIEW existed reads
+MAP_VERSIONS = (1, 2)    # 2: the same registers; ``result`` may also be 4 (REVIEW)
 
 # PLC → gateway (read/write, 0 or 1)
 TRIGGER = 0
@@ -22,7 +24,7 @@ WRITABLE = {TRIGGER: "trigger", ACK: "ack"}
 READY = 10
 BUSY = 11
 DONE = 12
-RESULT = 13             # 0 none, 1 OK, 2 NG, 3 Error
+RESULT = 13             # 0 none, 1 OK, 2 NG, 3 Error; map version 2 also 4 Review
 QUALITY = 14            # 0 good, 1 uncertain, 2 bad
 ERROR_CODE = 15         # signals.Fault
 HEARTBEAT = 16          # low 16 bits; increases while healthy, stops on a fault
@@ -35,7 +37,7 @@ LATENCY_US = 24         # u32, trigger → result measured in the gateway
 TRIGGER_COUNT = 26      # u32
 TRIGGERS_IGNORED = 28   # u16, saturating
 WRITES_REJECTED = 29    # u16, saturating
-VERSION = 30            # register map version (1)
+VERSION = 30            # register map version (1 or 2, modbus.map_version)
 PHASE = 31              # signals.Phase
 MODEL_ID = 32           # 16 registers: 32 ASCII characters
 MODEL_ID_REGS = 16
@@ -86,15 +88,23 @@ def scale_score(score: float, scale: int) -> int:
     return 0 if scaled < 0 else _U16 if scaled > _U16 else int(scaled)
 
 
-def render(snap: Snapshot, score_scale: int) -> list[int]:
-    """All ``SIZE`` registers for one snapshot."""
+def result_code(result: Result, map_version: int = MAP_VERSION) -> int:
+    """The ``result`` register. Map version 1 knows 0–3 only: a REVIEW part is reported as NG (2) there, so a PLC
+    program that predates the review band diverts it rather than passing it as good."""
+    if result == Result.REVIEW and map_version < 2:
+        return int(Result.NG)
+    return int(result)
+
+
+def render(snap: Snapshot, score_scale: int, map_version: int = MAP_VERSION) -> list[int]:
+    """All ``SIZE`` registers for one snapshot, in register map ``map_version`` (1 or 2)."""
     regs = [0] * SIZE
     regs[TRIGGER] = int(snap.trigger)
     regs[ACK] = int(snap.ack)
     regs[READY] = int(snap.ready)
     regs[BUSY] = int(snap.busy)
     regs[DONE] = int(snap.done)
-    regs[RESULT] = int(snap.result)
+    regs[RESULT] = result_code(snap.result, map_version)
     regs[QUALITY] = int(snap.quality)
     regs[ERROR_CODE] = int(snap.fault)
     regs[HEARTBEAT] = snap.heartbeat & _U16
@@ -107,7 +117,7 @@ def render(snap: Snapshot, score_scale: int) -> list[int]:
     regs[TRIGGER_COUNT:TRIGGER_COUNT + 2] = _u32(snap.trigger_count)
     regs[TRIGGERS_IGNORED] = min(snap.triggers_ignored, _U16)
     regs[WRITES_REJECTED] = min(snap.writes_rejected, _U16)
-    regs[VERSION] = MAP_VERSION
+    regs[VERSION] = map_version
     regs[PHASE] = int(snap.phase)
     regs[MODEL_ID:MODEL_ID + MODEL_ID_REGS] = _text(snap.model_id, MODEL_ID_REGS)
     regs[BUNDLE_HASH:BUNDLE_HASH + BUNDLE_HASH_REGS] = _text(snap.bundle_hash[:16], BUNDLE_HASH_REGS)

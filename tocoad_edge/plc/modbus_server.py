@@ -80,7 +80,7 @@ class ModbusServer:
             self._loop.stop()
             raise
         log.info("Modbus TCP server listening on %s:%d (register map v%d)", self.config.host, self.port,
-                 regmap.MAP_VERSION)
+                 self.config.map_version)
         return self
 
     def stop(self) -> None:
@@ -147,7 +147,7 @@ class ModbusServer:
         snap = self.handshake.snapshot()
         cached_snap, regs = self._cache
         if snap is not cached_snap:
-            regs = regmap.render(snap, self.config.score_scale)
+            regs = regmap.render(snap, self.config.score_scale, self.config.map_version)
             self._cache = (snap, regs)
         return regs
 

@@ -71,10 +71,12 @@ def judge(detector: Predictor, frame: np.ndarray, frame_id: int) -> Outcome:
     try:
         pred = detector.predict(frame)
         score, raw, anomalous = float(pred.score), float(pred.raw_score), bool(pred.is_anomalous)
+        review = bool(getattr(pred, "is_review", False))       # detectors without a review band never say it
     except Exception as exc:
         log.error("detector failed on frame %d: %s: %s", frame_id, type(exc).__name__, exc)
         return Outcome(Result.ERROR, frame_id=frame_id, fault=Fault.INFERENCE_ERROR)
     if not math.isfinite(score):
         log.error("detector returned a non-finite score (%r) on frame %d", score, frame_id)
         return Outcome(Result.ERROR, frame_id=frame_id, fault=Fault.INFERENCE_ERROR)
-    return Outcome(Result.NG if anomalous else Result.OK, score=score, raw_score=raw, frame_id=frame_id)
+    result = Result.NG if anomalous else Result.REVIEW if review else Result.OK
+    return Outcome(result, score=score, raw_score=raw, frame_id=frame_id)

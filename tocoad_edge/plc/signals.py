@@ -22,6 +22,7 @@ class Result(IntEnum):
     OK = 1
     NG = 2          # anomalous: drive the reject gate
     ERROR = 3       # no verdict: camera or model failed or stalled (treat the part as not inspected)
+    REVIEW = 4      # in the bundle's review band: not NG, not OK, a person decides (Modbus: map version 2 only)
 
 
 class Fault(IntEnum):

@@ -117,6 +117,16 @@ class HotSwapDetector:
         log.info("hot-swap: %s → %s (load + self-test %.0f ms)", old.detector.model_id, det.model_id, load_ms)
         return SwapReport(old.detector.model_id, det.model_id, Path(bundle_dir), result, load_ms)
 
+    def reload_decision(self) -> dict:
+        """``Detector.reload_decision`` on the serving model (what ``tocoad-threshold`` rewrote in its bundle).
+        Held against a concurrent swap: the decision is read into the model that serves after it."""
+        with self._swap_lock:
+            slot = self._acquire()
+            try:
+                return slot.detector.reload_decision()
+            finally:
+                self._release(slot)
+
     def swap_archive(self, archive: str | Path, install_dir: str | Path, **open_options: Any) -> SwapReport:
         """Unpack + verify a bundle archive into a new folder under ``install_dir``, then ``swap`` to it.
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ..errors import ConfigError, TocoadError
 from ..fleet.config import MqttSinkConfig
 from ..runtime.options import DetectorOptions
+from ..decision_reload import reload_decision_on_sighup
 from ..shutdown import stop_on_signals
 from ..typed_config import from_dict, load_yaml, require, to_dict
 from .options import SourceOptions
@@ -269,9 +270,10 @@ def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
             source.close()
             raise
         r = cfg.run
-        return run_stream(detector, source, sinks, max_frames=r.max_frames, duration_s=r.duration_s,
-                          on_error=r.on_error, stop_event=stop_event, log_every_s=r.log_every_s or None,
-                          pipelined=r.pipelined)
+        with reload_decision_on_sighup(detector):       # tocoad-threshold + kill -HUP: new thresholds, no restart
+            return run_stream(detector, source, sinks, max_frames=r.max_frames, duration_s=r.duration_s,
+                              on_error=r.on_error, stop_event=stop_event, log_every_s=r.log_every_s or None,
+                              pipelined=r.pipelined)
     finally:
         detector.close()
 
@@ -283,7 +285,7 @@ def report_dict(report) -> dict[str, Any]:
         return None if v is None else round(v, 2)
 
     return {"end_reason": report.end_reason, "captured": s.captured, "processed": s.processed, "dropped": s.dropped,
-            "dropped_by_reason": s.dropped_by_reason, "ng": s.ng, "fps": r(report.fps_overall),
+            "dropped_by_reason": s.dropped_by_reason, "ng": s.ng, "review": s.review, "fps": r(report.fps_overall),
             "latency_ms_mean": r(report.latency_ms_mean), "latency_ms_p50": r(report.latency_ms_p50),
             "latency_ms_p99": r(report.latency_ms_p99), "reconnects": s.reconnects, "elapsed_s": r(s.elapsed_s),
             "accounted": report.consistent}

@@ -35,6 +35,7 @@ class StreamStats:
     disconnects: int
     reconnects: int
     last_error: str | None
+    review: int = 0             # frames in the bundle's review band (neither OK nor NG)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -48,16 +49,18 @@ class Telemetry:
         self.started = time.monotonic()
         self.processed = 0
         self.ng = 0
+        self.review = 0
         self._dropped: dict[str, int] = {}   # frames read from the source but not processed, by reason
         self._lock = threading.Lock()
         self._latencies: collections.deque[float] = collections.deque(maxlen=latency_window)
         self._done_times: collections.deque[float] = collections.deque(maxlen=4096)
         self._fps_window_s = fps_window_s
 
-    def record(self, latency_ms: float, ng: bool) -> None:
+    def record(self, latency_ms: float, ng: bool, review: bool = False) -> None:
         with self._lock:
             self.processed += 1
             self.ng += int(ng)
+            self.review += int(review)
             self._latencies.append(latency_ms)
             self._done_times.append(time.monotonic())
 
@@ -82,7 +85,7 @@ class Telemetry:
         # Our counters first, the source's after: a frame is counted captured before it can be processed, so
         # this order keeps captured >= processed even when a frame finishes while the snapshot is taken.
         with self._lock:
-            processed, ng, dropped_here = self.processed, self.ng, dict(self._dropped)
+            processed, ng, review, dropped_here = self.processed, self.ng, self.review, dict(self._dropped)
         s = self.source.stats()
         lat = self.latencies(recent)
         p50, p99 = (float(v) for v in np.percentile(lat, [50, 99])) if lat.size else (None, None)
@@ -92,7 +95,7 @@ class Telemetry:
         # Frames read but not yet finished are neither processed nor dropped (mid-run only).
         return StreamStats(s.captured, processed, s.dropped + sum(dropped_here.values()), dropped_by_reason, ng,
                            self.fps(), p50, p99, time.monotonic() - self.started, s.state, s.disconnects,
-                           s.reconnects, s.last_error)
+                           s.reconnects, s.last_error, review)
 
 
 @dataclass
@@ -221,7 +224,8 @@ class _Runner:
 
     def done(self, frame: Frame, prediction: Prediction) -> None:
         latency_ms = (time.monotonic() - frame.monotonic) * 1000.0
-        self.telemetry.record(latency_ms, prediction.decision == "NG")
+        decision = prediction.decision
+        self.telemetry.record(latency_ms, decision == "NG", decision == "REVIEW")
         item = StreamResult(frame, prediction, latency_ms, self.telemetry, self.telemetry.fps())
         for sink in self.sinks:
             try:
@@ -270,5 +274,5 @@ class _Runner:
 
 def _log_progress(s: StreamStats) -> None:
     p99 = f"{s.latency_ms_p99:.0f}" if s.latency_ms_p99 is not None else "-"
-    log.info("captured %d, processed %d, dropped %d, NG %d, %.1f FPS, p99 %s ms, source %s", s.captured,
-             s.processed, s.dropped, s.ng, s.fps, p99, s.source_state)
+    log.info("captured %d, processed %d, dropped %d, NG %d, REVIEW %d, %.1f FPS, p99 %s ms, source %s", s.captured,
+             s.processed, s.dropped, s.ng, s.review, s.fps, p99, s.source_state)

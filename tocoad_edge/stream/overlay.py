@@ -1,4 +1,7 @@
-"""Draw the anomaly heat map, score, verdict, FPS and latency on a frame (a new BGR image)."""
+"""Draw the anomaly heat map, score, verdict, FPS and latency on a frame (a new BGR image).
+
+The verdict has its own colour: OK green, REVIEW amber (with a thin amber border: a person should look at this
+part), NG red (with a thick red border)."""
 from __future__ import annotations
 
 import cv2
@@ -8,6 +11,8 @@ from ..runtime.frames import to_bgr_frame
 
 OK_COLOUR = (60, 180, 60)      # BGR
 NG_COLOUR = (40, 40, 230)
+REVIEW_COLOUR = (0, 170, 255)  # amber
+DECISION_COLOUR = {"OK": OK_COLOUR, "REVIEW": REVIEW_COLOUR, "NG": NG_COLOUR}
 
 
 def heatmap(anomaly_map: np.ndarray, size: tuple[int, int], vmax: float = 2.0) -> np.ndarray:
@@ -25,7 +30,7 @@ def draw_overlay(image: np.ndarray, anomaly_map: np.ndarray | None = None, *, sc
                  decision: str | None = None, fps: float | None = None, latency_ms: float | None = None,
                  alpha: float = 0.4, vmax: float = 2.0) -> np.ndarray:
     """The frame with the heat map blended in (``alpha``), a banner with verdict and score on the left and
-    FPS and latency on the right, and a red border when the verdict is NG."""
+    FPS and latency on the right, a red border when the verdict is NG and an amber one when it is REVIEW."""
     out = to_bgr_frame(image).copy()
     h, w = out.shape[:2]
     if anomaly_map is not None and alpha > 0:
@@ -34,7 +39,7 @@ def draw_overlay(image: np.ndarray, anomaly_map: np.ndarray | None = None, *, sc
     scale = max(0.35, min(1.5, w / 900.0))
     thick = max(1, int(round(2 * scale)))
     row = int(34 * scale) + 6
-    colour = NG_COLOUR if decision == "NG" else OK_COLOUR
+    colour = DECISION_COLOUR.get(decision or "", OK_COLOUR)
     left = " ".join(p for p in (decision or "", f"score {score:.3f}" if score is not None else "") if p)
     right = "  ".join(p for p in (f"{fps:.1f} FPS" if fps is not None else "",
                                   f"{latency_ms:.0f} ms" if latency_ms is not None else "") if p)
@@ -50,4 +55,6 @@ def draw_overlay(image: np.ndarray, anomaly_map: np.ndarray | None = None, *, sc
         cv2.putText(out, right, origin, font, scale * 0.8, (230, 230, 230), thick, cv2.LINE_AA)
     if decision == "NG":
         cv2.rectangle(out, (0, 0), (w - 1, h - 1), NG_COLOUR, thickness=max(3, thick * 2))
+    elif decision == "REVIEW":
+        cv2.rectangle(out, (0, 0), (w - 1, h - 1), REVIEW_COLOUR, thickness=max(2, thick))
     return out

@@ -1,4 +1,7 @@
-"""NG frames saved with their anomaly maps, under a disk quota: the oldest records go first.
+"""NG frames (and REVIEW frames) saved with their anomaly maps, under a disk quota: the oldest records go first.
+
+REVIEW frames are saved by default: a part in the review band is one a person must look at, and the frame is
+what they look at. The record's ``.json`` says which (``decision``). ``decisions=("NG",)`` keeps NG frames only.
 
 One record = ``<stem>_frame.png`` (lossless frame), ``<stem>_map.npy`` (float32 normalised anomaly map),
 ``<stem>_overlay.jpg`` and ``<stem>.json`` (score, decision, frame id, time; written last, so a record
@@ -32,12 +35,14 @@ def _stem_of(name: str) -> str | None:
 
 
 class NgFrameSaver(Sink):
-    def __init__(self, folder: str | Path, quota_mb: float = 1024.0, save_overlay: bool = True):
+    def __init__(self, folder: str | Path, quota_mb: float = 1024.0, save_overlay: bool = True,
+                 decisions: tuple[str, ...] = ("NG", "REVIEW")):
         if not quota_mb > 0:
             raise ConfigError("the NG-frame quota must be positive", expected="a number of MB > 0", got=repr(quota_mb))
         self.folder = Path(folder)
         self.quota_bytes = int(quota_mb * 1024 * 1024)
         self.save_overlay = save_overlay
+        self.decisions = frozenset(decisions)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -57,7 +62,7 @@ class NgFrameSaver(Sink):
 
     def write(self, result) -> None:
         p = result.prediction
-        if p.decision != "NG":
+        if p.decision not in self.decisions:
             return
         when = dt.datetime.fromtimestamp(result.frame.timestamp, dt.timezone.utc)
         stem = f"{when:%Y%m%dT%H%M%S_%f}Z_{result.frame.id:09d}"
