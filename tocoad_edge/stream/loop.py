@@ -105,6 +105,7 @@ class StreamResult:
     telemetry: Telemetry
     fps: float
     _overlay: np.ndarray | None = field(default=None, repr=False)
+    camera: str | None = None       # the camera's id when one process serves several (stream/multicam.py)
 
     def overlay(self) -> np.ndarray:
         """The frame with heat map, score, verdict, FPS and latency (drawn once, shared by the sinks)."""
@@ -162,10 +163,14 @@ def run_stream(detector: Predictor, source: Source, sinks: Iterable[Sink] = (), 
                 sink.close()
             except Exception:   # noqa: BLE001 — one failing sink must not keep the others open
                 log.exception("closing sink %r failed", sink)
-    telemetry = runner.telemetry
+    return final_report(runner.telemetry, runner.end_reason or "stopped")
+
+
+def final_report(telemetry: Telemetry, end_reason: str) -> StreamReport:
+    """The report of a finished run (its source closed, so every frame is processed or dropped)."""
     stats = telemetry.snapshot(recent=None)
     lat = telemetry.latencies()
-    report = StreamReport(stats, runner.end_reason or "stopped", float(lat.mean()) if lat.size else None,
+    report = StreamReport(stats, end_reason, float(lat.mean()) if lat.size else None,
                           stats.latency_ms_p50, stats.latency_ms_p99, stats.processed / max(1e-9, stats.elapsed_s))
     if not report.consistent:   # a bug, never expected: say it loudly
         log.error("frame accounting is off: processed %d + dropped %d != captured %d", stats.processed,
