@@ -197,11 +197,8 @@ class _Runner:
         """The next frame to process, or None (with ``end_reason`` set) when the run should end."""
         while True:
             now = time.monotonic()
-            if (self.stop_event is not None and self.stop_event.is_set()) or self.stop_asked:
-                self.end_reason = "stopped"
-            elif self.deadline is not None and now >= self.deadline:
-                self.end_reason = "duration"
-            elif self.max_frames is not None and self.pulled >= self.max_frames:
+            self.end_reason = stop_reason(self.stop_event, self.stop_asked, self.deadline, now)
+            if self.end_reason is None and self.max_frames is not None and self.pulled >= self.max_frames:
                 self.end_reason = "max_frames"
             if self.end_reason is not None:
                 return None
@@ -228,12 +225,7 @@ class _Runner:
         latency_ms = (time.monotonic() - frame.monotonic) * 1000.0
         self.telemetry.record(latency_ms, prediction.decision == "NG")
         item = StreamResult(frame, prediction, latency_ms, self.telemetry, self.telemetry.fps())
-        for sink in self.sinks:
-            try:
-                sink.write(item)
-            except StopStream as stop:
-                log.info("%s asked to stop: %s", type(sink).__name__, stop)
-                self.stop_asked = True
+        self.stop_asked |= write_to_sinks(self.sinks, item)
 
     def failed(self, frame: Frame, exc: TocoadError) -> None:
         self.telemetry.record_drop("detector_error")
@@ -271,6 +263,29 @@ class _Runner:
                 for _ in range(len(in_flight)):
                     self.telemetry.record_drop("pipeline_restart")
                 self.failed(failed, exc)
+
+
+def stop_reason(stop_event: threading.Event | None, stop_asked: bool, deadline: float | None,
+                now: float) -> str | None:
+    """Why a run ends before its source does: ``stopped`` (the stop event, or a sink's ``StopStream``), ``duration``
+    (the deadline passed), else None."""
+    if (stop_event is not None and stop_event.is_set()) or stop_asked:
+        return "stopped"
+    if deadline is not None and now >= deadline:
+        return "duration"
+    return None
+
+
+def write_to_sinks(sinks: list[Sink], item: StreamResult) -> bool:
+    """Hand ``item`` to every sink; True when one of them asked to stop (``StopStream``; the others still got it)."""
+    stop_asked = False
+    for sink in sinks:
+        try:
+            sink.write(item)
+        except StopStream as stop:
+            log.info("%s asked to stop: %s", type(sink).__name__, stop)
+            stop_asked = True
+    return stop_asked
 
 
 def _log_progress(s: StreamStats) -> None:

@@ -25,8 +25,8 @@ from ..errors import ConfigError, TocoadError
 from ..runtime.prediction import Prediction, Predictor
 from .capture import Source
 from .frame import Frame, ReadStatus
-from .loop import StreamReport, StreamResult, Telemetry, final_report
-from .sinks.base import Sink, StopStream
+from .loop import StreamReport, StreamResult, Telemetry, final_report, stop_reason, write_to_sinks
+from .sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,7 @@ class _Scheduler:
             state.camera.source.start()          # no-op when already started
         while True:
             now = time.monotonic()
-            if (self.stop_event is not None and self.stop_event.is_set()) or self.stop_asked:
-                self.end_reason = "stopped"
-            elif self.deadline is not None and now >= self.deadline:
-                self.end_reason = "duration"
+            self.end_reason = stop_reason(self.stop_event, self.stop_asked, self.deadline, now)
             active = [s for s in self.states if s.end_reason is None]
             if self.end_reason is not None or not active:
                 return
@@ -214,12 +211,7 @@ class _Scheduler:
         s.telemetry.record(latency_ms, prediction.decision == "NG")
         s.latencies.append(latency_ms)
         item = StreamResult(frame, prediction, latency_ms, s.telemetry, s.telemetry.fps(), camera=s.camera.id)
-        for sink in self.sinks:
-            try:
-                sink.write(item)
-            except StopStream as stop:
-                log.info("%s asked to stop: %s", type(sink).__name__, stop)
-                self.stop_asked = True
+        self.stop_asked |= write_to_sinks(self.sinks, item)
 
     def _failed(self, s: _CameraState, frame: Frame, exc: TocoadError) -> None:
         s.telemetry.record_drop("detector_error")
