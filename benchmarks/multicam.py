@@ -1,6 +1,6 @@
 """Several cameras through one gateway against one process per camera, on the same machine.
 
-    python benchmarks/multicam.py BUNDLE [--cameras 4] [--fps 25] [--duration-s 30] [--threads 1]
+    python benchmarks/multicam.py BUNDLE [--cameras 4] [--fps 25] [--duration-s 30] [--threads 1] [--gateway-threads N]
 
 BUNDLE should be exported with ``tocoad-export bundle --dynamic-batch`` (a batch-1 bundle is run frame by frame).
 Every camera is a ``testsrc://`` test pattern paced at ``--fps`` (a camera: frames come whether or not they are
@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_APP = "import sys; from tocoad_edge.stream.app import main; sys.exit(main())"
 
 
-def _detector(args) -> dict:
-    return {"bundle": str(args.bundle), "search": args.search, "threads": args.threads}
+def _detector(args, threads: int) -> dict:
+    return {"bundle": str(args.bundle), "search": args.search, "threads": threads}
 
 
 def _source(args) -> dict:
@@ -73,7 +73,7 @@ def _summary(mode: str, rows: list[dict], counts: dict[str, dict], duration: flo
 def run_gateway(args, folder: Path, batch: bool) -> dict:
     mode = "gateway" if batch else "gateway_unbatched"
     jsonl = folder / f"{mode}.jsonl"
-    config = {"detector": _detector(args),
+    config = {"detector": _detector(args, args.gateway_threads),
               "cameras": [{"id": f"cam{i}", "source": _source(args)} for i in range(args.cameras)],
               "sinks": {"jsonl": str(jsonl)},
               "run": {"duration_s": args.duration_s, "log_every_s": 0, "batch": batch}}
@@ -86,7 +86,7 @@ def run_gateway(args, folder: Path, batch: bool) -> dict:
 def run_separate(args, folder: Path) -> dict:
     procs = {}
     for i in range(args.cameras):
-        config = {"source": _source(args), "detector": _detector(args), "sinks": {"jsonl": str(folder / f"cam{i}.jsonl")},
+        config = {"source": _source(args), "detector": _detector(args, args.threads), "sinks": {"jsonl": str(folder / f"cam{i}.jsonl")},
                   "run": {"duration_s": args.duration_s, "log_every_s": 0}}
         procs[f"cam{i}"] = _start(config, folder, f"cam{i}")
     counts = {cam: _finish(p) for cam, p in procs.items()}
@@ -102,7 +102,10 @@ def main() -> int:
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--duration-s", type=float, default=30.0)
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per detector (each process's)")
+    p.add_argument("--threads", type=int, default=1, help="inference threads of each single-camera process")
+    p.add_argument("--gateway-threads", type=int, default=1,
+                   help="inference threads of the gateway's one detector (more than 1 on a loaded machine makes "
+                        "ONNX Runtime's spinning thread pool much slower: docs/streams.md)")
     p.add_argument("--search", default="exact")
     p.add_argument("--modes", default="gateway,separate,gateway_unbatched")
     args = p.parse_args()
