@@ -86,7 +86,8 @@ def run_gateway(args, folder: Path, batch: bool) -> dict:
 def run_separate(args, folder: Path) -> dict:
     procs = {}
     for i in range(args.cameras):
-        config = {"source": _source(args), "detector": _detector(args, args.threads), "sinks": {"jsonl": str(folder / f"cam{i}.jsonl")},
+        config = {"source": _source(args), "detector": _detector(args, args.threads),
+                  "sinks": {"jsonl": str(folder / f"cam{i}.jsonl")},
                   "run": {"duration_s": args.duration_s, "log_every_s": 0}}
         procs[f"cam{i}"] = _start(config, folder, f"cam{i}")
     counts = {cam: _finish(p) for cam, p in procs.items()}

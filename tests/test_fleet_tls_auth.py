@@ -54,9 +54,9 @@ def make_ca_and_server(folder: Path, name: str = "test") -> tuple[Path, Path, Pa
             .sign(ca_key, hashes.SHA256()))
     folder.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
-    return (_write_pem(folder / "ca.pem", ca.public_bytes(pem)), _write_pem(folder / "server.pem", cert.public_bytes(pem)),
-            _write_pem(folder / "server.key", key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                                 serialization.NoEncryption())))
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return (_write_pem(folder / "ca.pem", ca.public_bytes(pem)),
+            _write_pem(folder / "server.pem", cert.public_bytes(pem)), _write_pem(folder / "server.key", key_pem))
 
 
 @pytest.fixture

@@ -324,7 +324,7 @@ def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
         detector.close()
 
 
-def run_cameras_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
+def run_cameras_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None) -> Any:
     """``cameras:``: every camera's source, one detector per distinct detector section, ``run_cameras``."""
     from ..runtime import Detector
     from .multicam import Camera, run_cameras
@@ -340,8 +340,8 @@ def run_cameras_app(cfg: StreamAppConfig, stop_event: threading.Event | None = N
             if options not in detectors:
                 detectors[options] = Detector.from_options(options)
         cameras = [Camera(c.id, sources[c.id], detectors[c.detector or cfg.detector]) for c in cfg.cameras]
-        for cam in cameras:
-            cam.source.start()
+        for camera in cameras:
+            camera.source.start()
         first = cameras[0].detector
         sinks = build_sinks(cfg.sinks, None, first,
                             {c.id: c.detector for c in cameras if c.detector is not first})

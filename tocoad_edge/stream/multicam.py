@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -114,7 +114,9 @@ def run_cameras(cameras: Sequence[Camera], sinks: Iterable[Sink] = (), *, max_fr
 
 
 class _Scheduler:
-    def __init__(self, cameras, sinks, max_frames, duration_s, on_error, stop_event, log_every_s, batch, idle_s):
+    def __init__(self, cameras: list[Camera], sinks: list[Sink], max_frames: int | None, duration_s: float | None,
+                 on_error: str, stop_event: threading.Event | None, log_every_s: float | None, batch: bool,
+                 idle_s: float) -> None:
         self.states = [_CameraState(c, Telemetry(c.source)) for c in cameras]
         self.sinks, self.max_frames, self.on_error = sinks, max_frames, on_error
         self.stop_event, self.log_every_s, self.batch, self.idle_s = stop_event, log_every_s, batch, idle_s
@@ -144,7 +146,7 @@ class _Scheduler:
             active = [s for s in self.states if s.end_reason is None]
             if self.end_reason is not None or not active:
                 return
-            if self.next_log is not None and now >= self.next_log:
+            if self.next_log is not None and self.log_every_s and now >= self.next_log:
                 for s in active:
                     log.info("camera %s: %s", s.camera.id, _progress(s.telemetry))
                 self.next_log = now + self.log_every_s
@@ -227,9 +229,9 @@ def _progress(t: Telemetry) -> str:
             f"source {s.source_state}")
 
 
-def report_dict(report: MultiCamReport, camera_dict) -> dict[str, Any]:
+def report_dict(report: MultiCamReport, camera_dict: Callable[[StreamReport], dict[str, Any]]) -> dict[str, Any]:
     """The JSON summary ``tocoad-stream`` prints for a multi-camera run; ``camera_dict`` formats one camera's."""
-    def r(v):
+    def r(v: float | None) -> float | None:
         return None if v is None else round(v, 2)
 
     return {"end_reason": report.end_reason, "cameras": {k: camera_dict(v) for k, v in report.cameras.items()},
