@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from fleet_helpers import broker, collector, make_result, poll, produced, retained, sink_config, start_producer  # noqa: F401,E501
+from tocoad_edge.fleet.config import broker_from_url
+from tocoad_edge.fleet.consumer import VerdictCollector
 from tocoad_edge.fleet.sink import MqttSink
 
 
@@ -79,3 +81,30 @@ def test_ng_frames_carry_a_size_capped_jpeg(broker, collector, tmp_path):
     decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is not None and decoded.shape[2] == 3
     assert verdicts[1]["schema"] == 1 and verdicts[1]["camera"] == "cam0" and verdicts[1]["score"] == 1.5
+
+
+def test_broker_restart_keeps_the_consumers_session(broker, tmp_path):
+    """The cause of the lost window (docs/fleet.md): a broker that cannot write its persistence file forgets the
+    consumer's session at a restart, so verdicts published before the consumer re-subscribes are acknowledged to
+    the gateway and then dropped (no subscriber). Here the consumer is away across the restart: its session, and
+    the verdicts queued in it while it is away, must survive."""
+    consumer_broker = broker_from_url(broker.url, reconnect_initial_s=0.2, reconnect_max_s=1.0)
+    first = VerdictCollector(consumer_broker, "mes-1").start()
+    assert first.ready.is_set()
+    first.stop()                                    # away; its session (subscription) stays with the broker
+    broker.stop()
+    assert (broker.folder / "mosquitto.db").is_file()   # written at the clean shutdown
+    broker.start()
+    sink = MqttSink(sink_config(broker.port, tmp_path / "spool.sqlite"))
+    try:
+        for i in range(30):
+            sink.write(make_result(i))
+        assert poll(lambda: len(sink.spool), lambda n: n == 0) == 0     # the broker acknowledged every verdict
+    finally:
+        sink.close()
+    again = VerdictCollector(consumer_broker, "mes-1").start()     # the same client id: the same session
+    try:
+        got = poll(lambda: [v["seq"] for v in again.snapshot()], lambda s: len(s) >= 30, limit_s=15)
+        assert got == list(range(1, 31))
+    finally:
+        again.stop()

@@ -20,13 +20,18 @@ log = logging.getLogger("tocoad_edge.fleet")
 
 class MqttSink(Sink):
     """``model``: the ``Detector`` / ``HotSwapDetector`` serving, for the model id and bundle hash in each verdict
-    and in the retained status. ``link``: share the gateway's MQTT connection (default: open one)."""
+    and in the retained status. ``link``: share the gateway's MQTT connection (default: open one).
+    Several cameras (``stream/multicam.py``): each verdict goes to the topic of the result's ``camera`` (else
+    ``cfg.camera``) with that camera's own ``seq``; ``camera_models`` names the model of each camera whose model
+    differs from ``model``."""
 
-    def __init__(self, cfg: MqttSinkConfig, model=None, *, link: MqttLink | None = None):
+    def __init__(self, cfg: MqttSinkConfig, model=None, *, link: MqttLink | None = None,
+                 camera_models: dict | None = None):
         self.cfg = cfg
         self.topics = cfg.topics
         self.spool = Spool(cfg.spool, cfg.limits())
         self._identity = status.IdentityCache(model)
+        self._camera_identity = {cam: status.IdentityCache(m) for cam, m in (camera_models or {}).items()}
         self._own_link = link is None
         self.link = link or MqttLink(cfg.broker, f"tocoad-{cfg.line}-{cfg.gateway}",
                                      will=(self.topics.status, status.offline("connection lost")),
@@ -46,12 +51,15 @@ class MqttSink(Sink):
 
     def write(self, result) -> None:
         model_id, sha = self._announce()
+        camera = getattr(result, "camera", None) or self.cfg.camera
+        if camera in self._camera_identity:
+            model_id, sha = self._camera_identity[camera].get()[0]
         image = None
         if self.cfg.ng_images and result.prediction.decision in ("NG", "REVIEW"):   # a reviewer needs the picture
             image = encode_ng_image(result.frame.image, int(self.cfg.image_max_kb * 1024))
             self.images_too_large += image is None
-        record = verdict_record(result, self.cfg.camera, model_id, sha, has_image=image is not None)
-        self.spool.put(self.cfg.camera, record, image)
+        record = verdict_record(result, camera, model_id, sha, has_image=image is not None)
+        self.spool.put(camera, record, image)
         self.forwarder.wake()
 
     def counters(self) -> dict[str, int]:

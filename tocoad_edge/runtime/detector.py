@@ -5,14 +5,14 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ..bundle.manifest import Manifest, read_manifest, verify_files
 from ..bundle.onnx_refs import check_external_data
 from ..bundle.signature import read_signed_manifest
-from ..errors import BundleError, ConfigError
+from ..errors import BundleError, ConfigError, InputError
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
 from .options import DetectorOptions
@@ -252,6 +252,35 @@ class Detector:
         self._check_open()
         emb, hw, timings = self.embed(frame)
         return self.score(emb, hw, timings, frame_id)
+
+    def predict_batch(self, frames: Sequence[np.ndarray],
+                      frame_ids: Sequence[int | None] | None = None) -> list[Prediction]:
+        """Score several frames (e.g. the newest of each camera) in one backend call when the model has a batch axis
+        (``tocoad-export bundle --dynamic-batch``; a TensorRT engine up to its profile's largest batch, in chunks
+        beyond it); a batch-1 model runs them one by one. One result per frame, in order, each equal to ``predict``
+        on that frame (up to float rounding between batch sizes). The stage times of a batched frame are those of
+        the whole batch (what the frame waited for); search and postprocessing are its own."""
+        self._check_open()
+        if not isinstance(frames, (list, tuple)) or not frames:
+            raise InputError("predict_batch takes a non-empty list of frames", expected="[frame, frame, …] (uint8 "
+                             "[H, W, 3] arrays)", got="an empty list" if isinstance(frames, (list, tuple))
+                             else type(frames).__name__, fix="pass list(frames); one frame goes to predict(frame)")
+        ids = list(frame_ids) if frame_ids is not None else [None] * len(frames)
+        if len(ids) != len(frames):
+            raise InputError("predict_batch got a different number of frame ids than frames",
+                             expected=f"{len(frames)} frame ids", got=f"{len(ids)}")
+        limit = self.backend.max_batch()
+        if limit == 1 or len(frames) == 1:     # a batch-1 model: nothing to gain, and nothing to get wrong
+            return [self.predict(f, i) for f, i in zip(frames, ids)]
+        t0 = time.perf_counter()
+        bgrs = [to_bgr_frame(f) for f in frames]
+        inputs = np.concatenate([to_model_input(b, *self._input_hw) for b in bgrs])
+        t1 = time.perf_counter()
+        step = limit or len(frames)
+        embeddings = np.concatenate([self.backend.infer(inputs[s:s + step])[self._output_name]
+                                     for s in range(0, len(frames), step)])
+        timings = {"preprocess": (t1 - t0) * 1e3, "backbone": (time.perf_counter() - t1) * 1e3}
+        return [self.score(e, b.shape[:2], timings, i) for e, b, i in zip(embeddings, bgrs, ids)]
 
     def predict_stream(self, frames: Iterable[np.ndarray], *, depth: int = DEFAULT_DEPTH,
                        errors: str = "raise") -> Iterator[Prediction]:

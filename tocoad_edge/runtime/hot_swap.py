@@ -85,6 +85,14 @@ class HotSwapDetector:
         finally:
             self._release(slot)
 
+    def predict_batch(self, frames, frame_ids=None) -> list[Prediction]:
+        """``Detector.predict_batch`` on the model serving now (the whole batch on the same model)."""
+        slot = self._acquire()
+        try:
+            return slot.detector.predict_batch(frames, frame_ids)
+        finally:
+            self._release(slot)
+
     def predict_stream(self, frames: Iterable[np.ndarray]) -> Iterator[Prediction]:
         """Frame by frame, each on the model serving at that moment (a swap applies from the next frame)."""
         for i, frame in enumerate(frames):

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError, TocoadError
 from ..fleet.config import MqttSinkConfig
+from ..fleet.topics import check_name
 from ..runtime.options import DetectorOptions
 from ..decision_reload import reload_decision_on_sighup
 from ..shutdown import stop_on_signals
@@ -64,10 +65,26 @@ class RunSection:
     on_error: Literal["skip", "stop"] = "skip"
     log_every_s: float = 10.0
     pipelined: bool = False
+    batch: bool = True
 
     def __post_init__(self) -> None:
         require(self.max_frames is None or self.max_frames > 0, "run.max_frames", "null or > 0", self.max_frames)
         require(self.duration_s is None or self.duration_s > 0, "run.duration_s", "null or > 0", self.duration_s)
+
+
+@dataclass(frozen=True)
+class CameraSection:
+    """One entry of ``cameras:`` (several cameras in one process, stream/multicam.py)."""
+    id: str                                         # in every result (JSON lines, MQTT topic); letters, digits, _ . -
+    source: SourceSection = field(default_factory=SourceSection)
+    detector: DetectorOptions | None = None         # null: the top-level detector section (replaced, not merged)
+
+    def __post_init__(self) -> None:
+        check_name("cameras[].id", self.id)
+
+
+# Sinks that show or record one picture stream: several cameras would interleave in them.
+_SINGLE_CAMERA_SINKS = ("save", "window", "live_view")
 
 
 @dataclass(frozen=True)
@@ -76,9 +93,29 @@ class StreamAppConfig:
     detector: DetectorOptions = field(default_factory=DetectorOptions)   # the same type as the PLC's detector:
     sinks: SinksSection = field(default_factory=SinksSection)
     run: RunSection = field(default_factory=RunSection)
+    cameras: tuple[CameraSection, ...] = ()        # YAML only: several cameras instead of `source`
+
+    def __post_init__(self) -> None:
+        if not self.cameras:
+            return
+        ids = [c.id for c in self.cameras]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ConfigError("camera ids must be unique", expected="one id per camera", got=", ".join(repeated),
+                              fix="rename the repeated cameras[].id")
+        used = [k for k in _SINGLE_CAMERA_SINKS if getattr(self.sinks, k)]
+        if used:
+            raise ConfigError(f"sinks.{used[0]} shows one camera's pictures and cannot take several cameras",
+                              expected="with cameras: the sinks jsonl, ng_dir, mqtt", got=", ".join(used),
+                              fix="remove it, or run one tocoad-stream per camera for video or live view")
+        require(not self.run.pipelined, "run.pipelined", "false with cameras: (multi-camera runs batch instead)",
+                self.run.pipelined)
 
 
 HELP: dict[str, str] = {
+    "cameras": "several cameras in one process instead of source: a list of {id, source: {uri, …}, detector "
+               "(optional: default the detector section)}; cameras with the same detector share it and are batched "
+               "(docs/streams.md, Several cameras)",
     # source
     "uri": "camera index (0), /dev/videoN, csi://N (Jetson CSI), rtsp://…, http://… (MJPEG), a video file, a "
            "folder of images, testsrc:// (test pattern), or a GStreamer pipeline ending in appsink",
@@ -133,6 +170,8 @@ HELP: dict[str, str] = {
     "duration_s": "stop after this many seconds",
     "on_error": "a frame the detector refuses: skip it (counted as dropped) or stop",
     "log_every_s": "log counters, FPS and latency this often, in seconds (0: never)",
+    "batch": "with cameras: score the frames of cameras sharing a bundle in one backend call (needs a bundle "
+             "exported with --dynamic-batch; batch-1 bundles run frame by frame)",
     "pipelined": "overlap the backbone of the next frame with the search of this one (Detector.predict_stream): "
                  "more FPS, one more frame in flight",
 }
@@ -188,6 +227,9 @@ def build_parser(prog: str = "tocoad-stream") -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="log debug messages")
     for section_field in dataclasses.fields(StreamAppConfig):
         section_cls = section_field.default_factory   # type: ignore[misc]
+        if section_cls is dataclasses.MISSING:       # cameras: a list, in the YAML file only
+            p.add_argument_group(section_field.name, f"{section_field.name} (YAML only): {HELP[section_field.name]}")
+            continue
         group = p.add_argument_group(section_field.name)
         hints = typing.get_type_hints(section_cls)
         for f in sorted(dataclasses.fields(section_cls), key=lambda f: f.name != "uri"):   # --source first
@@ -210,6 +252,10 @@ def resolve_config(args: argparse.Namespace) -> StreamAppConfig:
             if not isinstance(merged.get(section, {}), dict):
                 raise ConfigError(f"config section '{section}' must be a mapping", got=repr(merged[section]))
             merged.setdefault(section, {})[key] = value
+    if merged.get("cameras") and "source" in merged:
+        raise ConfigError("give either cameras: (several cameras) or source: (one camera), not both",
+                          got=f"cameras: {len(merged['cameras'])} entries and source: {merged['source']}",
+                          fix="move the source into a cameras: entry, or drop --source / the source: section")
     return from_dict(StreamAppConfig, merged)
 
 
@@ -217,7 +263,7 @@ def source_options(section: SourceSection) -> SourceOptions:
     return SourceOptions(**{f.name: getattr(section, f.name) for f in dataclasses.fields(SourceOptions)})
 
 
-def build_sinks(cfg: SinksSection, source_fps: float | None, model=None) -> list:
+def build_sinks(cfg: SinksSection, source_fps: float | None, model=None, camera_models: dict | None = None) -> list:
     from .sinks import JsonLinesSink, LiveViewSink, NgFrameSaver, VideoFileSink, WindowSink
 
     sinks: list = []
@@ -242,7 +288,7 @@ def build_sinks(cfg: SinksSection, source_fps: float | None, model=None) -> list
         if cfg.mqtt is not None:
             from ..fleet.sink import MqttSink
 
-            sinks.append(MqttSink(cfg.mqtt, model))
+            sinks.append(MqttSink(cfg.mqtt, model, camera_models=camera_models))
     except BaseException:
         for sink in sinks:
             sink.close()
@@ -251,6 +297,8 @@ def build_sinks(cfg: SinksSection, source_fps: float | None, model=None) -> list
 
 
 def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
+    if cfg.cameras:
+        return run_cameras_app(cfg, stop_event)
     from ..runtime import Detector
     from .loop import run_stream
     from .sources import open_source
@@ -276,6 +324,37 @@ def run_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None):
                               pipelined=r.pipelined)
     finally:
         detector.close()
+
+
+def run_cameras_app(cfg: StreamAppConfig, stop_event: threading.Event | None = None) -> Any:
+    """``cameras:``: every camera's source, one detector per distinct detector section, ``run_cameras``."""
+    from ..runtime import Detector
+    from .multicam import Camera, run_cameras
+    from .sources import open_source
+
+    sources: dict[str, Any] = {}
+    detectors: dict[DetectorOptions, Any] = {}
+    try:
+        for cam in cfg.cameras:     # every source checked before a bundle loads, as for one camera
+            sources[cam.id] = open_source(cam.source.uri, source_options(cam.source), start=False)
+        for cam in cfg.cameras:     # cameras with the same detector section share one detector (and its batch)
+            options = cam.detector or cfg.detector
+            if options not in detectors:
+                detectors[options] = Detector.from_options(options)
+        cameras = [Camera(c.id, sources[c.id], detectors[c.detector or cfg.detector]) for c in cfg.cameras]
+        for camera in cameras:
+            camera.source.start()
+        first = cameras[0].detector
+        sinks = build_sinks(cfg.sinks, None, first,
+                            {c.id: c.detector for c in cameras if c.detector is not first})
+        r = cfg.run
+        return run_cameras(cameras, sinks, max_frames=r.max_frames, duration_s=r.duration_s, on_error=r.on_error,
+                           stop_event=stop_event, log_every_s=r.log_every_s or None, batch=r.batch)
+    finally:
+        for source in sources.values():
+            source.close()
+        for detector in detectors.values():
+            detector.close()
 
 
 def report_dict(report) -> dict[str, Any]:
@@ -307,5 +386,10 @@ def main(argv: list[str] | None = None, prog: str = "tocoad-stream") -> int:
     except TocoadError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(report_dict(report)))
+    if cfg.cameras:
+        from .multicam import report_dict as cameras_report_dict
+
+        print(json.dumps(cameras_report_dict(report, report_dict)))
+    else:
+        print(json.dumps(report_dict(report)))
     return 1 if report.end_reason == "source_error" else 0

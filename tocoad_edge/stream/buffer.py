@@ -42,6 +42,13 @@ class FrameBuffer:
         self._delivered = 0
         self._dropped: dict[str, int] = {}
         self._high_water = 0
+        self._listeners: list = []
+
+    def add_listener(self, callback) -> None:
+        """``callback()`` after every frame added (without arguments, on the producer's thread; keep it short, e.g.
+        ``event.set``): lets one consumer wait for the first of several buffers instead of polling them."""
+        with self._cond:
+            self._listeners.append(callback)
 
     def _drop(self, reason: str, n: int = 1) -> None:
         if n:
@@ -74,7 +81,10 @@ class FrameBuffer:
             self._frames.append(frame)
             self._high_water = max(self._high_water, len(self._frames))
             self._cond.notify_all()
-            return True
+            listeners = list(self._listeners)
+        for callback in listeners:
+            callback()
+        return True
 
     def get(self, timeout: float) -> Frame | None:
         """The oldest buffered frame, or None after ``timeout`` seconds (at once when closed or
@@ -100,6 +110,9 @@ class FrameBuffer:
         with self._cond:
             self._finished = True
             self._cond.notify_all()
+            listeners = list(self._listeners)
+        for callback in listeners:     # a waiting consumer learns of the end at once, not at its next timeout
+            callback()
 
     def close(self) -> None:
         """Refuse further frames; frames still unread count as dropped."""

@@ -83,6 +83,10 @@ class Source:
         self._thread.start()
         return self
 
+    def add_listener(self, callback) -> None:
+        """``callback()`` whenever a frame is buffered (a multi-camera scheduler waits on one event for all)."""
+        self._buffer.add_listener(callback)
+
     def read(self, timeout: float = 1.0) -> ReadResult:
         frame = self._buffer.get(timeout)
         if frame is not None:

@@ -108,6 +108,7 @@ class StreamResult:
     telemetry: Telemetry
     fps: float
     _overlay: np.ndarray | None = field(default=None, repr=False)
+    camera: str | None = None       # the camera's id when one process serves several (stream/multicam.py)
 
     def overlay(self) -> np.ndarray:
         """The frame with heat map, score, verdict, FPS and latency (drawn once, shared by the sinks)."""
@@ -165,10 +166,14 @@ def run_stream(detector: Predictor, source: Source, sinks: Iterable[Sink] = (), 
                 sink.close()
             except Exception:   # noqa: BLE001 — one failing sink must not keep the others open
                 log.exception("closing sink %r failed", sink)
-    telemetry = runner.telemetry
+    return final_report(runner.telemetry, runner.end_reason or "stopped")
+
+
+def final_report(telemetry: Telemetry, end_reason: str) -> StreamReport:
+    """The report of a finished run (its source closed, so every frame is processed or dropped)."""
     stats = telemetry.snapshot(recent=None)
     lat = telemetry.latencies()
-    report = StreamReport(stats, runner.end_reason or "stopped", float(lat.mean()) if lat.size else None,
+    report = StreamReport(stats, end_reason, float(lat.mean()) if lat.size else None,
                           stats.latency_ms_p50, stats.latency_ms_p99, stats.processed / max(1e-9, stats.elapsed_s))
     if not report.consistent:   # a bug, never expected: say it loudly
         log.error("frame accounting is off: processed %d + dropped %d != captured %d", stats.processed,
@@ -195,11 +200,8 @@ class _Runner:
         """The next frame to process, or None (with ``end_reason`` set) when the run should end."""
         while True:
             now = time.monotonic()
-            if (self.stop_event is not None and self.stop_event.is_set()) or self.stop_asked:
-                self.end_reason = "stopped"
-            elif self.deadline is not None and now >= self.deadline:
-                self.end_reason = "duration"
-            elif self.max_frames is not None and self.pulled >= self.max_frames:
+            self.end_reason = stop_reason(self.stop_event, self.stop_asked, self.deadline, now)
+            if self.end_reason is None and self.max_frames is not None and self.pulled >= self.max_frames:
                 self.end_reason = "max_frames"
             if self.end_reason is not None:
                 return None
@@ -227,12 +229,7 @@ class _Runner:
         decision = prediction.decision
         self.telemetry.record(latency_ms, decision == "NG", decision == "REVIEW")
         item = StreamResult(frame, prediction, latency_ms, self.telemetry, self.telemetry.fps())
-        for sink in self.sinks:
-            try:
-                sink.write(item)
-            except StopStream as stop:
-                log.info("%s asked to stop: %s", type(sink).__name__, stop)
-                self.stop_asked = True
+        self.stop_asked |= write_to_sinks(self.sinks, item)
 
     def failed(self, frame: Frame, exc: TocoadError) -> None:
         self.telemetry.record_drop("detector_error")
@@ -270,6 +267,29 @@ class _Runner:
                 for _ in range(len(in_flight)):
                     self.telemetry.record_drop("pipeline_restart")
                 self.failed(failed, exc)
+
+
+def stop_reason(stop_event: threading.Event | None, stop_asked: bool, deadline: float | None,
+                now: float) -> str | None:
+    """Why a run ends before its source does: ``stopped`` (the stop event, or a sink's ``StopStream``), ``duration``
+    (the deadline passed), else None."""
+    if (stop_event is not None and stop_event.is_set()) or stop_asked:
+        return "stopped"
+    if deadline is not None and now >= deadline:
+        return "duration"
+    return None
+
+
+def write_to_sinks(sinks: list[Sink], item: StreamResult) -> bool:
+    """Hand ``item`` to every sink; True when one of them asked to stop (``StopStream``; the others still got it)."""
+    stop_asked = False
+    for sink in sinks:
+        try:
+            sink.write(item)
+        except StopStream as stop:
+            log.info("%s asked to stop: %s", type(sink).__name__, stop)
+            stop_asked = True
+    return stop_asked
 
 
 def _log_progress(s: StreamStats) -> None:

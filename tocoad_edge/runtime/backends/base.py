@@ -41,6 +41,12 @@ class Backend:
         self._require_loaded()
         return self._input_spec_impl()
 
+    def max_batch(self) -> int | None:
+        """The most frames one ``infer`` call takes: the fixed batch size of the model's input (1 for a batch-1
+        export), or None for a dynamic batch axis without a limit (ONNX exported with ``--dynamic-batch``)."""
+        shape = self.input_spec().shape
+        return 1 if not shape else None if shape[0] is None else int(shape[0])
+
     def output_names(self) -> list[str]:
         self._require_loaded()
         return self._output_names_impl()

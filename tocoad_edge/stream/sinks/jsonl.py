@@ -17,7 +17,9 @@ def result_record(result) -> dict:
     def num(v):
         return None if v is None or not math.isfinite(float(v)) else round(float(v), 6)
 
+    camera = getattr(result, "camera", None)
     return {
+        **({"camera": camera} if camera is not None else {}),   # several cameras in one process (multicam.py)
         "frame_id": result.frame.id,
         "timestamp": round(ts, 6),
         "time": dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds"),

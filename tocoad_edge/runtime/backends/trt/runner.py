@@ -143,6 +143,11 @@ class TensorRTBackend(Backend):
     def _output_names_impl(self) -> list[str]:
         return list(self._outputs)
 
+    def max_batch(self) -> int | None:
+        """A dynamic engine takes up to its optimisation profile's largest batch (tocoad-export engine)."""
+        self._require_loaded()
+        return int(self._max_shape[0])
+
     def _infer_impl(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         cuda = self._cuda
         if self._dynamic and batch.shape[0] > self._max_shape[0]:
