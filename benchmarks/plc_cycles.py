@@ -77,7 +77,8 @@ def bench(transport: str, cycles: int, source: Any, detector: Any, simulated: bo
     score_of = expected_score if simulated else None
     with gateway, tempfile.TemporaryDirectory() as tmp:
         if transport == "modbus":
-            config = ModbusConfig(port=0, allowed_clients=("127.0.0.1",), unit_id=1) if secured else ModbusConfig(port=0)
+            config = (ModbusConfig(port=0, allowed_clients=("127.0.0.1",), unit_id=1) if secured
+                      else ModbusConfig(port=0))
             with ModbusServer(gateway.handshake, config) as server:
                 report: CycleReport = modbus_cycles("127.0.0.1", server.port, cycles, score_of=score_of)
         else:
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cycles must be >= 1")
     transports = ["modbus", "opcua"] if args.transport == "both" else [args.transport]
     failed = False
-    runs = [(t, sec) for t in transports for sec in {"off": [False], "on": [True], "both": [False, True]}[args.security]]
+    securities = {"off": [False], "on": [True], "both": [False, True]}[args.security]
+    runs = [(t, sec) for t in transports for sec in securities]
     for transport, secured in runs:
         if args.bundle:
             from tocoad_edge.runtime import Detector
@@ -123,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"{row['transport']:7s} [{row['security']}] {row['cycles']} cycles in {row['wall_s']} s: trigger→result "
-                  f"p50 {row['client_p50_ms']} ms, p99 {row['client_p99_ms']} ms, max {row['client_max_ms']} ms "
-                  f"(gateway-side median {row['gateway_median_ms']} ms); lost/duplicated/out-of-order: "
-                  f"{row['n_problems']}")
+            print(f"{row['transport']:7s} [{row['security']}] {row['cycles']} cycles in {row['wall_s']} s: "
+                  f"trigger→result p50 {row['client_p50_ms']} ms, p99 {row['client_p99_ms']} ms, "
+                  f"max {row['client_max_ms']} ms (gateway-side median {row['gateway_median_ms']} ms); "
+                  f"lost/duplicated/out-of-order: {row['n_problems']}")
     return 1 if failed else 0
 
 

@@ -83,12 +83,14 @@ def main() -> int:
     s = report.stats
     det_ms = np.asarray(timed.totals)
     figures = {
-        "mode": args.mode, "pipelined": args.pipelined, "duration_s": round(wall, 1), "video": str(args.video or f"synthetic {args.size}px MJPG"),
+        "mode": args.mode, "pipelined": args.pipelined, "duration_s": round(wall, 1),
+        "video": str(args.video or f"synthetic {args.size}px MJPG"),
         "captured": s.captured, "processed": s.processed, "dropped": s.dropped, "accounted": report.consistent,
         "fps": round(report.fps_overall, 2),
         "latency_ms_p50": round(report.latency_ms_p50, 1), "latency_ms_p99": round(report.latency_ms_p99, 1),
         "latency_ms_mean": round(report.latency_ms_mean, 1),
-        "detector_ms_mean": round(float(det_ms.mean()), 1), "detector_ms_p99": round(float(np.percentile(det_ms, 99)), 1),
+        "detector_ms_mean": round(float(det_ms.mean()), 1),
+        "detector_ms_p99": round(float(np.percentile(det_ms, 99)), 1),
         "latency_p99_over_detector_mean": round(report.latency_ms_p99 / float(det_ms.mean()), 2),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }

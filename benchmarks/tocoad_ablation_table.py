@@ -25,7 +25,8 @@ def row(folder: Path, stages: str) -> str:
             f"{float(t.get('wall', 'nan')) / 60:.1f} | {cpu_s / 60:.1f} | {dpx[-1] if dpx else ''} |")
 
 
-print("| data | stages | image AUROC | pixel AUROC | AUPRO | train wall (min, shared) | train CPU (min) | D held-out px AUROC |")
+print("| data | stages | image AUROC | pixel AUROC | AUPRO | train wall (min, shared) | train CPU (min) "
+      "| D held-out px AUROC |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for arg in sys.argv[1:]:
     for st in ("baseline", "no-guide", "full"):

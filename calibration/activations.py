@@ -58,8 +58,8 @@ def _run(sess, input_name: str, tensors: list[str], images: np.ndarray) -> Itera
 
 
 def collect_histograms(model_path: str | Path, tensors: list[str], images: np.ndarray, *, bins: int = DEFAULT_BINS,
-                       sample_per_image: int = SAMPLE_PER_IMAGE, threads: int | None = None, progress: Callable[[str], None] | None = None
-                       ) -> dict[str, TensorHistogram]:
+                       sample_per_image: int = SAMPLE_PER_IMAGE, threads: int | None = None,
+                       progress: Callable[[str], None] | None = None) -> dict[str, TensorHistogram]:
     """Histograms of ``|x|`` for each named intermediate tensor over ``images`` (uint8 NHWC)."""
     sess, input_name = _session_with_outputs(Path(model_path), tensors, threads)
     absmax = np.zeros(len(tensors))

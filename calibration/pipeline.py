@@ -10,7 +10,8 @@ Steps (every number lands in the manifest's ``calibration`` section):
 5. accuracy gate on a labelled set (held-out normals + synthetic anomalies, ``gate_data.py``); if it fails, a
    per-layer sensitivity pass (each layer kept in float alone, embedding error measured) ranks the layers and
    the most harmful ones are kept in float, one more at a time, until the gate passes;
-6. the TensorRT calibration cache (``runtime/backends/trt/calib_cache.py``) with the same scales, tied to the FP32 model's sha256.
+6. the TensorRT calibration cache (``runtime/backends/trt/calib_cache.py``) with the same scales, tied to the FP32
+   model's sha256.
 
 Export fails with ``ExportError`` (naming every configuration tried) if the gate cannot be met, unless
 ``options.allow_degraded``.

@@ -147,7 +147,8 @@ def write_parity_report(ctx: ExportContext, models: dict) -> dict:
         m = synth["models"][name]
         held = report["heldout"].get(name, {})
         panels.append((f"{name} vs torch fp32 (synthetic set)", s, [
-            f"Spearman {m['spearman_vs_torch']:.4f}   AUROC {m['auroc']:.4f} (torch {synth['models']['torch_fp32']['auroc']:.4f})",
+            f"Spearman {m['spearman_vs_torch']:.4f}   AUROC {m['auroc']:.4f} "
+            f"(torch {synth['models']['torch_fp32']['auroc']:.4f})",
             f"map max |diff| / range {held.get('map_max_abs_diff_over_range', float('nan')):.2e}",
             f"embedding max |diff| {held.get('embedding_max_abs_diff', float('nan')):.3g}"]))
     write_parity_png(ctx.staging / PARITY_PNG, synth_scores["torch_fp32"], gate_set.labels, panels)

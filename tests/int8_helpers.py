@@ -29,9 +29,10 @@ def tiny_conv_model(seed: int = 0, size: int = 16):
         helper.make_node("Reshape", ["t2", "shape"], ["flat"], name="flatten"),
         helper.make_node("MatMul", ["flat", "wm"], ["embeddings"], name="proj"),
     ]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.UINT8,
-                                                                              [1, size, size, 3])],
-                              [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, size * size, 6])], inits)
+    graph = helper.make_graph(nodes, "tiny",
+                              [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, size, size, 3])],
+                              [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, size * size, 6])],
+                              inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

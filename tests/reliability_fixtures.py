@@ -1,8 +1,9 @@
 """Fixtures and helpers for tests/test_reliability_*.py (imported by them).
 
 The session's tiny real bundle (``tiny_bundle`` in conftest.py: 64 × 64 input, generated dataset) is never
-modified; tests corrupt *copies* of it. ``build_tiny_bundle`` builds one through the CLIs (used by the soak). ``serving`` is a model loaded from it that must keep giving the
-same golden-image score before and after every refused load.
+modified; tests corrupt *copies* of it. ``build_tiny_bundle`` builds one through the CLIs (used by the soak).
+``serving`` is a model loaded from it that must keep giving the same golden-image score before and after every
+refused load.
 """
 from __future__ import annotations
 

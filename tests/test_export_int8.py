@@ -104,7 +104,8 @@ def test_gate_failure_fails_the_export_unless_allow_degraded(tmp_path, i4_run, m
 
 def test_engine_only_bookkeeping_with_a_stand_in_builder(tmp_path, int8_bundle, monkeypatch):
     """The TensorRT build itself needs a GPU (tests/test_trt_gpu.py); here ``build_engine`` is replaced by a
-    stand-in returning fixed bytes, to test what `tocoad-export engine` does to the bundle: file name, sha256, manifest."""
+    stand-in returning fixed bytes, to test what `tocoad-export engine` does to the bundle: file name, sha256,
+    manifest."""
     import shutil
 
     from tocoad_edge.bundle.manifest import read_manifest, verify_files

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_rollout_to_three_gateways_one_corrupted(tmp_path, broker, collector, fl
     damaged_archive = pack_bundle(damaged, tmp_path / "damaged.tar.gz", verify=False)
 
     for name in GATEWAYS:
-        status = poll(lambda: retained(broker, f"tocoad/line-1/{name}/status"),
+        status = poll(partial(retained, broker, f"tocoad/line-1/{name}/status"),
                       lambda s: bool(s) and s["state"] == "online", limit_s=90)
         assert status["model_id"] == old_id, (name, status, fleet[name].stderr.read() if fleet[name].poll() else "")
     url = f"mqtt://127.0.0.1:{broker.port}"
@@ -100,7 +101,7 @@ def test_rollout_to_three_gateways_one_corrupted(tmp_path, broker, collector, fl
     # every gateway still serves: new verdicts come from the model each one reported
     mark = len(collector.snapshot())
     for name, model in (("gw-a", "tiny-v2"), ("gw-b", "tiny-v2"), ("gw-c", old_id)):
-        fresh = poll(lambda: _since(collector, name, mark), lambda v: len(v) >= 3, limit_s=60)
+        fresh = poll(partial(_since, collector, name, mark), lambda v: len(v) >= 3, limit_s=60)
         assert len(fresh) >= 3 and {v["model_id"] for v in fresh} == {model}, name
     rc, out = _fleet(capsys, "status", "--broker", url, "--wait", "1")
     gws = out["gateways"]

@@ -44,7 +44,7 @@ def test_images_are_dropped_oldest_first_before_any_verdict(tmp_path):
     dropped = json.loads(entries[0].payload)
     assert dropped["image"] is False and dropped["image_dropped"] is True
     assert s.counters()["dropped_images"] == 2 and s.bytes <= 10_000
-    for i in range(5, 8):                                                # verdicts alone may pass max_bytes
+    for _ in range(5, 8):                                                # verdicts alone may pass max_bytes
         s.put("cam", {"pad": "x" * 4000})
     assert len(s) == 8 and s.counters()["dropped_verdicts"] == 0 and s.counters()["dropped_images"] == 5
     s.close()

@@ -73,7 +73,7 @@ def test_at_most_depth_frames_in_flight_and_early_stop_does_not_hang(det_and_fra
             yield frames[i % len(frames)]
 
     consumed, ahead = 0, []
-    for p in det.predict_stream(source(), depth=depth):
+    for _ in det.predict_stream(source(), depth=depth):
         consumed += 1
         assert len(pulled) - consumed <= depth    # read from the source, not yet handed to the search: ≤ depth
         time.sleep(0.02)                          # a slow consumer: the worker reads ahead meanwhile ...

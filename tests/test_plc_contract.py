@@ -118,6 +118,14 @@ def test_a_read_of_the_wrong_type_is_a_clear_error() -> None:
     assert g.status == ERROR and g.detail.startswith("SourceError: the gateway's source returned the wrong type")
 
 
+def test_an_ok_read_without_a_frame_is_a_clear_error() -> None:
+    from tocoad_edge.errors import SourceError
+
+    with pytest.raises(SourceError) as err:
+        to_grab(ReadResult(ReadStatus.OK))
+    assert err.value.got == "ReadResult(ReadStatus.OK, None)" and "TIMEOUT" in err.value.fix
+
+
 def test_plc_imports_without_torch_or_training_code() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"

@@ -189,7 +189,7 @@ def test_random_faults_never_break_the_handshake_invariants() -> None:
     injected = {k: 0 for k in faults}
     answers = []
     with gateway:
-        for i in range(200):
+        for _ in range(200):
             roll = rng.random()
             if roll < 0.2:
                 name = rng.choice(list(faults))

@@ -202,7 +202,7 @@ def test_free_run_publishes_frames_with_their_ids() -> None:
         try:
             previous = 0
             for _ in range(20):
-                r, _ = poll(lambda: regs(client), lambda r: M.decode_u32(r, M.RESULT_SEQ) > previous)
+                r, _ = poll(lambda: regs(client), lambda r, after=previous: M.decode_u32(r, M.RESULT_SEQ) > after)
                 seq, frame_id = M.decode_u32(r, M.RESULT_SEQ), M.decode_u32(r, M.FRAME_ID)
                 assert (r[M.MODE], r[M.READY], r[M.DONE], r[M.QUALITY]) == (1, 1, 1, 0)
                 assert r[M.SCORE] == round(expected_score(frame_id) * 1000)

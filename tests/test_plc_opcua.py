@@ -79,8 +79,8 @@ class Plc:
             if until(dvs):
                 return dvs, time.monotonic() - start
             if time.monotonic() - start > limit_s:
-                raise AssertionError(f"condition not reached within {limit_s} s: "
-                                     f"{ {k: (v.Value.Value if v.Value else None, v.StatusCode.name) for k, v in dvs.items()} }")
+                last = {k: (v.Value.Value if v.Value else None, v.StatusCode.name) for k, v in dvs.items()}
+                raise AssertionError(f"condition not reached within {limit_s} s: {last}")
             await asyncio.sleep(0.002)
 
     async def write(self, name: str, value) -> None:
@@ -190,7 +190,8 @@ def test_source_disappears_error_and_bad_within_the_deadline_then_ready_again(fa
             d, _ = await plc.poll(lambda d: val(d["Result"]) == 3 or d["Result"].StatusCode.is_bad(),
                                   "Result", "Score", "Ready", "ErrorCode", "Heartbeat")
             detect_s = time.monotonic() - unplugged
-            print(f"\nopcua: camera unplugged → Bad after {detect_s * 1000:.0f} ms (deadline {DEADLINE_S * 1000:.0f} ms)")
+            print(f"\nopcua: camera unplugged → Bad after {detect_s * 1000:.0f} ms "
+                  f"(deadline {DEADLINE_S * 1000:.0f} ms)")
             assert d["Result"].StatusCode.name == "BadSensorFailure" and d["Score"].StatusCode.is_bad()
             assert val(d["Score"]) is None                                    # a Bad value is null, never stale
             assert val(d["Ready"]) is False and val(d["ErrorCode"]) == 1

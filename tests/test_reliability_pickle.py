@@ -79,7 +79,7 @@ def test_pickle_in_run_folder_never_unpickled(target, rel_run, tmp_path):
 def test_pickle_as_weights_never_unpickled(rel_run, tmp_path):
     """backbone.safetensors replaced by a torch pickle: safetensors refuses it; a .pt given as backbone.weights is
     read with torch.load(weights_only=True), which refuses the payload's globals."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")      # the script below runs torch in a subprocess
     script = textwrap.dedent("""
         import shutil, sys, torch
         from pathlib import Path

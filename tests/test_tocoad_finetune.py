@@ -43,7 +43,8 @@ def test_full_finetune_trains_backbone_and_writes_resumable_checkpoints(tmp_path
     assert not bb.training and not any(p.requires_grad for p in bb.parameters())
     # trainable_from auto: the stage of the deepest feature layer (blocks.8-10) changed; the stem, the shallow
     # feature layer (blocks.4) and the unused deep blocks did not
-    assert not torch.equal(before["trunk._blocks.8._project_conv.weight"], after["trunk._blocks.8._project_conv.weight"])
+    assert not torch.equal(before["trunk._blocks.8._project_conv.weight"],
+                           after["trunk._blocks.8._project_conv.weight"])
     assert not torch.equal(before["trunk._blocks.10._project_conv.weight"],
                            after["trunk._blocks.10._project_conv.weight"])
     assert torch.equal(before["trunk._conv_stem.weight"], after["trunk._conv_stem.weight"])

@@ -57,7 +57,8 @@ def read_secret_file(path: str | Path, what: str) -> str:
         text = p.read_text(encoding="utf-8").strip().splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} file {p}", got=str(exc),
-                          fix="check the path and permissions (the file should be readable by this user only)") from None
+                          fix="check the path and permissions (the file should be readable by this user only)"
+                          ) from None
     token = text[0].strip() if text else ""
     if len(token) < 16:
         raise ConfigError(f"the {what} in {p} is too short", expected="at least 16 characters",

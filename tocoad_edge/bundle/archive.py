@@ -24,8 +24,9 @@ import uuid
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from .atomic import replace_dir
 
@@ -69,7 +70,18 @@ def _safe_name(archive: Path, raw: str) -> str | None:
     return "/".join(parts) or None
 
 
-def _tar_members(archive: Path, tf: tarfile.TarFile) -> Iterator[tuple[_Member, object]]:
+# opens one member's data for reading; called only for file members
+_Opener = Callable[[], IO[bytes]]
+
+
+def _tar_data(archive: Path, tf: tarfile.TarFile, info: tarfile.TarInfo) -> IO[bytes]:
+    src = tf.extractfile(info)
+    if src is None:   # tarfile gives no data only for special members, which _tar_members refused already
+        raise _refuse(archive, info.name, "has no file data", "regular files and folders only")
+    return src
+
+
+def _tar_members(archive: Path, tf: tarfile.TarFile) -> Iterator[tuple[_Member, _Opener]]:
     for info in tf:
         name = _safe_name(archive, info.name)
         if info.issym() or info.islnk():
@@ -79,10 +91,10 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> Iterator[tuple[_Member, 
             raise _refuse(archive, info.name, "is a device, FIFO, sparse or other special file",
                           "regular files and folders only")
         if name is not None:
-            yield _Member(name, info.isdir(), int(info.size), None), info
+            yield _Member(name, info.isdir(), int(info.size), None), partial(_tar_data, archive, tf, info)
 
 
-def _zip_members(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits) -> Iterator[tuple[_Member, object]]:
+def _zip_members(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits) -> Iterator[tuple[_Member, _Opener]]:
     for info in zf.infolist():
         name = _safe_name(archive, info.filename)
         mode = info.external_attr >> 16
@@ -97,7 +109,7 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits) -> I
             raise _refuse(archive, info.filename, f"expands {info.file_size / max(info.compress_size, 1):.0f}×"
                           " (a zip bomb?)", f"a compression ratio ≤ {limits.max_ratio:g}")
         if name is not None:
-            yield _Member(name, info.is_dir(), int(info.file_size), int(info.compress_size)), info
+            yield _Member(name, info.is_dir(), int(info.file_size), int(info.compress_size)), partial(zf.open, info)
 
 
 def _write_member(dest: Path, src: IO[bytes], member: _Member, budget: int, archive: Path) -> int:
@@ -120,20 +132,23 @@ def _write_member(dest: Path, src: IO[bytes], member: _Member, budget: int, arch
 def _unpack_into(archive: Path, staging: Path, limits: ArchiveLimits) -> None:
     packed = max(archive.stat().st_size, 1)
     cap = min(limits.max_total_bytes, int(packed * limits.max_ratio) + (1 << 20))
+    container: zipfile.ZipFile | tarfile.TarFile
+    members: Iterator[tuple[_Member, _Opener]]
     if zipfile.is_zipfile(archive):
         container = zipfile.ZipFile(archive)
-        members, opener = _zip_members(archive, container, limits), container.open
+        members = _zip_members(archive, container, limits)
     else:
         try:
             container = tarfile.open(archive, "r:*")
         except (tarfile.TarError, OSError) as exc:
             raise BundleError(f"{archive.name} is not a tar, tar.gz or zip archive", got=str(exc),
-                              expected=".tar, .tar.gz/.tgz or .zip", fix="pack the bundle folder with tar or zip") from None
-        members, opener = _tar_members(archive, container), container.extractfile
+                              expected=".tar, .tar.gz/.tgz or .zip",
+                              fix="pack the bundle folder with tar or zip") from None
+        members = _tar_members(archive, container)
     seen: set[str] = set()
     total = count = 0
     with container:
-        for member, info in members:
+        for member, open_data in members:
             count += 1
             if count > limits.max_members:
                 raise _refuse(archive, member.name, "is one member too many", f"at most {limits.max_members} members")
@@ -149,8 +164,7 @@ def _unpack_into(archive: Path, staging: Path, limits: ArchiveLimits) -> None:
                               f"at most {cap} unpacked bytes ({limits.max_ratio:g}× the archive, "
                               f"≤ {limits.max_total_bytes})")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            src = opener(info)
-            with src:
+            with open_data() as src:
                 total += _write_member(dest, src, member, cap - total, archive)
 
 

@@ -12,6 +12,7 @@ into (graphs, nodes, attributes, functions, training info, sparse tensors); ``ra
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator, Union
 
 from ..errors import BundleError
 
@@ -46,20 +47,24 @@ def _varint(buf: memoryview, pos: int, path: Path) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: memoryview, path: Path):
-    """Yield (field number, wire type, value): value is an int (varint) or a memoryview (length-delimited)."""
+# a varint field's value, or a length-delimited field's bytes: the type says the wire type to the callers
+_Value = Union[int, memoryview]
+
+
+def _fields(buf: memoryview, path: Path) -> Iterator[tuple[int, _Value]]:
+    """Yield (field number, value): value is an int (varint) or a memoryview (length-delimited)."""
     pos, end = 0, len(buf)
     while pos < end:
         key, pos = _varint(buf, pos, path)
         number, wire = key >> 3, key & 7
         if wire == 0:
             value, pos = _varint(buf, pos, path)
-            yield number, wire, value
+            yield number, value
         elif wire == 2:
             length, pos = _varint(buf, pos, path)
             if pos + length > end:
                 raise _malformed(path, "a field runs past the end of the file (truncated?)")
-            yield number, wire, buf[pos:pos + length]
+            yield number, buf[pos:pos + length]
             pos += length
         elif wire in (1, 5):
             pos += 8 if wire == 1 else 4
@@ -71,8 +76,8 @@ def _fields(buf: memoryview, path: Path):
 
 def _entry(buf: memoryview, path: Path) -> tuple[str, str]:
     key = value = ""
-    for number, wire, v in _fields(buf, path):
-        if wire == 2 and number in (1, 2):
+    for number, v in _fields(buf, path):
+        if isinstance(v, memoryview) and number in (1, 2):
             try:
                 text = bytes(v).decode("utf-8")
             except UnicodeDecodeError:
@@ -82,14 +87,15 @@ def _entry(buf: memoryview, path: Path) -> tuple[str, str]:
 
 
 def _tensor_refs(buf: memoryview, path: Path) -> list[dict[str, str]]:
-    name, entries, external = "", {}, False
-    for number, wire, v in _fields(buf, path):
-        if number == _TENSOR_NAME and wire == 2:
+    name, external = "", False
+    entries: dict[str, str] = {}
+    for number, v in _fields(buf, path):
+        if number == _TENSOR_NAME and isinstance(v, memoryview):
             name = bytes(v).decode("utf-8", "replace")
-        elif number == _TENSOR_EXTERNAL_DATA and wire == 2:
+        elif number == _TENSOR_EXTERNAL_DATA and isinstance(v, memoryview):
             k, val = _entry(v, path)
             entries[k] = val
-        elif number == _TENSOR_DATA_LOCATION and wire == 0:
+        elif number == _TENSOR_DATA_LOCATION and isinstance(v, int):
             external = v == 1
     if not external and not entries:
         return []
@@ -100,9 +106,9 @@ def _walk(buf: memoryview, kind: str, path: Path, depth: int, out: list[dict[str
     if depth > _MAX_DEPTH:
         raise _malformed(path, f"graphs nested deeper than {_MAX_DEPTH}")
     children = _CHILDREN.get(kind, {})
-    for number, wire, v in _fields(buf, path):
+    for number, v in _fields(buf, path):
         child = children.get(number)
-        if child is None or wire != 2:
+        if child is None or not isinstance(v, memoryview):
             continue
         if child == "Tensor":
             out.extend(_tensor_refs(v, path))

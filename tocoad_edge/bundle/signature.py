@@ -13,27 +13,37 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BundleError, ConfigError, ResourceError
+
+if TYPE_CHECKING:   # the package is optional: imported for real only inside the functions that use a key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    from .manifest import Manifest
 
 SIGNATURE_NAME = "manifest.sig"
 ALGORITHM = "ed25519"
 
 
-def _crypto():
+def _require_crypto() -> None:
+    """A clear error instead of an ImportError when the optional package is missing.
+
+    The callers then import what they use themselves, so the type checker sees the real cryptography types."""
     try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ed25519
+        from cryptography.hazmat.primitives import serialization  # noqa: F401
+        from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: F401
     except ImportError as exc:
         raise ResourceError("bundle signatures need the 'cryptography' package", got=str(exc),
                             fix="pip install 'tocoad-edge[signing]'") from None
-    return serialization, ed25519
 
 
 def generate_key_pair() -> tuple[bytes, bytes]:
     """A new Ed25519 key pair as (private PEM, public PEM). Keep the private key off the devices."""
-    serialization, ed25519 = _crypto()
+    _require_crypto()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = ed25519.Ed25519PrivateKey.generate()
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -56,9 +66,12 @@ def _pem_bytes(key: Any, what: str) -> bytes:
                       got=type(key).__name__)
 
 
-def load_public_key(key: Any):
+def load_public_key(key: Any) -> Ed25519PublicKey:
     """PEM bytes / text / file path, or an ``Ed25519PublicKey`` → ``Ed25519PublicKey``."""
-    serialization, ed25519 = _crypto()
+    _require_crypto()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
     try:
@@ -72,8 +85,11 @@ def load_public_key(key: Any):
     return loaded
 
 
-def _load_private_key(key: Any, password: bytes | None):
-    serialization, ed25519 = _crypto()
+def _load_private_key(key: Any, password: bytes | None) -> Ed25519PrivateKey:
+    _require_crypto()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
     try:
@@ -88,7 +104,9 @@ def _load_private_key(key: Any, password: bytes | None):
 
 def key_id(public_key: Any) -> str:
     """First 16 hex digits of the sha256 of the raw public key: names a key in messages and signature files."""
-    serialization, _ = _crypto()
+    _require_crypto()
+    from cryptography.hazmat.primitives import serialization
+
     raw = load_public_key(public_key).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -121,7 +139,7 @@ def verify_bundle_signature(bundle_dir: str | Path, public_key: Any) -> str:
     return _verified_manifest_bytes(bundle_dir, public_key)[1]
 
 
-def read_signed_manifest(bundle_dir: str | Path, public_key: Any):
+def read_signed_manifest(bundle_dir: str | Path, public_key: Any) -> Manifest:
     """The manifest parsed from exactly the bytes whose signature was verified (no second read to race with)."""
     from .manifest import read_manifest
 

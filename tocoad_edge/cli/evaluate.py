@@ -15,16 +15,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tocoad-eval", description=(
         "Evaluate a bundle on labelled test images (MVTec AD layout: DIR/test/good, DIR/test/<defect>, "
         "DIR/ground_truth/<defect>/<name>_mask.png; a set without ground_truth/ gives image metrics only). "
-        "Writes image AUROC, pixel AUROC, AUPRO (FPR <= 0.3), F1-max and, overall and per defect type, recall at FPR <= 1/2/5/10 %, "
-        "FPR at recall >= 90/95/99 % and the counts at the bundle's threshold and review band (README: tocoad-eval "
-        "JSON)."))
+        "Writes image AUROC, pixel AUROC, AUPRO (FPR <= 0.3), F1-max and, overall and per defect type, "
+        "recall at FPR <= 1/2/5/10 %, FPR at recall >= 90/95/99 % and the counts at the bundle's threshold and "
+        "review band (README: tocoad-eval JSON)."))
     p.add_argument("bundle", help="bundle folder written by tocoad-export")
     p.add_argument("--data", required=True, help="dataset folder with test/ (and ground_truth/)")
     p.add_argument("--json", required=True, help="write the metrics here")
     p.add_argument("--report", help="folder for ROC curves, score histograms per defect type and heat-map overlays "
                                     "(PNG)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="which model of the bundle")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxrt", "tensorrt", "torch"], help="inference backend")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxrt", "tensorrt", "torch"],
+                   help="inference backend")
     p.add_argument("--search", default="auto", choices=["auto", "hnsw", "exact", "refined"],
                    help="nearest-neighbour search (refined: HNSW map, exact image score)")
     p.add_argument("--threads", type=int, help="CPU threads for the backend")

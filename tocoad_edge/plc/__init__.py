@@ -18,8 +18,8 @@ from .snapshot import Outcome, Snapshot
 
 __all__ = [
     "Cycle", "DetectorConfig", "Fault", "Gateway", "GatewayConfig", "Handshake", "HandshakeConfig", "Mode",
-    "ModbusConfig", "ModbusServer", "OpcUaConfig", "OpcUaSecurityConfig", "OpcUaServer", "Outcome", "Phase", "Quality", "Result",
-    "Snapshot", "SourceConfig", "Stage", "bundle_hash", "load_gateway_config",
+    "ModbusConfig", "ModbusServer", "OpcUaConfig", "OpcUaSecurityConfig", "OpcUaServer", "Outcome", "Phase", "Quality",
+    "Result", "Snapshot", "SourceConfig", "Stage", "bundle_hash", "load_gateway_config",
 ]
 
 _LAZY = {"ModbusServer": ".modbus_server", "OpcUaServer": ".opcua_server"}

@@ -24,15 +24,16 @@ from ..runtime.options import DetectorOptions
 from ..decision_reload import reload_decision_on_sighup
 from ..shutdown import stop_on_signals
 from ..typed_config import to_dict
-from .config import GatewayConfig, SourceConfig, load_gateway_config
+from .config import GatewayConfig, SourceConfig, gateway_bundle, load_gateway_config
 from .gateway import Gateway, bundle_hash
+from .ports import ClosableSource
 
 log = logging.getLogger("tocoad_edge.plc.app")
 
 EXAMPLE = GatewayConfig(source=SourceConfig(uri="0"), detector=DetectorOptions(bundle=Path("bundle")))
 
 
-def open_source(cfg: SourceConfig) -> Any:
+def open_source(cfg: SourceConfig) -> ClosableSource:
     """The configured camera, started; ``simulated``: flat synthetic frames (commissioning only)."""
     if cfg.uri == "simulated":
         from .simulation import SimulatedCamera
@@ -54,7 +55,7 @@ def build(cfg: GatewayConfig) -> tuple[Gateway, Any, Any]:
     except BaseException:
         detector.close()
         raise
-    gateway = Gateway(source, detector, cfg.handshake, bundle_hash=bundle_hash(cfg.detector.bundle))
+    gateway = Gateway(source, detector, cfg.handshake, bundle_hash=bundle_hash(gateway_bundle(cfg)))
     banded = detector.manifest.scoring.review_threshold is not None
     if cfg.transport == "modbus" and cfg.modbus.map_version == 1 and banded:
         log.warning("the bundle has a review band, and Modbus map version 1 reports REVIEW parts as NG (2); "
@@ -74,8 +75,8 @@ def run(cfg: GatewayConfig, duration_s: float | None, stop: threading.Event | No
     stop = stop or threading.Event()
     gateway, transport, detector = build(cfg)
 
-    def reloaded(_record: dict) -> None:     # the manifest changed: the PLC sees the new bundle hash
-        gateway.handshake.set_identity(detector.model_id, bundle_hash(cfg.detector.bundle))
+    def reloaded(_record: dict[str, Any]) -> None:     # the manifest changed: the PLC sees the new bundle hash
+        gateway.handshake.set_identity(detector.model_id, bundle_hash(gateway_bundle(cfg)))
 
     try:
         with gateway, transport, reload_decision_on_sighup(detector, reloaded):
@@ -89,7 +90,8 @@ def run(cfg: GatewayConfig, duration_s: float | None, stop: threading.Event | No
                      s.trigger_count, s.result_seq, s.triggers_ignored, s.writes_rejected, s.late_results)
     finally:
         detector.close()
-        gateway.source.close()
+        if isinstance(gateway.source, ClosableSource):   # always, for build's sources (open_source)
+            gateway.source.close()
 
 
 def build_parser(prog: str = "tocoad-plc") -> argparse.ArgumentParser:

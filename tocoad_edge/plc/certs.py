@@ -32,7 +32,7 @@ def make_self_signed(cert_path: str | Path, key_path: str | Path, *, application
                             got=f"{type(exc).__name__}: {exc}", fix="pip install 'tocoad-edge[plc]'") from None
     cert_path, key_path = Path(cert_path), Path(key_path)
     names = list(hostnames) or [socket.gethostname()]
-    alt: list = [x509.UniformResourceIdentifier(application_uri)]
+    alt: list[x509.GeneralName] = [x509.UniformResourceIdentifier(application_uri)]
     for name in names:
         try:
             alt.append(x509.IPAddress(ipaddress.ip_address(name)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from ..errors import ConfigError
 from ..runtime.options import DetectorOptions
@@ -55,7 +55,8 @@ class ModbusConfig:
         require(bool(self.host.strip()), "modbus.host", "an address such as 0.0.0.0 or 127.0.0.1", self.host)
 
 
-OPCUA_POLICIES = ("Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss")
+OpcUaPolicy = Literal["Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"]
+OPCUA_POLICIES: tuple[OpcUaPolicy, ...] = get_args(OpcUaPolicy)   # all of them, in this order
 OPCUA_ROLES = ("operator", "viewer")       # operator: may write Trigger and Ack; viewer: reads only
 
 
@@ -63,7 +64,7 @@ OPCUA_ROLES = ("operator", "viewer")       # operator: may write Trigger and Ack
 class OpcUaSecurityConfig:
     """OPC UA security. The default is signed and encrypted; "none" only when a config says so (with a warning)."""
     mode: Literal["sign_and_encrypt", "sign", "none"] = "sign_and_encrypt"
-    policies: tuple[Literal["Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"], ...] = OPCUA_POLICIES
+    policies: tuple[OpcUaPolicy, ...] = OPCUA_POLICIES
     certificate: Path | None = None     # server certificate (DER or PEM): tocoad-plc-security make-cert
     private_key: Path | None = None     # its private key (PEM)
     trusted_clients: Path | None = None  # folder of client certificates (DER or PEM) allowed to connect
@@ -110,7 +111,8 @@ class OpcUaConfig:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    uri: str                            # tocoad_edge.stream.open_source: 0, /dev/video0, rtsp://…, a folder; or simulated
+    # tocoad_edge.stream.open_source: 0, /dev/video0, rtsp://…, a folder; or simulated
+    uri: str
     options: dict[str, str | int | float | bool | None] = field(default_factory=dict)   # SourceOptions keys
 
 
@@ -129,6 +131,14 @@ class GatewayConfig:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+def gateway_bundle(cfg: GatewayConfig) -> Path:
+    """``detector.bundle``: optional in DetectorOptions (the stream app takes it as a flag), required here."""
+    if cfg.detector.bundle is None:
+        raise ConfigError("missing config key 'detector.bundle'", expected="a bundle folder written by tocoad-export",
+                          got="none", fix="add 'detector.bundle' to the config")
+    return cfg.detector.bundle
+
+
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     """Read a gateway YAML file strictly: unknown keys, wrong types and out-of-range values are errors.
 
@@ -136,9 +146,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     at load time with a did-you-mean, before the bundle or the camera is opened.
     """
     cfg = from_dict(GatewayConfig, load_yaml(path))
-    if cfg.detector.bundle is None:     # optional in DetectorOptions (the stream app takes it as a flag), not here
-        raise ConfigError("missing config key 'detector.bundle'", expected="a bundle folder written by tocoad-export",
-                          got="none", fix="add 'detector.bundle' to the config")
+    gateway_bundle(cfg)     # refused at load time, before anything is opened
     if cfg.transport == "opcua":
         cfg.opcua.security.check_files()
     if cfg.source.options and cfg.source.uri != "simulated":

@@ -57,6 +57,18 @@ def _wait(poll: Callable[[], Any], until: Callable[[Any], bool], timeout_s: floa
             raise TimeoutError(f"{what} not seen within {timeout_s:.1f} s (last read: {value!r})")
 
 
+# The two "Done for the next cycle" tests take the previous result_seq as an argument, so each cycle's test
+# holds that cycle's value, not the loop variable that the loop then moves on.
+def _modbus_done(previous_seq: int) -> Callable[[list[int]], bool]:
+    """Holding registers with Done set and a result_seq other than ``previous_seq``."""
+    return lambda r: r[regmap.DONE] == 1 and regmap.decode_u32(r, regmap.RESULT_SEQ) != previous_seq
+
+
+def _opcua_done(previous_seq: int) -> Callable[[list[Any]], bool]:
+    """DataValues of (Done, ResultSeq, …) with Done true and a ResultSeq other than ``previous_seq``."""
+    return lambda d: bool(d[0].Value.Value) and d[1].Value.Value != previous_seq
+
+
 def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
                   score_of: Callable[[int], float] | None = None, score_scale: int | None = None,
                   device_id: int = 1) -> CycleReport:
@@ -76,7 +88,8 @@ def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
             reply = client.read_holding_registers(address, count=count, device_id=device_id)
             if reply.isError():
                 raise RuntimeError(f"Modbus read refused: {reply}")
-            return reply.registers
+            registers: list[int] = reply.registers   # pymodbus is followed as Any
+            return registers
 
         def write(address: int, values: list[int]) -> None:
             reply = client.write_registers(address, values, device_id=device_id) if len(values) > 1 else \
@@ -92,9 +105,7 @@ def modbus_cycles(host: str, port: int, cycles: int, *, timeout_s: float = 10.0,
         for i in range(cycles):
             t0 = time.perf_counter()
             write(regmap.TRIGGER, [1])
-            regs = _wait(read,
-                         lambda r: r[regmap.DONE] == 1 and regmap.decode_u32(r, regmap.RESULT_SEQ) != previous_seq,
-                         timeout_s, f"Done for cycle {i}")
+            regs = _wait(read, _modbus_done(previous_seq), timeout_s, f"Done for cycle {i}")
             report.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
             seq = regmap.decode_u32(regs, regmap.RESULT_SEQ)
             frame_id = regmap.decode_u32(regs, regmap.FRAME_ID)
@@ -152,8 +163,7 @@ async def opcua_cycles_async(endpoint: str, node_id: Callable[[str], str], cycle
         for i in range(cycles):
             t0 = time.perf_counter()
             await nodes["Trigger"].write_value(True)
-            dvs = await wait(lambda: client.read_attributes(verdict),
-                             lambda d: bool(d[0].Value.Value) and d[1].Value.Value != previous_seq,
+            dvs = await wait(lambda: client.read_attributes(verdict), _opcua_done(previous_seq),
                              f"Done for cycle {i}")
             report.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
             seq, frame_id = dvs[1].Value.Value, dvs[4].Value.Value

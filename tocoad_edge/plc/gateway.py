@@ -219,7 +219,7 @@ class Gateway:
         hs.set_stage(Stage.GRABBING)
         g = grab(self.source, self.config.probe_interval_s)
         hs.set_stage(Stage.WAITING)
-        if g.status != OK:
+        if g.frame is None:     # a timeout or an error: an OK grab always carries its frame
             if g.detail:
                 log.debug("camera probe failed: %s", g.detail)
                 hs.note_camera_error(g.detail)

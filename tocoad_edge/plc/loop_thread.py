@@ -59,7 +59,7 @@ class LoopThread:
 
         try:
             asyncio.run_coroutine_threadsafe(cancel_rest(), loop).result(timeout)
-        except Exception:
+        except Exception:  # noqa: BLE001 - stopping anyway: a loop that cannot cancel its tasks is stopped below
             pass
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(timeout)

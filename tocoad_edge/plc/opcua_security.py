@@ -78,7 +78,8 @@ class OperatorWrites(SimpleRoleRuleset):
         if action_type_id == WRITE_REQUEST and not getattr(user, "operator", False):
             self._on_denied(user)
             return False
-        return super().check_validity(user, action_type_id, body)
+        allowed: bool = super().check_validity(user, action_type_id, body)   # asyncua is untyped: Any
+        return allowed
 
 
 class ExplainingValidator:
@@ -96,8 +97,8 @@ class ExplainingValidator:
             name = ua.StatusCode(exc.code).name
             self._refusals.warning("OPC UA client refused: certificate %r of application %r: %s; fix: put the "
                                    "client's certificate into %s if it is yours (and check its validity dates "
-                                   "and that its subjectAltName URI is the application URI)", cert.subject.rfc4514_string(),
-                                   app_description.ApplicationUri, name, self._folder)
+                                   "and that its subjectAltName URI is the application URI)",
+                                   cert.subject.rfc4514_string(), app_description.ApplicationUri, name, self._folder)
             raise
 
 

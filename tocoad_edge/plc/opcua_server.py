@@ -206,7 +206,10 @@ class OpcUaServer:
         ua = self._ua
         status_name = verdict_status(snap)
         now = _dt.datetime.now(_dt.timezone.utc)
-        falling, payload, rising = [], [], []
+        # (node, value, status) per changed node, in three groups: see the module docstring for the order
+        falling: list[tuple[NodeSpec, Any, str]] = []
+        payload: list[tuple[NodeSpec, Any, str]] = []
+        rising: list[tuple[NodeSpec, Any, str]] = []
         for spec in NODES:
             value = spec.value(snap)
             status = status_name if spec.verdict else "Good"

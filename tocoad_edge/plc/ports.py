@@ -32,6 +32,12 @@ class FrameSource(Protocol):
     def read(self, timeout: float) -> ReadResult: ...
 
 
+@runtime_checkable
+class ClosableSource(FrameSource, Protocol):
+    """A source that holds a camera or a file open until ``close()`` (``open_source`` and ``SimulatedCamera``)."""
+    def close(self) -> object: ...     # what it returns (stream sources: their statistics) is not used
+
+
 @dataclass(frozen=True)
 class Grab:
     frame: np.ndarray | None
@@ -50,6 +56,10 @@ def to_grab(result: ReadResult) -> Grab:
                               "or ReadResult(ReadStatus.TIMEOUT), or use tocoad_edge.stream.open_source(uri)")
     if result.status is ReadStatus.OK:
         f = result.frame
+        if f is None:
+            raise SourceError("the gateway's source returned OK without a frame",
+                              expected="ReadResult(ReadStatus.OK, Frame(...))", got="ReadResult(ReadStatus.OK, None)",
+                              fix="return the frame with the OK status, or ReadResult(ReadStatus.TIMEOUT)")
         return Grab(f.image, f.id, OK, captured=f.monotonic)
     if result.status is ReadStatus.TIMEOUT:
         return Grab(None, None, TIMEOUT, result.error or "")   # a reason: the source knows why (e.g. reconnecting)
@@ -61,7 +71,7 @@ def grab(source: FrameSource, timeout: float) -> Grab:
     """Read one frame; a raising source becomes an ``error`` status with the message."""
     try:
         return to_grab(source.read(max(0.0, timeout)))
-    except Exception as exc:  # the source's failure is data for the handshake, not a crash of the gateway
+    except Exception as exc:  # noqa: BLE001 - the source's failure is data for the handshake, not a gateway crash
         return Grab(None, None, ERROR, f"{type(exc).__name__}: {exc}")
 
 
@@ -72,7 +82,7 @@ def judge(detector: Predictor, frame: np.ndarray, frame_id: int) -> Outcome:
         pred = detector.predict(frame)
         score, raw, anomalous = float(pred.score), float(pred.raw_score), bool(pred.is_anomalous)
         review = bool(getattr(pred, "is_review", False))       # detectors without a review band never say it
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the detector's failure is an Error outcome, not a gateway crash
         log.error("detector failed on frame %d: %s: %s", frame_id, type(exc).__name__, exc)
         return Outcome(Result.ERROR, frame_id=frame_id, fault=Fault.INFERENCE_ERROR)
     if not math.isfinite(score):

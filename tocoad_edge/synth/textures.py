@@ -40,8 +40,8 @@ class NormalImageTextures:
 
     def __init__(self, images: Sequence[np.ndarray]):
         if len(images) == 0:
-            raise DataError("the normal-image texture source needs at least one image",
-                            expected=">= 1 training image", got="0", fix="give training images or use procedural textures")
+            raise DataError("the normal-image texture source needs at least one image", expected=">= 1 training image",
+                            got="0", fix="give training images or use procedural textures")
         self.images = images
 
     def sample(self, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -126,7 +126,9 @@ def build_texture_source(kind: str, images: Sequence[np.ndarray] = (), folder: s
     if kind == "auto":
         if folder:
             return FolderTextures(folder)
-        return MixedTextures([NormalImageTextures(images), ProceduralTextures()]) if len(images) else ProceduralTextures()
+        if not len(images):
+            return ProceduralTextures()
+        return MixedTextures([NormalImageTextures(images), ProceduralTextures()])
     if kind == "normal":
         return NormalImageTextures(images)
     if kind == "procedural":

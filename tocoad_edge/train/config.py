@@ -41,7 +41,8 @@ class BackboneConfig:
 @dataclass(frozen=True)
 class FeatureConfig:
     aggregation: int = 3            # local aggregation neighbourhood (odd kernel size)
-    aggregation_mode: Literal["patchcore", "mean"] = "patchcore"   # patchcore: unfold k×k + adaptive pool; mean: average
+    # patchcore: unfold k×k + adaptive pool; mean: average
+    aggregation_mode: Literal["patchcore", "mean"] = "patchcore"
     aggregation_dim: int = 192      # per-layer dimension with aggregation_mode patchcore (D = layers × this)
     projection: Literal["none", "random", "pca"] = "none"   # dimension reduction inside the graph
     projection_dim: int = 128
@@ -85,13 +86,15 @@ class SynthConfig:
     """Anomaly generator G (``tocoad_edge.synth``). Defaults are documented in docs/tocoad_method.md."""
     method: Literal["perlin", "cutpaste", "seamless"] = "perlin"   # Perlin was best in the paper's ablation
     textures: str | None = None         # folder of texture images (e.g. DTD); tocoad-train --textures DIR
-    texture_source: Literal["auto", "normal", "procedural", "folder"] = "auto"  # auto: the folder if given, else normal images + procedural
+    # auto: the folder if given, else normal images + procedural
+    texture_source: Literal["auto", "normal", "procedural", "folder"] = "auto"
     anomaly_probability: float = 0.5    # share of G's outputs that carry an anomaly (the rest are normal, mask 0)
     perlin_min_scale: int = 0           # Perlin grid scales 2^min .. 2^max per axis, drawn independently
     perlin_max_scale: int = 6
     perlin_threshold: float = 0.5       # noise > threshold → anomaly mask
     min_coverage: float = 0.005         # redraw a mask that covers less than this share of the image (or foreground)
-    beta_min: float = 0.1               # blend: out = (1-β)·image + β·texture inside the mask, β ~ U[beta_min, beta_max]
+    # blend: out = (1-β)·image + β·texture inside the mask, β ~ U[beta_min, beta_max]
+    beta_min: float = 0.1
     beta_max: float = 1.0
     rotation_degrees: float = 10.0      # slight random rotation of the normal image, ± degrees
     rotate90: bool = True               # random multiple of 90° rotation of the normal image

@@ -65,7 +65,8 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
     if meta and meta.get("fingerprint") == fp:
         disc.load_state_dict(load_tensors(path))
         report = meta.get("report", {})
-        log(f"stage 1: reusing D from {path} (held-out synthetic pixel AUROC {report.get('pixel_auroc', float('nan')):.3f})")
+        held_out = report.get("pixel_auroc", float("nan"))
+        log(f"stage 1: reusing D from {path} (held-out synthetic pixel AUROC {held_out:.3f})")
         return freeze(disc), report
 
     t_wall, t_cpu = time.perf_counter(), time.process_time()
@@ -84,7 +85,7 @@ def train_discriminator(cfg: TrainConfig, backbone: Backbone, layers: list[str],
     rng = np.random.default_rng([cfg.seed, 1])
     bar = tqdm(range(s1.epochs), desc="stage 1 (D)", disable=tqdm_disable(progress), leave=False)
     last = float("nan")
-    for epoch in bar:
+    for _ in bar:
         disc.train()
         total, count = 0.0, 0
         for idx in batches(rng.permutation(n_train), s1.batch_size):

@@ -39,7 +39,8 @@ from .simsiam import DensePredictor, DenseProjector, simsiam_loss
 STAGE2_INDEX_OFFSET = 20_000_000   # G sample indices of stage 2 never meet those of stage 1
 
 
-def trainable_groups(backbone: Backbone, trainable_from: str, layers: list[str]) -> tuple[list[nn.Parameter], list[str]]:
+def trainable_groups(backbone: Backbone, trainable_from: str,
+                     layers: list[str]) -> tuple[list[nn.Parameter], list[str]]:
     """Parameters of the layers from ``trainable_from`` to the deepest of ``layers`` (inclusive). ``auto``: from the
     first layer of the deepest feature layer's stage (``Backbone.stage_start``), so the shallower feature layers
     keep their ImageNet weights."""
