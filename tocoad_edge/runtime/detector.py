@@ -12,7 +12,7 @@ import numpy as np
 from ..bundle.manifest import Manifest, read_manifest, verify_files
 from ..bundle.onnx_refs import check_external_data
 from ..bundle.signature import read_signed_manifest
-from ..errors import BundleError, ConfigError
+from ..errors import BundleError, ConfigError, TocoadError
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
 from .options import DetectorOptions
@@ -41,18 +41,22 @@ def _load_bank(path: Path, manifest: Manifest) -> np.ndarray:
     return bank
 
 
-def choose_backend(name: str, manifest: Manifest) -> str:
+def choose_backend(name: str, manifest: Manifest, precision: str = "fp32") -> str:
+    """``auto``: TensorRT only when an engine fits this device, the bundle's input and ``precision``; otherwise
+    ONNX Runtime, with the reason logged (an engine for another precision or GPU is no reason to fail)."""
     if name != "auto":
         return name
-    if manifest.engines:
-        try:
-            from .backends.trt.runner import engine_matches_device
+    if not manifest.engines:
+        return "onnxrt"
+    try:
+        from .backends.trt.runner import engine_for
 
-            if any(engine_matches_device(e) for e in manifest.engines):
-                return "tensorrt"
-        except ImportError:
-            pass
-    return "onnxrt"
+        fp = engine_for(manifest, precision)
+    except (TocoadError, ImportError) as exc:
+        log.info("backend auto: ONNX Runtime, as no TensorRT engine can serve %s here: %s", precision, exc)
+        return "onnxrt"
+    log.info("backend auto: TensorRT engine %s", fp.file)
+    return "tensorrt"
 
 
 def query_ef(manifest: Manifest, precision: str) -> int:
@@ -157,7 +161,7 @@ class Detector:
             raise BundleError(f"this bundle has no {precision} model", expected=f"one of {sorted(manifest.models)}",
                               got=precision, fix="export with --int8 for an INT8 model, or choose precision='fp32'")
         paths = verify_files(bundle, manifest)
-        backend_name = choose_backend(options.backend, manifest)
+        backend_name = choose_backend(options.backend, manifest, precision)
         model_file = manifest.models[precision].file
         if backend_name == "tensorrt":
             from .backends.trt.runner import engine_for

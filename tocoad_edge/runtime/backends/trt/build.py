@@ -177,7 +177,9 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
         onnx_path = verify_files(bundle, manifest, [manifest.models["fp32"].file])[manifest.models["fp32"].file]
     input_shape = (-1 if mf.dynamic_batch else 1, manifest.input.height, manifest.input.width, manifest.input.channels)
     onnx_sha = manifest.files[onnx_path.name].sha256
-    fp = make_fingerprint(device, precision, input_shape, onnx_sha, dla_core)
+    # the profile build_engine gives a dynamic-batch network: min 1, opt 1, max DEFAULT_MAX_BATCH
+    profile = (1, 1, DEFAULT_MAX_BATCH) if mf.dynamic_batch else None
+    fp = make_fingerprint(device, precision, input_shape, onnx_sha, dla_core, batch_profile=profile)
     data = build_engine(onnx_path, precision, input_shape, device=device, dynamic_batch=mf.dynamic_batch,
                         workspace_mb=workspace_mb, dla_core=dla_core, calibration_cache=calib_cache,
                         timing_cache=timing_cache_path(device))

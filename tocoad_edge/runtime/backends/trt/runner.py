@@ -15,7 +15,7 @@ from ....bundle.manifest import EngineFingerprint, Manifest
 from ....errors import BackendUnavailableError, BundleError, EngineIncompatibleError
 from ..base import Backend, TensorSpec
 from .compat import TrtApi, execute, import_tensorrt, io_tensors
-from .fingerprint import DeviceInfo, check_engine, mismatches
+from .fingerprint import DeviceInfo, check_engine, describe_input, input_mismatches, mismatches
 
 log = logging.getLogger("tocoad_edge.runtime")
 
@@ -61,7 +61,8 @@ def engine_matches_device(fp: EngineFingerprint, device: DeviceInfo | None = Non
 
 
 def engine_for(manifest: Manifest, precision: str, device: DeviceInfo | None = None) -> EngineFingerprint:
-    """The bundle's engine for ``precision`` on this device, or EngineIncompatibleError naming both sides."""
+    """The bundle's engine for ``precision`` that runs on this device at batch 1 of the bundle's input, or
+    ``EngineIncompatibleError`` naming every candidate's differences and this device."""
     wanted = ENGINE_PRECISIONS.get(precision, (precision,))
     candidates = [e for e in manifest.engines if e.precision in wanted]
     if not candidates:
@@ -71,11 +72,19 @@ def engine_for(manifest: Manifest, precision: str, device: DeviceInfo | None = N
                           fix=f"build one on this device: tocoad-export engine BUNDLE --precision "
                               f"{'int8' if precision == 'int8' else 'fp16'}")
     device = device or current_device()
+    hwc = (manifest.input.height, manifest.input.width, manifest.input.channels)
+    reasons = []
     for e in candidates:
-        if not mismatches(e, device):
+        diff = mismatches(e, device) + input_mismatches(e, hwc)
+        if not diff:
             return e
-    check_engine(candidates[0], device)      # raises, naming the engine's device and this one
-    raise AssertionError("unreachable")      # pragma: no cover
+        reasons.append(f"{e.file} (TensorRT {e.tensorrt_version} on {e.gpu_name}, sm {e.compute_capability}, input "
+                       f"{describe_input(e)}): {'; '.join(diff)}")
+    raise EngineIncompatibleError(
+        f"no {precision} TensorRT engine of this bundle fits this device and input",
+        expected=f"an engine for {device.describe()}, input 1×{'×'.join(map(str, hwc))}",
+        got=" | ".join(reasons),
+        fix="build the engine on this device: tocoad-export engine BUNDLE, or use backend='onnxrt'")
 
 
 class TensorRTBackend(Backend):
