@@ -33,15 +33,21 @@ def keys():
 
 
 @pytest.fixture
-def signed(tiny_bundle, tmp_path, keys, monkeypatch):
-    """A copy of the tiny bundle, signed by the vendor's key, with an FP16 engine built on 'this device'."""
+def vendor_signed(tiny_bundle, tmp_path, keys, monkeypatch):
+    """A copy of the tiny bundle, signed by the vendor's key; engines are built by a stand-in builder."""
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
     sign_bundle(bundle, keys["bundle"][0])
     monkeypatch.setattr(trt_build, "build_engine", lambda *a, **k: ENGINE_BYTES)
     monkeypatch.setenv("TOCOAD_TRT_TIMING_CACHE", str(tmp_path / "timing"))
-    monkeypatch.setattr(runner, "current_device", lambda *a: ORIN)
     return bundle
+
+
+@pytest.fixture
+def signed(vendor_signed, monkeypatch):
+    """The same, on a device that is an Orin with TensorRT 10.3 (the engine's fingerprint fits it)."""
+    monkeypatch.setattr(runner, "current_device", lambda *a: ORIN)
+    return vendor_signed
 
 
 def _build(bundle, keys, key="device", precision="fp16"):
@@ -88,12 +94,8 @@ def test_detector_opens_the_signed_bundle_with_its_device_engine(signed, keys):
         Detector.open(signed, backend="tensorrt", public_key=keys["bundle"][1], engine_public_key=keys["device"][1])
 
 
-def test_auto_serves_with_onnxrt_when_no_tensorrt_here(tiny_bundle, tmp_path, keys, monkeypatch):
-    bundle = tmp_path / "b"
-    shutil.copytree(tiny_bundle, bundle)
-    sign_bundle(bundle, keys["bundle"][0])
-    monkeypatch.setattr(trt_build, "build_engine", lambda *a, **k: ENGINE_BYTES)
-    monkeypatch.setenv("TOCOAD_TRT_TIMING_CACHE", str(tmp_path / "timing"))
+def test_auto_serves_with_onnxrt_when_no_tensorrt_here(vendor_signed, keys):
+    bundle = vendor_signed
     _build(bundle, keys)
     with Detector.open(bundle, public_key=keys["bundle"][1], engine_public_key=keys["device"][1],
                        search="exact") as det:

@@ -16,13 +16,13 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import BundleError, ConfigError
 from ..typed_config import from_dict, to_dict
+from .atomic import write_text_atomically
 from .manifest import MANIFEST_NAME, EngineFingerprint, FileEntry, Manifest, safe_member_path
 from .signature import SIGNATURE_NAME, public_key_of, sign_file, verified_file_bytes
 
@@ -122,16 +122,7 @@ def write_engine_record(bundle_dir: str | Path, record: EngineRecord, *, private
     """Write ``engines.json`` atomically, then sign it into ``engines.sig`` with the device key, or remove a
     stale ``engines.sig`` (it could not verify the new bytes anyway). Never touches ``manifest.json``."""
     bundle = Path(bundle_dir)
-    out = bundle / ENGINE_RECORD_NAME
-    tmp = bundle / f".{ENGINE_RECORD_NAME}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(record.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    out = write_text_atomically(bundle / ENGINE_RECORD_NAME, record.to_json())
     if private_key is not None:
         sign_file(bundle, ENGINE_RECORD_NAME, ENGINE_SIGNATURE_NAME, private_key, password=password)
     else:
