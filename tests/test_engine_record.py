@@ -165,3 +165,18 @@ def test_a_record_must_belong_to_the_bundle(signed, keys):
     other = dataclasses.replace(manifest, model_id="x")
     with pytest.raises(BundleError, match="another model"):
         parse_engine_record((signed / ENGINE_RECORD_NAME).read_bytes(), other)
+
+
+def test_cli_device_key_signs_the_engine_record(signed, keys, tmp_path, capsys):
+    """``tocoad-export engine BUNDLE --device-key KEY.pem``: the flag the docs and errors name exists and signs."""
+    from tocoad_edge.bundle.engine_record import read_engine_record
+    from tocoad_edge.export.cli import main
+
+    key_file = tmp_path / "device.key.pem"
+    key_file.write_bytes(keys["device"][0])
+    assert main(["engine", str(signed), "--precision", "fp16", "--device-key", str(key_file)]) == 0
+    assert "engine written:" in capsys.readouterr().out
+    record = read_engine_record(signed, read_manifest(signed), keys["device"][1])     # verifies engines.sig
+    assert [e.fingerprint.precision for e in record.engines] == ["fp16"]
+    with pytest.raises(BundleError, match="signed by another key"):
+        read_engine_record(signed, read_manifest(signed), keys["other"][1])
