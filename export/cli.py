@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", default="int8", choices=["fp16", "int8"], help="engine precision")
     e.add_argument("--dla-core", type=int, help="build for this DLA core, GPU fallback on (Jetson)")
     e.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace limit")
+    e.add_argument("--device-key", help="Ed25519 private key PEM of this device: sign the engine record "
+                   "(engines.sig), so devices that require signed bundles use the engine (engine_public_key)")
     return p
 
 
@@ -82,7 +84,7 @@ def _engine(args: argparse.Namespace) -> int:
     from tocoad_edge.runtime.backends.trt.build import build_engine_into_bundle
 
     path = build_engine_into_bundle(Path(args.bundle), precision=args.precision, dla_core=args.dla_core,
-                                    workspace_mb=args.workspace_mb)
+                                    workspace_mb=args.workspace_mb, device_key=args.device_key)
     print(f"engine written: {path}")
     return 0
 

@@ -104,28 +104,31 @@ def test_gate_failure_fails_the_export_unless_allow_degraded(tmp_path, i4_run, m
 
 def test_engine_only_bookkeeping_with_a_stand_in_builder(tmp_path, int8_bundle, monkeypatch):
     """The TensorRT build itself needs a GPU (tests/test_trt_gpu.py); here ``build_engine`` is replaced by a
-    stand-in returning fixed bytes, to test what `tocoad-export engine` does to the bundle: file name, sha256,
-    manifest."""
+    stand-in returning fixed bytes, to test what `tocoad-export engine` does to the bundle: file name, sha256, and
+    the engine record beside the manifest (the manifest itself is left as exported; tests/test_engine_record.py)."""
     import shutil
 
-    from tocoad_edge.bundle.manifest import read_manifest, verify_files
+    from tocoad_edge.bundle.engine_record import engine_view, read_verified_engine
+    from tocoad_edge.bundle.manifest import read_manifest
     from tocoad_edge.runtime.backends.trt import build as trt_engine
     from tocoad_edge.runtime.backends.trt.fingerprint import DeviceInfo
 
     bundle = tmp_path / "b"
     shutil.copytree(int8_bundle, bundle)
+    manifest_bytes = (bundle / "manifest.json").read_bytes()
     device = DeviceInfo("10.3.0.30", "Orin", "8.7")
     monkeypatch.setattr(trt_engine, "build_engine", lambda *a, **k: b"stand-in engine bytes")
     monkeypatch.setenv("TOCOAD_TRT_TIMING_CACHE", str(tmp_path / "tc"))
     path = trt_engine.build_engine_into_bundle(bundle, "int8", device=device)
-    m = read_manifest(bundle)
+    assert (bundle / "manifest.json").read_bytes() == manifest_bytes
+    m = engine_view(bundle, read_manifest(bundle), strict=True)
     (fp,) = m.engines
     assert path.name == fp.file and fp.file.startswith("backbone.") and fp.file.endswith(".engine")
     assert fp.precision == "int8" and fp.input_shape == (1, 64, 64, 3) and fp.gpu_name == "Orin"
     assert fp.onnx_sha256 == m.files["backbone.int8.onnx"].sha256
-    verify_files(bundle, m)                               # the engine's sha256 is in the manifest
+    assert read_verified_engine(bundle, m, fp.file) == b"stand-in engine bytes"    # sha256 in the record
     trt_engine.build_engine_into_bundle(bundle, "int8", device=device)      # rebuilding replaces, not duplicates
-    assert len(read_manifest(bundle).engines) == 1
+    assert len(engine_view(bundle, read_manifest(bundle)).engines) == 1
     trt_engine.build_engine_into_bundle(bundle, "fp16", device=device)
-    assert {e.precision for e in read_manifest(bundle).engines} == {"int8", "fp16"}
+    assert {e.precision for e in engine_view(bundle, read_manifest(bundle)).engines} == {"int8", "fp16"}
     assert not list(bundle.glob(".*tmp*"))

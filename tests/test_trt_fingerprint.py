@@ -1,7 +1,7 @@
 """Engine fingerprints, the device check before deserialising, and engine choice — no GPU needed."""
 import pytest
 
-from tocoad_edge.bundle.manifest import EngineFingerprint
+from tocoad_edge.bundle.manifest import EngineFingerprint, InputSpec
 from tocoad_edge.errors import BundleError, EngineIncompatibleError
 from tocoad_edge.runtime.backends.trt import runner as trt_backend
 from tocoad_edge.runtime.backends.trt.fingerprint import (DeviceInfo, check_engine, engine_file_name,
@@ -55,6 +55,7 @@ def test_engine_matches_device_is_false_without_tensorrt_or_gpu(monkeypatch):
 class _Manifest:
     def __init__(self, engines):
         self.engines = tuple(engines)
+        self.input = InputSpec(height=64, width=64)
 
 
 def test_engine_for_picks_this_devices_engine_of_the_precision():

@@ -1,13 +1,17 @@
 // TensorRT backend (compiled only when CMake finds TensorRT and CUDA). Checks the engine fingerprint
-// in the manifest against this device and library before deserializing, then runs enqueueV3.
+// in the manifest (or engines.json) against this device and library before deserializing, and every I/O tensor
+// against the buffers it allocates before the first enqueueV3.
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <vector>
 
 #include "backend.hpp"
 #include "bundle_files.hpp"
+#include "engine_bindings.hpp"
 #include "engine_fingerprint.hpp"
 #include "error.hpp"
 
@@ -52,6 +56,18 @@ struct CudaResources {
     void *input = nullptr;
     void *output = nullptr;
 };
+
+std::string dtype_name(nvinfer1::DataType t) {
+    switch (t) {
+        case nvinfer1::DataType::kFLOAT: return "float32";
+        case nvinfer1::DataType::kHALF: return "float16";
+        case nvinfer1::DataType::kINT8: return "int8";
+        case nvinfer1::DataType::kINT32: return "int32";
+        case nvinfer1::DataType::kBOOL: return "bool";
+        case nvinfer1::DataType::kUINT8: return "uint8";
+        default: return "TensorRT type " + std::to_string(static_cast<int>(t));
+    }
+}
 
 template <typename T>
 struct Destroy {
@@ -105,6 +121,19 @@ public:
             throw Error(TOCOAD_ERR_ENGINE_INCOMPATIBLE, "the engine does not accept the model input shape",
                         "[1, " + std::to_string(height_) + ", " + std::to_string(width_) + ", 3]", logger_.last,
                         "rebuild the engine");
+        // Every I/O tensor of the engine, as the context resolves it at batch 1, against the buffers allocated
+        // below from the manifest: an engine with a larger output would otherwise be written past them.
+        std::vector<TensorBinding> engine_io;
+        for (int32_t i = 0; i < engine_->getNbIOTensors(); ++i) {
+            const char *name = engine_->getIOTensorName(i);
+            const nvinfer1::Dims d = context_->getTensorShape(name);
+            engine_io.push_back({name, std::vector<int64_t>(d.d, d.d + std::max<int32_t>(d.nbDims, 0)),
+                                 dtype_name(engine_->getTensorDataType(name))});
+        }
+        const std::vector<TensorBinding> allocated = {
+            {input_name_, {1, height_, width_, 3}, dtype_name(input_type_)},
+            {output_name_, {1, static_cast<int64_t>(patches_), static_cast<int64_t>(dim_)}, "float32"}};
+        check_bindings(fp.file, allocated, engine_io);  // before any buffer is bound and the first enqueue
         const std::size_t pixels = static_cast<std::size_t>(height_) * static_cast<std::size_t>(width_) * 3;
         input_bytes_ = pixels * (input_type_ == nvinfer1::DataType::kUINT8 ? 1 : sizeof(float));
         output_bytes_ = patches_ * dim_ * sizeof(float);

@@ -6,6 +6,7 @@
 
 #include "anomaly_map.hpp"
 #include "bundle_files.hpp"
+#include "engine_record.hpp"
 #include "error.hpp"
 #include "npy.hpp"
 
@@ -99,6 +100,15 @@ std::unique_ptr<Detector> Detector::open(const std::string &bundle_dir, const to
     check_options(options);
     std::unique_ptr<Detector> d(new Detector());
     d->manifest_ = read_manifest(bundle_dir);
+    if (options.backend == TOCOAD_BACKEND_TENSORRT || (options.backend == TOCOAD_BACKEND_AUTO && tensorrt_compiled_in())) {
+        // engines built on the device are recorded in engines.json, not in the manifest; merged, they are hashed
+        // below with every other file
+        try {
+            merge_engine_record_file(bundle_dir, d->manifest_);
+        } catch (const Error &) {
+            if (options.backend == TOCOAD_BACKEND_TENSORRT) throw;  // auto: the ONNX model serves without them
+        }
+    }
     const Manifest &m = d->manifest_;
     const auto verified = verify_files(bundle_dir, m);  // every file, before any loader runs
     const std::string precision = options.precision == TOCOAD_PRECISION_INT8 ? "int8" : "fp32";

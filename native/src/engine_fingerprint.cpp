@@ -1,5 +1,6 @@
 #include "engine_fingerprint.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include "error.hpp"
@@ -17,6 +18,8 @@ std::string major_minor_patch(const std::string &s) {
 std::string describe(const EngineFingerprint &e) {
     std::string shape;
     for (auto d : e.input_shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    if (e.batch_profile.size() == 3)
+        shape += " batch " + std::to_string(e.batch_profile[0]) + ".." + std::to_string(e.batch_profile[2]);
     return e.file + " (TensorRT " + e.tensorrt_version + ", " + e.gpu_name + ", sm " + e.compute_capability + ", " +
            e.precision + ", " + shape + ")";
 }
@@ -27,6 +30,13 @@ std::string tensorrt_version_string(int v) {
     const int major = v >= 100000 ? v / 10000 : v / 1000;  // TensorRT 10 changed the encoding
     const int rest = v >= 100000 ? v % 10000 : v % 1000;
     return std::to_string(major) + "." + std::to_string(rest / 100) + "." + std::to_string(rest % 100);
+}
+
+bool runs_input(const EngineFingerprint &e, const std::vector<int64_t> &hwc, int64_t batch) {
+    if (e.input_shape.size() != 4 || !std::equal(hwc.begin(), hwc.end(), e.input_shape.begin() + 1)) return false;
+    if (e.input_shape[0] == -1)
+        return e.batch_profile.size() == 3 && e.batch_profile[0] <= batch && batch <= e.batch_profile[2];
+    return e.input_shape[0] == batch;
 }
 
 bool same_tensorrt_version(const std::string &a, const std::string &b) {
@@ -40,11 +50,11 @@ const EngineFingerprint &matching_engine(const Manifest &m, const std::string &p
                     "open with a precision the bundle has");
     auto onnx = m.files.find(model->second.file);
     const std::string onnx_sha = onnx == m.files.end() ? "" : onnx->second.sha256;
-    const std::vector<int64_t> shape{1, m.input.height, m.input.width, 3};
+    const std::vector<int64_t> hwc{m.input.height, m.input.width, 3};
     auto fits = [&](const EngineFingerprint &e) {
         return !onnx_sha.empty() && e.onnx_sha256 == onnx_sha &&
                same_tensorrt_version(e.tensorrt_version, device.tensorrt_version) && e.gpu_name == device.gpu_name &&
-               e.compute_capability == device.compute_capability && e.input_shape == shape;
+               e.compute_capability == device.compute_capability && runs_input(e, hwc, 1);
     };
     // An engine of the same precision first; else any engine built from that ONNX (an fp16 engine of
     // the fp32 model serves an fp32 request).

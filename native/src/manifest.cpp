@@ -221,31 +221,46 @@ std::map<std::string, FileEntry> parse_files(const Section &root) {
     return out;
 }
 
+EngineFingerprint parse_fingerprint(const Section &s) {
+    EngineFingerprint e;
+    e.file = s.text("file");
+    e.tensorrt_version = s.text("tensorrt_version");
+    e.gpu_name = s.text("gpu_name");
+    e.compute_capability = s.text("compute_capability");
+    e.precision = s.text("precision");
+    e.onnx_sha256 = s.text("onnx_sha256");
+    auto integers = [&](const char *key, std::vector<int64_t> &out) {
+        const json &list = s.at(key);
+        if (!list.is_array()) s.fail("key '" + s.dotted(key) + "' must be a list", "a list of integers", list.dump());
+        for (const auto &d : list) {
+            if (!d.is_number_integer())
+                s.fail("key '" + s.dotted(key) + "' must hold integers", "integers", list.dump());
+            out.push_back(d.get<int64_t>());
+        }
+    };
+    integers("input_shape", e.input_shape);
+    if (s.has("dla_core")) e.dla_core = static_cast<int>(s.integer("dla_core"));
+    if (s.has("batch_profile")) {
+        integers("batch_profile", e.batch_profile);
+        require(e.batch_profile.size() == 3 && e.batch_profile[0] >= 1 && e.batch_profile[0] <= e.batch_profile[1] &&
+                    e.batch_profile[1] <= e.batch_profile[2],
+                s, "batch_profile", "[min, opt, max] with 1 <= min <= opt <= max", s.at("batch_profile").dump());
+    }
+    return e;
+}
+
+#define TOCOAD_FINGERPRINT_KEYS                                                                                  \
+    "file", "tensorrt_version", "gpu_name", "compute_capability", "precision", "input_shape", "onnx_sha256", \
+        "dla_core", "batch_profile"
+
 std::vector<EngineFingerprint> parse_engines(const Section &root) {
     std::vector<EngineFingerprint> out;
     if (!root.has("engines")) return out;
     const json &list = root.at("engines");
     if (!list.is_array()) root.fail("key 'engines' must be a list", "a list", list.type_name());
-    for (std::size_t i = 0; i < list.size(); ++i) {
-        Section s(list[i], "engines[" + std::to_string(i) + "]", root.where(),
-                  {"file", "tensorrt_version", "gpu_name", "compute_capability", "precision", "input_shape",
-                   "onnx_sha256", "dla_core"});
-        EngineFingerprint e;
-        e.file = s.text("file");
-        e.tensorrt_version = s.text("tensorrt_version");
-        e.gpu_name = s.text("gpu_name");
-        e.compute_capability = s.text("compute_capability");
-        e.precision = s.text("precision");
-        e.onnx_sha256 = s.text("onnx_sha256");
-        const json &shape = s.at("input_shape");
-        if (!shape.is_array()) s.fail("key 'input_shape' must be a list", "a list of integers", shape.dump());
-        for (const auto &d : shape) {
-            if (!d.is_number_integer()) s.fail("key 'input_shape' must hold integers", "integers", shape.dump());
-            e.input_shape.push_back(d.get<int64_t>());
-        }
-        if (s.has("dla_core")) e.dla_core = static_cast<int>(s.integer("dla_core"));
-        out.push_back(std::move(e));
-    }
+    for (std::size_t i = 0; i < list.size(); ++i)
+        out.push_back(parse_fingerprint(
+            Section(list[i], "engines[" + std::to_string(i) + "]", root.where(), {TOCOAD_FINGERPRINT_KEYS})));
     return out;
 }
 
@@ -287,6 +302,34 @@ Manifest parse_manifest(const std::string &json_text, const std::string &where) 
         root.fail("memory_bank.dim differs from features.dim", std::to_string(m.features.dim),
                   std::to_string(m.memory_bank.dim));
     return m;
+}
+
+EngineRecord parse_engine_record(const std::string &json_text, const std::string &where) {
+    json doc;
+    try {
+        doc = json::parse(json_text);
+    } catch (const json::exception &e) {
+        throw_bundle(where + " is not valid JSON", "", e.what(), "rebuild the engine on this device: tocoad-export engine BUNDLE");
+    }
+    Section root(doc, "", where, {"schema_version", "model_id", "engines"});
+    if (root.integer("schema_version") != kEngineRecordSchemaVersion)
+        root.fail("unsupported schema version", std::to_string(kEngineRecordSchemaVersion), root.at("schema_version").dump());
+    EngineRecord record;
+    record.model_id = root.text("model_id");
+    const json &list = root.at("engines");
+    if (!list.is_array()) root.fail("key 'engines' must be a list", "a list", list.type_name());
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const std::string path = "engines[" + std::to_string(i) + "]";
+        Section s(list[i], path, where, {"fingerprint", "sha256", "bytes"});
+        RecordedEngine e;
+        e.fingerprint = parse_fingerprint(s.child("fingerprint", {TOCOAD_FINGERPRINT_KEYS}));
+        e.file.sha256 = s.text("sha256");
+        e.file.bytes = s.integer("bytes");
+        require(is_sha256_hex(e.file.sha256), s, "sha256", "64 lowercase hex digits", e.file.sha256);
+        require(e.file.bytes >= 0, s, "bytes", "a size >= 0", std::to_string(e.file.bytes));
+        record.engines.push_back(std::move(e));
+    }
+    return record;
 }
 
 }  // namespace tocoad

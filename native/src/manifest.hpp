@@ -36,6 +36,9 @@ struct EngineFingerprint {
     std::vector<int64_t> input_shape;
     std::string onnx_sha256;
     std::optional<int> dla_core;
+    // dynamic batch: input_shape[0] is -1 and the optimisation profile's {min, opt, max} batch says which
+    // batches the engine runs; empty for a static shape
+    std::vector<int64_t> batch_profile;
 };
 
 struct IndexSpec {
@@ -95,5 +98,22 @@ constexpr const char *kManifestName = "manifest.json";
 
 // Parse manifest JSON text; `where` names the file in error messages. Throws Error(TOCOAD_ERR_BUNDLE).
 Manifest parse_manifest(const std::string &json_text, const std::string &where);
+
+// engines.json: engines built on the device, recorded beside the manifest (tocoad_edge/bundle/engine_record.py).
+struct RecordedEngine {
+    EngineFingerprint fingerprint;
+    FileEntry file;
+};
+
+struct EngineRecord {
+    std::string model_id;
+    std::vector<RecordedEngine> engines;
+};
+
+constexpr int kEngineRecordSchemaVersion = 1;
+constexpr const char *kEngineRecordName = "engines.json";
+
+// Parse engines.json text strictly (like parse_manifest). Throws Error(TOCOAD_ERR_BUNDLE).
+EngineRecord parse_engine_record(const std::string &json_text, const std::string &where);
 
 }  // namespace tocoad

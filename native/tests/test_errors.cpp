@@ -5,9 +5,11 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "backend.hpp"
 #include "check.hpp"
 #include "sha256.hpp"
 #include "test_support.hpp"
@@ -148,6 +150,38 @@ void test_bundles() {
     Opened trt = open_with(fixture_bundle, &o);
     CHECK_MSG(trt.status == TOCOAD_ERR_BACKEND_UNAVAILABLE || trt.status == TOCOAD_ERR_ENGINE_INCOMPATIBLE, trt.error);
     CHECK(!trt.error.empty() && trt.out_untouched);
+
+    // engines.json (engines built on the device): merged only for a TensorRT backend, checked against the
+    // manifest, and the engine hashed with every other file before anything loads
+    auto with_record = [&](const std::string &onnx_sha) {
+        const std::string bundle = copy_bundle();
+        const std::string engine = "backbone.0123456789abcdef.engine";
+        write_file(bundle + "/" + engine, std::string(4096, 'E'));
+        json m = read_json(bundle + "/manifest.json");
+        json fp = {{"file", engine}, {"tensorrt_version", "10.3.0"}, {"gpu_name", "Orin"},
+                   {"compute_capability", "8.7"}, {"precision", "fp16"},
+                   {"input_shape", {1, m["input"]["height"], m["input"]["width"], 3}},
+                   {"onnx_sha256", onnx_sha.empty() ? m["files"]["backbone.onnx"]["sha256"].get<std::string>() : onnx_sha},
+                   {"dla_core", nullptr}, {"batch_profile", nullptr}};
+        json record = {{"schema_version", 1}, {"model_id", m["model_id"]},
+                       {"engines", {{{"fingerprint", fp}, {"sha256", tocoad::sha256_file_hex(bundle + "/" + engine)},
+                                     {"bytes", 4096}}}}};
+        write_file(bundle + "/engines.json", record.dump(2));
+        return std::make_pair(bundle, bundle + "/" + engine);
+    };
+    tocoad_open_options_init(&o);
+    o.backend = TOCOAD_BACKEND_TENSORRT;
+    auto [good, good_engine] = with_record("");
+    trt = open_with(good, &o);  // record accepted; then the fingerprint or the missing TensorRT stops it
+    CHECK_MSG(trt.status == TOCOAD_ERR_BACKEND_UNAVAILABLE || trt.status == TOCOAD_ERR_ENGINE_INCOMPATIBLE, trt.error);
+    write_file(good_engine, std::string(4096, 'X'));  // same size, other bytes
+    expect_bundle_error("engine tampered", open_with(good, &o), "sha256");
+    const std::string foreign = with_record(std::string(64, 'b')).first;
+    expect_bundle_error("engine of another model", open_with(foreign, &o), "ONNX model this bundle does not have");
+    if (!tocoad::tensorrt_compiled_in()) {  // auto without TensorRT: the ONNX model serves, the record is not read
+        o.backend = TOCOAD_BACKEND_AUTO;
+        CHECK_MSG(open_with(foreign, &o).status == TOCOAD_OK, "auto must serve with the ONNX model");
+    }
 
     tocoad_open_options_init(&o);
     o.struct_size = 3;

@@ -7,7 +7,9 @@
 #include "anomaly_map.hpp"
 #include "bundle_files.hpp"
 #include "check.hpp"
+#include "engine_bindings.hpp"
 #include "engine_fingerprint.hpp"
+#include "engine_record.hpp"
 #include "error.hpp"
 #include "manifest.hpp"
 #include "npy.hpp"
@@ -248,6 +250,83 @@ void test_engine_fingerprint() {
     m.engines.back().input_shape = {1, 224, 224, 3};
     CHECK(tocoad::matching_engine(m, "fp32", orin).file == "d.engine");  // wrong input shape skipped
     CHECK(contains(error_of([&] { tocoad::matching_engine(m, "int8", orin); }), "no int8 model"));
+
+    // dynamic batch: recorded as [-1, H, W, 3] with its profile, matched when batch 1 is within [min, max]
+    m.engines = {engine("f.engine", "fp16", "8.6.2", "Orin", "8.7", sha)};
+    m.engines[0].input_shape = {-1, 64, 48, 3};
+    CHECK(contains(error_of([&] { tocoad::matching_engine(m, "fp32", orin); }), "f.engine"));  // no profile
+    m.engines[0].batch_profile = {2, 4, 8};
+    CHECK(contains(error_of([&] { tocoad::matching_engine(m, "fp32", orin); }), "-1x64x48x3 batch 2..8"));
+    m.engines[0].batch_profile = {1, 1, 8};
+    CHECK(tocoad::matching_engine(m, "fp32", orin).file == "f.engine");
+    CHECK(tocoad::runs_input(m.engines[0], {64, 48, 3}, 8) && !tocoad::runs_input(m.engines[0], {64, 48, 3}, 9));
+    CHECK(!tocoad::runs_input(m.engines[0], {48, 64, 3}, 1));
+    m.engines[0].input_shape = {2, 64, 48, 3};
+    m.engines[0].batch_profile.clear();
+    CHECK(!tocoad::runs_input(m.engines[0], {64, 48, 3}, 1) && tocoad::runs_input(m.engines[0], {64, 48, 3}, 2));
+}
+
+std::string record_json(const std::string &model_id, const std::string &file, const std::string &onnx_sha,
+                        const std::string &profile = "null") {
+    return R"({"schema_version": 1, "model_id": ")" + model_id + R"(", "engines": [{"fingerprint": {"file": ")" +
+           file + R"(", "tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7",
+           "precision": "fp16", "input_shape": [-1, 64, 48, 3], "onnx_sha256": ")" + onnx_sha +
+           R"(", "dla_core": null, "batch_profile": )" + profile + R"(}, "sha256": ")" + std::string(64, 'c') +
+           R"(", "bytes": 123}]})";
+}
+
+void test_engine_record() {
+    tocoad::Manifest m = tocoad::parse_manifest(manifest_json(), "manifest.json");
+    const std::string sha(64, 'a');
+    m.files["backbone.onnx"] = {sha, 10};
+    const tocoad::DeviceInfo orin{"Orin", "8.7", "10.3.0"};
+
+    auto rec = tocoad::parse_engine_record(record_json("m", "x.engine", sha, "[1, 1, 8]"), "engines.json");
+    CHECK(rec.engines.size() == 1 && rec.engines[0].fingerprint.batch_profile == std::vector<int64_t>({1, 1, 8}));
+    CHECK(rec.engines[0].file.bytes == 123);
+    tocoad::merge_engine_record(m, rec, "engines.json");
+    CHECK(m.files.at("x.engine").sha256 == std::string(64, 'c'));      // hashed at open with every other file
+    CHECK(tocoad::matching_engine(m, "fp32", orin).file == "x.engine");
+
+    // records that do not belong to the bundle; the manifest is left unchanged
+    const std::size_t files = m.files.size();
+    tocoad_status status = TOCOAD_OK;
+    auto refused = [&](const std::string &text, const std::string &part) {
+        auto r = tocoad::parse_engine_record(text, "engines.json");
+        const std::string e = error_of([&] { tocoad::merge_engine_record(m, r, "engines.json"); }, &status);
+        CHECK_MSG(status == TOCOAD_ERR_BUNDLE && contains(e, part) && contains(e, "tocoad-export engine"), e);
+        CHECK(m.files.size() == files && m.engines.size() == 1);
+    };
+    refused(record_json("other", "y.engine", sha), "another model");
+    refused(record_json("m", "y.engine", std::string(64, 'b')), "ONNX model this bundle does not have");
+    refused(record_json("m", "coreset.npy", sha), "not a free engine name");
+    refused(record_json("m", "x.engine", sha), "not a free engine name");              // already merged
+    CHECK(contains(error_of([&] { tocoad::parse_engine_record(record_json("m", "y", sha, "[1, 2]"), "engines.json"); }),
+                   "batch_profile"));
+    CHECK(contains(error_of([&] { tocoad::parse_engine_record(R"({"schema_version": 1, "model_id": "m",
+        "engines": [], "extra": 1})", "engines.json"); }), "unknown key 'extra'"));
+    CHECK(contains(error_of([&] { tocoad::parse_engine_record("{", "engines.json"); }), "not valid JSON"));
+}
+
+void test_engine_bindings() {
+    using tocoad::TensorBinding;
+    const std::vector<TensorBinding> allocated = {{"image", {1, 64, 48, 3}, "uint8"},
+                                                  {"embeddings", {1, 48, 4}, "float32"}};
+    tocoad::check_bindings("a.engine", allocated, allocated);  // equal: no error
+    tocoad::check_bindings("a.engine", allocated, {allocated[1], allocated[0]});  // order does not matter
+    tocoad_status status = TOCOAD_OK;
+    auto refused = [&](std::vector<TensorBinding> engine_io, const std::string &part) {
+        const std::string e = error_of([&] { tocoad::check_bindings("a.engine", allocated, engine_io); }, &status);
+        CHECK_MSG(status == TOCOAD_ERR_ENGINE_INCOMPATIBLE && contains(e, part), e);
+        CHECK_MSG(contains(e, "expected: image [1, 64, 48, 3] uint8, embeddings [1, 48, 4] float32") &&
+                      contains(e, "fix: rebuild the engine"), e);
+    };
+    refused({allocated[0], {"embeddings", {1, 48, 8}, "float32"}}, "'embeddings' shape [1, 48, 8] != [1, 48, 4]");
+    refused({allocated[0], {"embeddings", {1, 48, 4}, "float16"}}, "'embeddings' dtype float16 != float32");
+    refused({{"image", {4, 64, 48, 3}, "uint8"}, allocated[1]}, "'image' shape [4, 64, 48, 3]");
+    refused({allocated[0], {"features", {1, 48, 4}, "float32"}}, "no tensor 'embeddings'");
+    refused({allocated[0], allocated[1], {"debug", {1}, "float32"}}, "unexpected tensor 'debug'");
+    refused({}, "got: no tensors");
 }
 
 }  // namespace
@@ -260,5 +339,7 @@ int main() {
     test_kernel_size();
     test_onnx_rewrite();
     test_engine_fingerprint();
+    test_engine_record();
+    test_engine_bindings();
     return check::finish("test_units");
 }

@@ -1,6 +1,7 @@
 """Put a finished folder in place of another without ever leaving a half-written one."""
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -16,3 +17,18 @@ def replace_dir(finished: Path, dest: Path) -> Path:
     else:
         finished.rename(dest)
     return dest
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` to a temp file beside ``path``, fsync it, rename it over ``path``: readers see the old or the
+    new content, never a part."""
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

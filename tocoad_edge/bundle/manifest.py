@@ -54,6 +54,9 @@ class EngineFingerprint:
     input_shape: tuple[int, ...]
     onnx_sha256: str
     dla_core: int | None = None
+    # dynamic-batch engines: input_shape[0] is -1 and the optimisation profile's (min, opt, max) batch says which
+    # batches the engine runs; None for a static shape
+    batch_profile: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -117,18 +117,31 @@ def sign_bundle(bundle_dir: str | Path, private_key_pem: Any, *, password: bytes
 
     bundle = Path(bundle_dir)
     verify_files(bundle, read_manifest(bundle))
+    return sign_file(bundle, MANIFEST_NAME, SIGNATURE_NAME, private_key_pem, password=password)
+
+
+def sign_file(bundle_dir: str | Path, signed_name: str, signature_name: str, private_key_pem: Any, *,
+              password: bytes | None = None) -> Path:
+    """Sign the exact bytes of ``bundle_dir/signed_name`` into ``bundle_dir/signature_name`` (atomically).
+    The manifest's signature and a device's engine-record signature (``engine_record.py``) are both this."""
+    bundle = Path(bundle_dir)
     key = _load_private_key(private_key_pem, password)
-    data = (bundle / MANIFEST_NAME).read_bytes()
-    record = {"algorithm": ALGORITHM, "key_id": key_id(key.public_key()), "signed_file": MANIFEST_NAME,
+    data = (bundle / signed_name).read_bytes()
+    record = {"algorithm": ALGORITHM, "key_id": key_id(key.public_key()), "signed_file": signed_name,
               "signature": base64.b64encode(key.sign(data)).decode("ascii")}
-    out = bundle / SIGNATURE_NAME
-    tmp = bundle / f".{SIGNATURE_NAME}.tmp-{os.getpid()}"
+    out = bundle / signature_name
+    tmp = bundle / f".{signature_name}.tmp-{os.getpid()}"
     try:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def public_key_of(private_key_pem: Any, *, password: bytes | None = None):
+    """The ``Ed25519PublicKey`` of a private key (PEM bytes / text / path)."""
+    return _load_private_key(private_key_pem, password).public_key()
 
 
 def verify_bundle_signature(bundle_dir: str | Path, public_key: Any) -> str:
@@ -150,14 +163,24 @@ def read_signed_manifest(bundle_dir: str | Path, public_key: Any) -> Manifest:
 def _verified_manifest_bytes(bundle_dir: str | Path, public_key: Any) -> tuple[bytes, str]:
     from .manifest import MANIFEST_NAME
 
+    return verified_file_bytes(bundle_dir, MANIFEST_NAME, SIGNATURE_NAME, public_key, subject="bundle",
+                               content="manifest",
+                               fix="use a bundle signed with 'tocoad-sign' by the key this device trusts")
+
+
+def verified_file_bytes(bundle_dir: str | Path, signed_name: str, signature_name: str, public_key: Any, *,
+                        subject: str, content: str, fix: str) -> tuple[bytes, str]:
+    """(the bytes of ``signed_name``, key id) once ``signature_name`` is a valid signature of exactly those bytes by
+    ``public_key``; ``BundleError`` naming the expected and found key otherwise. The bytes are read once, so the
+    caller parses what was verified. ``subject`` / ``content`` name what is signed in messages ("bundle" /
+    "manifest")."""
     bundle = Path(bundle_dir)
     key = load_public_key(public_key)
     want = key_id(key)
-    sig_path = bundle / SIGNATURE_NAME
-    fix = "use a bundle signed with 'tocoad-sign' by the key this device trusts"
+    sig_path = bundle / signature_name
     if not sig_path.is_file():
-        raise BundleError(f"bundle {bundle} is not signed, and this device requires a signature",
-                          expected=f"{SIGNATURE_NAME} signed by key {want}", got="no signature file", fix=fix)
+        raise BundleError(f"{subject} {bundle} is not signed, and this device requires a signature",
+                          expected=f"{signature_name} signed by key {want}", got="no signature file", fix=fix)
     try:
         record = json.loads(sig_path.read_text(encoding="utf-8"))
         signature = base64.b64decode(record["signature"], validate=True)
@@ -165,19 +188,20 @@ def _verified_manifest_bytes(bundle_dir: str | Path, public_key: Any) -> tuple[b
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"{sig_path} is damaged", got=f"{type(exc).__name__}: {exc}", fix=fix) from None
     if algorithm != ALGORITHM:
-        raise BundleError("bundle signature uses another algorithm", expected=ALGORITHM, got=str(algorithm), fix=fix)
+        raise BundleError(f"{subject} signature uses another algorithm", expected=ALGORITHM,
+                          got=str(algorithm), fix=fix)
     try:
-        data = (bundle / MANIFEST_NAME).read_bytes()
+        data = (bundle / signed_name).read_bytes()
     except OSError as exc:
-        raise BundleError(f"no readable {MANIFEST_NAME} in {bundle}", got=str(exc), fix=fix) from None
+        raise BundleError(f"no readable {signed_name} in {bundle}", got=str(exc), fix=fix) from None
     from cryptography.exceptions import InvalidSignature
 
     try:
         key.verify(signature, data)
     except InvalidSignature:
         if found != want:
-            raise BundleError("bundle is signed by another key", expected=f"key {want}", got=f"key {found}",
+            raise BundleError(f"{subject} is signed by another key", expected=f"key {want}", got=f"key {found}",
                               fix=fix) from None
-        raise BundleError("bundle signature does not match its manifest (manifest changed after signing)",
+        raise BundleError(f"{subject} signature does not match its {content} ({content} changed after signing)",
                           expected=f"a valid signature by key {want}", got="an invalid signature", fix=fix) from None
     return data, want

@@ -9,10 +9,11 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..bundle.manifest import Manifest, read_manifest, verify_files
+from ..bundle.engine_record import engine_view
+from ..bundle.manifest import Manifest, read_manifest, safe_member_path, verify_files
 from ..bundle.onnx_refs import check_external_data
 from ..bundle.signature import read_signed_manifest
-from ..errors import BundleError, ConfigError, InputError
+from ..errors import BundleError, ConfigError, InputError, TocoadError
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
 from .options import DetectorOptions
@@ -41,18 +42,22 @@ def _load_bank(path: Path, manifest: Manifest) -> np.ndarray:
     return bank
 
 
-def choose_backend(name: str, manifest: Manifest) -> str:
+def choose_backend(name: str, manifest: Manifest, precision: str = "fp32") -> str:
+    """``auto``: TensorRT only when an engine fits this device, the bundle's input and ``precision``; otherwise
+    ONNX Runtime, with the reason logged (an engine for another precision or GPU is no reason to fail)."""
     if name != "auto":
         return name
-    if manifest.engines:
-        try:
-            from .backends.trt.runner import engine_matches_device
+    if not manifest.engines:
+        return "onnxrt"
+    try:
+        from .backends.trt.runner import engine_for
 
-            if any(engine_matches_device(e) for e in manifest.engines):
-                return "tensorrt"
-        except ImportError:
-            pass
-    return "onnxrt"
+        fp = engine_for(manifest, precision)
+    except (TocoadError, ImportError) as exc:
+        log.info("backend auto: ONNX Runtime, as no TensorRT engine can serve %s here: %s", precision, exc)
+        return "onnxrt"
+    log.info("backend auto: TensorRT engine %s", fp.file)
+    return "tensorrt"
 
 
 def query_ef(manifest: Manifest, precision: str) -> int:
@@ -122,7 +127,7 @@ class Detector:
     @classmethod
     def open(cls, bundle_dir: str | Path, *, backend: str = "auto", precision: str = "fp32",
              search: str = "auto", threads: int | None = None, search_threads: int | None = None,
-             public_key=None, **backend_options) -> "Detector":
+             public_key=None, engine_public_key=None, **backend_options) -> "Detector":
         """Verify every file of the bundle against the manifest's sha256, then load model and search.
 
         ``threads``: ONNX Runtime intra-op threads (and search threads unless ``search_threads`` is given).
@@ -132,9 +137,12 @@ class Detector:
         maximum are re-checked exactly) or ``auto`` (times all three on this bank at load time, keeps the fastest).
         ``public_key`` (Ed25519 PEM bytes / text / path): when given, the manifest must carry a valid signature
         by that key (``bundle/signature.py``), checked before anything else is read.
+        ``engine_public_key``: the device key TensorRT engines built on the device are recorded with
+        (``engines.sig``, ``bundle/engine_record.py``); with ``public_key`` set, engines are used only when it is.
         """
         return cls.from_options(DetectorOptions(bundle=bundle_dir, backend=backend, precision=precision,
-                                                search=search, threads=threads, public_key=public_key),
+                                                search=search, threads=threads, public_key=public_key,
+                                                engine_public_key=engine_public_key),
                                 search_threads=search_threads, **backend_options)
 
     @classmethod
@@ -157,16 +165,21 @@ class Detector:
             raise BundleError(f"this bundle has no {precision} model", expected=f"one of {sorted(manifest.models)}",
                               got=precision, fix="export with --int8 for an INT8 model, or choose precision='fp32'")
         paths = verify_files(bundle, manifest)
-        backend_name = choose_backend(options.backend, manifest)
+        # engines built on the device are recorded beside the manifest (engines.json), not in it
+        view = (engine_view(bundle, manifest, bundle_key=options.public_key, engine_key=options.engine_public_key,
+                            strict=options.backend == "tensorrt")
+                if options.backend in ("auto", "tensorrt") else manifest)
+        backend_name = choose_backend(options.backend, view, precision)
         model_file = manifest.models[precision].file
         if backend_name == "tensorrt":
             from .backends.trt.runner import engine_for
 
-            model_path = paths[engine_for(manifest, precision).file]
+            # the backend hashes the engine's bytes against the view before deserialising them
+            model_path = safe_member_path(bundle, engine_for(view, precision).file)
         else:
             model_path = paths[model_file]
             check_external_data(model_path, bundle, set(manifest.files))
-        be = create_backend(backend_name, model_path, threads=threads, manifest=manifest, **backend_options)
+        be = create_backend(backend_name, model_path, threads=threads, manifest=view, **backend_options)
         be.load()
         try:
             bank = _load_bank(paths[manifest.memory_bank.file], manifest)

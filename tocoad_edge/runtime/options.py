@@ -27,6 +27,9 @@ class DetectorOptions:
     # Ed25519 public key the bundle must be signed by (bundle/signature.py): a PEM file path, PEM text or bytes.
     # str before Path: YAML PEM text must stay text, not become a Path.
     public_key: str | Path | bytes | None = None
+    # Ed25519 public key of the device key that signs engines.sig, the record of engines built on the device
+    # (bundle/engine_record.py). Required for TensorRT engines when public_key is set.
+    engine_public_key: str | Path | bytes | None = None
 
     def __post_init__(self) -> None:
         # The YAML loader checks types first (with a did-you-mean); these checks catch Python callers too.
@@ -43,3 +46,6 @@ class DetectorOptions:
                 "detector.threads", "null (the backend's choice) or an integer >= 1", self.threads)
         require(self.public_key is None or isinstance(self.public_key, (str, bytes, os.PathLike)),
                 "detector.public_key", "null, a PEM file path, PEM text or PEM bytes", type(self.public_key).__name__)
+        require(self.engine_public_key is None or isinstance(self.engine_public_key, (str, bytes, os.PathLike)),
+                "detector.engine_public_key", "null, a PEM file path, PEM text or PEM bytes",
+                type(self.engine_public_key).__name__)

@@ -149,6 +149,8 @@ HELP: dict[str, str] = {
     "threads": "CPU threads for inference (default: the backend's choice)",
     "public_key": "Ed25519 public key file (PEM) the bundle must be signed by (tocoad-sign); unsigned bundles are "
                   "refused",
+    "engine_public_key": "Ed25519 public key file (PEM) of the device key TensorRT engines built on the device are "
+                         "signed with (tocoad-export engine --device-key); needed for engines when public_key is set",
     # sinks
     "save": "write the overlay video to this file (.mp4 or .avi)",
     "save_fps": "frame rate of the saved video (default: the source's, else 25)",

@@ -3,20 +3,19 @@
 ``build_engine``: ONNX → serialized engine (FP16 from the FP32 model, INT8 from the Q/DQ model; workspace limit,
 a persistent timing cache, optional DLA core with GPU fallback). ``build_engine_into_bundle``: what
 ``tocoad-export engine BUNDLE`` runs: verifies the bundle, builds, names the file
-``backbone.<fingerprint>.engine``, and rewrites the manifest atomically with the file's sha256 and the fingerprint.
+``backbone.<fingerprint>.engine``, and records the file's sha256 and the fingerprint in ``engines.json`` (the
+manifest, and so its signature, stays as exported).
 Every TensorRT API difference is asked of ``tocoad_edge.runtime.backends.trt.compat``.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
-from ....bundle.manifest import (MANIFEST_NAME, EngineFingerprint, FileEntry, Manifest, read_manifest,
-                                         sha256_file, verify_files)
+from ....bundle.engine_record import record_engine
+from ....bundle.manifest import FileEntry, read_manifest, sha256_file, verify_files
 from ....errors import BackendUnavailableError, ExportError
 from .compat import (TrtApi, import_tensorrt, network_flags, set_dla,
                                                      set_precision_flags, set_workspace)
@@ -126,30 +125,12 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
     return bytes(serialized)
 
 
-def _write_manifest_atomically(bundle: Path, manifest: Manifest) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".json", dir=bundle)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(manifest.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, bundle / MANIFEST_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def add_engine_to_manifest(manifest: Manifest, fp: EngineFingerprint, entry: FileEntry) -> Manifest:
-    """A new manifest with ``fp`` (replacing an engine of the same file name) and its file entry."""
-    engines = tuple(e for e in manifest.engines if e.file != fp.file) + (fp,)
-    files = dict(manifest.files)
-    files[fp.file] = entry
-    return dataclasses.replace(manifest, engines=engines, files=files)
-
-
 def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla_core: int | None = None,
-                             workspace_mb: int = DEFAULT_WORKSPACE_MB, device: DeviceInfo | None = None) -> Path:
-    """``tocoad-export engine BUNDLE``: build this device's engine into the bundle."""
+                             workspace_mb: int = DEFAULT_WORKSPACE_MB, device: DeviceInfo | None = None,
+                             device_key=None, device_key_password: bytes | None = None) -> Path:
+    """``tocoad-export engine BUNDLE``: build this device's engine into the bundle. The engine is recorded in
+    ``engines.json`` (signed into ``engines.sig`` with ``device_key``), never in ``manifest.json``, so a signed
+    bundle still verifies (``bundle/engine_record.py``)."""
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     source = {"fp16": "fp32", "int8": "int8"}[precision] if precision in ENGINE_PRECISIONS else None
@@ -177,7 +158,9 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
         onnx_path = verify_files(bundle, manifest, [manifest.models["fp32"].file])[manifest.models["fp32"].file]
     input_shape = (-1 if mf.dynamic_batch else 1, manifest.input.height, manifest.input.width, manifest.input.channels)
     onnx_sha = manifest.files[onnx_path.name].sha256
-    fp = make_fingerprint(device, precision, input_shape, onnx_sha, dla_core)
+    # the profile build_engine gives a dynamic-batch network: min 1, opt 1, max DEFAULT_MAX_BATCH
+    profile = (1, 1, DEFAULT_MAX_BATCH) if mf.dynamic_batch else None
+    fp = make_fingerprint(device, precision, input_shape, onnx_sha, dla_core, batch_profile=profile)
     data = build_engine(onnx_path, precision, input_shape, device=device, dynamic_batch=mf.dynamic_batch,
                         workspace_mb=workspace_mb, dla_core=dla_core, calibration_cache=calib_cache,
                         timing_cache=timing_cache_path(device))
@@ -185,7 +168,7 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
     tmp = bundle / f".{fp.file}.tmp"
     tmp.write_bytes(data)
     os.replace(tmp, target)
-    new = add_engine_to_manifest(manifest, fp, FileEntry(sha256=sha256_file(target), bytes=target.stat().st_size))
-    _write_manifest_atomically(bundle, new)
+    record_engine(bundle, manifest, fp, FileEntry(sha256=sha256_file(target), bytes=target.stat().st_size),
+                  private_key=device_key, password=device_key_password)
     log.info("engine %s written (%s, %s)", target.name, precision, device.describe())
     return target

@@ -43,8 +43,9 @@ def import_tensorrt():
         import tensorrt as trt
     except ImportError as exc:
         raise BackendUnavailableError("TensorRT is not installed", got=str(exc),
-                                      fix="install TensorRT from JetPack / NVIDIA's wheels (extra 'jetson'), "
-                                          "or use backend='onnxrt'") from None
+                                      fix="on a Jetson: sudo apt-get install python3-libnvinfer (JetPack) in a "
+                                          "venv made with --system-site-packages; on an x86-64 GPU machine: "
+                                          "pip install 'tocoad-edge[jetson]'; or use backend='onnxrt'") from None
     if not hasattr(trt, "__version__") or not hasattr(trt, "Runtime"):
         raise BackendUnavailableError("the 'tensorrt' module found is not the TensorRT library",
                                       got=str(getattr(trt, "__path__", trt)),

@@ -24,9 +24,13 @@ class DeviceInfo:
 
 
 def fingerprint_id(tensorrt_version: str, gpu_name: str, compute_capability: str, precision: str,
-                   input_shape: tuple[int, ...], onnx_sha256: str, dla_core: int | None = None) -> str:
-    key = json.dumps([list(parse_version(tensorrt_version)), gpu_name, compute_capability, precision,
-                      list(input_shape), onnx_sha256, dla_core], separators=(",", ":"))
+                   input_shape: tuple[int, ...], onnx_sha256: str, dla_core: int | None = None,
+                   batch_profile: tuple[int, int, int] | None = None) -> str:
+    fields = [list(parse_version(tensorrt_version)), gpu_name, compute_capability, precision, list(input_shape),
+              onnx_sha256, dla_core]
+    if batch_profile is not None:       # appended only when present: static engines keep their file names
+        fields.append(list(batch_profile))
+    key = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -35,13 +39,45 @@ def engine_file_name(fid: str) -> str:
 
 
 def make_fingerprint(device: DeviceInfo, precision: str, input_shape: tuple[int, ...], onnx_sha256: str,
-                     dla_core: int | None = None) -> EngineFingerprint:
+                     dla_core: int | None = None,
+                     batch_profile: tuple[int, int, int] | None = None) -> EngineFingerprint:
+    """``batch_profile`` (min, opt, max batch) is required exactly when ``input_shape[0]`` is -1 (dynamic batch)."""
+    if (input_shape[0] == -1) != (batch_profile is not None):
+        raise ValueError(f"a dynamic batch (-1) needs a batch profile and a static one none: {input_shape}, "
+                         f"{batch_profile}")
+    profile = tuple(int(b) for b in batch_profile) if batch_profile is not None else None
     fid = fingerprint_id(device.tensorrt_version, device.gpu_name, device.compute_capability, precision,
-                         input_shape, onnx_sha256, dla_core)
+                         input_shape, onnx_sha256, dla_core, profile)
     return EngineFingerprint(file=engine_file_name(fid), tensorrt_version=device.tensorrt_version,
                              gpu_name=device.gpu_name, compute_capability=device.compute_capability,
                              precision=precision, input_shape=tuple(input_shape), onnx_sha256=onnx_sha256,
-                             dla_core=dla_core)
+                             dla_core=dla_core, batch_profile=profile)
+
+
+def describe_input(fp: EngineFingerprint) -> str:
+    shape = "×".join(str(d) for d in fp.input_shape)
+    if fp.batch_profile is not None:
+        lo, opt, hi = fp.batch_profile
+        shape += f" (batch {lo}..{hi}, opt {opt})"
+    return shape
+
+
+def input_mismatches(fp: EngineFingerprint, hwc: tuple[int, int, int], batch: int = 1) -> list[str]:
+    """Why the engine cannot run ``batch`` frames of ``hwc`` (empty: it can). A dynamic-batch engine (batch -1)
+    is matched by its optimisation profile: ``min <= batch <= max``."""
+    shape = tuple(fp.input_shape)
+    if len(shape) != 4 or shape[1:] != tuple(hwc):
+        return [f"input {describe_input(fp)} ≠ N×{'×'.join(map(str, hwc))}"]
+    if shape[0] == -1:
+        if fp.batch_profile is None:
+            return ["dynamic-batch engine without a batch profile"]
+        lo, _, hi = fp.batch_profile
+        if not lo <= batch <= hi:
+            return [f"batch {batch} outside the engine's profile {lo}..{hi}"]
+        return []
+    if shape[0] != batch:
+        return [f"input batch {shape[0]} ≠ {batch}"]
+    return []
 
 
 def mismatches(fp: EngineFingerprint, device: DeviceInfo) -> list[str]:

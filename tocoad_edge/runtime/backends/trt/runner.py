@@ -1,8 +1,9 @@
 """TensorRT backend: runs a bundle's engine with tensorrt + pycuda (both imported inside, when chosen).
 
-The engine's fingerprint (manifest ``engines``) is compared with this device before the engine is deserialised;
-a mismatch raises ``EngineIncompatibleError`` naming both. API differences between TensorRT versions live in
-``compat.py``.
+The engine's fingerprint (manifest ``engines`` or the device's ``engines.json``) is compared with this device,
+and the engine's bytes with their recorded sha256, before the engine is deserialised; a mismatch raises naming
+both. Its I/O tensors are checked against the manifest (``bindings.py``) before any buffer is bound. API
+differences between TensorRT versions live in ``compat.py``.
 """
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import numpy as np
 
 from ....bundle.manifest import EngineFingerprint, Manifest
 from ....errors import BackendUnavailableError, BundleError, EngineIncompatibleError
+from ....bundle.engine_record import read_verified_engine
 from ..base import Backend, TensorSpec
+from .bindings import check_engine_io
 from .compat import TrtApi, execute, import_tensorrt, io_tensors
-from .fingerprint import DeviceInfo, check_engine, mismatches
+from .fingerprint import DeviceInfo, check_engine, describe_input, input_mismatches, mismatches
 
 log = logging.getLogger("tocoad_edge.runtime")
 
@@ -61,7 +64,8 @@ def engine_matches_device(fp: EngineFingerprint, device: DeviceInfo | None = Non
 
 
 def engine_for(manifest: Manifest, precision: str, device: DeviceInfo | None = None) -> EngineFingerprint:
-    """The bundle's engine for ``precision`` on this device, or EngineIncompatibleError naming both sides."""
+    """The bundle's engine for ``precision`` that runs on this device at batch 1 of the bundle's input, or
+    ``EngineIncompatibleError`` naming every candidate's differences and this device."""
     wanted = ENGINE_PRECISIONS.get(precision, (precision,))
     candidates = [e for e in manifest.engines if e.precision in wanted]
     if not candidates:
@@ -71,11 +75,19 @@ def engine_for(manifest: Manifest, precision: str, device: DeviceInfo | None = N
                           fix=f"build one on this device: tocoad-export engine BUNDLE --precision "
                               f"{'int8' if precision == 'int8' else 'fp16'}")
     device = device or current_device()
+    hwc = (manifest.input.height, manifest.input.width, manifest.input.channels)
+    reasons = []
     for e in candidates:
-        if not mismatches(e, device):
+        diff = mismatches(e, device) + input_mismatches(e, hwc)
+        if not diff:
             return e
-    check_engine(candidates[0], device)      # raises, naming the engine's device and this one
-    raise AssertionError("unreachable")      # pragma: no cover
+        reasons.append(f"{e.file} (TensorRT {e.tensorrt_version} on {e.gpu_name}, sm {e.compute_capability}, input "
+                       f"{describe_input(e)}): {'; '.join(diff)}")
+    raise EngineIncompatibleError(
+        f"no {precision} TensorRT engine of this bundle fits this device and input",
+        expected=f"an engine for {device.describe()}, input 1×{'×'.join(map(str, hwc))}",
+        got=" | ".join(reasons),
+        fix="build the engine on this device: tocoad-export engine BUNDLE, or use backend='onnxrt'")
 
 
 class TensorRTBackend(Backend):
@@ -96,6 +108,8 @@ class TensorRTBackend(Backend):
         fp = self._fingerprint()
         device = current_device()
         check_engine(fp, device)                      # BEFORE any byte is deserialised
+        # size + sha256 (manifest, or the device's engines.json) of exactly the bytes TensorRT will deserialise
+        data = read_verified_engine(self.model_path.parent, self.options["manifest"], fp.file)
         trt = import_tensorrt()
         cuda = _import_pycuda()
         self._api = TrtApi.of(trt)
@@ -105,7 +119,6 @@ class TensorRTBackend(Backend):
         try:
             self._logger = trt.Logger(trt.Logger.WARNING)
             self._runtime = trt.Runtime(self._logger)
-            data = self.model_path.read_bytes()
             self._engine = self._runtime.deserialize_cuda_engine(data)
             if self._engine is None:
                 raise EngineIncompatibleError(f"TensorRT could not deserialise {self.model_path.name}",
@@ -118,6 +131,8 @@ class TensorRTBackend(Backend):
             if len(inputs) != 1:
                 raise BundleError("the engine must have exactly one input", got=str(inputs))
             self._input_name = inputs[0]
+            # every I/O tensor's name, shape and dtype against the manifest, before a buffer is bound or used
+            check_engine_io(trt, self._engine, self._context, inputs, self._outputs, self.options["manifest"], fp)
             shape = tuple(self._engine.get_tensor_shape(self._input_name))
             self._dynamic = any(d < 0 for d in shape)
             self._max_shape = (tuple(self._engine.get_tensor_profile_shape(self._input_name, 0)[2])
