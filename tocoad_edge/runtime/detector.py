@@ -21,7 +21,7 @@ from .search.base import NearestNeighbourSearch
 log = logging.getLogger("tocoad_edge.runtime")
 
 PRECISIONS = ("fp32", "int8")
-SEARCHES = ("auto", "hnsw", "exact", "refined")
+SEARCHES = ("auto", "hnsw", "exact", "refined", "graph")
 
 
 def _load_bank(path: Path, manifest: Manifest) -> np.ndarray:
@@ -83,6 +83,10 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
     from .search.exact import ExactSearch
 
     index = manifest.memory_bank.index
+    if kind == "graph":
+        from .search.graph import GraphSearch
+
+        return GraphSearch(bank, threads=threads, expected_queries=int(np.prod(manifest.features.grid)))
     if kind == "auto":
         from .search.select import choose_search
 
@@ -128,7 +132,8 @@ class Detector:
         For ``predict_stream`` on a small CPU give each stage its own core: ``threads=1, search_threads=1``.
         ``search``: ``exact`` (BLAS), ``hnsw`` (at the ef tuned at export for this precision), ``refined`` (HNSW at
         a lower ef draws the anomaly map; the image score is exact: the patches whose HNSW distance could hold the
-        maximum are re-checked exactly) or ``auto`` (times all three on this bank at load time, keeps the fastest).
+        maximum are re-checked exactly), ``graph`` (exact search as an ONNX model run by ONNX Runtime,
+        ``search/graph.py``) or ``auto`` (times them on this bank at load time, keeps the fastest).
         ``public_key`` (Ed25519 PEM bytes / text / path): when given, the manifest must carry a valid signature
         by that key (``bundle/signature.py``), checked before anything else is read.
         """
