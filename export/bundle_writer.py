@@ -39,6 +39,7 @@ class ExportOptions:
     hnsw_M: int = 16
     hnsw_ef_construction: int = 200
     bank_dtype: str = "float32"           # float32 | float16
+    bank: str = "full"                    # full | auto | RATIOxDIMSxDTYPE (export/bank_compression.py)
     data_dir: Path | None = None          # real labelled test data for the parity report (optional)
     force: bool = False
     sign_key: Path | None = None          # Ed25519 private key PEM: sign the manifest (bundle/signature.py)
@@ -126,10 +127,18 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     t0 = time.perf_counter()
     size = int(meta["image_size"])
     embedder = load_run_embedder(run.path, cfg, run.projection())
+    bank = run.memory_bank().astype(np.float32)
+    compressed = None
+    if options.bank != "full":
+        from .bank_compression import compress_run_bank, parse_bank_option
+
+        compressed, embedder = compress_run_bank(run, cfg, meta, embedder, bank, parse_bank_option(options.bank))
+        bank = compressed.bank
     fp32_path = export_onnx(embedder, staging / FP32_NAME, size, dynamic_batch=options.dynamic_batch)
 
-    bank = run.memory_bank().astype(np.float32)
     bank_store = bank.astype(np.float16) if options.bank_dtype == "float16" else bank
+    if compressed is not None:
+        bank_store = compressed.stored
     with open(staging / CORESET_NAME, "wb") as f:
         np.save(f, bank_store, allow_pickle=False)
     # The index is built over exactly what the runtime loads (float16 storage is widened on load).
@@ -138,8 +147,10 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
                      ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
 
     t_index = time.perf_counter() - t0
-    # The trained backbone weights, for the optional torch backend (and reference measurements).
-    shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
+    # The trained backbone weights, for the optional torch backend (and reference measurements). That backend
+    # cannot rebuild a projection, so a bundle whose bank was projected at export leaves them out.
+    if compressed is None or compressed.projection is None:
+        shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
 
     f = meta["feature"]
     features = FeatureSpec(backbone=f["backbone"], layers=tuple(f["layers"]), aggregation=int(f["aggregation"]),
@@ -147,10 +158,18 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
                            projection=f["projection"], mean=tuple(f["mean"]), std=tuple(f["std"]),
                            aggregation_mode=f.get("aggregation_mode", "mean"),
                            aggregation_dim=int(f.get("aggregation_dim", 0)))
+    if compressed is not None:
+        from .bank_compression import compressed_features
+
+        features = compressed_features(features, compressed)
     th = meta["thresholds"]
     scoring = ScoringSpec(gaussian_sigma=float(meta["gaussian_sigma"]), image_threshold=th["image_threshold"],
                           pixel_threshold=th["pixel_threshold"], normalization_offset=th["normalization_offset"],
                           normalization_scale=th["normalization_scale"])
+    if compressed is not None:
+        from .bank_compression import with_scoring
+
+        scoring = with_scoring(scoring, compressed.scoring)
     ctx = ExportContext(run=run, cfg=cfg, meta=meta, staging=staging, options=options, embedder=embedder,
                         bank=bank_loaded, fp32_path=fp32_path, scoring=scoring, features=features,
                         phase_seconds={"onnx + hnsw index": t_index})
@@ -176,6 +195,10 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
 
     with ctx.phase("parity report"):
         write_parity_report(ctx, models)
+    if compressed is not None:
+        from .bank_compression import record_choice
+
+        search_info = record_choice(staging, search_info, compressed)
     log.info("export steps: %s", ", ".join(f"{k} {v:.1f} s" for k, v in ctx.phase_seconds.items()))
 
     files = {}
@@ -187,7 +210,7 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
         schema_version=SCHEMA_VERSION, model_id=model_id, created_by=f"tocoad-edge {__version__}",
         input=InputSpec(height=size, width=size), features=features, models=models,
         memory_bank=MemoryBankSpec(file=CORESET_NAME, entries=int(bank.shape[0]), dim=int(bank.shape[1]),
-                                   dtype=options.bank_dtype,
+                                   dtype=str(bank_store.dtype),
                                    index=IndexSpec(file=INDEX_NAME, M=options.hnsw_M,
                                                    ef_construction=options.hnsw_ef_construction, ef=ef,
                                                    seed=cfg.seed)),
