@@ -53,6 +53,9 @@ class Gate:
     max_auroc_drop: float = MAX_AUROC_DROP
 
 
+DEFAULT_GATE = Gate()
+
+
 @dataclass
 class CompressedBank:
     bank: np.ndarray                        # float32 (float16 storage already widened), what the runtime loads
@@ -171,11 +174,12 @@ class CandidateEvaluator:
         search.close()
         return {"scores": scores, "maps": maps, "thresholds": th, "search_ms": ms}
 
-    def evaluate(self, c: BankCandidate, gate: Gate = Gate()) -> tuple[dict[str, Any], CompressedBank]:
+    def evaluate(self, c: BankCandidate, gate: Gate = DEFAULT_GATE) -> tuple[dict[str, Any], CompressedBank]:
         from tocoad_edge.eval.metrics import auroc, spearman
 
         stored, loaded, axes = self.build(c)
-        m = self.reference if (c.ratio is None and axes is None and c.dtype == "float32") else self._measure(loaded, axes)
+        unchanged = c.ratio is None and axes is None and c.dtype == "float32"
+        m = self.reference if unchanged else self._measure(loaded, axes)
         ref = self.reference
         th = m["thresholds"]
         a_ref, a = auroc(self.labels, ref["scores"]), auroc(self.labels, m["scores"])
@@ -201,7 +205,7 @@ def cost(c: BankCandidate, entries: int, dim: int, source_patches: int) -> tuple
     return n * d, n * d * (2 if c.dtype == "float16" else 4)
 
 
-def choose(evaluator: CandidateEvaluator, candidates: list[BankCandidate], gate: Gate = Gate(),
+def choose(evaluator: CandidateEvaluator, candidates: list[BankCandidate], gate: Gate = DEFAULT_GATE,
            measure_all: bool = False) -> CompressedBank:
     """Measure candidates cheapest first; keep the first that passes ``gate`` (its float32 twin is tried when a
     float16 candidate fails only by its storage). None passes: the trained bank, unchanged."""
@@ -235,7 +239,7 @@ def choose(evaluator: CandidateEvaluator, candidates: list[BankCandidate], gate:
 
 
 def compress_run_bank(run, cfg, meta: dict[str, Any], embedder, bank: np.ndarray, option: str | BankCandidate,
-                      gate: Gate = Gate(), measure_all: bool = False) -> tuple[CompressedBank, Any]:
+                      gate: Gate = DEFAULT_GATE, measure_all: bool = False) -> tuple[CompressedBank, Any]:
     """The export's step: measure and choose (``auto``) or build the one given candidate; returns the compressed
     bank and the embedder whose ONNX graph outputs the compressed embedding (the trained one when unprojected)."""
     from types import SimpleNamespace

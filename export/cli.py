@@ -106,7 +106,8 @@ def _bundle(args: argparse.Namespace) -> int:
     opts = ExportOptions(int8=args.int8, dynamic_batch=args.dynamic_batch, allow_degraded=args.allow_degraded,
                          calibration_images=args.calibration_images, calibration_method=args.calibration_method,
                          hnsw_M=args.hnsw_m, hnsw_ef_construction=args.hnsw_ef_construction,
-                         bank_dtype=args.bank_dtype, bank=_bank_option(args.bank), data_dir=Path(args.data) if args.data else None,
+                         bank_dtype=args.bank_dtype, bank=_bank_option(args.bank),
+                         data_dir=Path(args.data) if args.data else None,
                          force=args.force, sign_key=Path(args.sign_key) if args.sign_key else None)
     out = write_bundle(args.run, args.out, opts)
     print(f"bundle: {out}\n{manifest_summary(out)}")
