@@ -182,7 +182,12 @@ class Detector:
     def describe(self) -> dict:
         """Backend, precision, search (with the ``search: auto`` measurement) and thread pools, for reports."""
         return {"model_id": self.model_id, "backend": self.backend.name, "precision": self.precision,
-                "threads": dict(self.threads), "search": self.search.describe()}
+                "threads": self.thread_plan(), "search": self.search.describe()}
+
+    def thread_plan(self) -> dict:
+        from .threads import thread_plan
+
+        return thread_plan(self.threads.get("backbone"), self.threads.get("search"), self.search.name)
 
     # -- inference --------------------------------------------------------------------------------
     def embed(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int], dict[str, float]]:
