@@ -7,7 +7,8 @@ bank, and which candidate the export's gate (``export/bank_compression.py``) wou
         --data ../shared/data/magnetic_tile_dev --json /tmp/bank.json
 
 The full bank is the greedy k-center coreset (10 %) of the patches of the first 334 train images, as training
-builds it; smaller ratios are prefixes of the same greedy order (= the coresets at those ratios). Thresholds come
+builds it (``--run RUN``: that run's bank, when RUN was trained on the same features); smaller ratios are prefixes
+of the greedy order (over all patches, or with ``--run`` over the bank, as the export does). Thresholds come
 from train images 334-349 (held out, as in training). The gate here is measured on real test images (the export
 measures on held-out normals + synthetic anomalies, since it has no labelled real data). Search time: one
 784-patch frame, exact search as an ONNX graph (``search: graph``), one thread, median of 5, candidates
@@ -49,6 +50,8 @@ def main() -> None:
     p.add_argument("--features", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--test-images", type=int, default=96)
+    p.add_argument("--run", default=None, help="training run folder: use its memory bank (the same features' 10 %% "
+                                                  "coreset) instead of selecting one here (minutes on 262k patches)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     z = np.load(args.features)
@@ -58,14 +61,24 @@ def main() -> None:
     masks = _masks(args.data, pick, 224)
     patches = train[:334].reshape(-1, train.shape[-1])
     t0 = time.perf_counter()
-    from tocoad_edge.memory.coreset import greedy_coreset
+    if args.run:
+        from tocoad_edge.train.run_folder import RunFolder
 
-    order = greedy_coreset(patches, count=int(round(0.1 * len(patches))), seed=0, selection_order=True)
+        bank = RunFolder(Path(args.run)).memory_bank().astype(np.float32)
+    else:
+        from tocoad_edge.memory.coreset import greedy_coreset
+
+        order = greedy_coreset(patches, count=int(round(0.1 * len(patches))), seed=0, selection_order=True)
+        bank = np.ascontiguousarray(patches[np.sort(order)])
     t_coreset = time.perf_counter() - t0
-    bank = np.ascontiguousarray(patches[np.sort(order)])
-    ev = CandidateEvaluator(bank, test, labels, train[334:350], source_patches=len(patches), grid=(28, 28),
+    held = train[334:350]
+    if args.run:        # the run's own held-out images (by name; extract_features.py keeps the dataset's order)
+        names = [Path(x).name for x in load_dataset(args.data).train]
+        held = train[[names.index(h) for h in RunFolder(Path(args.run)).meta()["holdout_images"]]]
+    ev = CandidateEvaluator(bank, test, labels, held, source_patches=len(patches), grid=(28, 28),
                             input_hw=(224, 224), sigma=4.0, scoring_cfg=ScoringConfig(), threads=1)
-    ev._order = np.searchsorted(np.sort(order), order)      # greedy order, as rows of ``bank``
+    if not args.run:
+        ev._order = np.searchsorted(np.sort(order), order)  # the greedy order over all patches, as rows of ``bank``
     cands = [BankCandidate(None, None, "float32")] + [BankCandidate(r, d, "float16")
                                                       for r in (None, *DEFAULT_RATIOS) for d in (None, *DEFAULT_DIMS)]
     cands.append(BankCandidate(0.01, 64, "float32"))
