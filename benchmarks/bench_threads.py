@@ -1,9 +1,9 @@
 """Single-frame latency with one and with two threads, interleaved on the same decoded images.
 
-    python benchmarks/bench_threads.py BUNDLE --data ../shared/data/magnetic_tile_dev --json /tmp/threads.json \
-        [--search exact,graph,refined]
+    python benchmarks/bench_threads.py BUNDLE [BUNDLE2 ...] --data ../shared/data/magnetic_tile_dev \
+        --json /tmp/threads.json [--search exact,graph,refined]
 
-For each search kind, two detectors are opened on the bundle (``threads=1`` and ``threads=2``); each test image is
+For each bundle and search kind, two detectors are opened (``threads=1`` and ``threads=2``); each test image is
 decoded once and scored by every detector in turn (so load from other processes hits all of them alike). Prints
 p50 / p99 of ``predict`` and of each stage, the 2-thread / 1-thread p50 ratio, every detector's thread plan
 (ONNX Runtime pool and spin-wait, search split, BLAS pools) and the load average before and after.
@@ -27,7 +27,7 @@ def _pct(v: list[float]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("bundle")
+    p.add_argument("bundles", nargs="+")
     p.add_argument("--data", required=True)
     p.add_argument("--search", default="exact,graph,refined")
     p.add_argument("--max-images", type=int, default=60)
@@ -39,9 +39,11 @@ def main() -> None:
     frames = [read_image(t.path) for t in items]
     load_before = os.getloadavg()
     dets = {}
-    for kind in args.search.split(","):
-        for th in (1, 2):
-            dets[f"{kind}_{th}t"] = Detector.open(args.bundle, search=kind, threads=th)
+    names = [Path(b).name for b in args.bundles]
+    for bundle, name in zip(args.bundles, names):
+        for kind in args.search.split(","):
+            for th in (1, 2):
+                dets[f"{name}:{kind}_{th}t"] = Detector.open(bundle, search=kind, threads=th)
     for det in dets.values():
         for f in frames[:args.warmup]:
             det.predict(f)
@@ -50,18 +52,20 @@ def main() -> None:
         for k, det in dets.items():
             for stage, ms in det.predict(f).timings_ms.items():
                 times[k].setdefault(stage, []).append(ms)
-    out = {"bundle": str(args.bundle), "images": len(frames), "load_before": load_before,
+    out = {"bundles": list(args.bundles), "images": len(frames), "load_before": load_before,
            "load_after": os.getloadavg(), "cpus": os.cpu_count(), "detectors": {}}
     for k, det in dets.items():
         out["detectors"][k] = {"total": _pct(times[k]["total"]),
                                "stages": {s: _pct(v) for s, v in times[k].items() if s != "total"},
                                "threads": det.describe()["threads"], "search": det.describe()["search"]}
         det.close()
-    for kind in args.search.split(","):
-        one, two = out["detectors"][f"{kind}_1t"]["total"], out["detectors"][f"{kind}_2t"]["total"]
-        out[f"{kind}_p50_2t_over_1t"] = round(two["p50"] / one["p50"], 3)
-        print(f"{kind}: 1 thread p50 {one['p50']} / p99 {one['p99']} ms; 2 threads p50 {two['p50']} / p99 "
-              f"{two['p99']} ms; ratio {out[f'{kind}_p50_2t_over_1t']}")
+    for key in sorted({k.rsplit("_", 1)[0] for k in dets}):
+        one, two = out["detectors"][f"{key}_1t"], out["detectors"][f"{key}_2t"]
+        out[f"{key}_p50_2t_over_1t"] = round(two["total"]["p50"] / one["total"]["p50"], 3)
+        stages = ", ".join(f"{s} {one['stages'][s]['p50']} / {two['stages'][s]['p50']}" for s in one["stages"])
+        print(f"{key}: p50 / p99 1 thread {one['total']['p50']} / {one['total']['p99']} ms, 2 threads "
+              f"{two['total']['p50']} / {two['total']['p99']} ms, ratio {out[f'{key}_p50_2t_over_1t']} "
+              f"(stage p50 1t / 2t: {stages})")
     print(f"load {load_before} -> {out['load_after']}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
