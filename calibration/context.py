@@ -28,6 +28,7 @@ class ExportOptions:
     hnsw_M: int = 16
     hnsw_ef_construction: int = 200
     bank_dtype: str = "float32"           # float32 | float16
+    bank: str = "full"                    # full | auto | RATIOxDIMSxDTYPE (export/bank_compression.py)
     data_dir: Path | None = None          # real labelled test data for the parity report (optional)
     force: bool = False
     sign_key: Path | None = None          # Ed25519 private key PEM: sign the manifest (bundle/signature.py)
@@ -46,6 +47,8 @@ class ExportContext:
     fp32_path: Path
     scoring: ScoringSpec
     features: FeatureSpec
+    bank_dtype: str = "float32"            # the dtype coreset.npy is stored in
+    compression: Any = None                # export/bank_compression.CompressedBank when --bank is not 'full'
     extra_manifest: dict[str, Any] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
 

@@ -88,6 +88,10 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
 
     with ctx.phase("parity report"):
         write_parity_report(ctx, models)
+    if ctx.compression is not None:
+        from .bank_compression import record_choice
+
+        search_info = record_choice(staging, search_info, ctx.compression)
     log.info("export steps: %s", ", ".join(f"{k} {v:.1f} s" for k, v in ctx.phase_seconds.items()))
     return _manifest(ctx, models, calibration, search_info, ef)
 
@@ -102,24 +106,40 @@ def _stage_model_and_bank(staging: Path, run: RunFolder, cfg: TrainConfig, meta:
 
     t0 = time.perf_counter()
     embedder = load_run_embedder(run.path, cfg, run.projection())
+    bank = run.memory_bank().astype(np.float32)
+    compressed = None
+    if options.bank != "full":
+        from .bank_compression import compress_run_bank, parse_bank_option
+
+        compressed, embedder = compress_run_bank(run, cfg, meta, embedder, bank, parse_bank_option(options.bank))
     fp32_path = export_onnx(embedder, staging / FP32_NAME, int(meta["image_size"]),
                             dynamic_batch=options.dynamic_batch)
-    bank = _write_bank(staging, run, cfg, options)
+    if compressed is None:
+        stored = bank.astype(np.float16) if options.bank_dtype == "float16" else bank
+    else:
+        stored = compressed.stored
+    loaded = _write_bank(staging, stored, cfg, options)
     t_index = time.perf_counter() - t0
-    # The trained backbone weights, for the optional torch backend (and reference measurements).
-    shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
+    # The trained backbone weights, for the optional torch backend (and reference measurements). That backend
+    # cannot rebuild a projection, so a bundle whose bank was projected at export leaves them out.
+    if compressed is None or compressed.projection is None:
+        shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
+    features, scoring = _feature_spec(meta), _scoring_spec(meta)
+    if compressed is not None:
+        from .bank_compression import compressed_features, with_scoring
+
+        features, scoring = compressed_features(features, compressed), with_scoring(scoring, compressed.scoring)
     return ExportContext(run=run, cfg=cfg, meta=meta, staging=staging, options=options, embedder=embedder,
-                         bank=bank, fp32_path=fp32_path, scoring=_scoring_spec(meta), features=_feature_spec(meta),
+                         bank=loaded, fp32_path=fp32_path, scoring=scoring, features=features,
+                         bank_dtype=str(stored.dtype), compression=compressed,
                          phase_seconds={"onnx + hnsw index": t_index})
 
 
-def _write_bank(staging: Path, run: RunFolder, cfg: TrainConfig, options: ExportOptions) -> np.ndarray:
-    """Write the memory bank in ``options.bank_dtype`` and its HNSW index; returns the bank as the runtime
+def _write_bank(staging: Path, bank_store: np.ndarray, cfg: TrainConfig, options: ExportOptions) -> np.ndarray:
+    """Write the memory bank as stored (float32 or float16) and its HNSW index; returns the bank as the runtime
     loads it (float32)."""
     from tocoad_edge.runtime.search.hnsw import build_hnsw_index
 
-    bank = run.memory_bank().astype(np.float32)
-    bank_store = bank.astype(np.float16) if options.bank_dtype == "float16" else bank
     with open(staging / CORESET_NAME, "wb") as f:
         np.save(f, bank_store, allow_pickle=False)
     # The index is built over exactly what the runtime loads (float16 storage is widened on load).
@@ -178,7 +198,7 @@ def _manifest(ctx: ExportContext, models: dict[str, ModelFile], calibration: dic
         schema_version=SCHEMA_VERSION, model_id=model_id, created_by=f"tocoad-edge {__version__}",
         input=InputSpec(height=size, width=size), features=ctx.features, models=models,
         memory_bank=MemoryBankSpec(file=CORESET_NAME, entries=int(ctx.bank.shape[0]), dim=int(ctx.bank.shape[1]),
-                                   dtype=options.bank_dtype,
+                                   dtype=ctx.bank_dtype,
                                    index=IndexSpec(file=INDEX_NAME, M=options.hnsw_M,
                                                    ef_construction=options.hnsw_ef_construction, ef=ef,
                                                    seed=ctx.cfg.seed)),

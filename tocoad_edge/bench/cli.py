@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="training run folder (reference weights exactly as trained; needed for "
                                  "fine-tuned or projected bundles)")
     p.add_argument("--threads", type=int, default=None, help="threads for each pipeline (default: all CPUs)")
-    p.add_argument("--search", default="auto", choices=["auto", "hnsw", "exact", "refined"], help="our search")
+    p.add_argument("--search", default="auto", choices=["auto", "hnsw", "exact", "refined", "graph"], help="our search")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--max-images", type=int, default=None, help="use at most N test images")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames before measuring")

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="which model of the bundle")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxrt", "tensorrt", "torch"],
                    help="inference backend")
-    p.add_argument("--search", default="auto", choices=["auto", "hnsw", "exact", "refined"],
+    p.add_argument("--search", default="auto", choices=["auto", "hnsw", "exact", "refined", "graph"],
                    help="nearest-neighbour search (refined: HNSW map, exact image score)")
     p.add_argument("--threads", type=int, help="CPU threads for the backend")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "false-call rate and not NG go to REVIEW")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--backend", default="auto")
-    p.add_argument("--search", default="exact", choices=["auto", "hnsw", "exact", "refined"],
+    p.add_argument("--search", default="exact", choices=["auto", "hnsw", "exact", "refined", "graph"],
                    help="exact by default: thresholds are set on exact image scores")
     p.add_argument("--sign-key", help="Ed25519 private key PEM: re-sign a signed bundle after the change")
     p.add_argument("--drop-signature", action="store_true", help="remove the signature of a signed bundle instead")

@@ -88,6 +88,10 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
     from .search.exact import ExactSearch
 
     index = manifest.memory_bank.index
+    if kind == "graph":
+        from .search.graph import GraphSearch
+
+        return GraphSearch(bank, threads=threads, expected_queries=int(np.prod(manifest.features.grid)))
     if kind == "auto":
         from .search.select import choose_search
 
@@ -134,7 +138,8 @@ class Detector:
         For ``predict_stream`` on a small CPU give each stage its own core: ``threads=1, search_threads=1``.
         ``search``: ``exact`` (BLAS), ``hnsw`` (at the ef tuned at export for this precision), ``refined`` (HNSW at
         a lower ef draws the anomaly map; the image score is exact: the patches whose HNSW distance could hold the
-        maximum are re-checked exactly) or ``auto`` (times all three on this bank at load time, keeps the fastest).
+        maximum are re-checked exactly), ``graph`` (exact search as an ONNX model run by ONNX Runtime,
+        ``search/graph.py``) or ``auto`` (times them on this bank at load time, keeps the fastest).
         ``public_key`` (Ed25519 PEM bytes / text / path): when given, the manifest must carry a valid signature
         by that key (``bundle/signature.py``), checked before anything else is read.
         ``engine_public_key``: the device key TensorRT engines built on the device are recorded with
@@ -201,7 +206,12 @@ class Detector:
     def describe(self) -> dict:
         """Backend, precision, search (with the ``search: auto`` measurement) and thread pools, for reports."""
         return {"model_id": self.model_id, "backend": self.backend.name, "precision": self.precision,
-                "threads": dict(self.threads), "search": self.search.describe()}
+                "threads": self.thread_plan(), "search": self.search.describe()}
+
+    def thread_plan(self) -> dict:
+        from .threads import thread_plan
+
+        return thread_plan(self.threads.get("backbone"), self.threads.get("search"), self.search.name)
 
     # -- inference --------------------------------------------------------------------------------
     def embed(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int], dict[str, float]]:

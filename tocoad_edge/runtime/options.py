@@ -12,7 +12,7 @@ from typing import Literal
 from ..typed_config import require
 
 Precision = Literal["fp32", "int8"]
-Search = Literal["auto", "hnsw", "exact", "refined"]
+Search = Literal["auto", "hnsw", "exact", "refined", "graph"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 SEARCHES: tuple[str, ...] = typing.get_args(Search)
 

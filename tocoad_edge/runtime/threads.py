@@ -56,3 +56,21 @@ def blas_info() -> list[dict]:
         return [{"note": "threadpoolctl not installed; BLAS threads not controlled"}]
     return [{"library": i.get("internal_api"), "version": i.get("version"), "threads": i.get("num_threads")}
             for i in ctl.info() if i.get("user_api") == "blas"]
+
+
+# How each search kind spreads one frame over its threads (for reports).
+SEARCH_SPLIT = {"exact": "query rows split across a thread pool, one-thread BLAS each (search/split.py)",
+                "hnsw": "hnswlib knn_query(num_threads): queries split across its threads",
+                "refined": "hnswlib over queries; exact re-checks of 1-32 rows with BLAS",
+                "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
+
+
+def thread_plan(backbone_threads: int | None, search_threads: int | None, search_kind: str) -> dict:
+    """Every pool one frame uses, with its size: what ``Detector.describe()`` and the bench JSON report."""
+    spin = ("onnxruntime default" if not backbone_threads else "off" if int(backbone_threads) > 1
+            else "none (one thread)")   # see backends/onnxrt.py session_options
+    return {"backbone": backbone_threads, "search": search_threads,
+            "onnxruntime": {"intra_op": backbone_threads, "inter_op": 1 if backbone_threads else None,
+                            "spin_wait": spin},
+            "search_split": SEARCH_SPLIT.get(search_kind, search_kind), "blas": blas_info(),
+            "cpus_available": cpu_count()}

@@ -9,6 +9,23 @@ from .base import Backend, TensorSpec
 _DTYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16"}
 
 
+def session_options(ort, threads: int | None):
+    """The options of every session the runtime opens (backbone and ``search: graph``).
+
+    With ``threads`` > 1 the intra-op pool's threads do not spin-wait after a run: a spinning ORT worker holds a
+    core the search (BLAS, hnswlib, the graph search's own session) needs right after the backbone, which made
+    two threads slower than one for a single frame on a 2-core machine."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        if int(threads) > 1:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxrt"
 
@@ -18,12 +35,7 @@ class OnnxRuntimeBackend(Backend):
         except ImportError as exc:
             raise BackendUnavailableError("onnxruntime is not installed", got=str(exc),
                                           fix="pip install onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            opts.intra_op_num_threads = int(self.threads)
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        opts = session_options(ort, self.threads)
         providers = self.options.get("providers") or ["CPUExecutionProvider"]
         try:
             self._session = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=providers)

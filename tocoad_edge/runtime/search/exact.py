@@ -7,6 +7,7 @@ Work per frame is 2·n·D·M FLOP. Only float32 is used: the largest temporary i
 passes over a 25 MB temporary: 84 → 71 ms per 784-patch frame on a 26k × 384 bank, one thread).
 A float16 bank is widened once at load (``keep_float16=True`` keeps it float16 in memory and widens one chunk
 at a time with the plain form instead: half the memory, slower).
+With ``threads`` > 1 a frame's queries are split across threads, one-thread BLAS each (``split.py``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..threads import blas_threads
 from .base import NearestNeighbourSearch
+from .split import QuerySplitter
 
 
 class ExactSearch(NearestNeighbourSearch):
@@ -22,6 +24,7 @@ class ExactSearch(NearestNeighbourSearch):
     def __init__(self, bank: np.ndarray, *, threads: int | None = None, chunk_entries: int = 2048,
                  keep_float16: bool = False):
         super().__init__(bank, threads)
+        self.splitter = QuerySplitter(self.threads)
         self.chunk = int(chunk_entries)
         self.augmented: np.ndarray | None = None
         if keep_float16 and bank.dtype == np.float16:
@@ -36,14 +39,24 @@ class ExactSearch(NearestNeighbourSearch):
         self.bank_sq = np.einsum("ij,ij->i", self.bank, self.bank)
         self.augmented[:, self.dim] = self.bank_sq
 
+    def set_threads(self, threads: int | None) -> None:
+        super().set_threads(threads)
+        self.splitter.close()
+        self.splitter = QuerySplitter(self.threads)
+
     def _query_impl(self, q: np.ndarray) -> np.ndarray:
+        if self.splitter.splits(len(q)):
+            return self.splitter.run(lambda block: self._query_block(block, None), q)   # BLAS already 1
+        return self._query_block(q, self.threads)
+
+    def _query_block(self, q: np.ndarray, threads: int | None) -> np.ndarray:
         if self.augmented is None:
-            return self._query_plain(q)
+            return self._query_plain(q, threads)
         qa = np.zeros((len(q), self.augmented.shape[1]), dtype=np.float32)
         np.multiply(q, np.float32(-2.0), out=qa[:, :self.dim])
         qa[:, self.dim] = 1.0
         best = np.full(len(q), np.inf, dtype=np.float32)
-        with blas_threads(self.threads):
+        with blas_threads(threads):
             for s in range(0, self.entries, self.chunk):
                 d = qa @ self.augmented[s:s + self.chunk].T      # |b|² − 2 q·b, float32 [n, chunk]
                 np.minimum(best, d.min(1), out=best)
@@ -51,9 +64,9 @@ class ExactSearch(NearestNeighbourSearch):
         np.maximum(best, 0.0, out=best)
         return np.sqrt(best)
 
-    def _query_plain(self, q: np.ndarray) -> np.ndarray:
+    def _query_plain(self, q: np.ndarray, threads: int | None) -> np.ndarray:
         best = np.full(len(q), np.inf, dtype=np.float32)
-        with blas_threads(self.threads):
+        with blas_threads(threads):
             for s in range(0, self.entries, self.chunk):
                 b = self.bank[s:s + self.chunk]
                 if b.dtype != np.float32:
@@ -65,3 +78,6 @@ class ExactSearch(NearestNeighbourSearch):
         best += np.einsum("ij,ij->i", q, q)
         np.maximum(best, 0.0, out=best)
         return np.sqrt(best)
+
+    def close(self) -> None:
+        self.splitter.close()

@@ -1,5 +1,5 @@
-"""``search: auto``: measure exact, HNSW and refined (HNSW map + exact image score) on this bank on this machine
-at load time; keep the fastest.
+"""``search: auto``: measure exact, graph (exact search as an ONNX model, where onnxruntime is installed), HNSW
+and refined (HNSW map + exact image score) on this bank on this machine at load time; keep the fastest.
 
 The choice, both timings and the thread count are logged and kept in ``search.selection`` (reported by
 ``Detector.describe()`` and ``tocoad-bench``).
@@ -48,18 +48,23 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
     search's map (default: not timed)."""
     exact = ExactSearch(bank, threads=threads)
     index = manifest.memory_bank.index
-    if index is None:
+    n_query = int(np.prod(manifest.features.grid))
+    candidates: dict[str, NearestNeighbourSearch] = {"exact": exact}
+    graph = _graph_search(bank, threads, n_query)
+    if graph is not None:
+        candidates["graph"] = graph
+    if index is None and graph is None:
         exact.selection = {"chosen": "exact", "reason": "bundle has no HNSW index"}
         log.info("search auto: exact (bundle has no HNSW index)")
         return exact
-    from .hnsw import HnswSearch
+    queries = probe_queries(bank, n_query)
+    if index is not None:
+        from .hnsw import HnswSearch
 
-    ef = int(ef or index.ef)
-    hnsw = HnswSearch(bank, paths[index.file], ef=ef, threads=threads)
-    queries = probe_queries(bank, int(np.prod(manifest.features.grid)))
-    candidates: dict[str, NearestNeighbourSearch] = {"exact": exact, "hnsw": hnsw}
+        ef = int(ef or index.ef)
+        candidates["hnsw"] = HnswSearch(bank, paths[index.file], ef=ef, threads=threads)
     frames: dict[str, Callable[[], object]] = {k: (lambda s=s: s.query(queries)) for k, s in candidates.items()}
-    if refined_ef:
+    if refined_ef and index is not None:
         from .refined import RefinedSearch
 
         refined = RefinedSearch(HnswSearch(bank, paths[index.file], ef=int(refined_ef), threads=threads), exact)
@@ -71,12 +76,25 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
     name = min(timed, key=lambda k: timed[k][1])
     chosen = timed[name][0]
     chosen.selection = {"chosen": name, **{f"{k}_ms": round(t * 1e3, 3) for k, (_, t) in timed.items()},
-                        "ef": ef, **({"refined_ef": int(refined_ef)} if refined_ef else {}),
+                        **({"ef": ef} if index is not None else {}),
+                        **({"refined_ef": int(refined_ef)} if refined_ef and index is not None else {}),
                         "threads": threads, "entries": int(len(bank))}
-    log.info("search auto: %s (%s per frame; hnsw ef=%d%s, %d entries, threads=%s)", name,
+    log.info("search auto: %s (%s per frame; hnsw ef=%s%s, %d entries, threads=%s)", name,
              ", ".join(f"{k} {t * 1e3:.2f} ms" for k, (_, t) in timed.items()), ef,
              f", refined map ef={refined_ef}" if refined_ef else "", len(bank), threads)
     for k, (srch, _) in timed.items():
         if srch is not chosen and not (name == "refined" and srch is exact):   # refined re-checks with ``exact``
             srch.close()
     return chosen
+
+
+def _graph_search(bank: np.ndarray, threads: int | None, n_query: int) -> NearestNeighbourSearch | None:
+    """The graph candidate, or None where onnxruntime is missing (auto then times the others)."""
+    from ...errors import BackendUnavailableError
+    from .graph import GraphSearch
+
+    try:
+        return GraphSearch(bank, threads=threads, expected_queries=n_query)
+    except BackendUnavailableError as exc:
+        log.info("search auto: graph not timed (%s)", exc)
+        return None

@@ -1,0 +1,30 @@
+"""Both cores on one frame: exact search splits a frame's queries across its threads (one-thread BLAS each) and
+gives the one-thread answer; small blocks (the refined search's re-checks) are not split."""
+import threading
+
+import numpy as np
+
+from tocoad_edge.runtime.search.exact import ExactSearch
+from tocoad_edge.runtime.search.split import MIN_ROWS_PER_THREAD
+
+
+def test_split_exact_search_matches_one_thread_and_uses_the_pool():
+    rng = np.random.default_rng(0)
+    bank = rng.standard_normal((3000, 64)).astype(np.float32)
+    q = rng.standard_normal((784, 64)).astype(np.float32)
+    one, two = ExactSearch(bank, threads=1), ExactSearch(bank, threads=2)
+    seen = set()
+    inner = two._query_block
+
+    def spy(block, threads):
+        seen.add((threading.current_thread().name.split("_")[0], len(block), threads))
+        return inner(block, threads)
+    two._query_block = spy
+    np.testing.assert_allclose(two.query(q), one.query(q), rtol=1e-6)
+    assert seen == {("tocoad-search", 392, None)}          # two halves, on the search pool, BLAS pinned to 1
+    seen.clear()
+    two.query(q[: 2 * MIN_ROWS_PER_THREAD - 1])
+    assert seen == {("MainThread", 2 * MIN_ROWS_PER_THREAD - 1, 2)}
+    two.close()
+    two.set_threads(2)
+    np.testing.assert_allclose(two.query(q), one.query(q), rtol=1e-6)   # a closed pool is rebuilt

@@ -1,0 +1,110 @@
+"""The memory bank as an ONNX model: ``min_j (q̃ · ã_j)`` over the bank, written as protobuf bytes without the
+``onnx`` package (the device has none; ``bundle/onnx_refs.py`` reads the same wire format).
+
+Inputs and arithmetic are the exact search's augmented form (``exact.py``): the graph's input is
+``[−2q, 1, 0…]`` ``[n, W]`` and each bank chunk is stored transposed as ``[b; |b|²; 0…]`` ``[W, c]``, so one MatMul
+gives ``|b|² − 2 q·b`` and a ReduceMin over the chunk's columns is the only pass over its output. A final Min
+over the chunk minima gives ``[n]``; the caller adds ``|q|²`` and takes the square root.
+
+The bank is cut into chunks so that no ``[n, c]`` float32 temporary exceeds ``max_temp_bytes`` at
+``expected_queries`` rows (default 8 MiB at a 28 × 28 patch grid: chunks of 2560 entries). ONNX Runtime's
+sequential executor frees each MatMul output once its ReduceMin has run, so one such temporary is alive at a time.
+Opset 17: ReduceMin still takes ``axes`` as an attribute there (TensorRT and every ONNX Runtime release read it).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+OPSET = 17
+IR_VERSION = 8
+INPUT_NAME = "augmented_queries"
+OUTPUT_NAME = "min_partial"
+DEFAULT_MAX_TEMP_BYTES = 8 << 20
+DEFAULT_EXPECTED_QUERIES = 784
+_FLOAT, _FLOAT16 = 1, 10            # TensorProto.DataType
+_ATTR_INT, _ATTR_INTS = 2, 7        # AttributeProto.AttributeType
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1              # int64 fields: negative values are ten-byte two's complement
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _int(field: int, value: int) -> bytes:
+    return _varint(field << 3) + _varint(int(value))
+
+
+def _bytes(field: int, value: bytes | str) -> bytes:
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    return _varint((field << 3) | 2) + _varint(len(data)) + data
+
+
+def _tensor(name: str, array: np.ndarray) -> bytes:
+    kind = {np.dtype(np.float32): _FLOAT, np.dtype(np.float16): _FLOAT16}[array.dtype]
+    dims = b"".join(_int(1, d) for d in array.shape)
+    return dims + _int(2, kind) + _bytes(8, name) + _bytes(9, np.ascontiguousarray(array).tobytes())
+
+
+def _attr_int(name: str, value: int) -> bytes:
+    return _bytes(1, name) + _int(3, value) + _int(20, _ATTR_INT)
+
+
+def _attr_ints(name: str, values: list[int]) -> bytes:
+    return _bytes(1, name) + b"".join(_int(8, v) for v in values) + _int(20, _ATTR_INTS)
+
+
+def _node(op: str, inputs: list[str], outputs: list[str], name: str, attrs: list[bytes] = ()) -> bytes:
+    return (b"".join(_bytes(1, i) for i in inputs) + b"".join(_bytes(2, o) for o in outputs) + _bytes(3, name)
+            + _bytes(4, op) + b"".join(_bytes(5, a) for a in attrs))
+
+
+def _value_info(name: str, dims: list[int | str]) -> bytes:
+    shape = b"".join(_bytes(1, _int(1, d) if isinstance(d, int) else _bytes(2, d)) for d in dims)
+    tensor_type = _int(1, _FLOAT) + _bytes(2, shape)
+    return _bytes(1, name) + _bytes(2, _bytes(1, tensor_type))
+
+
+def augmented_width(dim: int) -> int:
+    """Columns of the augmented form: D + 1, padded to a multiple of 16 (as ``ExactSearch`` stores it)."""
+    return -(-(dim + 1) // 16) * 16
+
+
+def chunk_entries(max_temp_bytes: int = DEFAULT_MAX_TEMP_BYTES,
+                  expected_queries: int = DEFAULT_EXPECTED_QUERIES) -> int:
+    """Bank entries per chunk: the largest multiple of 256 whose ``[expected_queries, c]`` float32 fits the bound."""
+    c = int(max_temp_bytes) // (4 * max(int(expected_queries), 1))
+    return max(256, c // 256 * 256)
+
+
+def distance_graph(bank: np.ndarray, *, max_temp_bytes: int = DEFAULT_MAX_TEMP_BYTES,
+                   expected_queries: int = DEFAULT_EXPECTED_QUERIES) -> bytes:
+    """Serialized ONNX ModelProto: input ``augmented_queries`` float32 [n, W] → ``min_partial`` float32 [n]."""
+    bank = np.ascontiguousarray(bank, dtype=np.float32)
+    m, d = bank.shape
+    w = augmented_width(d)
+    c = min(chunk_entries(max_temp_bytes, expected_queries), m)
+    inits, nodes, minima = [], [], []
+    for k, s in enumerate(range(0, m, c)):
+        b = bank[s:s + c]
+        block = np.zeros((w, len(b)), dtype=np.float32)
+        block[:d] = b.T
+        block[d] = np.einsum("ij,ij->i", b, b)
+        inits.append(_tensor(f"bank_{k}", block))
+        nodes.append(_node("MatMul", [INPUT_NAME, f"bank_{k}"], [f"dist_{k}"], f"matmul_{k}"))
+        nodes.append(_node("ReduceMin", [f"dist_{k}"], [f"min_{k}"], f"reducemin_{k}",
+                           [_attr_ints("axes", [1]), _attr_int("keepdims", 0)]))
+        minima.append(f"min_{k}")
+    nodes.append(_node("Min", minima, [OUTPUT_NAME], "min_all"))
+    graph = (b"".join(_bytes(1, n) for n in nodes) + _bytes(2, "memory_bank_search")
+             + b"".join(_bytes(5, t) for t in inits) + _bytes(11, _value_info(INPUT_NAME, ["patches", w]))
+             + _bytes(12, _value_info(OUTPUT_NAME, ["patches"])))
+    opset = _bytes(1, "") + _int(2, OPSET)
+    return _int(1, IR_VERSION) + _bytes(2, "tocoad-edge") + _bytes(7, graph) + _bytes(8, opset)
