@@ -13,7 +13,7 @@ from tocoad_edge.typed_config import from_dict
 
 @pytest.mark.parametrize("kwargs, key, expected, got", [
     ({"precision": "fp16"}, "detector.precision", "one of ['fp32', 'int8']", "'fp16'"),
-    ({"search": "hnsww"}, "detector.search", "one of ['auto', 'hnsw', 'exact', 'refined']", "'hnsww'"),
+    ({"search": "hnsww"}, "detector.search", "one of ['auto', 'hnsw', 'exact', 'refined', 'graph']", "'hnsww'"),
     ({"threads": 0}, "detector.threads", "an integer >= 1", "0"),
     ({"threads": True}, "detector.threads", "an integer >= 1", "True"),
     ({"backend": " "}, "detector.backend", "a backend name", "' '"),
