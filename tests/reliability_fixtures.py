@@ -1,4 +1,4 @@
-"""Fixtures and helpers for tests/test_reliability_*.py (imported by them).
+"""Fixtures and helpers for tests/*/test_reliability_*.py (imported by them).
 
 The session's tiny real bundle (``tiny_bundle`` in conftest.py: 64 × 64 input, generated dataset) is never
 modified; tests corrupt *copies* of it. ``build_tiny_bundle`` builds one through the CLIs (used by the soak).

@@ -1,6 +1,6 @@
 """The Modbus register map: a snapshot → 56 holding registers, and the check of every PLC write.
 
-Pure (no pymodbus): ``docs/plc.md`` documents the same table, and ``tests/test_plc_modbus_map.py``
+Pure (no pymodbus): ``docs/plc.md`` documents the same table, and ``tests/plc/test_plc_contract.py``
 checks the two agree. Addresses are 0-based protocol addresses (PLC tools often show 40001 + address).
 32-bit values take two registers, high word first. Text is ASCII, two characters per register,
 first character in the high byte, NUL padded.

@@ -138,7 +138,7 @@ def execute(api: TrtApi, context, stream_handle: int, bindings: list[int]) -> bo
     return bool(context.execute_v2(bindings))
 
 
-# every TensorRT name the backend and the builder use, for tests/test_trt_api_names.py
+# every TensorRT name the backend and the builder use, for tests/runtime/test_trt_api_names.py
 RUNTIME_NAMES = {
     "module": ["Logger", "Runtime", "TensorIOMode", "nptype", "__version__"],
     "Logger": ["WARNING", "ERROR"],

@@ -11,7 +11,7 @@ from script_support import run_python
 from tocoad_edge.errors import ConfigError
 from tocoad_edge.stream.app import HELP, StreamAppConfig, build_parser, main, resolve_config
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "camera_stream.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "camera_stream.py"
 
 
 def _all_keys():

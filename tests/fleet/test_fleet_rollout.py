@@ -21,7 +21,7 @@ from tocoad_edge.errors import BundleError
 from tocoad_edge.fleet import cli
 from tocoad_edge.fleet.bundle_transfer import pack_bundle
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GATEWAYS = ("gw-a", "gw-b", "gw-c")
 
 

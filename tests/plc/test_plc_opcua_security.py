@@ -23,7 +23,7 @@ from tocoad_edge.plc.cycle_check import opcua_cycles_async  # noqa: E402
 from tocoad_edge.plc.opcua_client import client_security  # noqa: E402
 from tocoad_edge.plc.simulation import expected_score  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"plc": "plc-operator-pw", "hmi": "hmi-viewer-pw"}
 
 

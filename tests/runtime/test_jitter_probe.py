@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-PROBE = Path(__file__).resolve().parents[1] / "benchmarks" / "jitter_probe.py"
+PROBE = Path(__file__).resolve().parents[2] / "benchmarks" / "jitter_probe.py"
 
 
 def test_jitter_probe_reports_each_stage(sample_dataset, tiny_bundle):

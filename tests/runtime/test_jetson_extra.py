@@ -7,7 +7,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-SETUP = Path(__file__).resolve().parents[1] / "setup.py"
+SETUP = Path(__file__).resolve().parents[2] / "setup.py"
 
 
 def _extras() -> dict[str, list[str]]:

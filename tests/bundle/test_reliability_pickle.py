@@ -15,7 +15,7 @@ import pytest
 from reliability_fixtures import (assert_no_partial_files, bundle_copy, golden_fingerprint, open_in_subprocess,  # noqa
                                   rel_bundle, rel_run, rewrite_manifest, serving, tree)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _Payload:

@@ -85,7 +85,7 @@ def test_stream_app_yaml_written_before_keeps_loading_into_detector_options(tmp_
 def test_plc_yaml_written_before_keeps_loading_and_gains_the_runtime_keys(tmp_path):
     from tocoad_edge.plc import load_gateway_config
 
-    shipped = load_gateway_config(Path(__file__).resolve().parents[1] / "examples" / "plc_gateway.yaml")
+    shipped = load_gateway_config(Path(__file__).resolve().parents[2] / "examples" / "plc_gateway.yaml")
     assert shipped.detector == DetectorOptions(bundle="bundle/", backend="auto", precision="fp32")
     cfg_file = tmp_path / "gateway.yaml"
     cfg_file.write_text("source: {uri: simulated}\n"

@@ -15,7 +15,7 @@ from tocoad_edge.plc.opcua_nodes import NODES, verdict_status
 from tocoad_edge.plc.ports import ERROR, OK, TIMEOUT, grab, to_grab
 from tocoad_edge.stream import Frame, ReadResult, ReadStatus
 
-DOC = (Path(__file__).resolve().parents[1] / "docs" / "plc.md").read_text(encoding="utf-8")
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "plc.md").read_text(encoding="utf-8")
 
 
 def snapshot(**changes) -> Snapshot:
