@@ -8,9 +8,9 @@ Banks: 4k and 16k are greedy coresets (the training path) of the patches of the 
 65k and 200k are random subsets of the patches of train images 0-299 (a greedy coreset that large takes
 too long to be a benchmark step). ``ef`` is tuned per bank exactly like the export does
 (export/search_tuning.py: one candidate above the smallest ef whose image-score error is ≤ 1 % on held-out
-normal images: train images 300-315, never in a bank). HNSW M=16, ef_construction=200 (the export defaults). Timings are the
-median over frames of one 784-patch query; both thread counts are measured. AUROC is on an even spread of
-the test images. The load average is recorded.
+normal images: train images 300-315, never in a bank). HNSW M=16, ef_construction=200 (the export defaults).
+Timings are the median over frames of one 784-patch query; both thread counts are measured. AUROC is on an even
+spread of the test images. The load average is recorded.
 """
 from __future__ import annotations
 

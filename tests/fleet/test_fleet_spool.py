@@ -75,6 +75,8 @@ def test_bad_configuration_is_explained(tmp_path):
     with pytest.raises(ConfigError, match="not a valid MQTT topic level") as info:
         GatewayTopics("tocoad", "line/3", "gw")
     assert "line/3" in info.value.got and info.value.fix
+    with pytest.raises(ConfigError, match="line is not a valid MQTT topic level"):   # checked at config load too
+        MqttSinkConfig(line="line/3", gateway="gw", spool="s.sqlite")
     with pytest.raises(ConfigError, match="LINE or LINE/GATEWAY"):
         command_topic("tocoad", "a/b/c")
     with pytest.raises(ConfigError, match="mqtt://HOST"):

@@ -139,7 +139,7 @@ def sign_file(bundle_dir: str | Path, signed_name: str, signature_name: str, pri
     return out
 
 
-def public_key_of(private_key_pem: Any, *, password: bytes | None = None):
+def public_key_of(private_key_pem: Any, *, password: bytes | None = None) -> Ed25519PublicKey:
     """The ``Ed25519PublicKey`` of a private key (PEM bytes / text / path)."""
     return _load_private_key(private_key_pem, password).public_key()
 

@@ -86,7 +86,7 @@ class MqttSinkConfig:
     drain_s: float = 5.0                # at close, wait this long for the spool to empty
 
     def __post_init__(self) -> None:
-        self.topics
+        GatewayTopics(self.root, self.line, self.gateway)     # checks that each is a valid topic level
         check_name("camera", self.camera)
         require(self.spool_max_mb > 0, "sinks.mqtt.spool_max_mb", "a number > 0", self.spool_max_mb)
         require(self.image_max_kb > 0, "sinks.mqtt.image_max_kb", "a number > 0", self.image_max_kb)

@@ -4,7 +4,8 @@ for the tests and benchmarks (which use a real broker, never a mock).
 Persistence is on, so subscribers' sessions and queued messages survive ``stop()`` + ``start()`` (Mosquitto writes
 them at a clean shutdown, SIGTERM). ``max_queued_messages`` is raised from Mosquitto's default of 1000: a gateway
 replaying a long outage from its spool sends faster than a Python subscriber reads, and Mosquitto silently drops
-what passes that per-subscriber queue (measured: docs/fleet.md). Needs the ``mosquitto`` binary (Debian: ``apt-get install mosquitto``).
+what passes that per-subscriber queue (measured: docs/fleet.md). Needs the ``mosquitto`` binary (Debian:
+``apt-get install mosquitto``).
 
 The broker runs as the user who starts it (``user`` in its config): Mosquitto started as root otherwise drops to
 the ``mosquitto`` user, which cannot write a folder private to root, and then silently keeps no persistence file:

@@ -5,7 +5,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -14,10 +14,11 @@ from ..bundle.manifest import Manifest, read_manifest, safe_member_path, verify_
 from ..bundle.onnx_refs import check_external_data
 from ..bundle.signature import read_signed_manifest
 from ..errors import BundleError, ConfigError, InputError, TocoadError
+from .arrays import Float32Array
 from .backends import Backend, create_backend
 from .frames import to_bgr_frame, to_model_input
-from .options import DetectorOptions
-from .pipeline import DEFAULT_DEPTH
+from .options import DetectorOptions, Precision, Search
+from .pipeline import DEFAULT_DEPTH, Embedded, FrameFailure
 from .prediction import Prediction
 from .scoring import anomaly_map
 from .search.base import NearestNeighbourSearch
@@ -25,9 +26,9 @@ from .search.base import NearestNeighbourSearch
 log = logging.getLogger("tocoad_edge.runtime")
 
 
-def _load_bank(path: Path, manifest: Manifest) -> np.ndarray:
+def _load_bank(path: Path, manifest: Manifest) -> Float32Array:
     try:
-        bank = np.load(path, allow_pickle=False)
+        bank: np.ndarray = np.load(path, allow_pickle=False)       # no pickles: an array or an error
     except (OSError, ValueError) as exc:
         raise BundleError(f"cannot load memory bank {path}", expected="a numeric .npy array (no pickles)",
                           got=str(exc)) from None
@@ -65,7 +66,13 @@ def query_ef(manifest: Manifest, precision: str) -> int:
     without it: the index's stored ef (the largest of all precisions)."""
     per = (manifest.search or {}).get("ef_per_precision") or {}
     ef = per.get(precision)
-    return int(ef) if isinstance(ef, int) and ef > 0 else int(manifest.memory_bank.index.ef)
+    if isinstance(ef, int) and ef > 0:
+        return int(ef)
+    index = manifest.memory_bank.index
+    if index is None:
+        raise BundleError("this bundle has no HNSW index to take the query ef from", expected="memory_bank.index",
+                          got="none", fix="use search='exact' or 'graph', or re-export the bundle")
+    return int(index.ef)
 
 
 # With search="refined" a missed neighbour only raises one map value, by little: on magnetic tile (26k × 384 bank,
@@ -124,14 +131,15 @@ class Detector:
         self._input_hw = (manifest.input.height, manifest.input.width)
         self._output_name = manifest.models[precision].output_name
         self._closed = False
-        self.threads: dict = {}
-        self._public_key = None
+        self.threads: dict[str, int | None] = {}
+        self._public_key: str | Path | bytes | None = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, bundle_dir: str | Path, *, backend: str = "auto", precision: str = "fp32",
-             search: str = "auto", threads: int | None = None, search_threads: int | None = None,
-             public_key=None, engine_public_key=None, **backend_options) -> "Detector":
+    def open(cls, bundle_dir: str | Path, *, backend: str = "auto", precision: Precision = "fp32",
+             search: Search = "auto", threads: int | None = None, search_threads: int | None = None,
+             public_key: str | Path | bytes | None = None, engine_public_key: str | Path | bytes | None = None,
+             **backend_options: Any) -> "Detector":
         """Verify every file of the bundle against the manifest's sha256, then load model and search.
 
         ``threads``: ONNX Runtime intra-op threads (and search threads unless ``search_threads`` is given).
@@ -145,14 +153,14 @@ class Detector:
         ``engine_public_key``: the device key TensorRT engines built on the device are recorded with
         (``engines.sig``, ``bundle/engine_record.py``); with ``public_key`` set, engines are used only when it is.
         """
-        return cls.from_options(DetectorOptions(bundle=bundle_dir, backend=backend, precision=precision,
+        return cls.from_options(DetectorOptions(bundle=Path(bundle_dir), backend=backend, precision=precision,
                                                 search=search, threads=threads, public_key=public_key,
                                                 engine_public_key=engine_public_key),
                                 search_threads=search_threads, **backend_options)
 
     @classmethod
     def from_options(cls, options: DetectorOptions, *, search_threads: int | None = None,
-                     **backend_options) -> "Detector":
+                     **backend_options: Any) -> "Detector":
         """``open`` with its options as one value (the ``detector:`` section of the stream and PLC configs).
         ``search_threads`` and ``backend_options`` are the rarely needed tuning knobs ``open`` takes too."""
         if not isinstance(options, DetectorOptions):
@@ -203,18 +211,18 @@ class Detector:
     def model_id(self) -> str:
         return self.manifest.model_id
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """Backend, precision, search (with the ``search: auto`` measurement) and thread pools, for reports."""
         return {"model_id": self.model_id, "backend": self.backend.name, "precision": self.precision,
                 "threads": self.thread_plan(), "search": self.search.describe()}
 
-    def thread_plan(self) -> dict:
+    def thread_plan(self) -> dict[str, Any]:
         from .threads import thread_plan
 
         return thread_plan(self.threads.get("backbone"), self.threads.get("search"), self.search.name)
 
     # -- inference --------------------------------------------------------------------------------
-    def embed(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int], dict[str, float]]:
+    def embed(self, frame: np.ndarray) -> Embedded:
         """Frame → patch embeddings ``[h·w, D]`` (first half of ``predict``; used by pipelining)."""
         t0 = time.perf_counter()
         bgr = to_bgr_frame(frame)
@@ -224,13 +232,13 @@ class Detector:
         t2 = time.perf_counter()
         return out[0], bgr.shape[:2], {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3}
 
-    def score(self, embeddings: np.ndarray, frame_hw: tuple[int, int], timings: dict[str, float],
+    def score(self, embeddings: Float32Array, frame_hw: tuple[int, int], timings: dict[str, float],
               frame_id: int | None = None) -> Prediction:
         """Patch embeddings → Prediction (second half of ``predict``)."""
         t0 = time.perf_counter()
         dist = self.search.query(embeddings)
         sc = self.manifest.scoring
-        grid = tuple(self.manifest.features.grid)
+        grid = self.manifest.features.grid
         if dist.size != grid[0] * grid[1]:
             raise BundleError("the model's patch grid does not match the manifest", expected=f"{grid[0] * grid[1]} "
                               f"patches ({grid[0]}×{grid[1]})", got=f"{dist.size} patches", fix="re-export the bundle")
@@ -252,7 +260,7 @@ class Detector:
         return Prediction(score=float(norm), raw_score=raw, is_anomalous=ng, anomaly_map=amap, timings_ms=timings,
                           frame_id=frame_id, is_review=review)
 
-    def reload_decision(self) -> dict:
+    def reload_decision(self) -> dict[str, Any]:
         """Take the thresholds (and review band) of the bundle's manifest as it is now, without reopening the model:
         what ``tocoad-threshold`` rewrote. The model, bank and files must be those already loaded; a signed bundle
         is read through its signature again. Returns the new decision record. Safe while another thread predicts:
@@ -306,7 +314,7 @@ class Detector:
         return [self.score(e, b.shape[:2], timings, i) for e, b, i in zip(embeddings, bgrs, ids)]
 
     def predict_stream(self, frames: Iterable[np.ndarray], *, depth: int = DEFAULT_DEPTH,
-                       errors: str = "raise") -> Iterator[Prediction]:
+                       errors: str = "raise") -> Iterator[Prediction | FrameFailure]:
         """Score frames in order, one result per frame. Backbone inference of frame t+1 overlaps search of
         frame t; the worker reads a frame from ``frames`` only when fewer than ``depth`` frames are in flight
         between the stages, so a frame waits for at most ``depth`` searches. A bad frame surfaces at its position:
@@ -332,5 +340,5 @@ class Detector:
     def __enter__(self) -> "Detector":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

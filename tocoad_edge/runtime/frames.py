@@ -8,23 +8,29 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .arrays import UInt8Array
 from ..errors import InputError
 
 _EXPECTED = "uint8 array [H, W, 3] (BGR), [H, W] or [H, W, 1] (gray) or [H, W, 4] (BGRA)"
 
 
-def to_bgr_frame(frame: object) -> np.ndarray:
+def to_bgr_frame(frame: object) -> UInt8Array:
     if not isinstance(frame, np.ndarray):
         raise InputError("frame must be a numpy array", expected=_EXPECTED, got=type(frame).__name__)
     if frame.size == 0:
         raise InputError("frame is empty", expected=_EXPECTED, got=f"shape {frame.shape}")
     if frame.dtype != np.uint8:
         raise InputError("frame has an unsupported dtype", expected=_EXPECTED, got=f"dtype {frame.dtype}",
-                         fix="convert to 8-bit first, e.g. cv2.convertScaleAbs or (img / 257).astype(np.uint8) for 16-bit")
+                         fix="convert to 8-bit first, e.g. cv2.convertScaleAbs or (img / 257).astype(np.uint8) "
+                             "for 16-bit")
+    converted: UInt8Array        # cv2 is untyped: cvtColor of a uint8 image is a uint8 image
     if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return cv2.cvtColor(np.ascontiguousarray(frame.reshape(frame.shape[0], frame.shape[1])), cv2.COLOR_GRAY2BGR)
+        converted = cv2.cvtColor(np.ascontiguousarray(frame.reshape(frame.shape[0], frame.shape[1])),
+                                 cv2.COLOR_GRAY2BGR)
+        return converted
     if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGRA2BGR)
+        converted = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGRA2BGR)
+        return converted
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise InputError("frame has an unsupported shape", expected=_EXPECTED, got=f"shape {frame.shape}")
     if frame.shape[0] < 8 or frame.shape[1] < 8:
@@ -32,7 +38,7 @@ def to_bgr_frame(frame: object) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def to_model_input(frame_bgr: np.ndarray, height: int, width: int) -> np.ndarray:
+def to_model_input(frame_bgr: UInt8Array, height: int, width: int) -> UInt8Array:
     """Resize (cv2 INTER_LINEAR) to the model input and add the batch axis: uint8 ``[1, H, W, 3]``."""
     if frame_bgr.shape[:2] != (height, width):
         frame_bgr = cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_LINEAR)

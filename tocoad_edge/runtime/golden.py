@@ -15,18 +15,26 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..bundle.manifest import MANIFEST_NAME, read_manifest
 from ..errors import BundleError, TocoadError
+from .arrays import UInt8Array
+from .options import PRECISIONS, is_precision
+from .prediction import Prediction
+
+if TYPE_CHECKING:       # for the annotations; record_golden_scores imports it where it opens bundles
+    from .detector import Detector
 
 GOLDEN_ID = "tocoad-golden-v1"
 GOLDEN_SHAPE = (256, 256)
 DEFAULT_TOLERANCE = 0.05        # relative; wide enough for INT8 / FP16 / HNSW, far below a broken model's error
 
 
-def golden_image(height: int = GOLDEN_SHAPE[0], width: int = GOLDEN_SHAPE[1]) -> np.ndarray:
+def golden_image(height: int = GOLDEN_SHAPE[0], width: int = GOLDEN_SHAPE[1]) -> UInt8Array:
     """uint8 BGR ``[height, width, 3]``: gradients, a checkerboard and a modular texture. Deterministic."""
     y, x = np.mgrid[0:height, 0:width].astype(np.int64)
     blue = x * 255 // max(width - 1, 1)
@@ -46,7 +54,7 @@ class SelfTestResult:
     ms: float
 
 
-def _golden_pass(detector):
+def _golden_pass(detector: Detector) -> tuple[Prediction, npt.NDArray[np.float64]]:
     """Golden image → (prediction, mean patch embedding [D] float64)."""
     frame = golden_image()
     detector._check_open()
@@ -55,7 +63,7 @@ def _golden_pass(detector):
     return detector.score(emb, hw, timings), mean
 
 
-def self_test(detector, *, tolerance: float = DEFAULT_TOLERANCE) -> SelfTestResult:
+def self_test(detector: Detector, *, tolerance: float = DEFAULT_TOLERANCE) -> SelfTestResult:
     """Score the golden image; raise ``BundleError`` unless the result is sane (see module doc)."""
     frame = golden_image()
     t0 = time.perf_counter()
@@ -83,7 +91,7 @@ def self_test(detector, *, tolerance: float = DEFAULT_TOLERANCE) -> SelfTestResu
         if want.shape != mean.shape:
             raise BundleError(f"{where}: the embedding has the wrong dimension", expected=str(want.shape[0]),
                               got=str(mean.shape[0]), fix="re-export the bundle")
-        emb_err = float(np.linalg.norm(mean - want) / max(np.linalg.norm(want), 1e-12))
+        emb_err = float(np.linalg.norm(mean - want)) / max(float(np.linalg.norm(want)), 1e-12)
         if emb_err > tolerance:
             raise BundleError(f"{where}: the golden image embeds differently than at export",
                               expected=f"mean embedding within {tolerance:.0%}", got=f"{emb_err:.1%} off",
@@ -101,15 +109,20 @@ def self_test(detector, *, tolerance: float = DEFAULT_TOLERANCE) -> SelfTestResu
     return SelfTestResult(pred.raw_score, pred.score, tuple(pred.anomaly_map.shape), expected, rel, emb_err, ms)
 
 
-def record_golden_scores(bundle_dir: str | Path) -> dict:
+def record_golden_scores(bundle_dir: str | Path) -> dict[str, Any]:
     """Export time: score the golden image with every model of the bundle (ONNX Runtime, exact search) and write
     the scores into the manifest's ``self_test`` (atomically). Returns the record."""
     from .detector import Detector
 
     bundle = Path(bundle_dir)
     manifest = read_manifest(bundle)
-    scores, means = {}, {}
+    scores: dict[str, float] = {}
+    means: dict[str, list[float]] = {}
     for precision in sorted(manifest.models):
+        if not is_precision(precision):
+            raise BundleError(f"the bundle has a model of unknown precision '{precision}'",
+                              expected=f"models of {list(PRECISIONS)}", got=str(sorted(manifest.models)),
+                              fix="re-export the bundle with this tocoad-edge version")
         with Detector.open(bundle, backend="onnxrt", precision=precision, search="exact") as det:
             pred, mean = _golden_pass(det)
         scores[precision] = float(pred.raw_score)

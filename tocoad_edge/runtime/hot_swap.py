@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -85,7 +85,8 @@ class HotSwapDetector:
         finally:
             self._release(slot)
 
-    def predict_batch(self, frames, frame_ids=None) -> list[Prediction]:
+    def predict_batch(self, frames: Sequence[np.ndarray],
+                      frame_ids: Sequence[int | None] | None = None) -> list[Prediction]:
         """``Detector.predict_batch`` on the model serving now (the whole batch on the same model)."""
         slot = self._acquire()
         try:
@@ -125,7 +126,7 @@ class HotSwapDetector:
         log.info("hot-swap: %s → %s (load + self-test %.0f ms)", old.detector.model_id, det.model_id, load_ms)
         return SwapReport(old.detector.model_id, det.model_id, Path(bundle_dir), result, load_ms)
 
-    def reload_decision(self) -> dict:
+    def reload_decision(self) -> dict[str, Any]:
         """``Detector.reload_decision`` on the serving model (what ``tocoad-threshold`` rewrote in its bundle).
         Held against a concurrent swap: the decision is read into the model that serves after it."""
         with self._swap_lock:
@@ -161,7 +162,7 @@ class HotSwapDetector:
     def __enter__(self) -> "HotSwapDetector":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- leases ---------------------------------------------------------------------------------

@@ -7,14 +7,22 @@ import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..typed_config import require
+
+if TYPE_CHECKING:       # typing.TypeGuard is Python 3.10+
+    from typing import TypeGuard
 
 Precision = Literal["fp32", "int8"]
 Search = Literal["auto", "hnsw", "exact", "refined", "graph"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 SEARCHES: tuple[str, ...] = typing.get_args(Search)
+
+
+def is_precision(value: object) -> TypeGuard[Precision]:
+    """True for a precision a detector runs (a manifest's model keys are plain strings)."""
+    return value in PRECISIONS
 
 
 @dataclass(frozen=True)

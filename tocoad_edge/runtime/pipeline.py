@@ -25,9 +25,13 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Dict, Iterable, Iterator, Protocol, Tuple, Union
 
-_DONE = object()
+import numpy as np
+
+from .arrays import Float32Array
+from .prediction import Prediction
+
 ERROR_POLICIES = ("raise", "yield")
 DEFAULT_DEPTH = 1          # frames in flight between the stages: one overlaps the backbone of t+1 with search of t
 
@@ -41,7 +45,23 @@ class FrameFailure:
     is_failure: bool = True
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+# ``Detector.embed``'s result: patch embeddings [h·w, D], the frame's (height, width), stage times in ms
+Embedded = Tuple[Float32Array, Tuple[int, int], Dict[str, float]]
+# one frame between the stages: (frame id, embedded or the frame's error, t_start, t_ready, fatal);
+# None on the queue ends the stream
+_Item = Tuple[int, Union[Embedded, Exception], float, float, bool]
+
+
+class Stages(Protocol):
+    """What the pipeline needs of a detector: its two halves (``Detector.embed`` and ``Detector.score``)."""
+
+    def embed(self, frame: np.ndarray) -> Embedded: ...
+
+    def score(self, embeddings: Float32Array, frame_hw: tuple[int, int], timings: dict[str, float],
+              frame_id: int | None = None) -> Prediction: ...
+
+
+def _put(q: queue.Queue[_Item | None], item: _Item | None, stop: threading.Event) -> bool:
     while not stop.is_set():
         try:
             q.put(item, timeout=0.05)
@@ -51,8 +71,8 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def pipelined_predictions(detector, frames: Iterable, depth: int = DEFAULT_DEPTH,
-                          errors: str = "raise") -> Iterator:
+def pipelined_predictions(detector: Stages, frames: Iterable[np.ndarray], depth: int = DEFAULT_DEPTH,
+                          errors: str = "raise") -> Iterator[Prediction | FrameFailure]:
     if errors not in ERROR_POLICIES:
         from ..errors import ConfigError
 
@@ -62,7 +82,7 @@ def pipelined_predictions(detector, frames: Iterable, depth: int = DEFAULT_DEPTH
 
         raise ConfigError("predict_stream depth must be a positive integer (frames in flight between the stages)",
                           expected="an integer >= 1", got=repr(depth))
-    q: queue.Queue = queue.Queue(maxsize=depth + 1)      # + 1: room for the end marker
+    q: queue.Queue[_Item | None] = queue.Queue(maxsize=depth + 1)      # + 1: room for the end marker
     slots = threading.Semaphore(depth)                   # frames in flight between the stages
     stop = threading.Event()
 
@@ -79,33 +99,34 @@ def pipelined_predictions(detector, frames: Iterable, depth: int = DEFAULT_DEPTH
                 except StopIteration:
                     break
                 except Exception as exc:  # noqa: BLE001 - the source failed: surfaces in order, ends the stream
-                    _put(q, (i, None, exc, t0, time.perf_counter(), True), stop)
+                    _put(q, (i, exc, t0, time.perf_counter(), True), stop)
                     return
                 t0 = time.perf_counter()
+                item: _Item
                 try:
-                    item = (i, detector.embed(frame), None, t0, time.perf_counter(), False)
+                    item = (i, detector.embed(frame), t0, time.perf_counter(), False)
                 except Exception as exc:  # noqa: BLE001 - handed to the consumer, surfaced in order
-                    item = (i, None, exc, t0, time.perf_counter(), False)
+                    item = (i, exc, t0, time.perf_counter(), False)
                 if not _put(q, item, stop):
                     return
                 i += 1
         finally:
-            _put(q, _DONE, stop)
+            _put(q, None, stop)
 
     worker = threading.Thread(target=producer, name="tocoad-backbone", daemon=True)
     worker.start()
     try:
         while True:
-            item = q.get()
-            if item is _DONE:
+            got = q.get()
+            if got is None:
                 break
             slots.release()                              # the worker may read and embed the next frame
-            i, embedded, exc, t_start, t_ready, fatal = item
+            i, embedded, t_start, t_ready, fatal = got
             t_take = time.perf_counter()
-            if exc is not None:
+            if isinstance(embedded, Exception):
                 if errors == "raise" or fatal:
-                    raise exc
-                yield FrameFailure(frame_id=i, error=exc,
+                    raise embedded
+                yield FrameFailure(frame_id=i, error=embedded,
                                    timings_ms={"latency": (time.perf_counter() - t_start) * 1e3})
                 continue
             emb, hw, timings = embedded

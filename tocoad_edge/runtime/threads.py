@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def cpu_count() -> int:
@@ -16,10 +16,10 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-_controller = None
+_controller: Any = None        # a threadpoolctl.ThreadpoolController (threadpoolctl is untyped)
 
 
-def _blas_controller():
+def _blas_controller() -> Any:
     global _controller
     if _controller is None:
         try:
@@ -34,7 +34,7 @@ def _blas_controller():
 def blas_threads(n: int | None) -> Iterator[None]:
     """Limit BLAS (OpenBLAS / MKL behind numpy) to ``n`` threads inside the block (None: leave as is)."""
     ctl = _blas_controller() if n else None
-    if ctl is None:
+    if ctl is None or n is None:
         yield
         return
     with ctl.limit(limits=int(n), user_api="blas"):
@@ -49,7 +49,7 @@ def set_blas_threads(n: int) -> None:
             lib.set_num_threads(int(n))
 
 
-def blas_info() -> list[dict]:
+def blas_info() -> list[dict[str, Any]]:
     """BLAS libraries loaded in this process and their thread counts (for reports)."""
     ctl = _blas_controller()
     if ctl is None:
@@ -65,7 +65,7 @@ SEARCH_SPLIT = {"exact": "query rows split across a thread pool, one-thread BLAS
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 
-def thread_plan(backbone_threads: int | None, search_threads: int | None, search_kind: str) -> dict:
+def thread_plan(backbone_threads: int | None, search_threads: int | None, search_kind: str) -> dict[str, Any]:
     """Every pool one frame uses, with its size: what ``Detector.describe()`` and the bench JSON report."""
     spin = ("onnxruntime default" if not backbone_threads else "off" if int(backbone_threads) > 1
             else "none (one thread)")   # see backends/onnxrt.py session_options

@@ -146,7 +146,8 @@ class TestPatternGrabber:
         self._n = 0
         self._next_due = 0.0
         yy, xx = np.mgrid[0:height, 0:width]
-        self._base = ((xx * 255) // max(1, width - 1)).astype(np.uint8), ((yy * 255) // max(1, height - 1)).astype(np.uint8)
+        self._base = (((xx * 255) // max(1, width - 1)).astype(np.uint8),
+                      ((yy * 255) // max(1, height - 1)).astype(np.uint8))
 
     def open(self) -> None:
         self._n = 0

@@ -54,7 +54,8 @@ class LiveViewAuth:
             if key in self._verified:
                 return True
         try:
-            name, _, password = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8").partition(":")
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+            name, _, password = decoded.partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
         assert self.users is not None

@@ -16,7 +16,8 @@ class SourceOptions:
     fourcc: str | None = None             # V4L2 pixel format, e.g. "MJPG" for USB cameras at high resolution
     # buffering and drops
     buffer_size: int = 1                  # frames held between capture and the detector
-    drop_policy: Literal["auto", "latest", "block"] = "auto"   # auto: block for files/folders (unless realtime), latest otherwise
+    # auto: block for files/folders (unless realtime), latest otherwise
+    drop_policy: Literal["auto", "latest", "block"] = "auto"
     # files and folders
     loop: bool = False                    # start again at the end instead of END_OF_STREAM
     realtime: bool = False                # deliver at the file's frame rate (or `fps`), as a camera would

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ class Backend:
 
     name = "base"
 
-    def __init__(self, model_path: str | Path, *, threads: int | None = None, **options):
+    def __init__(self, model_path: str | Path, *, threads: int | None = None, **options: Any):
         self.model_path = Path(model_path)
         self.threads = threads
         self.options = options
@@ -80,7 +81,7 @@ class Backend:
     def __enter__(self) -> "Backend":
         return self.load()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- to override --------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """ONNX Runtime backend (CPU by default; CUDA provider where available). Runs FP32 and Q/DQ INT8 models."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...errors import BackendUnavailableError, BundleError
@@ -9,8 +11,9 @@ from .base import Backend, TensorSpec
 _DTYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16"}
 
 
-def session_options(ort, threads: int | None):
-    """The options of every session the runtime opens (backbone and ``search: graph``).
+def session_options(ort: Any, threads: int | None) -> Any:
+    """The options of every session the runtime opens (backbone and ``search: graph``): an
+    ``ort.SessionOptions`` of the ``onnxruntime`` module ``ort`` (both untyped).
 
     With ``threads`` > 1 the intra-op pool's threads do not spin-wait after a run: a spinning ORT worker holds a
     core the search (BLAS, hnswlib, the graph search's own session) needs right after the backbone, which made

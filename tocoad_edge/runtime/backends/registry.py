@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ...errors import BackendUnavailableError, ConfigError, did_you_mean
 from .base import Backend
@@ -36,10 +36,15 @@ def _resolve(name: str) -> Callable[..., Backend]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise BackendUnavailableError(f"backend '{name}' cannot be imported on this machine", got=str(exc),
-                                      fix="install its extra (see README: Install) or choose backend='onnxrt'") from None
-    return getattr(module, cls_name)
+                                      fix="install its extra (see README: Install) or choose backend='onnxrt'"
+                                      ) from None
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError(f"backend '{name}' names no Backend class", expected=f"{target}: a Backend subclass",
+                          got=repr(cls), fix="register_backend(name, 'module:BackendSubclass') or a factory")
+    return cls
 
 
-def create_backend(name: str, model_path: str | Path, **options) -> Backend:
+def create_backend(name: str, model_path: str | Path, **options: Any) -> Backend:
     """Create (not yet loaded) backend ``name`` for ``model_path``."""
     return _resolve(name)(model_path, **options)

@@ -22,7 +22,8 @@ class TorchBackend(Backend):
             from safetensors.torch import load_file
         except ImportError as exc:
             raise BackendUnavailableError("the torch backend needs torch and safetensors", got=str(exc),
-                                          fix='pip install "torch==2.13.0" safetensors, or use backend="onnxrt"') from None
+                                          fix='pip install "torch==2.13.0" safetensors, or use backend="onnxrt"'
+                                          ) from None
         from ...models.backbones import build_backbone
         from ...models.patch_embedder import PatchEmbedder
 
@@ -33,7 +34,8 @@ class TorchBackend(Backend):
         if WEIGHTS_NAME not in manifest.files:
             raise BundleError(f"this bundle has no {WEIGHTS_NAME}", fix="re-export it with this version of tocoad-edge")
         f = manifest.features
-        backbone = build_backbone(f.backbone, weights=None if f.backbone.startswith("efficientnet_lite") else str(weights))
+        backbone = build_backbone(f.backbone,
+                                  weights=None if f.backbone.startswith("efficientnet_lite") else str(weights))
         backbone.load_state_dict(load_file(str(weights)), strict=True)
         projection = None
         if f.projection != "none":

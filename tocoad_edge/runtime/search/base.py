@@ -1,7 +1,11 @@
 """The search protocol: ``query(embeddings [n, D] float32) -> distances [n] float32`` (L2, not squared)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from ..arrays import Float32Array
 
 
 class NearestNeighbourSearch:
@@ -10,9 +14,9 @@ class NearestNeighbourSearch:
     def __init__(self, bank: np.ndarray, threads: int | None = None):
         self.entries, self.dim = int(bank.shape[0]), int(bank.shape[1])
         self.threads = int(threads) if threads else None
-        self.selection: dict | None = None     # set by ``search: auto``: what was measured and chosen
+        self.selection: dict[str, Any] | None = None     # set by ``search: auto``: what was measured and chosen
 
-    def query(self, embeddings: np.ndarray) -> np.ndarray:
+    def query(self, embeddings: np.ndarray) -> Float32Array:
         """L2 distance of each row of ``embeddings`` to its nearest memory-bank entry."""
         q = np.ascontiguousarray(embeddings, dtype=np.float32)
         if q.ndim != 2 or q.shape[1] != self.dim:
@@ -21,12 +25,12 @@ class NearestNeighbourSearch:
             raise InputError("search queries have the wrong shape", expected=f"[n, {self.dim}]", got=str(q.shape))
         return self._query_impl(q)
 
-    def max_distance(self, embeddings: np.ndarray, distances: np.ndarray) -> float:
+    def max_distance(self, embeddings: np.ndarray, distances: Float32Array) -> float:
         """The image score from one image's patch ``embeddings`` [P, D] and this search's ``distances`` [P] of
         them: their maximum (``RefinedSearch`` re-checks the candidates exactly)."""
         return float(distances.max())
 
-    def image_scores(self, embeddings: np.ndarray) -> np.ndarray:
+    def image_scores(self, embeddings: np.ndarray) -> Float32Array:
         """Image score (largest patch nearest-neighbour distance) of each image: embeddings [images, patches, D]."""
         e = np.ascontiguousarray(embeddings, dtype=np.float32)
         if e.ndim != 3 or e.shape[2] != self.dim:
@@ -36,18 +40,19 @@ class NearestNeighbourSearch:
                              got=str(e.shape))
         return self._image_scores_impl(e)
 
-    def _image_scores_impl(self, embeddings: np.ndarray) -> np.ndarray:
+    def _image_scores_impl(self, embeddings: Float32Array) -> Float32Array:
         n, p, d = embeddings.shape
-        return self.query(embeddings.reshape(-1, d)).reshape(n, p).max(1)
+        scores: Float32Array = self.query(embeddings.reshape(-1, d)).reshape(n, p).max(1)   # numpy types it Any
+        return scores
 
     def set_threads(self, threads: int | None) -> None:
         """Threads one query may use (None: the library default)."""
         self.threads = int(threads) if threads else None
 
-    def _query_impl(self, q: np.ndarray) -> np.ndarray:
+    def _query_impl(self, q: Float32Array) -> Float32Array:
         raise NotImplementedError
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"kind": self.name, "entries": self.entries, "dim": self.dim, "threads": self.threads,
                 **({"selection": self.selection} if self.selection else {})}
 

@@ -13,6 +13,8 @@ Opset 17: ReduceMin still takes ``axes`` as an attribute there (TensorRT and eve
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 OPSET = 17
@@ -61,7 +63,7 @@ def _attr_ints(name: str, values: list[int]) -> bytes:
     return _bytes(1, name) + b"".join(_int(8, v) for v in values) + _int(20, _ATTR_INTS)
 
 
-def _node(op: str, inputs: list[str], outputs: list[str], name: str, attrs: list[bytes] = ()) -> bytes:
+def _node(op: str, inputs: list[str], outputs: list[str], name: str, attrs: Sequence[bytes] = ()) -> bytes:
     return (b"".join(_bytes(1, i) for i in inputs) + b"".join(_bytes(2, o) for o in outputs) + _bytes(3, name)
             + _bytes(4, op) + b"".join(_bytes(5, a) for a in attrs))
 

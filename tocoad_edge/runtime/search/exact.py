@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import Float32Array
 from ..threads import blas_threads
 from .base import NearestNeighbourSearch
 from .split import QuerySplitter
@@ -26,7 +27,7 @@ class ExactSearch(NearestNeighbourSearch):
         super().__init__(bank, threads)
         self.splitter = QuerySplitter(self.threads)
         self.chunk = int(chunk_entries)
-        self.augmented: np.ndarray | None = None
+        self.augmented: Float32Array | None = None
         if keep_float16 and bank.dtype == np.float16:
             self.bank = np.ascontiguousarray(bank)
             self.bank_sq = np.concatenate([np.einsum("ij,ij->i", c, c) for c in (
@@ -44,12 +45,12 @@ class ExactSearch(NearestNeighbourSearch):
         self.splitter.close()
         self.splitter = QuerySplitter(self.threads)
 
-    def _query_impl(self, q: np.ndarray) -> np.ndarray:
+    def _query_impl(self, q: Float32Array) -> Float32Array:
         if self.splitter.splits(len(q)):
             return self.splitter.run(lambda block: self._query_block(block, None), q)   # BLAS already 1
         return self._query_block(q, self.threads)
 
-    def _query_block(self, q: np.ndarray, threads: int | None) -> np.ndarray:
+    def _query_block(self, q: Float32Array, threads: int | None) -> Float32Array:
         if self.augmented is None:
             return self._query_plain(q, threads)
         qa = np.zeros((len(q), self.augmented.shape[1]), dtype=np.float32)
@@ -64,7 +65,7 @@ class ExactSearch(NearestNeighbourSearch):
         np.maximum(best, 0.0, out=best)
         return np.sqrt(best)
 
-    def _query_plain(self, q: np.ndarray, threads: int | None) -> np.ndarray:
+    def _query_plain(self, q: Float32Array, threads: int | None) -> Float32Array:
         best = np.full(len(q), np.inf, dtype=np.float32)
         with blas_threads(threads):
             for s in range(0, self.entries, self.chunk):

@@ -7,9 +7,12 @@ the manifest's sha256 of the bank covers it.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ...errors import BackendUnavailableError, BundleError
+from ...errors import BackendUnavailableError, BundleError, TocoadError
+from ..arrays import Float32Array
 from .base import NearestNeighbourSearch
 from .distance_graph import (DEFAULT_EXPECTED_QUERIES, DEFAULT_MAX_TEMP_BYTES, INPUT_NAME, augmented_width,
                              chunk_entries, distance_graph)
@@ -27,7 +30,7 @@ class GraphSearch(NearestNeighbourSearch):
         self.providers = list(providers or ["CPUExecutionProvider"])
         self.expected_queries = int(expected_queries)
         self._bank = bank           # the caller's array, not a copy: the graph is rebuilt from it on set_threads
-        self._session = None
+        self._session: Any | None = None     # an onnxruntime.InferenceSession (onnxruntime is untyped)
         self._open()
 
     def _open(self) -> None:
@@ -53,16 +56,18 @@ class GraphSearch(NearestNeighbourSearch):
         if changed and self._session is not None:
             self._open()            # ORT fixes its intra-op pool when the session is created
 
-    def _query_impl(self, q: np.ndarray) -> np.ndarray:
+    def _query_impl(self, q: Float32Array) -> Float32Array:
+        if self._session is None:
+            raise TocoadError("this graph search is closed", fix="open the bundle again")
         qa = np.zeros((len(q), self.width), dtype=np.float32)
         np.multiply(q, np.float32(-2.0), out=qa[:, :self.dim])
         qa[:, self.dim] = 1.0
-        best = self._session.run(None, {INPUT_NAME: qa})[0]
+        best: Float32Array = self._session.run(None, {INPUT_NAME: qa})[0]     # float32 [n]
         best += np.einsum("ij,ij->i", q, q)
         np.maximum(best, 0.0, out=best)
         return np.sqrt(best)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {**super().describe(), "chunk_entries": self.chunk, "max_temp_bytes": self.max_temp_bytes,
                 "providers": self.providers}
 

@@ -7,9 +7,11 @@ and stored in the manifest. Queries of one frame run on ``threads`` threads (hns
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..arrays import Float32Array
 from .base import NearestNeighbourSearch
 
 
@@ -58,9 +60,9 @@ class HnswSearch(NearestNeighbourSearch):
         if self.threads:
             self.index.set_num_threads(self.threads)
 
-    def _query_impl(self, q: np.ndarray) -> np.ndarray:
-        _, d2 = self.index.knn_query(q, k=1)
+    def _query_impl(self, q: Float32Array) -> Float32Array:
+        d2: Float32Array = self.index.knn_query(q, k=1)[1]      # squared L2 [n, 1] (hnswlib is untyped)
         return np.sqrt(np.maximum(d2[:, 0], 0.0)).astype(np.float32)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {**super().describe(), "ef": self.ef}

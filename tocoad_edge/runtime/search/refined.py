@@ -13,8 +13,11 @@ the largest bound, one matrix-vector pass, memory-bound), which settles most ima
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from ..arrays import Float32Array
 from .base import NearestNeighbourSearch
 from .exact import ExactSearch
 
@@ -37,19 +40,20 @@ class RefinedSearch(NearestNeighbourSearch):
             from ...errors import InputError
 
             raise InputError("refinement blocks must hold at least one patch",
-                             expected="block >= 1 and first_block >= 1", got=f"block={block}, first_block={first_block}")
+                             expected="block >= 1 and first_block >= 1",
+                             got=f"block={block}, first_block={first_block}")
         self.approx, self.exact, self.block, self.first_block = approx, exact, int(block), int(first_block)
         self.exact_queries = 0          # how many patches needed an exact query so far (for reports)
 
-    def _query_impl(self, q: np.ndarray) -> np.ndarray:
+    def _query_impl(self, q: Float32Array) -> Float32Array:
         return self.approx.query(q)
 
-    def _image_scores_impl(self, embeddings: np.ndarray) -> np.ndarray:
+    def _image_scores_impl(self, embeddings: Float32Array) -> Float32Array:
         n, p, d = embeddings.shape
         bounds = self.approx.query(embeddings.reshape(-1, d)).reshape(n, p)
         return np.array([self.max_distance(embeddings[i], bounds[i]) for i in range(n)], dtype=np.float32)
 
-    def max_distance(self, embeddings: np.ndarray, distances: np.ndarray) -> float:
+    def max_distance(self, embeddings: np.ndarray, distances: Float32Array) -> float:
         """Exact largest nearest-neighbour distance of one image's patches, given their HNSW ``distances``."""
         order = np.argsort(-distances, kind="stable")
         best = -np.inf
@@ -68,7 +72,7 @@ class RefinedSearch(NearestNeighbourSearch):
         self.approx.set_threads(threads)
         self.exact.set_threads(threads)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {**super().describe(), "ef": getattr(self.approx, "ef", None), "approx": self.approx.describe(),
                 "image_score": "exact"}
 

@@ -6,6 +6,7 @@ The choice, both timings and the thread count are logged and kept in ``search.se
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
 
         ef = int(ef or index.ef)
         candidates["hnsw"] = HnswSearch(bank, paths[index.file], ef=ef, threads=threads)
-    frames: dict[str, Callable[[], object]] = {k: (lambda s=s: s.query(queries)) for k, s in candidates.items()}
+    frames: dict[str, Callable[[], object]] = {k: functools.partial(s.query, queries) for k, s in candidates.items()}
     if refined_ef and index is not None:
         from .refined import RefinedSearch
 
@@ -82,7 +83,7 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
     log.info("search auto: %s (%s per frame; hnsw ef=%s%s, %d entries, threads=%s)", name,
              ", ".join(f"{k} {t * 1e3:.2f} ms" for k, (_, t) in timed.items()), ef,
              f", refined map ef={refined_ef}" if refined_ef else "", len(bank), threads)
-    for k, (srch, _) in timed.items():
+    for srch, _ in timed.values():
         if srch is not chosen and not (name == "refined" and srch is exact):   # refined re-checks with ``exact``
             srch.close()
     return chosen

@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..arrays import Float32Array
 from ..threads import blas_threads
 
 # Below this many rows per thread a block is not worth a thread hand-off (the refined search's 1-32 row blocks).
@@ -26,7 +27,7 @@ class QuerySplitter:
     def splits(self, rows: int) -> bool:
         return self.threads > 1 and rows >= self.threads * MIN_ROWS_PER_THREAD
 
-    def run(self, fn: Callable[[np.ndarray], np.ndarray], q: np.ndarray) -> np.ndarray:
+    def run(self, fn: Callable[[Float32Array], Float32Array], q: Float32Array) -> Float32Array:
         """``fn`` over row blocks of ``q`` on ``threads`` threads, BLAS at one thread; results concatenated."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tocoad-search")

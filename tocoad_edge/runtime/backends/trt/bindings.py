@@ -9,6 +9,7 @@ dim]`` float32. ``native/src/engine_bindings.cpp`` is the same check for the C++
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -74,14 +75,15 @@ def check_bindings(engine_file: str, expected: list[Binding], got: list[Binding]
             fix="rebuild the engine from this bundle on this device: tocoad-export engine BUNDLE")
 
 
-def engine_bindings(trt, engine, context, inputs: list[str], outputs: list[str]) -> list[Binding]:
-    """The engine's I/O tensors as the execution context resolves them (after the input shape is set)."""
+def engine_bindings(trt: Any, engine: Any, context: Any, inputs: list[str], outputs: list[str]) -> list[Binding]:
+    """The engine's I/O tensors as the execution context resolves them (after the input shape is set). ``trt``,
+    ``engine``, ``context``: the tensorrt module, its ICudaEngine and IExecutionContext (tensorrt is untyped)."""
     return [Binding(n, tuple(int(d) for d in context.get_tensor_shape(n)),
                     (np.dtype(trt.nptype(engine.get_tensor_dtype(n))).name,)) for n in [*inputs, *outputs]]
 
 
-def check_engine_io(trt, engine, context, inputs: list[str], outputs: list[str], manifest: Manifest,
-                    fp: EngineFingerprint) -> None:
+def check_engine_io(trt: Any, engine: Any, context: Any, inputs: list[str], outputs: list[str],
+                    manifest: Manifest, fp: EngineFingerprint) -> None:
     """Set batch 1 on a dynamic-batch input, then compare every I/O tensor with the manifest's expectation."""
     expected = expected_bindings(manifest, fp)
     for name in inputs:

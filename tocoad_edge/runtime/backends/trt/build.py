@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from ....bundle.engine_record import record_engine
 from ....bundle.manifest import FileEntry, read_manifest, sha256_file, verify_files
@@ -35,29 +36,29 @@ def timing_cache_path(device: DeviceInfo) -> Path:
     return root / f"trt_timing_{tag}.cache"
 
 
-def _calibrator_from_cache(trt, cache_bytes: bytes, algorithm: str):
+def _calibrator_from_cache(trt: Any, cache_bytes: bytes, algorithm: str) -> Any:
     """Implicit-INT8 calibrator that only replays a calibration cache (TensorRT ≤ 10, DLA)."""
-    base = {"EntropyCalibration2": trt.IInt8EntropyCalibrator2, "MinMaxCalibration": trt.IInt8MinMaxCalibrator}.get(
-        algorithm)
+    base: Any = {"EntropyCalibration2": trt.IInt8EntropyCalibrator2,
+                 "MinMaxCalibration": trt.IInt8MinMaxCalibrator}.get(algorithm)
     if base is None:
         raise ExportError(f"calibration cache algorithm {algorithm} cannot be replayed for DLA",
                           expected="EntropyCalibration2 or MinMaxCalibration",
                           fix="export with --calibration-method entropy or max")
 
-    class CacheCalibrator(base):
-        def __init__(self):
+    class CacheCalibrator(base):  # type: ignore[misc]  # a TensorRT class, Any to mypy (tensorrt is untyped)
+        def __init__(self) -> None:
             base.__init__(self)
 
-        def get_batch_size(self):
+        def get_batch_size(self) -> int:
             return 1
 
-        def get_batch(self, names):
+        def get_batch(self, names: list[str]) -> None:
             return None
 
-        def read_calibration_cache(self):
+        def read_calibration_cache(self) -> bytes:
             return cache_bytes
 
-        def write_calibration_cache(self, cache):
+        def write_calibration_cache(self, cache: Any) -> None:
             return None
 
     return CacheCalibrator()
@@ -95,7 +96,7 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
     set_workspace(trt, api, config, workspace_mb << 20)
     implicit = calibration_cache is not None
     set_precision_flags(trt, api, config, precision, implicit_int8=implicit)
-    if implicit:
+    if calibration_cache is not None:
         from .calib_cache import read_cache
 
         _, algorithm, _ = read_cache(calibration_cache)
@@ -127,7 +128,7 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
 
 def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla_core: int | None = None,
                              workspace_mb: int = DEFAULT_WORKSPACE_MB, device: DeviceInfo | None = None,
-                             device_key=None, device_key_password: bytes | None = None) -> Path:
+                             device_key: Any = None, device_key_password: bytes | None = None) -> Path:
     """``tocoad-export engine BUNDLE``: build this device's engine into the bundle. The engine is recorded in
     ``engines.json`` (signed into ``engines.sig`` with ``device_key``), never in ``manifest.json``, so a signed
     bundle still verifies (``bundle/engine_record.py``)."""

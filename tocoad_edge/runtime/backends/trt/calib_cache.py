@@ -38,7 +38,7 @@ def scale_to_hex(scale: float) -> str:
 
 
 def hex_to_scale(text: str) -> float:
-    return struct.unpack(">f", bytes.fromhex(text))[0]
+    return float(struct.unpack(">f", bytes.fromhex(text))[0])
 
 
 def write_cache(path: str | Path, scales: dict[str, float], method: str,

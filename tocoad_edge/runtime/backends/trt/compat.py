@@ -13,11 +13,12 @@ engines (``runtime/backends/trt.py``, ``export/trt_engine.py``) asks this module
 | I/O                                   | tensor-name API (≥ 8.5)            | tensor-name API only       | same                    |
 | execution                             | ``execute_async_v3`` (≥ 8.5)       | ``execute_async_v3``       | same                    |
 | older than 8.5                        | ``execute_v2`` with a bindings list (fallback)  |               |                         |
-"""
+"""  # noqa: E501 - the table keeps one row per line
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ....errors import BackendUnavailableError
 
@@ -37,7 +38,7 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def import_tensorrt():
+def import_tensorrt() -> Any:     # the tensorrt module: untyped, so its objects are Any everywhere
     """``import tensorrt``, refusing stub-only or namespace packages (e.g. ``tensorrt-stubs`` without the library)."""
     try:
         import tensorrt as trt
@@ -58,7 +59,7 @@ class TrtApi:
     version: tuple[int, ...]
 
     @classmethod
-    def of(cls, trt) -> "TrtApi":
+    def of(cls, trt: Any) -> "TrtApi":
         return cls(parse_version(trt.__version__))
 
     @property
@@ -86,7 +87,7 @@ class TrtApi:
         return self.version >= (8, 4)
 
 
-def network_flags(trt, api: TrtApi) -> int:
+def network_flags(trt: Any, api: TrtApi) -> int:
     if api.strongly_typed_only:
         return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     if api.needs_explicit_batch_flag:
@@ -94,7 +95,7 @@ def network_flags(trt, api: TrtApi) -> int:
     return 0
 
 
-def set_precision_flags(trt, api: TrtApi, config, precision: str, *, implicit_int8: bool = False) -> None:
+def set_precision_flags(trt: Any, api: TrtApi, config: Any, precision: str, *, implicit_int8: bool = False) -> None:
     """fp16 / int8 (explicit Q/DQ) / int8 with ``implicit_int8`` (calibration cache; DLA)."""
     if api.strongly_typed_only:
         if implicit_int8:
@@ -110,20 +111,20 @@ def set_precision_flags(trt, api: TrtApi, config, precision: str, *, implicit_in
             config.set_flag(trt.BuilderFlag.FP16)   # layers without a scale fall back to FP16, not FP32
 
 
-def set_workspace(trt, api: TrtApi, config, workspace_bytes: int) -> None:
+def set_workspace(trt: Any, api: TrtApi, config: Any, workspace_bytes: int) -> None:
     if api.has_memory_pools:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
     else:  # pragma: no cover - TensorRT < 8.4 is below MIN_VERSION; kept to document the old name
         config.max_workspace_size = int(workspace_bytes)
 
 
-def set_dla(trt, config, dla_core: int) -> None:
+def set_dla(trt: Any, config: Any, dla_core: int) -> None:
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = int(dla_core)
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
 
 
-def io_tensors(trt, engine) -> tuple[list[str], list[str]]:
+def io_tensors(trt: Any, engine: Any) -> tuple[list[str], list[str]]:
     """(input names, output names) with the tensor-name API (TensorRT ≥ 8.5)."""
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -131,7 +132,7 @@ def io_tensors(trt, engine) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-def execute(api: TrtApi, context, stream_handle: int, bindings: list[int]) -> bool:
+def execute(api: TrtApi, context: Any, stream_handle: int, bindings: list[int]) -> bool:
     """Run one inference: ``execute_async_v3`` (addresses already set per tensor) or ``execute_v2(bindings)``."""
     if api.has_execute_async_v3:
         return bool(context.execute_async_v3(stream_handle))

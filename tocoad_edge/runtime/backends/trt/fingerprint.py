@@ -45,7 +45,10 @@ def make_fingerprint(device: DeviceInfo, precision: str, input_shape: tuple[int,
     if (input_shape[0] == -1) != (batch_profile is not None):
         raise ValueError(f"a dynamic batch (-1) needs a batch profile and a static one none: {input_shape}, "
                          f"{batch_profile}")
-    profile = tuple(int(b) for b in batch_profile) if batch_profile is not None else None
+    profile: tuple[int, int, int] | None = None
+    if batch_profile is not None:
+        lo, opt, hi = batch_profile
+        profile = (int(lo), int(opt), int(hi))
     fid = fingerprint_id(device.tensorrt_version, device.gpu_name, device.compute_capability, precision,
                          input_shape, onnx_sha256, dla_core, profile)
     return EngineFingerprint(file=engine_file_name(fid), tensorrt_version=device.tensorrt_version,

@@ -6,12 +6,14 @@ spec); the output is cast back to float32, so the engine's interface does not ch
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _KEEP_FLOAT_INPUTS = {"Resize": (1, 2)}
 
 
-def convert_to_fp16(model):
+def convert_to_fp16(model: Any) -> Any:     # onnx.ModelProto in and out (onnx is untyped)
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

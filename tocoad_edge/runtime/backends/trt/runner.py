@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -26,12 +27,14 @@ log = logging.getLogger("tocoad_edge.runtime")
 ENGINE_PRECISIONS = {"int8": ("int8",), "fp32": ("fp32", "fp16"), "fp16": ("fp16",)}
 
 
-def _import_pycuda():
+def _import_pycuda() -> Any:
+    """``pycuda.driver`` (untyped, like tensorrt: its objects are Any here)."""
     try:
         import pycuda.driver as cuda
     except ImportError as exc:
         raise BackendUnavailableError("pycuda is not installed", got=str(exc),
-                                      fix="pip install pycuda (needs the CUDA toolkit), or use backend='onnxrt'") from None
+                                      fix="pip install pycuda (needs the CUDA toolkit), or use backend='onnxrt'"
+                                      ) from None
     return cuda
 
 
@@ -139,7 +142,7 @@ class TensorRTBackend(Backend):
                                if self._dynamic else shape)
             self._input = TensorSpec(self._input_name, tuple(None if d < 0 else int(d) for d in shape),
                                      np.dtype(trt.nptype(self._engine.get_tensor_dtype(self._input_name))).name)
-            self._buffers: dict[str, tuple[np.ndarray, object]] = {}
+            self._buffers: dict[str, tuple[np.ndarray, Any]] = {}     # name → (page-locked host, pycuda device)
             if self._dynamic:
                 self._context.set_input_shape(self._input_name, self._max_shape)
             for name in [self._input_name, *self._outputs]:
