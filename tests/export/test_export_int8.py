@@ -105,7 +105,8 @@ def test_gate_failure_fails_the_export_unless_allow_degraded(tmp_path, i4_run, m
 def test_engine_only_bookkeeping_with_a_stand_in_builder(tmp_path, int8_bundle, monkeypatch):
     """The TensorRT build itself needs a GPU (tests/runtime/test_trt_gpu.py); here ``build_engine`` is replaced by a
     stand-in returning fixed bytes, to test what `tocoad-export engine` does to the bundle: file name, sha256, and
-    the engine record beside the manifest (the manifest itself is left as exported; tests/runtime/test_engine_record.py)."""
+    the engine record beside the manifest (the manifest itself is left as exported;
+    tests/runtime/test_engine_record.py)."""
     import shutil
 
     from tocoad_edge.bundle.engine_record import engine_view, read_verified_engine
