@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tocoad_edge.bench.stats import auroc
+from tocoad_edge.eval.metrics import auroc
 from tocoad_edge.export.search_tuning import choose_ef, measure_ef
 from tocoad_edge.memory.coreset import greedy_coreset
 from tocoad_edge.runtime.search.exact import ExactSearch

@@ -9,7 +9,6 @@ import time
 import pytest
 
 pytest.importorskip("pymodbus", reason="the plc extra is not installed (pip install 'tocoad-edge[plc]')")
-stream = pytest.importorskip("tocoad_edge.stream", reason="tocoad_edge.stream is not available")
 
 from pymodbus.client import ModbusTcpClient  # noqa: E402
 
@@ -19,6 +18,7 @@ from tocoad_edge.plc import Gateway, HandshakeConfig, ModbusConfig, ModbusServer
 from tocoad_edge.plc import modbus_map as M  # noqa: E402
 from tocoad_edge.plc.cycle_check import modbus_cycles  # noqa: E402
 from tocoad_edge.plc.simulation import FrameMeanDetector  # noqa: E402
+from tocoad_edge import stream  # noqa: E402
 from tocoad_edge.stream.liveview_server import MjpegBroadcaster, MjpegServer  # noqa: E402
 
 DEADLINE_S = 1.0

@@ -184,7 +184,8 @@ def test_old_bundle_without_a_recorded_score_still_self_tests(slot, bundle_copy)
 
 def test_run_stream_serves_through_a_swap(slot, bundle_copy):
     """The stream loop takes a HotSwapDetector like a Detector; a swap mid-stream loses no frame."""
-    stream = pytest.importorskip("tocoad_edge.stream")
+    from tocoad_edge import stream
+
     _variant(bundle_copy)
     source = stream.open_source("testsrc://?width=96&height=96")
     swapper = threading.Timer(0.5, lambda: slot.swap(bundle_copy))

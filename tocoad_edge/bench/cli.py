@@ -13,6 +13,7 @@ are pinned and recorded; the load average is recorded before and after.
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import logging
 import os
@@ -134,7 +135,8 @@ def _stream(bundle: Path, frames: list[np.ndarray], n: int, precision: str, sear
 
 
 def run_bench(args) -> dict:
-    from .stats import auroc, peak_rss_mb, summary
+    from ..eval.metrics import auroc
+    from .stats import peak_rss_mb, summary
     from ..runtime import Detector
     from ..runtime.threads import blas_threads, cpu_count
 
@@ -191,7 +193,7 @@ def run_bench(args) -> dict:
         a = auroc(labels, scores)
         return {"p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"], "mean_ms": s["mean_ms"],
                 "fps": round(1e3 / s["mean_ms"], 2), "stages": _stage_summaries(rows),
-                "image_auroc": None if a is None else round(a, 4)}
+                "image_auroc": None if math.isnan(a) else round(a, 4)}
 
     out["ours"] = block(ours_e2e, ours_rows, ours_scores)
     if ref is not None:

@@ -1,4 +1,4 @@
-"""Small statistics for the benchmark: percentiles, AUROC, peak RSS."""
+"""Small statistics for the benchmark: percentiles and peak RSS (AUROC: ``eval.metrics.auroc``)."""
 from __future__ import annotations
 
 import resource
@@ -13,16 +13,6 @@ def summary(values_ms) -> dict:
         return {"p50_ms": None, "p99_ms": None, "mean_ms": None, "n": 0}
     return {"p50_ms": round(float(np.percentile(v, 50)), 3), "p99_ms": round(float(np.percentile(v, 99)), 3),
             "mean_ms": round(float(v.mean()), 3), "n": int(v.size)}
-
-
-def auroc(labels, scores) -> float | None:
-    """Image AUROC (``eval.metrics.auroc``); None without both classes."""
-    import math
-
-    from ..eval.metrics import auroc as _auroc
-
-    value = _auroc(labels, scores)
-    return None if math.isnan(value) else value
 
 
 def peak_rss_mb() -> float:
