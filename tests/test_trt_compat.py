@@ -48,7 +48,7 @@ def test_network_flags_per_version():
 
 
 def test_precision_flags_per_version():
-    for version, precision, expected in [((8, 6, 1), "fp16", ["FP16"]), ((10, 3, 0), "int8", ["INT8"]),
+    for version, precision, expected in [((8, 6, 1), "fp16", ["FP16"]), ((10, 3, 0), "int8", ["INT8", "FP16"]), ((8, 6, 1), "int8", ["INT8", "FP16"]),
                                          ((11, 4, 0), "int8", []), ((11, 4, 0), "fp16", [])]:
         cfg = _RecConfig()
         set_precision_flags(_TRT, TrtApi(version), cfg, precision)

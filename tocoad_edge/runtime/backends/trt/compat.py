@@ -7,8 +7,8 @@ engines (``runtime/backends/trt.py``, ``export/trt_engine.py``) asks this module
 | ------------------------------------- | ---------------------------------- | -------------------------- | ----------------------- |
 | network creation flag                 | ``1 << EXPLICIT_BATCH``            | 0 (explicit batch always)  | ``1 << STRONGLY_TYPED`` |
 | FP16 engine                           | ``BuilderFlag.FP16``               | ``BuilderFlag.FP16``       | FP16 ONNX, strongly typed (the flag is gone) |
-| INT8 engine from Q/DQ ONNX            | ``BuilderFlag.INT8``               | ``BuilderFlag.INT8``       | strongly typed, no flag |
-| implicit INT8 (calibration cache, DLA)| ``INT8`` + calibrator              | ``INT8`` + calibrator (deprecated) | not available    |
+| INT8 engine from Q/DQ ONNX            | ``INT8`` + ``FP16`` (mixed)        | ``INT8`` + ``FP16`` (mixed)| strongly typed, no flag; float parts from an FP16 ONNX |
+| implicit INT8 (calibration cache, DLA)| ``INT8`` + ``FP16`` + calibrator   | same (deprecated)          | not available    |
 | workspace limit                       | ``set_memory_pool_limit(WORKSPACE)`` (≥ 8.4) | same             | same                    |
 | I/O                                   | tensor-name API (≥ 8.5)            | tensor-name API only       | same                    |
 | execution                             | ``execute_async_v3`` (≥ 8.5)       | ``execute_async_v3``       | same                    |
@@ -105,8 +105,9 @@ def set_precision_flags(trt, api: TrtApi, config, precision: str, *, implicit_in
         config.set_flag(trt.BuilderFlag.FP16)
     elif precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-        if implicit_int8:
-            config.set_flag(trt.BuilderFlag.FP16)   # layers without a scale fall back to FP16, not FP32
+        # Mixed precision, as trtexec --int8 --fp16 and NVIDIA's explicit-quantization guide do: layers outside
+        # Q/DQ (kept in float by the accuracy gate, or without a calibration-cache scale) run in FP16, not FP32.
+        config.set_flag(trt.BuilderFlag.FP16)
 
 
 def set_workspace(trt, api: TrtApi, config, workspace_bytes: int) -> None:
