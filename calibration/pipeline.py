@@ -28,7 +28,7 @@ from tocoad_edge.bundle.manifest import sha256_file
 
 from .activations import collect_histograms
 from .gate import GateCriteria, evaluate_gate, gate_failure
-from .qdq import build_qdq_model, describe_qdq, find_quantizable_layers
+from .qdq import activation_tensors, build_qdq_model, describe_qdq, find_quantizable_layers, quantized_tensors
 from .ranges import METHODS, compute_amax, scale_from_amax
 from tocoad_edge.runtime.backends.trt.calib_cache import CACHE_NAME, DEFAULT_TRT_VERSION, write_cache
 
@@ -90,7 +90,7 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *
         from tocoad_edge.errors import ExportError
 
         raise ExportError("the model has no layer INT8 can quantize", expected="Conv / MatMul layers with weights")
-    tensors = list(dict.fromkeys(ly.activation for ly in layers))
+    tensors = activation_tensors(fp32_model, layers)
     if fp32_path is None:
         import tempfile
 
@@ -167,7 +167,7 @@ def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set, search, *
         "sensitivity": sensitivity,
         "qdq": describe_qdq(model),
         "timings_s": {"histograms": round(t_hist, 2), "total": round(time.perf_counter() - t0, 2)},
-        "_scales": {ly.activation: scales[ly.activation] for ly in layers if ly.node not in keep},
+        "_scales": {t: scales[t] for t in quantized_tensors(fp32_model, layers, keep)},
     }
     return model, report
 
