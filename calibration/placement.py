@@ -9,7 +9,9 @@ PTQ (``modelopt.onnx.quantization``, whose placement ``tests/test_qdq_placement.
   of running it in float with a reformat around it. The convolution's branch is the one on the longer path from
   the two inputs' lowest common ancestor (ModelOpt's ``build_non_residual_input_map``);
 * the **input of a pooling op** (``AveragePool`` / ``MaxPool`` / ``GlobalAveragePool``) whose output feeds a
-  quantized layer (through copy ops only), so the pool runs in INT8 between two INT8 layers.
+  quantized layer (through copy ops only), so the pool runs in INT8 between two INT8 layers;
+* the **input of a ``Resize``** fed straight by a convolution (the patch embedder's upsampling of the deep
+  feature map), so the convolution writes INT8.
 
 Outputs of weighted layers and of BN / ReLU / Clip are not quantized (TensorRT fuses those into the convolution).
 Each extra input is *tied* to the weighted layer whose fusion it serves: when the accuracy gate keeps that layer in
@@ -25,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 
 POOL_OPS = ("AveragePool", "MaxPool", "GlobalAveragePool")
+RESIZE_OPS = ("Resize", "Upsample")
 # ops a tensor passes through unchanged in value (ModelOpt's "copy ops"); a pool feeding a quantized layer
 # through them is quantized
 COPY_OPS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Pad")
@@ -38,7 +41,7 @@ class QuantInput:
     index: int           # which of its inputs gets Q/DQ
     tensor: str          # that input's tensor name
     tied_to: str         # the weighted layer (node name) whose precision decides this one's
-    reason: str          # "residual_add" | "pool"
+    reason: str          # "residual_add" | "pool" | "resize"
 
 
 def _ancestor_depths(start, producers) -> dict[str, int]:
@@ -119,7 +122,21 @@ def pool_inputs(model, layer_inputs: dict[str, str]) -> list[QuantInput]:
     return out
 
 
+def resize_inputs(model, weighted: set[str]) -> list[QuantInput]:
+    """Inputs of ``Resize`` / ``Upsample`` fed straight by a weighted layer (through BN): ModelOpt's "prefer
+    quantized input" ops after a convolution, so the convolution writes INT8 and the resize reads it."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for n in model.graph.node:
+        if n.op_type in RESIZE_OPS and n.input[0] in producers:
+            layer = _backbone(producers[n.input[0]], producers, weighted)
+            if layer is not None:
+                out.append(QuantInput(n.name, 0, n.input[0], layer, "resize"))
+    return out
+
+
 def extra_quant_inputs(model, layers) -> list[QuantInput]:
-    """Residual-add and pooling inputs to quantize for the weighted ``layers`` (``qdq.QuantLayer``s)."""
+    """Residual-add, pooling and resize inputs to quantize for the weighted ``layers`` (``qdq.QuantLayer``s)."""
     weighted = {ly.node for ly in layers}
-    return residual_add_inputs(model, weighted) + pool_inputs(model, {ly.activation: ly.node for ly in layers})
+    return (residual_add_inputs(model, weighted) + pool_inputs(model, {ly.activation: ly.node for ly in layers})
+            + resize_inputs(model, weighted))

@@ -60,3 +60,27 @@ def test_keeping_a_layer_in_float_drops_the_qdq_of_its_fused_add():
     ref, got = run_model_on(model, images, "input"), run_model_on(q, images, "input")
     rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
     assert 0 < rel < 0.1
+
+
+def test_placement_matches_modelopt_on_the_real_backbone(tmp_path):
+    """EfficientNet-Lite0 patch embedder at 64 px: 35 convolutions, 6 residual Adds and the Resize of the deep
+    features, placed as ModelOpt placed them (``Shape`` nodes reading a Q/DQ'd tensor's shape are ignored)."""
+    import pytest
+
+    pytest.importorskip("torch")          # the export needs the training extra
+    from tocoad_edge.export.onnx_export import export_onnx
+    from tocoad_edge.models.backbones import build_backbone
+    from tocoad_edge.models.patch_embedder import PatchEmbedder
+
+    emb = PatchEmbedder(build_backbone("efficientnet_lite0"), ["blocks.4", "blocks.10"], aggregation_mode="patchcore",
+                        aggregation_dim=192)
+    model = onnx.load(str(export_onnx(emb, tmp_path / "backbone.onnx", 64)))
+    layers = find_quantizable_layers(model)
+    ours = qdq_pattern(build_qdq_model(model, {t: 0.05 for t in activation_tensors(model, layers)}, layers=layers))
+    theirs = json.loads((FIXTURE.parent / "modelopt_qdq_pattern_lite0_64.json").read_text())
+
+    def placed(pattern):
+        return [e for e in pattern["consumers"] if e["op"] != "Shape"]
+
+    assert placed(ours) == placed(theirs)
+    assert sum(e["op"] == "Add" for e in placed(ours)) == 6

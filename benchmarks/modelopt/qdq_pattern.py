@@ -28,16 +28,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--keep-onnx", help="also save ModelOpt's Q/DQ model here")
+    ap.add_argument("--onnx", help="quantize this model instead (the project's backbone export: uint8 NHWC 'image' "
+                                   "input; 8 random images of its size calibrate)")
+    ap.add_argument("--onnx-desc", default="", help="what --onnx is, for the JSON")
     args = ap.parse_args(argv)
     import onnx
     from modelopt.onnx.quantization import quantize
 
     size = 16
-    calib = np.random.default_rng(0).uniform(-1, 1, (16, 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "residual.onnx", Path(tmp) / "residual.quant.onnx"
-        onnx.save(residual_model(size=size), str(src))
-        quantize(str(src), quantize_mode="int8", calibration_data={"input": calib}, calibration_method="max",
+        if args.onnx:
+            model = onnx.load(args.onnx)
+            shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+            calib = {"image": np.random.default_rng(0).integers(0, 256, [8] + shape[1:], dtype=np.uint8)}
+            onnx.save(model, str(src))
+        else:
+            calib = {"input": np.random.default_rng(0).uniform(-1, 1, (16, 3, size, size)).astype(np.float32)}
+            onnx.save(residual_model(size=size), str(src))
+        quantize(str(src), quantize_mode="int8", calibration_data=calib, calibration_method="max",
                  calibration_eps=["cpu"], high_precision_dtype="fp32", output_path=str(dst), log_level="WARNING")
         q = onnx.load(str(dst))
         if args.keep_onnx:
@@ -47,10 +56,10 @@ def main(argv=None) -> int:
         "tool": f"nvidia-modelopt {version('nvidia-modelopt')} modelopt.onnx.quantization.quantize",
         "arguments": "quantize_mode='int8', calibration_method='max', calibration_eps=['cpu'], "
                      "high_precision_dtype='fp32'",
-        "network": "tests/int8_helpers.py residual_model(size=16)",
+        "network": args.onnx_desc if args.onnx else "tests/int8_helpers.py residual_model(size=16)",
         "environment": f"onnx {version('onnx')}, onnxruntime {version('onnxruntime')} (CPU), "
                        "benchmarks/modelopt/requirements.txt",
-        "command": "python benchmarks/modelopt/qdq_pattern.py --out tests/fixtures/modelopt_qdq_pattern.json",
+        "command": "python benchmarks/modelopt/qdq_pattern.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "ops_in_output": sorted({n.op_type for n in q.graph.node}),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
