@@ -127,7 +127,8 @@ def build_qdq_model(model, activation_scales: dict[str, float], keep_float: set[
 
     # (consumer node, input index, tensor): the weighted layers' activations, then residual-add / pool inputs
     act_inputs = [(ly.node, 0, ly.activation) for ly in chosen]
-    act_inputs += [(q.node, q.index, q.tensor) for q in extra_quant_inputs(model, layers) if q.tied_to not in keep_float]
+    act_inputs += [(q.node, q.index, q.tensor) for q in extra_quant_inputs(model, layers)
+                   if q.tied_to not in keep_float]
     act_map: dict[str, str] = {}
     act_nodes: dict[str, list] = {}
     for node, _, a in act_inputs:

@@ -62,8 +62,8 @@ def residual_model(seed: int = 0, size: int = 16):
     float NCHW [1, 3, size, size] → Conv-BN-Relu (stem) → [Conv-BN-Relu → Conv-BN] + stem (residual Add) →
     depthwise Conv-BN-Clip(0, 6) → Conv-BN + previous (residual Add) → AveragePool 2×2 → Conv-BN-Relu (head) →
     NHWC patches [1, h·w, 16] → MatMul (16 → 32): the shape of the project's patch-embedding backbones.
-    Channels are ≥ 16 so no layer falls under ModelOpt's small-channel / small-GEMM exclusions; the BN layers are real (ModelOpt and
-    TensorRT fold them into the convolutions)."""
+    Channels are ≥ 16 so no layer falls under ModelOpt's small-channel / small-GEMM exclusions; the BN layers are
+    real (ModelOpt and TensorRT fold them into the convolutions)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -77,7 +77,8 @@ def residual_model(seed: int = 0, size: int = 16):
 
     def conv_bn(x, name, cin, cout, k, group=1, act=None):
         w = const(f"{name}.w", rng.normal(0, (2.0 / (cin // group * k * k)) ** 0.5, (cout, cin // group, k, k)))
-        nodes.append(helper.make_node("Conv", [x, w], [f"{name}.c"], name=f"{name}.conv", pads=[k // 2] * 4, kernel_shape=[k, k],
+        nodes.append(helper.make_node("Conv", [x, w], [f"{name}.c"], name=f"{name}.conv", pads=[k // 2] * 4,
+                                      kernel_shape=[k, k],
                                       group=group))
         bn = [const(f"{name}.{p}", v) for p, v in (("gamma", rng.uniform(0.5, 1.5, cout)),
                                                    ("beta", rng.normal(0, 0.1, cout)),
@@ -108,7 +109,8 @@ def residual_model(seed: int = 0, size: int = 16):
     nodes.append(helper.make_node("MatMul", ["patches", "proj.w"], ["output"], name="proj"))
     graph = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
                                                                                   [1, 3, size, size])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, (size // 2) ** 2, 32])], inits)
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT,
+                                                             [1, (size // 2) ** 2, 32])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from tocoad_edge.errors import BackendUnavailableError
 from tocoad_edge.runtime.backends.trt.compat import TrtApi, network_flags, parse_version, set_precision_flags
 
 
@@ -48,13 +47,9 @@ def test_network_flags_per_version():
 
 
 def test_precision_flags_per_version():
-    for version, precision, expected in [((8, 6, 1), "fp16", ["FP16"]), ((10, 3, 0), "int8", ["INT8", "FP16"]), ((8, 6, 1), "int8", ["INT8", "FP16"]),
+    for version, precision, expected in [((8, 6, 1), "fp16", ["FP16"]), ((10, 3, 0), "int8", ["INT8", "FP16"]),
+                                         ((8, 6, 1), "int8", ["INT8", "FP16"]),
                                          ((11, 4, 0), "int8", []), ((11, 4, 0), "fp16", [])]:
         cfg = _RecConfig()
         set_precision_flags(_TRT, TrtApi(version), cfg, precision)
         assert cfg.flags == expected, (version, precision)
-    cfg = _RecConfig()
-    set_precision_flags(_TRT, TrtApi((10, 3, 0)), cfg, "int8", implicit_int8=True)
-    assert cfg.flags == ["INT8", "FP16"]
-    with pytest.raises(BackendUnavailableError, match="TensorRT 11"):
-        set_precision_flags(_TRT, TrtApi((11, 0, 0)), _RecConfig(), "int8", implicit_int8=True)

@@ -1,7 +1,8 @@
 """TensorRT engines, built on the target device (engines are not portable).
 
 ``build_engine``: ONNX → serialized engine (FP16 from the FP32 model, INT8 from the Q/DQ model; workspace limit,
-a persistent timing cache, optional DLA core with GPU fallback). ``build_engine_into_bundle``: what
+a persistent timing cache). No DLA engines: the implicit-INT8 calibration-cache replay DLA needs has not run on a
+device, so ``dla_core`` is refused with the reason until one can test it. ``build_engine_into_bundle``: what
 ``tocoad-export engine BUNDLE`` runs: verifies the bundle, builds, names the file
 ``backbone.<fingerprint>.engine``, and rewrites the manifest atomically with the file's sha256 and the fingerprint.
 Every TensorRT API difference is asked of ``tocoad_edge.runtime.backends.trt.compat``.
@@ -18,8 +19,7 @@ from pathlib import Path
 from ....bundle.manifest import (MANIFEST_NAME, EngineFingerprint, FileEntry, Manifest, read_manifest,
                                          sha256_file, verify_files)
 from ....errors import BackendUnavailableError, ExportError
-from .compat import (TrtApi, import_tensorrt, network_flags, set_dla,
-                                                     set_precision_flags, set_workspace)
+from .compat import TrtApi, import_tensorrt, network_flags, set_precision_flags, set_workspace
 from .fingerprint import DeviceInfo, make_fingerprint
 
 log = logging.getLogger("tocoad_edge.export")
@@ -36,40 +36,10 @@ def timing_cache_path(device: DeviceInfo) -> Path:
     return root / f"trt_timing_{tag}.cache"
 
 
-def _calibrator_from_cache(trt, cache_bytes: bytes, algorithm: str):
-    """Implicit-INT8 calibrator that only replays a calibration cache (TensorRT ≤ 10, DLA)."""
-    base = {"EntropyCalibration2": trt.IInt8EntropyCalibrator2, "MinMaxCalibration": trt.IInt8MinMaxCalibrator}.get(
-        algorithm)
-    if base is None:
-        raise ExportError(f"calibration cache algorithm {algorithm} cannot be replayed for DLA",
-                          expected="EntropyCalibration2 or MinMaxCalibration",
-                          fix="export with --calibration-method entropy or max")
-
-    class CacheCalibrator(base):
-        def __init__(self):
-            base.__init__(self)
-
-        def get_batch_size(self):
-            return 1
-
-        def get_batch(self, names):
-            return None
-
-        def read_calibration_cache(self):
-            return cache_bytes
-
-        def write_calibration_cache(self, cache):
-            return None
-
-    return CacheCalibrator()
-
-
 def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], *, device: DeviceInfo,
                  dynamic_batch: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
-                 workspace_mb: int = DEFAULT_WORKSPACE_MB, dla_core: int | None = None,
-                 calibration_cache: Path | None = None, timing_cache: Path | None = None) -> bytes:
-    """Build and return a serialized engine. ``onnx_path``: the FP32 model for fp16, the Q/DQ model for int8
-    (for DLA on TensorRT ≤ 10: the FP32 model plus ``calibration_cache``, implicit INT8)."""
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, timing_cache: Path | None = None) -> bytes:
+    """Build and return a serialized engine. ``onnx_path``: the FP32 model for fp16, the Q/DQ model for int8."""
     if precision not in ENGINE_PRECISIONS:
         raise ExportError(f"unknown engine precision '{precision}'", expected=f"one of {list(ENGINE_PRECISIONS)}",
                           got=precision)
@@ -96,18 +66,7 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
                           fix="re-export the bundle with this tocoad-edge version")
     config = builder.create_builder_config()
     set_workspace(trt, api, config, workspace_mb << 20)
-    implicit = calibration_cache is not None
-    set_precision_flags(trt, api, config, precision, implicit_int8=implicit)
-    if implicit:
-        from .calib_cache import read_cache
-
-        _, algorithm, _ = read_cache(calibration_cache)
-        config.int8_calibrator = _calibrator_from_cache(trt, calibration_cache.read_bytes(), algorithm)
-    if dla_core is not None:
-        if builder.num_DLA_cores <= dla_core:
-            raise BackendUnavailableError(f"DLA core {dla_core} does not exist on this device",
-                                          expected=f"< {builder.num_DLA_cores}", got=str(dla_core))
-        set_dla(trt, config, dla_core)
+    set_precision_flags(trt, api, config, precision)
     if dynamic_batch:
         profile = builder.create_optimization_profile()
         name = network.get_input(0).name
@@ -152,6 +111,11 @@ def add_engine_to_manifest(manifest: Manifest, fp: EngineFingerprint, entry: Fil
 def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla_core: int | None = None,
                              workspace_mb: int = DEFAULT_WORKSPACE_MB, device: DeviceInfo | None = None) -> Path:
     """``tocoad-export engine BUNDLE``: build this device's engine into the bundle."""
+    if dla_core is not None:
+        raise ExportError("DLA engines are not built by this version", got=f"--dla-core {dla_core}",
+                          expected="a GPU engine (no --dla-core)",
+                          fix="omit --dla-core; DLA needs implicit INT8 from the calibration cache, which has not "
+                              "been verified on a Jetson yet (docs/int8_and_tensorrt.md)")
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     source = {"fp16": "fp32", "int8": "int8"}[precision] if precision in ENGINE_PRECISIONS else None
@@ -169,20 +133,11 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
 
         device = current_device()
     onnx_path = paths[mf.file]
-    calib_cache = None
-    if precision == "int8" and dla_core is not None:
-        # DLA runs implicit INT8 from the calibration cache (TensorRT ≤ 10); the cache belongs to the FP32 model
-        cache_name = manifest.calibration.get("cache_file")
-        if not cache_name or cache_name not in manifest.files:
-            raise ExportError("DLA INT8 needs the bundle's TensorRT calibration cache", fix="re-export with --int8")
-        calib_cache = verify_files(bundle, manifest, [cache_name])[cache_name]
-        onnx_path = verify_files(bundle, manifest, [manifest.models["fp32"].file])[manifest.models["fp32"].file]
     input_shape = (-1 if mf.dynamic_batch else 1, manifest.input.height, manifest.input.width, manifest.input.channels)
     onnx_sha = manifest.files[onnx_path.name].sha256
-    fp = make_fingerprint(device, precision, input_shape, onnx_sha, dla_core)
+    fp = make_fingerprint(device, precision, input_shape, onnx_sha)
     data = build_engine(onnx_path, precision, input_shape, device=device, dynamic_batch=mf.dynamic_batch,
-                        workspace_mb=workspace_mb, dla_core=dla_core, calibration_cache=calib_cache,
-                        timing_cache=timing_cache_path(device))
+                        workspace_mb=workspace_mb, timing_cache=timing_cache_path(device))
     target = bundle / fp.file
     tmp = bundle / f".{fp.file}.tmp"
     tmp.write_bytes(data)

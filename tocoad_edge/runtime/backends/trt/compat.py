@@ -8,7 +8,6 @@ engines (``runtime/backends/trt.py``, ``export/trt_engine.py``) asks this module
 | network creation flag                 | ``1 << EXPLICIT_BATCH``            | 0 (explicit batch always)  | ``1 << STRONGLY_TYPED`` |
 | FP16 engine                           | ``BuilderFlag.FP16``               | ``BuilderFlag.FP16``       | FP16 ONNX, strongly typed (the flag is gone) |
 | INT8 engine from Q/DQ ONNX            | ``INT8`` + ``FP16`` (mixed)        | ``INT8`` + ``FP16`` (mixed)| strongly typed, no flag; float parts from an FP16 ONNX |
-| implicit INT8 (calibration cache, DLA)| ``INT8`` + ``FP16`` + calibrator   | same (deprecated)          | not available    |
 | workspace limit                       | ``set_memory_pool_limit(WORKSPACE)`` (≥ 8.4) | same             | same                    |
 | I/O                                   | tensor-name API (≥ 8.5)            | tensor-name API only       | same                    |
 | execution                             | ``execute_async_v3`` (≥ 8.5)       | ``execute_async_v3``       | same                    |
@@ -93,20 +92,16 @@ def network_flags(trt, api: TrtApi) -> int:
     return 0
 
 
-def set_precision_flags(trt, api: TrtApi, config, precision: str, *, implicit_int8: bool = False) -> None:
-    """fp16 / int8 (explicit Q/DQ) / int8 with ``implicit_int8`` (calibration cache; DLA)."""
+def set_precision_flags(trt, api: TrtApi, config, precision: str) -> None:
+    """fp16 / int8 (explicit Q/DQ, mixed with FP16)."""
     if api.strongly_typed_only:
-        if implicit_int8:
-            raise BackendUnavailableError("TensorRT 11 has no implicit INT8 (calibration-cache) mode",
-                                          got=".".join(map(str, api.version)),
-                                          fix="build the explicit INT8 engine from the Q/DQ model (no DLA core)")
         return          # precision comes from the (Q/DQ or FP16) ONNX types
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
     elif precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
         # Mixed precision, as trtexec --int8 --fp16 and NVIDIA's explicit-quantization guide do: layers outside
-        # Q/DQ (kept in float by the accuracy gate, or without a calibration-cache scale) run in FP16, not FP32.
+        # Q/DQ (kept in float by the accuracy gate) run in FP16, not FP32.
         config.set_flag(trt.BuilderFlag.FP16)
 
 
@@ -115,12 +110,6 @@ def set_workspace(trt, api: TrtApi, config, workspace_bytes: int) -> None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
     else:  # pragma: no cover - TensorRT < 8.4 is below MIN_VERSION; kept to document the old name
         config.max_workspace_size = int(workspace_bytes)
-
-
-def set_dla(trt, config, dla_core: int) -> None:
-    config.default_device_type = trt.DeviceType.DLA
-    config.DLA_core = int(dla_core)
-    config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
 
 
 def io_tensors(trt, engine) -> tuple[list[str], list[str]]:
@@ -149,19 +138,15 @@ RUNTIME_NAMES = {
     "TensorIOMode": ["INPUT", "OUTPUT"],
 }
 BUILDER_NAMES = {
-    "module": ["Builder", "OnnxParser", "NetworkDefinitionCreationFlag", "BuilderFlag", "MemoryPoolType",
-               "DeviceType", "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator"],
-    "Builder": ["create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network",
-                "num_DLA_cores"],
+    "module": ["Builder", "OnnxParser", "NetworkDefinitionCreationFlag", "BuilderFlag", "MemoryPoolType"],
+    "Builder": ["create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network"],
     "IBuilderConfig": ["set_flag", "set_memory_pool_limit", "create_timing_cache", "set_timing_cache",
-                       "get_timing_cache", "add_optimization_profile", "default_device_type", "DLA_core",
-                       "int8_calibrator"],
+                       "get_timing_cache", "add_optimization_profile"],
     "OnnxParser": ["parse", "num_errors", "get_error"],
     "IOptimizationProfile": ["set_shape"],
     "ITimingCache": ["serialize"],
     "INetworkDefinition": ["num_inputs", "get_input"],
     "NetworkDefinitionCreationFlag": ["EXPLICIT_BATCH", "STRONGLY_TYPED"],
-    "BuilderFlag": ["FP16", "INT8", "GPU_FALLBACK"],
+    "BuilderFlag": ["FP16", "INT8"],
     "MemoryPoolType": ["WORKSPACE"],
-    "DeviceType": ["DLA", "GPU"],
 }
