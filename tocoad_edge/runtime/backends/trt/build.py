@@ -1,6 +1,8 @@
 """TensorRT engines, built on the target device (engines are not portable).
 
-``build_engine``: ONNX → serialized engine (FP16 from the FP32 model, INT8 from the Q/DQ model; workspace limit,
+``build_engine``: ONNX → serialized engine with Polygraphy (``NetworkFromOnnxBytes``, ``CreateConfig``,
+``EngineBytesFromNetwork``; imported, with TensorRT, only when an engine is built) — FP16 from the FP32 model, INT8
+(mixed with FP16) from the Q/DQ model; workspace limit,
 a persistent timing cache). No DLA engines: the implicit-INT8 calibration-cache replay DLA needs has not run on a
 device, so ``dla_core`` is refused with the reason until one can test it. ``build_engine_into_bundle``: what
 ``tocoad-export engine BUNDLE`` runs: verifies the bundle, builds, names the file
@@ -19,7 +21,7 @@ from pathlib import Path
 from ....bundle.manifest import (MANIFEST_NAME, EngineFingerprint, FileEntry, Manifest, read_manifest,
                                          sha256_file, verify_files)
 from ....errors import BackendUnavailableError, ExportError
-from .compat import TrtApi, import_tensorrt, network_flags, set_precision_flags, set_workspace
+from .compat import TrtApi, import_tensorrt, precision_flags
 from .fingerprint import DeviceInfo, make_fingerprint
 
 log = logging.getLogger("tocoad_edge.export")
@@ -36,10 +38,33 @@ def timing_cache_path(device: DeviceInfo) -> Path:
     return root / f"trt_timing_{tag}.cache"
 
 
+def polygraphy_loaders(trt, api: TrtApi, onnx_bytes: bytes, precision: str, input_name: str,
+                       input_shape: tuple[int, ...], *, dynamic_batch: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
+                       workspace_mb: int = DEFAULT_WORKSPACE_MB, timing_cache: Path | None = None):
+    """Polygraphy's lazy loaders for one engine: (network, config, engine bytes). Nothing runs until the last one
+    is called, so they can be built and inspected without a GPU. Polygraphy absorbs the network-creation and
+    builder-config differences of TensorRT 8.6 / 10 / 11; the precision flags come from ``compat``."""
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxBytes, Profile
+
+    flags = precision_flags(api, precision)
+    network = NetworkFromOnnxBytes(onnx_bytes, strongly_typed=True if api.strongly_typed_only else None)
+    profiles = None
+    if dynamic_batch:
+        _, h, w, c = input_shape
+        profiles = [Profile().add(input_name, min=(1, h, w, c), opt=(1, h, w, c), max=(max_batch, h, w, c))]
+    cache = str(timing_cache) if timing_cache is not None and timing_cache.is_file() else None
+    config = CreateConfig(fp16="FP16" in flags, int8="INT8" in flags, profiles=profiles, load_timing_cache=cache,
+                          memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_mb) << 20})
+    engine = EngineBytesFromNetwork(network, config=config,
+                                    save_timing_cache=str(timing_cache) if timing_cache is not None else None)
+    return network, config, engine
+
+
 def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], *, device: DeviceInfo,
                  dynamic_batch: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
                  workspace_mb: int = DEFAULT_WORKSPACE_MB, timing_cache: Path | None = None) -> bytes:
-    """Build and return a serialized engine. ``onnx_path``: the FP32 model for fp16, the Q/DQ model for int8."""
+    """Build and return a serialized engine with Polygraphy. ``onnx_path``: the FP32 model for fp16, the Q/DQ
+    model for int8 (on TensorRT 11 both converted to FP16 float parts first, ``fp16_onnx.py``)."""
     if precision not in ENGINE_PRECISIONS:
         raise ExportError(f"unknown engine precision '{precision}'", expected=f"one of {list(ENGINE_PRECISIONS)}",
                           got=precision)
@@ -56,34 +81,19 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
         from .fp16_onnx import convert_to_fp16
 
         model = convert_to_fp16(model)
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(network_flags(trt, api))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(model.SerializeToString()):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ExportError(f"TensorRT cannot parse {onnx_path.name}", got="; ".join(errors) or "unknown parser error",
-                          fix="re-export the bundle with this tocoad-edge version")
-    config = builder.create_builder_config()
-    set_workspace(trt, api, config, workspace_mb << 20)
-    set_precision_flags(trt, api, config, precision)
-    if dynamic_batch:
-        profile = builder.create_optimization_profile()
-        name = network.get_input(0).name
-        _, h, w, c = input_shape
-        profile.set_shape(name, (1, h, w, c), (1, h, w, c), (max_batch, h, w, c))
-        config.add_optimization_profile(profile)
-    tc_bytes = timing_cache.read_bytes() if timing_cache is not None and timing_cache.is_file() else b""
-    cache = config.create_timing_cache(tc_bytes)
-    config.set_timing_cache(cache, False)
-    t0 = time.perf_counter()
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ExportError(f"TensorRT failed to build the {precision} engine", fix="see the TensorRT log above")
-    log.info("TensorRT %s %s engine built in %.1f s", trt.__version__, precision, time.perf_counter() - t0)
     if timing_cache is not None:
         timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    _, _, engine = polygraphy_loaders(trt, api, model.SerializeToString(), precision, model.graph.input[0].name,
+                                      input_shape, dynamic_batch=dynamic_batch, max_batch=max_batch,
+                                      workspace_mb=workspace_mb, timing_cache=timing_cache)
+    t0 = time.perf_counter()
+    try:
+        serialized = engine()
+    except Exception as exc:  # noqa: BLE001 - Polygraphy reports parser and builder failures as its own exception
+        raise ExportError(f"TensorRT failed to build the {precision} engine from {onnx_path.name}",
+                          got=f"{type(exc).__name__}: {exc}", fix="see the TensorRT log above; re-export the bundle "
+                          "with this tocoad-edge version if the parser rejected it") from None
+    log.info("TensorRT %s %s engine built in %.1f s", trt.__version__, precision, time.perf_counter() - t0)
     return bytes(serialized)
 
 

@@ -1,7 +1,8 @@
 """TensorRT 8.6 / 10 / 11 API differences: the ONE place that knows them.
 
-Versions are parsed into integer tuples and compared as tuples, never as strings. Everything that builds or runs
-engines (``runtime/backends/trt.py``, ``export/trt_engine.py``) asks this module which call to make.
+Versions are parsed into integer tuples and compared as tuples, never as strings. The runner (``runner.py``) and
+the builder (``build.py``) ask this module which call to make; the builder's network creation, parser, config and
+workspace calls are Polygraphy's, which absorbs those differences itself (first two rows and the workspace row).
 
 | what                                  | 8.6                                | 10.x                       | 11.x                    |
 | ------------------------------------- | ---------------------------------- | -------------------------- | ----------------------- |
@@ -84,32 +85,19 @@ class TrtApi:
         return self.version >= (8, 4)
 
 
-def network_flags(trt, api: TrtApi) -> int:
+def precision_flags(api: TrtApi, precision: str) -> tuple[str, ...]:
+    """``BuilderFlag`` names for an engine of ``precision``: fp16 → FP16; int8 (explicit Q/DQ) → INT8 + FP16, the
+    mixed precision trtexec ``--int8 --fp16`` and NVIDIA's explicit-quantization guide use, so layers outside Q/DQ
+    (kept in float by the accuracy gate) run in FP16, not FP32; TensorRT 11 → none (strongly typed: the ONNX's
+    types are the precision)."""
     if api.strongly_typed_only:
-        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    if api.needs_explicit_batch_flag:
-        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    return 0
+        return ()
+    return {"fp16": ("FP16",), "int8": ("INT8", "FP16")}[precision]
 
 
 def set_precision_flags(trt, api: TrtApi, config, precision: str) -> None:
-    """fp16 / int8 (explicit Q/DQ, mixed with FP16)."""
-    if api.strongly_typed_only:
-        return          # precision comes from the (Q/DQ or FP16) ONNX types
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        # Mixed precision, as trtexec --int8 --fp16 and NVIDIA's explicit-quantization guide do: layers outside
-        # Q/DQ (kept in float by the accuracy gate) run in FP16, not FP32.
-        config.set_flag(trt.BuilderFlag.FP16)
-
-
-def set_workspace(trt, api: TrtApi, config, workspace_bytes: int) -> None:
-    if api.has_memory_pools:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
-    else:  # pragma: no cover - TensorRT < 8.4 is below MIN_VERSION; kept to document the old name
-        config.max_workspace_size = int(workspace_bytes)
+    for name in precision_flags(api, precision):
+        config.set_flag(getattr(trt.BuilderFlag, name))
 
 
 def io_tensors(trt, engine) -> tuple[list[str], list[str]]:
@@ -137,16 +125,9 @@ RUNTIME_NAMES = {
     "IExecutionContext": ["set_tensor_address", "set_input_shape", "execute_async_v3", "execute_v2"],
     "TensorIOMode": ["INPUT", "OUTPUT"],
 }
+# the TensorRT names our builder code touches itself (Polygraphy makes the builder / parser / config calls)
 BUILDER_NAMES = {
-    "module": ["Builder", "OnnxParser", "NetworkDefinitionCreationFlag", "BuilderFlag", "MemoryPoolType"],
-    "Builder": ["create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network"],
-    "IBuilderConfig": ["set_flag", "set_memory_pool_limit", "create_timing_cache", "set_timing_cache",
-                       "get_timing_cache", "add_optimization_profile"],
-    "OnnxParser": ["parse", "num_errors", "get_error"],
-    "IOptimizationProfile": ["set_shape"],
-    "ITimingCache": ["serialize"],
-    "INetworkDefinition": ["num_inputs", "get_input"],
-    "NetworkDefinitionCreationFlag": ["EXPLICIT_BATCH", "STRONGLY_TYPED"],
+    "module": ["BuilderFlag", "MemoryPoolType"],
     "BuilderFlag": ["FP16", "INT8"],
     "MemoryPoolType": ["WORKSPACE"],
 }
