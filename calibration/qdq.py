@@ -9,11 +9,12 @@ For every quantized layer (``Conv``, or ``MatMul`` / ``Gemm`` with a constant we
   ``DequantizeLinear(axis = output channel)``, so the file holds INT8 weights (about a quarter of FP32);
 * bias stays float (TensorRT quantizes it itself; ONNX Runtime then runs DQ → float Conv, numerically the same).
 
-Besides the weighted layers, the shortcut input of each residual ``Add`` and the input of pooling ops between
-quantized layers get a Q/DQ pair too (``placement.py``: NVIDIA's placement, as ModelOpt's ONNX PTQ writes it).
+Besides the weighted layers, the shortcut input of each residual ``Add``, the input of pooling ops between
+quantized layers and the input of a ``Resize`` fed by a convolution get a Q/DQ pair too (``placement.py``:
+NVIDIA's placement, as ModelOpt's ONNX PTQ writes it).
 
 Layers named in ``keep_float`` are left untouched (the accuracy gate's per-layer precision decisions), and so are
-the residual / pooling inputs tied to them.
+the residual / pooling / resize inputs tied to them.
 Signed INT8 with zero point 0 only: TensorRT rejects other zero points and unsigned types.
 """
 from __future__ import annotations
@@ -62,20 +63,26 @@ def find_quantizable_layers(model) -> list[QuantLayer]:
     return layers
 
 
-def activation_tensors(model, layers: list[QuantLayer]) -> list[str]:
-    """Every activation tensor the Q/DQ model may quantize (each needs a calibrated scale), in graph order."""
+def quantized_inputs(model, layers: list[QuantLayer], keep_float: set[str] | frozenset = frozenset()
+                     ) -> list[tuple[str, int, str]]:
+    """(consumer node, input index, tensor) of every activation input that gets Q/DQ: the weighted layers' inputs,
+    then the residual-add / pool / resize inputs tied to layers not kept in float (``placement.py``)."""
     from .placement import extra_quant_inputs
 
-    return list(dict.fromkeys([ly.activation for ly in layers] + [q.tensor for q in extra_quant_inputs(model, layers)]))
+    acts = [(ly.node, 0, ly.activation) for ly in layers if ly.node not in keep_float]
+    return acts + [(q.node, q.index, q.tensor) for q in extra_quant_inputs(model, layers)
+                   if q.tied_to not in keep_float]
 
 
 def quantized_tensors(model, layers: list[QuantLayer], keep_float: set[str] | frozenset = frozenset()) -> list[str]:
-    """The activation tensors that get Q/DQ once ``keep_float`` layers stay float (what the calibration cache lists)."""
-    from .placement import extra_quant_inputs
+    """The activation tensors that get Q/DQ once ``keep_float`` layers stay float (what the calibration cache lists);
+    with nothing kept float, every tensor that needs a calibrated scale."""
+    return list(dict.fromkeys(t for _, _, t in quantized_inputs(model, layers, keep_float)))
 
-    acts = [ly.activation for ly in layers if ly.node not in keep_float]
-    acts += [q.tensor for q in extra_quant_inputs(model, layers) if q.tied_to not in keep_float]
-    return list(dict.fromkeys(acts))
+
+def activation_tensors(model, layers: list[QuantLayer]) -> list[str]:
+    """Every activation tensor the Q/DQ model may quantize (each needs a calibrated scale), in graph order."""
+    return quantized_tensors(model, layers)
 
 
 def quantize_weight_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,12 +130,7 @@ def build_qdq_model(model, activation_scales: dict[str, float], keep_float: set[
                                              axis=ly.weight_axis))
         weight_map[ly.weight] = dq
 
-    from .placement import extra_quant_inputs
-
-    # (consumer node, input index, tensor): the weighted layers' activations, then residual-add / pool inputs
-    act_inputs = [(ly.node, 0, ly.activation) for ly in chosen]
-    act_inputs += [(q.node, q.index, q.tensor) for q in extra_quant_inputs(model, layers)
-                   if q.tied_to not in keep_float]
+    act_inputs = quantized_inputs(model, layers, keep_float)
     act_map: dict[str, str] = {}
     act_nodes: dict[str, list] = {}
     for node, _, a in act_inputs:
@@ -144,13 +146,13 @@ def build_qdq_model(model, activation_scales: dict[str, float], keep_float: set[
         act_map[a] = dqn
 
     chosen_names = {ly.node for ly in chosen}
-    quantized_inputs: dict[str, list[int]] = {}
+    inputs_of: dict[str, list[int]] = {}
     for node, index, _ in act_inputs:
-        quantized_inputs.setdefault(node, []).append(index)
+        inputs_of.setdefault(node, []).append(index)
     nodes = list(weight_nodes)
     emitted: set[str] = set()
     for n in g.node:
-        for index in quantized_inputs.get(n.name, ()):
+        for index in inputs_of.get(n.name, ()):
             a = n.input[index]
             if a not in emitted:              # Q/DQ right before the tensor's first quantized consumer
                 nodes += act_nodes[a]
