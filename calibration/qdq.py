@@ -9,7 +9,12 @@ For every quantized layer (``Conv``, or ``MatMul`` / ``Gemm`` with a constant we
   ``DequantizeLinear(axis = output channel)``, so the file holds INT8 weights (about a quarter of FP32);
 * bias stays float (TensorRT quantizes it itself; ONNX Runtime then runs DQ → float Conv, numerically the same).
 
-Layers named in ``keep_float`` are left untouched (the accuracy gate's per-layer precision decisions).
+Besides the weighted layers, the shortcut input of each residual ``Add``, the input of pooling ops between
+quantized layers and the input of a ``Resize`` fed by a convolution get a Q/DQ pair too (``placement.py``:
+NVIDIA's placement, as ModelOpt's ONNX PTQ writes it).
+
+Layers named in ``keep_float`` are left untouched (the accuracy gate's per-layer precision decisions), and so are
+the residual / pooling / resize inputs tied to them.
 Signed INT8 with zero point 0 only: TensorRT rejects other zero points and unsigned types.
 """
 from __future__ import annotations
@@ -58,6 +63,28 @@ def find_quantizable_layers(model) -> list[QuantLayer]:
     return layers
 
 
+def quantized_inputs(model, layers: list[QuantLayer], keep_float: set[str] | frozenset = frozenset()
+                     ) -> list[tuple[str, int, str]]:
+    """(consumer node, input index, tensor) of every activation input that gets Q/DQ: the weighted layers' inputs,
+    then the residual-add / pool / resize inputs tied to layers not kept in float (``placement.py``)."""
+    from .placement import extra_quant_inputs
+
+    acts = [(ly.node, 0, ly.activation) for ly in layers if ly.node not in keep_float]
+    return acts + [(q.node, q.index, q.tensor) for q in extra_quant_inputs(model, layers)
+                   if q.tied_to not in keep_float]
+
+
+def quantized_tensors(model, layers: list[QuantLayer], keep_float: set[str] | frozenset = frozenset()) -> list[str]:
+    """The activation tensors that get Q/DQ once ``keep_float`` layers stay float (what the calibration cache lists);
+    with nothing kept float, every tensor that needs a calibrated scale."""
+    return list(dict.fromkeys(t for _, _, t in quantized_inputs(model, layers, keep_float)))
+
+
+def activation_tensors(model, layers: list[QuantLayer]) -> list[str]:
+    """Every activation tensor the Q/DQ model may quantize (each needs a calibrated scale), in graph order."""
+    return quantized_tensors(model, layers)
+
+
 def quantize_weight_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric per-channel INT8: returns (int8 weights, float32 scales [channels])."""
     moved = np.moveaxis(w.astype(np.float32), axis, 0).reshape(w.shape[axis], -1)
@@ -103,14 +130,14 @@ def build_qdq_model(model, activation_scales: dict[str, float], keep_float: set[
                                              axis=ly.weight_axis))
         weight_map[ly.weight] = dq
 
+    act_inputs = quantized_inputs(model, layers, keep_float)
     act_map: dict[str, str] = {}
     act_nodes: dict[str, list] = {}
-    for ly in chosen:
-        a = ly.activation
+    for node, _, a in act_inputs:
         if a in act_map:
             continue
         if a not in activation_scales:
-            raise KeyError(f"no calibrated scale for activation tensor {a!r} (layer {ly.node})")
+            raise KeyError(f"no calibrated scale for activation tensor {a!r} (layer {node})")
         sn, zn, qn, dqn = f"{a}_act_scale", f"{a}_act_zero_point", f"{a}_quantized", f"{a}_dequantized"
         new_inits += [numpy_helper.from_array(np.array(activation_scales[a], np.float32), sn),
                       numpy_helper.from_array(np.array(0, np.int8), zn)]
@@ -119,16 +146,20 @@ def build_qdq_model(model, activation_scales: dict[str, float], keep_float: set[
         act_map[a] = dqn
 
     chosen_names = {ly.node for ly in chosen}
+    inputs_of: dict[str, list[int]] = {}
+    for node, index, _ in act_inputs:
+        inputs_of.setdefault(node, []).append(index)
     nodes = list(weight_nodes)
     emitted: set[str] = set()
     for n in g.node:
-        if n.name in chosen_names:
-            a, w = n.input[0], n.input[1]
-            if a not in emitted:
+        for index in inputs_of.get(n.name, ()):
+            a = n.input[index]
+            if a not in emitted:              # Q/DQ right before the tensor's first quantized consumer
                 nodes += act_nodes[a]
                 emitted.add(a)
-            n.input[0] = act_map[a]
-            n.input[1] = weight_map[w]
+            n.input[index] = act_map[a]
+        if n.name in chosen_names:
+            n.input[1] = weight_map[n.input[1]]
         nodes.append(n)
     del g.node[:]
     g.node.extend(nodes)

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("engine", help="bundle → TensorRT engine for this GPU (on the device)")
     e.add_argument("bundle", help="bundle folder written by 'tocoad-export bundle'")
     e.add_argument("--precision", default="int8", choices=["fp16", "int8"], help="engine precision")
-    e.add_argument("--dla-core", type=int, help="build for this DLA core, GPU fallback on (Jetson)")
+    e.add_argument("--dla-core", type=int, help="not supported yet (refused with the reason): DLA needs a device check")
     e.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace limit")
     e.add_argument("--device-key", help="Ed25519 private key PEM of this device: sign the engine record "
                    "(engines.sig), so devices that require signed bundles use the engine (engine_public_key)")

@@ -43,3 +43,14 @@ def test_malformed_cache_is_refused(tmp_path):
     p.write_text("TRT-8601-EntropyCalibration2\nx: nothex!\n")
     with pytest.raises(BundleError, match="line 2"):
         read_cache(p)
+
+
+def test_dla_engines_are_refused_with_the_reason(tmp_path):
+    """The DLA path (implicit INT8 replaying this cache) is off until a device can test it: a clear error, before
+    anything is read or built."""
+    from tocoad_edge.errors import ExportError
+    from tocoad_edge.runtime.backends.trt.build import build_engine_into_bundle
+
+    with pytest.raises(ExportError, match="DLA") as info:
+        build_engine_into_bundle(tmp_path, "int8", dla_core=0)
+    assert "omit --dla-core" in str(info.value)

@@ -24,5 +24,7 @@ def _installed(extra: str, machine: str) -> set[str]:
 
 
 def test_jetson_extra_leaves_tensorrt_to_jetpack_on_aarch64():
-    assert _installed("jetson", "aarch64") == {"pycuda"}
-    assert _installed("jetson", "x86_64") == {"tensorrt", "pycuda"}
+    on_jetson, on_x86 = _installed("jetson", "aarch64"), _installed("jetson", "x86_64")
+    assert "tensorrt" not in on_jetson and "tensorrt" in on_x86
+    assert on_x86 - on_jetson == {"tensorrt"}                 # everything else is the same on both
+    assert {"pycuda", "polygraphy"} <= on_jetson

@@ -87,3 +87,45 @@ def test_tensorrt_11_has_no_precision_flags_as_compat_assumes():
     else:
         assert {"FP16", "INT8"} <= flags
     assert "GPU_FALLBACK" in flags
+
+
+class _FlagConfig:
+    """Collects the builder flags our compat code sets (an ``IBuilderConfig`` needs the full library and a GPU)."""
+
+    def __init__(self):
+        self.flags = []
+
+    def set_flag(self, flag):
+        self.flags.append(flag)
+
+
+def _stub_module(members: dict[str, set[str]], version: str):
+    """A ``tensorrt`` stand-in whose ``BuilderFlag`` has exactly the members of the full 10.x bindings' stub."""
+    from types import SimpleNamespace
+
+    flags = SimpleNamespace(**{name: name for name in members["BuilderFlag"] if name.isupper()})
+    return SimpleNamespace(__version__=version, BuilderFlag=flags)
+
+
+def test_mixed_precision_flags_per_version_exist_in_the_bindings():
+    """INT8 on TensorRT ≤ 10 is INT8 + FP16 (float-kept layers in FP16); FP16 is FP16; TensorRT 11 sets no flag
+    (strongly typed: the precision is the ONNX's types) — checked against the 10.x stub's and the 11.x lean
+    bindings' real ``BuilderFlag`` members."""
+    from tocoad_edge.runtime.backends.trt.compat import set_precision_flags
+
+    stub = _stub_module(_stub_members(), "10.13.0.35")
+    for version in ("8.6.1", "10.3.0", "10.13.0"):
+        api = TrtApi(parse_version(version))
+        got = {}
+        for precision in ("fp16", "int8"):
+            cfg = _FlagConfig()
+            set_precision_flags(stub, api, cfg, precision)
+            got[precision] = cfg.flags
+        assert got == {"fp16": ["FP16"], "int8": ["INT8", "FP16"]}, version
+    lean = _lean()
+    api = TrtApi(parse_version(lean.__version__))
+    assert api.strongly_typed_only, "the installed lean bindings are expected to be TensorRT 11"
+    for precision in ("fp16", "int8"):
+        cfg = _FlagConfig()
+        set_precision_flags(lean, api, cfg, precision)     # the real 11.x BuilderFlag has no FP16 / INT8 to touch
+        assert cfg.flags == []

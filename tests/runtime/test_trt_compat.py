@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tocoad_edge.errors import BackendUnavailableError
-from tocoad_edge.runtime.backends.trt.compat import TrtApi, network_flags, parse_version, set_precision_flags
+from tocoad_edge.runtime.backends.trt.compat import TrtApi, parse_version, set_precision_flags
 
 
 def test_parse_version_compares_numerically():
@@ -29,8 +28,7 @@ def test_api_flags_per_major_version():
     assert not TrtApi((8, 5, 3)).supported
 
 
-_FLAGS = SimpleNamespace(EXPLICIT_BATCH=0, STRONGLY_TYPED=1)
-_TRT = SimpleNamespace(NetworkDefinitionCreationFlag=_FLAGS, BuilderFlag=SimpleNamespace(FP16="FP16", INT8="INT8"))
+_TRT = SimpleNamespace(BuilderFlag=SimpleNamespace(FP16="FP16", INT8="INT8"))
 
 
 class _RecConfig:
@@ -41,20 +39,10 @@ class _RecConfig:
         self.flags.append(f)
 
 
-def test_network_flags_per_version():
-    assert network_flags(_TRT, TrtApi((8, 6, 1))) == 1 << 0
-    assert network_flags(_TRT, TrtApi((10, 3, 0))) == 0
-    assert network_flags(_TRT, TrtApi((11, 4, 0))) == 1 << 1
-
-
 def test_precision_flags_per_version():
-    for version, precision, expected in [((8, 6, 1), "fp16", ["FP16"]), ((10, 3, 0), "int8", ["INT8"]),
+    for version, precision, expected in [((8, 6, 1), "fp16", ["FP16"]), ((10, 3, 0), "int8", ["INT8", "FP16"]),
+                                         ((8, 6, 1), "int8", ["INT8", "FP16"]),
                                          ((11, 4, 0), "int8", []), ((11, 4, 0), "fp16", [])]:
         cfg = _RecConfig()
         set_precision_flags(_TRT, TrtApi(version), cfg, precision)
         assert cfg.flags == expected, (version, precision)
-    cfg = _RecConfig()
-    set_precision_flags(_TRT, TrtApi((10, 3, 0)), cfg, "int8", implicit_int8=True)
-    assert cfg.flags == ["INT8", "FP16"]
-    with pytest.raises(BackendUnavailableError, match="TensorRT 11"):
-        set_precision_flags(_TRT, TrtApi((11, 0, 0)), _RecConfig(), "int8", implicit_int8=True)

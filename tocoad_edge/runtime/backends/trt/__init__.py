@@ -4,7 +4,7 @@ bindings are imported when an engine is built or run (``compat.import_tensorrt``
 - ``compat``      every TensorRT 8.6 / 10 / 11 API difference, asked of one module
 - ``fingerprint`` what an engine was built for (TensorRT version, GPU, precision, input) and the match check
 - ``runner``      the runtime backend (``TensorRTBackend``): deserialise a fingerprint-checked engine and run it
-- ``build``       the on-device engine builder behind ``tocoad-export engine BUNDLE``
-- ``fp16_onnx``   the FP32 → FP16 ONNX conversion that TensorRT 11's strongly typed builds need
-- ``calib_cache`` the TensorRT calibration cache (written by calibration, replayed by the builder for DLA)
+- ``build``       the on-device engine builder behind ``tocoad-export engine BUNDLE`` (Polygraphy, imported lazily)
+- ``fp16_onnx``   the FP32/Q-DQ → FP16 ONNX conversion TensorRT 11's strongly typed builds need (onnxconverter-common)
+- ``calib_cache`` the TensorRT calibration cache (written by calibration; not replayed: no DLA engines yet)
 """

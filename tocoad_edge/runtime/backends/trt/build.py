@@ -1,7 +1,10 @@
 """TensorRT engines, built on the target device (engines are not portable).
 
-``build_engine``: ONNX → serialized engine (FP16 from the FP32 model, INT8 from the Q/DQ model; workspace limit,
-a persistent timing cache, optional DLA core with GPU fallback). ``build_engine_into_bundle``: what
+``build_engine``: ONNX → serialized engine with Polygraphy (``NetworkFromOnnxBytes``, ``CreateConfig``,
+``EngineBytesFromNetwork``; imported, with TensorRT, only when an engine is built) — FP16 from the FP32 model, INT8
+(mixed with FP16) from the Q/DQ model; workspace limit,
+a persistent timing cache). No DLA engines: the implicit-INT8 calibration-cache replay DLA needs has not run on a
+device, so ``dla_core`` is refused with the reason until one can test it. ``build_engine_into_bundle``: what
 ``tocoad-export engine BUNDLE`` runs: verifies the bundle, builds, names the file
 ``backbone.<fingerprint>.engine``, and records the file's sha256 and the fingerprint in ``engines.json`` (the
 manifest, and so its signature, stays as exported).
@@ -18,8 +21,7 @@ from typing import Any
 from ....bundle.engine_record import record_engine
 from ....bundle.manifest import FileEntry, read_manifest, sha256_file, verify_files
 from ....errors import BackendUnavailableError, ExportError
-from .compat import (TrtApi, import_tensorrt, network_flags, set_dla,
-                                                     set_precision_flags, set_workspace)
+from .compat import TrtApi, import_tensorrt, precision_flags
 from .fingerprint import DeviceInfo, make_fingerprint
 
 log = logging.getLogger("tocoad_edge.export")
@@ -36,40 +38,34 @@ def timing_cache_path(device: DeviceInfo) -> Path:
     return root / f"trt_timing_{tag}.cache"
 
 
-def _calibrator_from_cache(trt: Any, cache_bytes: bytes, algorithm: str) -> Any:
-    """Implicit-INT8 calibrator that only replays a calibration cache (TensorRT ≤ 10, DLA)."""
-    base: Any = {"EntropyCalibration2": trt.IInt8EntropyCalibrator2,
-                 "MinMaxCalibration": trt.IInt8MinMaxCalibrator}.get(algorithm)
-    if base is None:
-        raise ExportError(f"calibration cache algorithm {algorithm} cannot be replayed for DLA",
-                          expected="EntropyCalibration2 or MinMaxCalibration",
-                          fix="export with --calibration-method entropy or max")
+def polygraphy_loaders(trt: Any, api: TrtApi, onnx_bytes: bytes, precision: str, input_name: str,
+                       input_shape: tuple[int, ...], *, dynamic_batch: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
+                       workspace_mb: int = DEFAULT_WORKSPACE_MB,
+                       timing_cache: Path | None = None) -> tuple[Any, Any, Any]:
+    """Polygraphy's lazy loaders for one engine: (network, config, engine bytes). Nothing runs until the last one
+    is called, so they can be built and inspected without a GPU. Polygraphy absorbs the network-creation and
+    builder-config differences of TensorRT 8.6 / 10 / 11; the precision flags come from ``compat``."""
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxBytes, Profile
 
-    class CacheCalibrator(base):  # type: ignore[misc]  # a TensorRT class, Any to mypy (tensorrt is untyped)
-        def __init__(self) -> None:
-            base.__init__(self)
-
-        def get_batch_size(self) -> int:
-            return 1
-
-        def get_batch(self, names: list[str]) -> None:
-            return None
-
-        def read_calibration_cache(self) -> bytes:
-            return cache_bytes
-
-        def write_calibration_cache(self, cache: Any) -> None:
-            return None
-
-    return CacheCalibrator()
+    flags = precision_flags(api, precision)
+    network = NetworkFromOnnxBytes(onnx_bytes, strongly_typed=True if api.strongly_typed_only else None)
+    profiles = None
+    if dynamic_batch:
+        _, h, w, c = input_shape
+        profiles = [Profile().add(input_name, min=(1, h, w, c), opt=(1, h, w, c), max=(max_batch, h, w, c))]
+    cache = str(timing_cache) if timing_cache is not None and timing_cache.is_file() else None
+    config = CreateConfig(fp16="FP16" in flags, int8="INT8" in flags, profiles=profiles, load_timing_cache=cache,
+                          memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_mb) << 20})
+    engine = EngineBytesFromNetwork(network, config=config,
+                                    save_timing_cache=str(timing_cache) if timing_cache is not None else None)
+    return network, config, engine
 
 
 def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], *, device: DeviceInfo,
                  dynamic_batch: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
-                 workspace_mb: int = DEFAULT_WORKSPACE_MB, dla_core: int | None = None,
-                 calibration_cache: Path | None = None, timing_cache: Path | None = None) -> bytes:
-    """Build and return a serialized engine. ``onnx_path``: the FP32 model for fp16, the Q/DQ model for int8
-    (for DLA on TensorRT ≤ 10: the FP32 model plus ``calibration_cache``, implicit INT8)."""
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, timing_cache: Path | None = None) -> bytes:
+    """Build and return a serialized engine with Polygraphy. ``onnx_path``: the FP32 model for fp16, the Q/DQ
+    model for int8 (on TensorRT 11 both converted to FP16 float parts first, ``fp16_onnx.py``)."""
     if precision not in ENGINE_PRECISIONS:
         raise ExportError(f"unknown engine precision '{precision}'", expected=f"one of {list(ENGINE_PRECISIONS)}",
                           got=precision)
@@ -80,49 +76,25 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
     import onnx
 
     model = onnx.load(str(onnx_path))
-    if precision == "fp16" and api.strongly_typed_only:
+    if api.strongly_typed_only:
+        # strongly typed: the ONNX types are the precision; FP16 for the float parts of both engines (the INT8
+        # engine's float-kept layers too, as the FP16 flag gives them on TensorRT ≤ 10)
         from .fp16_onnx import convert_to_fp16
 
         model = convert_to_fp16(model)
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(network_flags(trt, api))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(model.SerializeToString()):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ExportError(f"TensorRT cannot parse {onnx_path.name}", got="; ".join(errors) or "unknown parser error",
-                          fix="re-export the bundle with this tocoad-edge version")
-    config = builder.create_builder_config()
-    set_workspace(trt, api, config, workspace_mb << 20)
-    implicit = calibration_cache is not None
-    set_precision_flags(trt, api, config, precision, implicit_int8=implicit)
-    if calibration_cache is not None:
-        from .calib_cache import read_cache
-
-        _, algorithm, _ = read_cache(calibration_cache)
-        config.int8_calibrator = _calibrator_from_cache(trt, calibration_cache.read_bytes(), algorithm)
-    if dla_core is not None:
-        if builder.num_DLA_cores <= dla_core:
-            raise BackendUnavailableError(f"DLA core {dla_core} does not exist on this device",
-                                          expected=f"< {builder.num_DLA_cores}", got=str(dla_core))
-        set_dla(trt, config, dla_core)
-    if dynamic_batch:
-        profile = builder.create_optimization_profile()
-        name = network.get_input(0).name
-        _, h, w, c = input_shape
-        profile.set_shape(name, (1, h, w, c), (1, h, w, c), (max_batch, h, w, c))
-        config.add_optimization_profile(profile)
-    tc_bytes = timing_cache.read_bytes() if timing_cache is not None and timing_cache.is_file() else b""
-    cache = config.create_timing_cache(tc_bytes)
-    config.set_timing_cache(cache, False)
-    t0 = time.perf_counter()
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ExportError(f"TensorRT failed to build the {precision} engine", fix="see the TensorRT log above")
-    log.info("TensorRT %s %s engine built in %.1f s", trt.__version__, precision, time.perf_counter() - t0)
     if timing_cache is not None:
         timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    _, _, engine = polygraphy_loaders(trt, api, model.SerializeToString(), precision, model.graph.input[0].name,
+                                      input_shape, dynamic_batch=dynamic_batch, max_batch=max_batch,
+                                      workspace_mb=workspace_mb, timing_cache=timing_cache)
+    t0 = time.perf_counter()
+    try:
+        serialized = engine()
+    except Exception as exc:  # noqa: BLE001 - Polygraphy reports parser and builder failures as its own exception
+        raise ExportError(f"TensorRT failed to build the {precision} engine from {onnx_path.name}",
+                          got=f"{type(exc).__name__}: {exc}", fix="see the TensorRT log above; re-export the bundle "
+                          "with this tocoad-edge version if the parser rejected it") from None
+    log.info("TensorRT %s %s engine built in %.1f s", trt.__version__, precision, time.perf_counter() - t0)
     return bytes(serialized)
 
 
@@ -132,6 +104,11 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
     """``tocoad-export engine BUNDLE``: build this device's engine into the bundle. The engine is recorded in
     ``engines.json`` (signed into ``engines.sig`` with ``device_key``), never in ``manifest.json``, so a signed
     bundle still verifies (``bundle/engine_record.py``)."""
+    if dla_core is not None:
+        raise ExportError("DLA engines are not built by this version", got=f"--dla-core {dla_core}",
+                          expected="a GPU engine (no --dla-core)",
+                          fix="omit --dla-core; DLA needs implicit INT8 from the calibration cache, which has not "
+                              "been verified on a Jetson yet (docs/int8_and_tensorrt.md)")
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     source = {"fp16": "fp32", "int8": "int8"}[precision] if precision in ENGINE_PRECISIONS else None
@@ -149,22 +126,13 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
 
         device = current_device()
     onnx_path = paths[mf.file]
-    calib_cache = None
-    if precision == "int8" and dla_core is not None:
-        # DLA runs implicit INT8 from the calibration cache (TensorRT ≤ 10); the cache belongs to the FP32 model
-        cache_name = manifest.calibration.get("cache_file")
-        if not cache_name or cache_name not in manifest.files:
-            raise ExportError("DLA INT8 needs the bundle's TensorRT calibration cache", fix="re-export with --int8")
-        calib_cache = verify_files(bundle, manifest, [cache_name])[cache_name]
-        onnx_path = verify_files(bundle, manifest, [manifest.models["fp32"].file])[manifest.models["fp32"].file]
     input_shape = (-1 if mf.dynamic_batch else 1, manifest.input.height, manifest.input.width, manifest.input.channels)
     onnx_sha = manifest.files[onnx_path.name].sha256
     # the profile build_engine gives a dynamic-batch network: min 1, opt 1, max DEFAULT_MAX_BATCH
     profile = (1, 1, DEFAULT_MAX_BATCH) if mf.dynamic_batch else None
-    fp = make_fingerprint(device, precision, input_shape, onnx_sha, dla_core, batch_profile=profile)
+    fp = make_fingerprint(device, precision, input_shape, onnx_sha, batch_profile=profile)
     data = build_engine(onnx_path, precision, input_shape, device=device, dynamic_batch=mf.dynamic_batch,
-                        workspace_mb=workspace_mb, dla_core=dla_core, calibration_cache=calib_cache,
-                        timing_cache=timing_cache_path(device))
+                        workspace_mb=workspace_mb, timing_cache=timing_cache_path(device))
     target = bundle / fp.file
     tmp = bundle / f".{fp.file}.tmp"
     tmp.write_bytes(data)

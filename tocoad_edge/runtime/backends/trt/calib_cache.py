@@ -1,4 +1,6 @@
-"""TensorRT calibration cache (implicit INT8 of TensorRT ≤ 10, and DLA).
+"""TensorRT calibration cache (implicit INT8 of TensorRT ≤ 10, and DLA), written next to the Q/DQ model for tools
+that replay one (trtexec ``--calib``). Our builder does not replay it: DLA engines are refused until a device has
+checked that every tensor TensorRT asks a range for is in it (``build.build_engine_into_bundle``).
 
 Text format, as TensorRT's calibrators write it::
 
@@ -9,8 +11,9 @@ The version number is TensorRT's ``NV_TENSORRT_VERSION``: ``major·1000 + minor�
 (8.6.1 → ``8601``) and ``major·10000 + minor·100 + patch`` from 10 on (10.3.0 → ``100300``). The algorithm names
 the TensorRT calibrator class that may read the file: ``EntropyCalibration2`` (IInt8EntropyCalibrator2),
 ``MinMaxCalibration`` (IInt8MinMaxCalibrator), ``LegacyCalibration`` (IInt8LegacyCalibrator, percentile).
-Tensor names are the ONNX tensor names, which TensorRT's ONNX parser keeps; only the activation inputs of the
-quantized layers are listed, so layers the accuracy gate kept in float stay in float there too.
+Tensor names are the ONNX tensor names, which TensorRT's ONNX parser keeps; only the tensors the Q/DQ model
+quantizes are listed (inputs of INT8 layers, residual-add shortcuts, pool and resize inputs), so layers the
+accuracy gate kept in float stay in float there too.
 """
 from __future__ import annotations
 

@@ -1,19 +1,19 @@
 """TensorRT 8.6 / 10 / 11 API differences: the ONE place that knows them.
 
-Versions are parsed into integer tuples and compared as tuples, never as strings. Everything that builds or runs
-engines (``runtime/backends/trt.py``, ``export/trt_engine.py``) asks this module which call to make.
+Versions are parsed into integer tuples and compared as tuples, never as strings. The runner (``runner.py``) and
+the builder (``build.py``) ask this module which call to make; the builder's network creation, parser, config and
+workspace calls are Polygraphy's, which absorbs those differences itself (first two rows and the workspace row).
 
 | what                                  | 8.6                                | 10.x                       | 11.x                    |
 | ------------------------------------- | ---------------------------------- | -------------------------- | ----------------------- |
 | network creation flag                 | ``1 << EXPLICIT_BATCH``            | 0 (explicit batch always)  | ``1 << STRONGLY_TYPED`` |
 | FP16 engine                           | ``BuilderFlag.FP16``               | ``BuilderFlag.FP16``       | FP16 ONNX, strongly typed (the flag is gone) |
-| INT8 engine from Q/DQ ONNX            | ``BuilderFlag.INT8``               | ``BuilderFlag.INT8``       | strongly typed, no flag |
-| implicit INT8 (calibration cache, DLA)| ``INT8`` + calibrator              | ``INT8`` + calibrator (deprecated) | not available    |
+| INT8 engine from Q/DQ ONNX            | ``INT8`` + ``FP16`` (mixed)        | ``INT8`` + ``FP16`` (mixed)| strongly typed, no flag; float parts from an FP16 ONNX |
 | workspace limit                       | ``set_memory_pool_limit(WORKSPACE)`` (≥ 8.4) | same             | same                    |
 | I/O                                   | tensor-name API (≥ 8.5)            | tensor-name API only       | same                    |
 | execution                             | ``execute_async_v3`` (≥ 8.5)       | ``execute_async_v3``       | same                    |
 | older than 8.5                        | ``execute_v2`` with a bindings list (fallback)  |               |                         |
-"""  # noqa: E501 - the table keeps one row per line
+"""  # noqa: E501 - the table of API differences is wider than a line
 from __future__ import annotations
 
 import re
@@ -87,41 +87,19 @@ class TrtApi:
         return self.version >= (8, 4)
 
 
-def network_flags(trt: Any, api: TrtApi) -> int:
+def precision_flags(api: TrtApi, precision: str) -> tuple[str, ...]:
+    """``BuilderFlag`` names for an engine of ``precision``: fp16 → FP16; int8 (explicit Q/DQ) → INT8 + FP16, the
+    mixed precision trtexec ``--int8 --fp16`` and NVIDIA's explicit-quantization guide use, so layers outside Q/DQ
+    (kept in float by the accuracy gate) run in FP16, not FP32; TensorRT 11 → none (strongly typed: the ONNX's
+    types are the precision)."""
     if api.strongly_typed_only:
-        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    if api.needs_explicit_batch_flag:
-        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    return 0
+        return ()
+    return {"fp16": ("FP16",), "int8": ("INT8", "FP16")}[precision]
 
 
-def set_precision_flags(trt: Any, api: TrtApi, config: Any, precision: str, *, implicit_int8: bool = False) -> None:
-    """fp16 / int8 (explicit Q/DQ) / int8 with ``implicit_int8`` (calibration cache; DLA)."""
-    if api.strongly_typed_only:
-        if implicit_int8:
-            raise BackendUnavailableError("TensorRT 11 has no implicit INT8 (calibration-cache) mode",
-                                          got=".".join(map(str, api.version)),
-                                          fix="build the explicit INT8 engine from the Q/DQ model (no DLA core)")
-        return          # precision comes from the (Q/DQ or FP16) ONNX types
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        if implicit_int8:
-            config.set_flag(trt.BuilderFlag.FP16)   # layers without a scale fall back to FP16, not FP32
-
-
-def set_workspace(trt: Any, api: TrtApi, config: Any, workspace_bytes: int) -> None:
-    if api.has_memory_pools:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
-    else:  # pragma: no cover - TensorRT < 8.4 is below MIN_VERSION; kept to document the old name
-        config.max_workspace_size = int(workspace_bytes)
-
-
-def set_dla(trt: Any, config: Any, dla_core: int) -> None:
-    config.default_device_type = trt.DeviceType.DLA
-    config.DLA_core = int(dla_core)
-    config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+def set_precision_flags(trt: Any, api: TrtApi, config: Any, precision: str) -> None:
+    for name in precision_flags(api, precision):
+        config.set_flag(getattr(trt.BuilderFlag, name))
 
 
 def io_tensors(trt: Any, engine: Any) -> tuple[list[str], list[str]]:
@@ -149,20 +127,9 @@ RUNTIME_NAMES = {
     "IExecutionContext": ["set_tensor_address", "set_input_shape", "execute_async_v3", "execute_v2"],
     "TensorIOMode": ["INPUT", "OUTPUT"],
 }
+# the TensorRT names our builder code touches itself (Polygraphy makes the builder / parser / config calls)
 BUILDER_NAMES = {
-    "module": ["Builder", "OnnxParser", "NetworkDefinitionCreationFlag", "BuilderFlag", "MemoryPoolType",
-               "DeviceType", "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator"],
-    "Builder": ["create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network",
-                "num_DLA_cores"],
-    "IBuilderConfig": ["set_flag", "set_memory_pool_limit", "create_timing_cache", "set_timing_cache",
-                       "get_timing_cache", "add_optimization_profile", "default_device_type", "DLA_core",
-                       "int8_calibrator"],
-    "OnnxParser": ["parse", "num_errors", "get_error"],
-    "IOptimizationProfile": ["set_shape"],
-    "ITimingCache": ["serialize"],
-    "INetworkDefinition": ["num_inputs", "get_input"],
-    "NetworkDefinitionCreationFlag": ["EXPLICIT_BATCH", "STRONGLY_TYPED"],
-    "BuilderFlag": ["FP16", "INT8", "GPU_FALLBACK"],
+    "module": ["BuilderFlag", "MemoryPoolType"],
+    "BuilderFlag": ["FP16", "INT8"],
     "MemoryPoolType": ["WORKSPACE"],
-    "DeviceType": ["DLA", "GPU"],
 }

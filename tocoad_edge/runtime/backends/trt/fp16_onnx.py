@@ -1,46 +1,40 @@
-"""FP32 ONNX → FP16 ONNX for strongly typed TensorRT (≥ 11), where the FP16 builder flag no longer exists.
+"""FP32 or Q/DQ ONNX → FP16 ONNX for strongly typed TensorRT (≥ 11), where the FP16 builder flag no longer exists
+and every float layer runs in the type the ONNX gives it.
 
-The uint8 input keeps its type; the first ``Cast`` to float becomes a cast to float16; float initializers and
-``Constant`` tensors become float16, except the ``scales`` / ``roi`` inputs of ``Resize`` (float32 by the ONNX
-spec); the output is cast back to float32, so the engine's interface does not change.
+The conversion is ``onnxconverter-common``'s ``convert_float_to_float16`` (the tool NVIDIA's TensorRT 11 migration
+notes point to besides ModelOpt AutoCast), with
+
+* ``keep_io_types``: the engine's interface does not change (uint8 image in, float32 embeddings out);
+* its default op block list (``Resize`` and friends stay float32 behind casts);
+* every ``Cast`` *to* float32 blocked: the converter does not rewrite a cast's target type, so the uint8 → float
+  cast stays float32 and a cast to float16 follows it (unblocked, ONNX Runtime refuses the model);
+* for a Q/DQ model, opset raised to 19 first (``onnx.version_converter``): from 19 on ``QuantizeLinear`` /
+  ``DequantizeLinear`` take float16 scales, so the scales become float16 and no cast sits between a
+  ``DequantizeLinear`` and its convolution, the form TensorRT fuses into INT8 kernels (ModelOpt writes the same).
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-_KEEP_FLOAT_INPUTS = {"Resize": (1, 2)}
+QDQ_MIN_OPSET = 19
 
 
 def convert_to_fp16(model: Any) -> Any:     # onnx.ModelProto in and out (onnx is untyped)
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, version_converter
+    from onnxconverter_common import float16
 
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = out.graph
-    keep = {n.input[i] for n in g.node for i in _KEEP_FLOAT_INPUTS.get(n.op_type, ()) if i < len(n.input)}
-    for i, init in enumerate(g.initializer):
-        if init.data_type == TensorProto.FLOAT and init.name not in keep:
-            g.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16),
-                                                              init.name))
-    for n in g.node:
-        if n.op_type == "Cast":
-            for a in n.attribute:
-                if a.name == "to" and a.i == TensorProto.FLOAT:
-                    a.i = TensorProto.FLOAT16
-        elif n.op_type == "Constant" and n.output[0] not in keep:
-            for a in n.attribute:
-                if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
-                    a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float16), a.t.name))
-    del g.value_info[:]
-    for o in g.output:
-        if o.type.tensor_type.elem_type == TensorProto.FLOAT:
-            half = o.name + "_fp16"
-            for n in g.node:
-                for k, name in enumerate(n.output):
-                    if name == o.name:
-                        n.output[k] = half
-            g.node.append(helper.make_node("Cast", [half], [o.name], to=TensorProto.FLOAT, name=o.name + "_to_fp32"))
+    has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if has_qdq and opset < QDQ_MIN_OPSET:
+        model = version_converter.convert_version(model, QDQ_MIN_OPSET)
+    casts = [n.name for n in model.graph.node if n.op_type == "Cast"
+             and any(a.name == "to" and a.i == TensorProto.FLOAT for a in n.attribute)]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # it warns about every value clipped to the float16 range
+        out = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=float16.DEFAULT_OP_BLOCK_LIST,
+                                               node_block_list=casts)
+    onnx.checker.check_model(out)
     return out
