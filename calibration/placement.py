@@ -1,7 +1,8 @@
 """Where Q/DQ goes besides the weighted layers: NVIDIA's explicit-quantization placement.
 
 TensorRT's developer guide ("Explicit quantization", Q/DQ placement recommendations) and NVIDIA ModelOpt's ONNX
-PTQ (``modelopt.onnx.quantization``, whose placement ``tests/calibration/test_qdq_placement.py`` compares ours with) quantize:
+PTQ (``modelopt.onnx.quantization``, whose placement ``tests/calibration/test_qdq_placement.py`` compares ours
+with) quantize:
 
 * the inputs of every weighted layer (``Conv`` / ``MatMul`` / ``Gemm``): ``qdq.find_quantizable_layers``;
 * the **residual input of a residual ``Add``**: in ``Conv [→ BN] → Add ← shortcut``, the shortcut gets Q/DQ and

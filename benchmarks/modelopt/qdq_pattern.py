@@ -3,7 +3,8 @@ placement ModelOpt chooses as JSON, the fixture ``tests/calibration/test_qdq_pla
 
 Runs only in the ModelOpt environment (``benchmarks/modelopt/requirements.txt``); CI reads the committed JSON.
 
-    /work/venvs/modelopt/bin/python benchmarks/modelopt/qdq_pattern.py --out tests/calibration/fixtures/modelopt_qdq_pattern.json
+    .venv-modelopt/bin/python benchmarks/modelopt/qdq_pattern.py \
+        --out tests/calibration/fixtures/modelopt_qdq_pattern.json
 
 The calibration data are 16 fixed random images (seed 0); placement does not depend on them, only the scales do.
 ModelOpt is asked for INT8, ``max`` calibration on the CPU execution provider and float32 for the non-quantized
