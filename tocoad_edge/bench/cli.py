@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, TocoadError
+from ..runtime.options import PRECISIONS, SEARCHES
 from ..runtime.pipeline import DEFAULT_DEPTH
 
 log = logging.getLogger("tocoad_edge.bench")
@@ -41,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="training run folder (reference weights exactly as trained; needed for "
                                  "fine-tuned or projected bundles)")
     p.add_argument("--threads", type=int, default=None, help="threads for each pipeline (default: all CPUs)")
-    p.add_argument("--search", default="auto", choices=["auto", "hnsw", "exact", "refined", "graph"], help="our search")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    p.add_argument("--search", default="auto", choices=SEARCHES, help="our search")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--max-images", type=int, default=None, help="use at most N test images")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames before measuring")
     p.add_argument("--stream-frames", type=int, default=120, help="frames for the streaming measurement (0: skip)")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TocoadError
+from ..runtime.options import PRECISIONS, SEARCHES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,10 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", required=True, help="write the metrics here")
     p.add_argument("--report", help="folder for ROC curves, score histograms per defect type and heat-map overlays "
                                     "(PNG)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="which model of the bundle")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="which model of the bundle")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxrt", "tensorrt", "torch"],
                    help="inference backend")
-    p.add_argument("--search", default="auto", choices=["auto", "hnsw", "exact", "refined", "graph"],
+    p.add_argument("--search", default="auto", choices=SEARCHES,
                    help="nearest-neighbour search (refined: HNSW map, exact image score)")
     p.add_argument("--threads", type=int, help="CPU threads for the backend")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

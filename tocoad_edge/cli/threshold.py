@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DataError, TocoadError
+from ..runtime.options import PRECISIONS, SEARCHES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="normal-quantile: the promise holds with this probability; labelled: recall interval level")
     p.add_argument("--review-fpr", type=float, help="add a REVIEW band: parts above the threshold for this (higher) "
                                                     "false-call rate and not NG go to REVIEW")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--backend", default="auto")
-    p.add_argument("--search", default="exact", choices=["auto", "hnsw", "exact", "refined", "graph"],
+    p.add_argument("--search", default="exact", choices=SEARCHES,
                    help="exact by default: thresholds are set on exact image scores")
     p.add_argument("--sign-key", help="Ed25519 private key PEM: re-sign a signed bundle after the change")
     p.add_argument("--drop-signature", action="store_true", help="remove the signature of a signed bundle instead")
