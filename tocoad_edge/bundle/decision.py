@@ -9,11 +9,11 @@ The manifest is replaced atomically (temporary file, fsync, rename): a reader se
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import BundleError
+from .atomic import write_text_atomically
 from .manifest import MANIFEST_NAME, Manifest, ScoringSpec, read_manifest
 from .signature import SIGNATURE_NAME, sign_bundle
 
@@ -45,18 +45,9 @@ def write_decision(bundle_dir: str | Path, image_threshold: float, review_thresh
                           fix="choose a review false-call rate above the NG target")
     new = dataclasses.replace(manifest, scoring=decision_scoring(manifest.scoring, image_threshold, review_threshold),
                               decision=dict(record))
-    path = bundle / MANIFEST_NAME
-    tmp = bundle / f".{MANIFEST_NAME}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(new.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        if signed and sign_key is None:          # drop_signature: the old signature would no longer verify
-            (bundle / SIGNATURE_NAME).unlink()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if signed and sign_key is None:              # drop_signature: the old signature would no longer verify
+        (bundle / SIGNATURE_NAME).unlink()
+    write_text_atomically(bundle / MANIFEST_NAME, new.to_json())
     if sign_key is not None:
         sign_bundle(bundle, sign_key)
     return new
