@@ -56,25 +56,34 @@ def _pixel_selection(dataset: MVTecDataset) -> tuple[list[bool], str]:
     return use, PIXEL_PRESENT
 
 
+def at_eval_resolution(amap: np.ndarray, mask: np.ndarray,
+                       max_map_side: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """An anomaly map and its bool mask (same frame shape) → evaluation resolution: shrunk so the longest side is
+    ≤ ``max_map_side`` (map bilinear, mask nearest); smaller frames are left as they are. A map of another shape
+    (a model's fixed-size output) is resized bilinearly to the mask's evaluation shape."""
+    import cv2
+
+    h, w = mask.shape
+    scale = min(1.0, max_map_side / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    if amap.shape != mask.shape:
+        amap = cv2.resize(np.asarray(amap, dtype=np.float32), (mask.shape[1], mask.shape[0]),
+                          interpolation=cv2.INTER_LINEAR)
+    return amap, mask
+
+
 def evaluate(detector, dataset: MVTecDataset, *, keep_maps: bool = False, progress=None,
              max_map_side: int = 256) -> tuple[EvalResult, list[np.ndarray], list[np.ndarray]]:
     """Returns the result and (masks, maps) at evaluation resolution (longest side ≤ ``max_map_side``)."""
-    import cv2
-
     labels, scores, masks, maps, items, lat = [], [], [], [], [], []
     for item in dataset.test:
         img = read_image(item.path)
         t0 = time.perf_counter()
         pred = detector.predict(img)
         lat.append((time.perf_counter() - t0) * 1e3)
-        mask = read_mask(item.mask_path, img.shape[:2])
-        amap = pred.anomaly_map
-        h, w = amap.shape
-        scale = min(1.0, max_map_side / max(h, w))
-        if scale < 1.0:
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            amap = cv2.resize(amap, size, interpolation=cv2.INTER_LINEAR)
-            mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        amap, mask = at_eval_resolution(pred.anomaly_map, read_mask(item.mask_path, img.shape[:2]), max_map_side)
         labels.append(item.label)
         scores.append(pred.raw_score)
         masks.append(mask)
