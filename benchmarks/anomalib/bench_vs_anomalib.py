@@ -62,8 +62,8 @@ class AnomalibOnnx:
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.outputs = ["pred_score", "anomaly_map"]
-        self.threads = {"intra_op": threads, "inter_op": 1, "spin_wait": "off" if spin == "off" or threads == 1
-                        else "onnxruntime default"}
+        self.threads = {"intra_op": threads, "inter_op": 1, "spin_wait": "none (one thread)" if threads == 1
+                        else "off" if spin == "off" else "onnxruntime default"}
 
     def predict(self, bgr: np.ndarray) -> tuple[float, np.ndarray]:
         x = (np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1))[None].astype(np.float32) * (1.0 / 255.0))
