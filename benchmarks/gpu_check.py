@@ -150,6 +150,31 @@ def _detector_runs(bundle: Path, frames: list[np.ndarray]) -> dict:
     return out
 
 
+def _search_engine_timing(bundle: Path, frames: list[np.ndarray], runs: int = 50) -> dict:
+    """``search: graph`` on the TensorRT FP16 search engine against exact search (CPU BLAS), interleaved, on one
+    frame's real patch embeddings: median ms each and the max relative distance difference."""
+    from tocoad_edge.runtime import Detector
+    from tocoad_edge.runtime.search.exact import ExactSearch
+
+    with Detector.open(bundle, backend="tensorrt", precision="fp32", search="graph") as det:
+        if det.search.describe().get("runs_on") != "tensorrt":
+            return {"skipped": "no TensorRT search engine was used (see the log)"}
+        from tocoad_edge.runtime.frames import to_model_input
+
+        q = det.backend.infer(to_model_input(frames[0], *det._input_hw))[det._output_name].reshape(-1, det.search.dim)
+        exact = ExactSearch(np.load(bundle / det.manifest.memory_bank.file))
+        times: dict = {"tensorrt_graph": [], "exact": []}
+        for _ in range(runs):
+            for name, fn in (("tensorrt_graph", det.search.query), ("exact", exact.query)):
+                t0 = time.perf_counter()
+                fn(q)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+        got, ref = det.search.query(q), exact.query(q)
+    return {"engine": det.search.describe()["engine"], "queries": int(len(q)),
+            "median_ms": {k: round(float(np.median(v)), 3) for k, v in times.items()},
+            "max_rel_diff_vs_exact": float(np.max(np.abs(got - ref) / ref))}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundle")
@@ -192,12 +217,15 @@ def main(argv=None) -> int:
     feeds = [{"image": f[None]} for f in frames]
     out["engine_parity"] = _engine_parity(bundle, feeds)
     out["detector"] = _detector_runs(bundle, frames)
+    out["search_engine"] = _search_engine_timing(bundle, frames)
 
     par, det = out["engine_parity"], out["detector"]
     checks = {"fp16_engine_vs_onnxrt_fp32": par["fp16"]["rel_rms_diff"] <= TOLERANCES["fp16_rel_rms"],
               "int8_engine_vs_onnxrt_fp32": par["int8"]["rel_rms_diff"] <= TOLERANCES["int8_rel_rms"],
               "int8_engine_vs_onnxrt_int8": par["int8_vs_onnxrt_int8"]["rel_rms_diff"]
               <= TOLERANCES["int8_vs_onnxrt_int8_rel_rms"]}
+    if "max_rel_diff_vs_exact" in out["search_engine"]:
+        checks["search_engine_vs_exact"] = out["search_engine"]["max_rel_diff_vs_exact"] <= 0.02
     checks |= {f"{k}_spearman": v["image_score_spearman_vs_onnxrt_fp32"] >= TOLERANCES["spearman"]
                for k, v in det.items() if isinstance(v, dict) and "image_score_spearman_vs_onnxrt_fp32" in v}
     out["checks"] = checks

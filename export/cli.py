@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace limit")
     e.add_argument("--device-key", help="Ed25519 private key PEM of this device: sign the engine record "
                    "(engines.sig), so devices that require signed bundles use the engine (engine_public_key)")
+    e.add_argument("--no-search-engine", dest="search_engine", action="store_false",
+                   help="skip the FP16 memory-bank search engine (search='graph' then runs on ONNX Runtime)")
     return p
 
 
@@ -90,8 +92,9 @@ def _engine(args: argparse.Namespace) -> int:
     from tocoad_edge.runtime.backends.trt.build import build_engine_into_bundle
 
     path = build_engine_into_bundle(Path(args.bundle), precision=args.precision, dla_core=args.dla_core,
-                                    workspace_mb=args.workspace_mb, device_key=args.device_key)
-    print(f"engine written: {path}")
+                                    workspace_mb=args.workspace_mb, device_key=args.device_key,
+                                    search_engine=args.search_engine)
+    print(f"engine written: {path}" + (" (and the memory-bank search engine)" if args.search_engine else ""))
     return 0
 
 

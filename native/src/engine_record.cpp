@@ -26,11 +26,19 @@ void merge_engine_record(Manifest &manifest, const EngineRecord &record, const s
         if (reserved.count(name) || manifest.files.count(name) || !seen.insert(name).second)
             throw_bundle(where + " names " + name + ", a file that is not a free engine name",
                          "a file name of its own (not a manifest file, not listed twice)", name, fix);
+        if (e.fingerprint.role == "search") {
+            auto bank = manifest.files.find(manifest.memory_bank.file);
+            if (bank == manifest.files.end() || bank->second.sha256 != e.fingerprint.source_sha256)
+                throw_bundle("search engine " + name + " in " + where + " was built from another memory bank",
+                             "source_sha256 of " + manifest.memory_bank.file, e.fingerprint.source_sha256, fix);
+            continue;
+        }
         if (model_shas.count(e.fingerprint.onnx_sha256) == 0)
             throw_bundle("engine " + name + " was built from an ONNX model this bundle does not have",
                          "onnx_sha256 of one of the bundle's models", e.fingerprint.onnx_sha256, fix);
     }
     for (const auto &e : record.engines) {
+        if (e.fingerprint.role != "backbone") continue;   // the search engine runs in the Python runtime only
         manifest.engines.push_back(e.fingerprint);
         manifest.files.emplace(e.fingerprint.file, e.file);
     }

@@ -239,6 +239,9 @@ EngineFingerprint parse_fingerprint(const Section &s) {
         }
     };
     integers("input_shape", e.input_shape);
+    if (s.has("role")) e.role = s.text("role");
+    require(e.role == "backbone" || e.role == "search", s, "role", "\"backbone\" or \"search\"", e.role);
+    if (s.has("source_sha256")) e.source_sha256 = s.text("source_sha256");
     if (s.has("dla_core")) e.dla_core = static_cast<int>(s.integer("dla_core"));
     if (s.has("batch_profile")) {
         integers("batch_profile", e.batch_profile);
@@ -251,7 +254,7 @@ EngineFingerprint parse_fingerprint(const Section &s) {
 
 #define TOCOAD_FINGERPRINT_KEYS                                                                                  \
     "file", "tensorrt_version", "gpu_name", "compute_capability", "precision", "input_shape", "onnx_sha256", \
-        "dla_core", "batch_profile"
+        "dla_core", "batch_profile", "role", "source_sha256", "chunk_entries"
 
 std::vector<EngineFingerprint> parse_engines(const Section &root) {
     std::vector<EngineFingerprint> out;

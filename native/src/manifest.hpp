@@ -36,6 +36,10 @@ struct EngineFingerprint {
     std::vector<int64_t> input_shape;
     std::string onnx_sha256;
     std::optional<int> dla_core;
+    // "backbone" (default) or "search": the memory-bank search engine (Python runtime only; source_sha256 is the
+    // bank file's sha256), which the native runtime validates but never loads
+    std::string role = "backbone";
+    std::string source_sha256;
     // dynamic batch: input_shape[0] is -1 and the optimisation profile's {min, opt, max} batch says which
     // batches the engine runs; empty for a static shape
     std::vector<int64_t> batch_profile;

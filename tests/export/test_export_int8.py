@@ -121,7 +121,7 @@ def test_engine_only_bookkeeping_with_a_stand_in_builder(tmp_path, int8_bundle, 
     device = DeviceInfo("10.3.0.30", "Orin", "8.7")
     monkeypatch.setattr(trt_engine, "build_engine", lambda *a, **k: b"stand-in engine bytes")
     monkeypatch.setenv("TOCOAD_TRT_TIMING_CACHE", str(tmp_path / "tc"))
-    path = trt_engine.build_engine_into_bundle(bundle, "int8", device=device)
+    path = trt_engine.build_engine_into_bundle(bundle, "int8", device=device, search_engine=False)
     assert (bundle / "manifest.json").read_bytes() == manifest_bytes
     m = engine_view(bundle, read_manifest(bundle), strict=True)
     (fp,) = m.engines
@@ -129,8 +129,8 @@ def test_engine_only_bookkeeping_with_a_stand_in_builder(tmp_path, int8_bundle, 
     assert fp.precision == "int8" and fp.input_shape == (1, 64, 64, 3) and fp.gpu_name == "Orin"
     assert fp.onnx_sha256 == m.files["backbone.int8.onnx"].sha256
     assert read_verified_engine(bundle, m, fp.file) == b"stand-in engine bytes"    # sha256 in the record
-    trt_engine.build_engine_into_bundle(bundle, "int8", device=device)      # rebuilding replaces, not duplicates
+    trt_engine.build_engine_into_bundle(bundle, "int8", device=device, search_engine=False)   # replaces, not adds
     assert len(engine_view(bundle, read_manifest(bundle)).engines) == 1
-    trt_engine.build_engine_into_bundle(bundle, "fp16", device=device)
+    trt_engine.build_engine_into_bundle(bundle, "fp16", device=device, search_engine=False)
     assert {e.precision for e in engine_view(bundle, read_manifest(bundle)).engines} == {"int8", "fp16"}
     assert not list(bundle.glob(".*tmp*"))

@@ -21,10 +21,12 @@ from tocoad_edge.errors import BackendUnavailableError, BundleError
 from tocoad_edge.runtime import Detector
 from tocoad_edge.runtime.backends.trt import build as trt_build
 from tocoad_edge.runtime.backends.trt import runner
+from tocoad_edge.runtime.backends.trt import search_engine as trt_search_engine
 from tocoad_edge.runtime.backends.trt.fingerprint import DeviceInfo
 
 ORIN = DeviceInfo("10.3.0", "Orin", "8.7")
 ENGINE_BYTES = b"stand-in engine bytes " * 64
+SEARCH_ENGINE_BYTES = b"stand-in search engine bytes " * 64
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,7 @@ def vendor_signed(tiny_bundle, tmp_path, keys, monkeypatch):
     shutil.copytree(tiny_bundle, bundle)
     sign_bundle(bundle, keys["bundle"][0])
     monkeypatch.setattr(trt_build, "build_engine", lambda *a, **k: ENGINE_BYTES)
+    monkeypatch.setattr(trt_search_engine, "build_search_engine", lambda *a, **k: SEARCH_ENGINE_BYTES)
     monkeypatch.setenv("TOCOAD_TRT_TIMING_CACHE", str(tmp_path / "timing"))
     return bundle
 
@@ -67,9 +70,13 @@ def test_engine_build_keeps_the_manifest_and_its_signature(signed, keys):
     manifest = read_signed_manifest(signed, keys["bundle"][1])             # the vendor's signature still verifies
     assert manifest.engines == ()
     record = json.loads((signed / ENGINE_RECORD_NAME).read_text())
-    (entry,) = record["engines"]
+    entry, search = record["engines"]                                      # the backbone, then the bank's search
     assert entry["fingerprint"]["file"] == path.name and entry["bytes"] == len(ENGINE_BYTES)
     assert entry["fingerprint"]["onnx_sha256"] == manifest.files["backbone.onnx"].sha256
+    assert "role" not in entry["fingerprint"]                # a backbone is written as before search engines existed
+    assert search["fingerprint"]["role"] == "search" and search["bytes"] == len(SEARCH_ENGINE_BYTES)
+    assert search["fingerprint"]["source_sha256"] == manifest.files[manifest.memory_bank.file].sha256
+    assert search["fingerprint"]["file"].startswith("search.")
     assert (signed / ENGINE_SIGNATURE_NAME).is_file() and not list(signed.glob(".*tmp*"))
 
     view = engine_view(signed, manifest, bundle_key=keys["bundle"][1], engine_key=keys["device"][1], strict=True)
@@ -79,7 +86,7 @@ def test_engine_build_keeps_the_manifest_and_its_signature(signed, keys):
 
     _build(signed, keys)                                                   # a rebuild replaces, not duplicates
     files = [e["fingerprint"]["file"] for e in json.loads((signed / ENGINE_RECORD_NAME).read_text())["engines"]]
-    assert files == [path.name]
+    assert files == [path.name, search["fingerprint"]["file"]]
 
 
 def test_detector_opens_the_signed_bundle_with_its_device_engine(signed, keys):
@@ -177,6 +184,7 @@ def test_cli_device_key_signs_the_engine_record(signed, keys, tmp_path, capsys):
     assert main(["engine", str(signed), "--precision", "fp16", "--device-key", str(key_file)]) == 0
     assert "engine written:" in capsys.readouterr().out
     record = read_engine_record(signed, read_manifest(signed), keys["device"][1])     # verifies engines.sig
-    assert [e.fingerprint.precision for e in record.engines] == ["fp16"]
+    assert [(e.fingerprint.precision, e.fingerprint.role) for e in record.engines] == [("fp16", "backbone"),
+                                                                                       ("fp16", "search")]
     with pytest.raises(BundleError, match="signed by another key"):
         read_engine_record(signed, read_manifest(signed), keys["other"][1])

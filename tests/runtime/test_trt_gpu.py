@@ -41,3 +41,28 @@ def test_int8_and_fp16_engines_match_onnxruntime(tmp_path):
             b = np.array([trt.predict(f).raw_score for f in frames])
         assert spearman(a, b) >= 0.95
         assert np.max(np.abs(a - b) / a) < 0.1
+
+
+@pytest.mark.gpu
+def test_tensorrt_graph_search_matches_exact_search(tiny_bundle, tmp_path):
+    """Both engines built into a copy of the tiny bundle; ``search='graph'`` on TensorRT runs the FP16 search engine
+    and stays within the stated FP16 bound (tests/runtime/test_trt_search_engine.py::fp16_bound) of exact search."""
+    import shutil
+
+    from test_trt_search_engine import fp16_bound
+    from tocoad_edge.runtime import Detector
+    from tocoad_edge.runtime.backends.trt.build import build_engine_into_bundle
+    from tocoad_edge.runtime.search.exact import ExactSearch
+
+    _device_or_skip()
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    build_engine_into_bundle(bundle, "fp16")
+    with Detector.open(bundle, backend="tensorrt", precision="fp32", search="graph") as det:
+        assert det.search.describe().get("runs_on") == "tensorrt"
+        bank = np.load(bundle / det.manifest.memory_bank.file)
+        rng = np.random.default_rng(0)
+        q = bank[rng.integers(0, len(bank), 300)] + 0.1 * rng.standard_normal((300, bank.shape[1])).astype(np.float32)
+        got = det.search.query(q)
+    ref = ExactSearch(bank).query(q).astype(np.float64)
+    assert np.all(np.abs(got - ref) / ref <= fp16_bound(bank, q, ref))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BundleError, ConfigError
+from ..errors import BundleError, ConfigError, did_you_mean
 from ..typed_config import from_dict, to_dict
 from .atomic import write_text_atomically
 from .manifest import MANIFEST_NAME, EngineFingerprint, FileEntry, Manifest, safe_member_path
@@ -49,7 +49,18 @@ class EngineRecord:
     engines: tuple[RecordedEngine, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps(to_dict(self), indent=2, sort_keys=True) + "\n"
+        raw = to_dict(self)
+        for e in raw["engines"]:
+            # a backbone engine is written exactly as before the search engine existed, so readers of that
+            # format (older releases, the native runtime's strict parser) still read backbone-only records
+            for key, default in _BACKBONE_DEFAULTS.items():
+                if e["fingerprint"].get(key) == default:
+                    del e["fingerprint"][key]
+        return json.dumps(raw, indent=2, sort_keys=True) + "\n"
+
+
+ENGINE_ROLES = ("backbone", "search")
+_BACKBONE_DEFAULTS = {"role": "backbone", "source_sha256": None, "chunk_entries": None}
 
 
 def _model_shas(manifest: Manifest) -> dict[str, str]:
@@ -82,11 +93,27 @@ def parse_engine_record(data: bytes, manifest: Manifest, where: str = ENGINE_REC
                               expected="a file name of its own (not a manifest file, not listed twice)", got=name,
                               fix=_FIX)
         seen.add(name)
-        if e.fingerprint.onnx_sha256 not in shas:
+        if e.fingerprint.role not in ENGINE_ROLES:
+            raise BundleError(f"engine {name} has an unknown role '{e.fingerprint.role}'"
+                              + did_you_mean(e.fingerprint.role, list(ENGINE_ROLES)),
+                              expected=f"one of {list(ENGINE_ROLES)}", got=e.fingerprint.role, fix=_FIX)
+        if e.fingerprint.role == "search":
+            check_search_source(e.fingerprint, manifest, where)
+        elif e.fingerprint.onnx_sha256 not in shas:
             raise BundleError(f"engine {name} was built from an ONNX model this bundle does not have",
                               expected=f"onnx_sha256 of one of the bundle's models {sorted(manifest.models)}",
                               got=e.fingerprint.onnx_sha256, fix=_FIX)
     return record
+
+
+def check_search_source(fp: EngineFingerprint, manifest: Manifest, where: str = ENGINE_RECORD_NAME) -> None:
+    """A search engine is the distance graph of this bundle's memory bank: its ``source_sha256`` must be the
+    manifest's sha256 of the bank file (a re-exported or compressed bank makes it stale)."""
+    bank = manifest.files.get(manifest.memory_bank.file)
+    if bank is None or fp.source_sha256 != bank.sha256:
+        raise BundleError(f"search engine {fp.file} in {where} was built from another memory bank",
+                          expected=f"source_sha256 {bank.sha256 if bank else '?'} ({manifest.memory_bank.file})",
+                          got=str(fp.source_sha256), fix=_FIX)
 
 
 def read_engine_record(bundle_dir: str | Path, manifest: Manifest, public_key: Any = None) -> EngineRecord | None:

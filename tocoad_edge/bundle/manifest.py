@@ -57,6 +57,12 @@ class EngineFingerprint:
     # dynamic-batch engines: input_shape[0] is -1 and the optimisation profile's (min, opt, max) batch says which
     # batches the engine runs; None for a static shape
     batch_profile: tuple[int, int, int] | None = None
+    # what the engine computes: "backbone" (the embedding model: ``onnx_sha256`` is one of the manifest's models) or
+    # "search" (the memory-bank distance graph: ``source_sha256`` is the bank file's sha256, ``onnx_sha256`` the
+    # graph built from it with ``chunk_entries`` bank entries per chunk); records without these are backbones
+    role: str = "backbone"
+    source_sha256: str | None = None
+    chunk_entries: int | None = None
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,15 @@ class Detector:
         be.load()
         try:
             bank = _load_bank(paths[manifest.memory_bank.file], manifest)
-            nn = create_search(options.search, bank, manifest, paths, search_threads or threads, precision)
+            nn = None
+            if options.search == "graph" and backend_name == "tensorrt":
+                from .backends.trt.search_runner import graph_search_on_tensorrt
+
+                # the bank's FP16 search engine when one is recorded for this device; else ONNX Runtime's graph
+                nn = graph_search_on_tensorrt(bank, bundle, view, search_threads or threads,
+                                              strict=options.backend == "tensorrt")
+            if nn is None:
+                nn = create_search(options.search, bank, manifest, paths, search_threads or threads, precision)
         except Exception:
             be.close()
             raise

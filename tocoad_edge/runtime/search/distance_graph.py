@@ -21,6 +21,7 @@ OPSET = 17
 IR_VERSION = 8
 INPUT_NAME = "augmented_queries"
 OUTPUT_NAME = "min_partial"
+FP16_INPUT_NAME = "queries"         # the FP16 engine's graph takes the centred, scaled queries as they are
 DEFAULT_MAX_TEMP_BYTES = 8 << 20
 DEFAULT_EXPECTED_QUERIES = 784
 _FLOAT, _FLOAT16 = 1, 10            # TensorProto.DataType
@@ -68,9 +69,9 @@ def _node(op: str, inputs: list[str], outputs: list[str], name: str, attrs: Sequ
             + _bytes(4, op) + b"".join(_bytes(5, a) for a in attrs))
 
 
-def _value_info(name: str, dims: list[int | str]) -> bytes:
+def _value_info(name: str, dims: list[int | str], elem_type: int = _FLOAT) -> bytes:
     shape = b"".join(_bytes(1, _int(1, d) if isinstance(d, int) else _bytes(2, d)) for d in dims)
-    tensor_type = _int(1, _FLOAT) + _bytes(2, shape)
+    tensor_type = _int(1, elem_type) + _bytes(2, shape)
     return _bytes(1, name) + _bytes(2, _bytes(1, tensor_type))
 
 
@@ -104,9 +105,52 @@ def distance_graph(bank: np.ndarray, *, max_temp_bytes: int = DEFAULT_MAX_TEMP_B
         nodes.append(_node("ReduceMin", [f"dist_{k}"], [f"min_{k}"], f"reducemin_{k}",
                            [_attr_ints("axes", [1]), _attr_int("keepdims", 0)]))
         minima.append(f"min_{k}")
-    nodes.append(_node("Min", minima, [OUTPUT_NAME], "min_all"))
+    return _model(nodes, minima, inits, INPUT_NAME, w)
+
+
+def _model(nodes: list[bytes], minima: list[str], inits: list[bytes], input_name: str, width: int) -> bytes:
+    """The ModelProto: ``nodes`` (each chunk ending in one of ``minima``), a final Min over them → ``[n]``."""
+    nodes = [*nodes, _node("Min", minima, [OUTPUT_NAME], "min_all")]
     graph = (b"".join(_bytes(1, n) for n in nodes) + _bytes(2, "memory_bank_search")
-             + b"".join(_bytes(5, t) for t in inits) + _bytes(11, _value_info(INPUT_NAME, ["patches", w]))
+             + b"".join(_bytes(5, t) for t in inits) + _bytes(11, _value_info(input_name, ["patches", width]))
              + _bytes(12, _value_info(OUTPUT_NAME, ["patches"])))
     opset = _bytes(1, "") + _int(2, OPSET)
     return _int(1, IR_VERSION) + _bytes(2, "tocoad-edge") + _bytes(7, graph) + _bytes(8, opset)
+
+
+def center_and_scale(bank: np.ndarray) -> tuple[np.ndarray, float]:
+    """(mean row, power-of-two scale) that bring the bank to ``(b - mean) / scale`` with row norms ≤ 1: the form
+    the FP16 search engine stores (``fp16_search_graph``). Centring removes the common offset of post-ReLU features
+    that would otherwise dominate every dot product (and its FP16 rounding); the power of two keeps every product
+    inside FP16's range and is exact to undo. Computed from the bank alone, so the builder and the runtime agree."""
+    bank64 = np.asarray(bank, dtype=np.float64)
+    mean = bank64.mean(0)
+    radius = float(np.sqrt(((bank64 - mean) ** 2).sum(1).max())) if len(bank64) else 1.0
+    scale = 2.0 ** int(np.ceil(np.log2(radius))) if radius > 0 else 1.0
+    return mean.astype(np.float32), scale
+
+
+def fp16_search_graph(bank: np.ndarray, chunk: int) -> bytes:
+    """The memory bank for a TensorRT FP16 engine (strongly typed: the ONNX types are the precisions). Input
+    ``queries`` float32 ``[n, D]``, already ``(q - mean) / scale`` (``center_and_scale``) → ``min_partial`` float32
+    ``[n]`` = ``min_j (|b̂_j|² − 2 q̂ · b̂_j)``. Only the GEMM is FP16 (bank chunk ``−2 b̂ᵀ`` and the cast queries;
+    TensorRT accumulates in FP32); its ``[n, c]`` output is cast to FP32 before ``|b̂|²`` (an FP32 initializer) is
+    added, so the sum that cancels digits, the row minimum and the final Min are FP32. The caller adds ``|q̂|²``,
+    multiplies by ``scale²`` and takes the square root."""
+    mean, scale = center_and_scale(bank)
+    centred = (np.asarray(bank, dtype=np.float64) - mean.astype(np.float64)) / scale
+    m, d = centred.shape
+    c = max(1, min(int(chunk), m))
+    inits, nodes, minima = [], [_node("Cast", [FP16_INPUT_NAME], ["queries_fp16"], "cast_queries",
+                                      [_attr_int("to", _FLOAT16)])], []
+    for k, s in enumerate(range(0, m, c)):
+        b = centred[s:s + c]
+        inits.append(_tensor(f"bank_{k}", np.ascontiguousarray((-2.0 * b).T, dtype=np.float16)))
+        inits.append(_tensor(f"norm_{k}", np.einsum("ij,ij->i", b, b).astype(np.float32)))
+        nodes += [_node("MatMul", ["queries_fp16", f"bank_{k}"], [f"cross_{k}"], f"matmul_{k}"),
+                  _node("Cast", [f"cross_{k}"], [f"cross32_{k}"], f"cast_{k}", [_attr_int("to", _FLOAT)]),
+                  _node("Add", [f"cross32_{k}", f"norm_{k}"], [f"dist_{k}"], f"add_{k}"),
+                  _node("ReduceMin", [f"dist_{k}"], [f"min_{k}"], f"reducemin_{k}",
+                        [_attr_ints("axes", [1]), _attr_int("keepdims", 0)])]
+        minima.append(f"min_{k}")
+    return _model(nodes, minima, inits, FP16_INPUT_NAME, d)

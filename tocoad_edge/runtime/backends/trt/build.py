@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ....bundle.engine_record import record_engine
-from ....bundle.manifest import FileEntry, read_manifest, sha256_file, verify_files
+from ....bundle.manifest import EngineFingerprint, FileEntry, Manifest, read_manifest, sha256_file, verify_files
 from ....errors import BackendUnavailableError, ExportError
 from .compat import TrtApi, import_tensorrt, precision_flags
 from .fingerprint import DeviceInfo, make_fingerprint
@@ -98,12 +98,26 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
     return bytes(serialized)
 
 
+def write_engine_into_bundle(bundle: Path, manifest: Manifest, fp: EngineFingerprint, data: bytes, device_key: Any,
+                             device_key_password: bytes | None) -> Path:
+    """Write a built engine as ``fp.file`` (temp file, then rename) and record it in ``engines.json``."""
+    target = bundle / fp.file
+    tmp = bundle / f".{fp.file}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    record_engine(bundle, manifest, fp, FileEntry(sha256=sha256_file(target), bytes=target.stat().st_size),
+                  private_key=device_key, password=device_key_password)
+    return target
+
+
 def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla_core: int | None = None,
                              workspace_mb: int = DEFAULT_WORKSPACE_MB, device: DeviceInfo | None = None,
-                             device_key: Any = None, device_key_password: bytes | None = None) -> Path:
-    """``tocoad-export engine BUNDLE``: build this device's engine into the bundle. The engine is recorded in
-    ``engines.json`` (signed into ``engines.sig`` with ``device_key``), never in ``manifest.json``, so a signed
-    bundle still verifies (``bundle/engine_record.py``)."""
+                             device_key: Any = None, device_key_password: bytes | None = None,
+                             search_engine: bool = True) -> Path:
+    """``tocoad-export engine BUNDLE``: build this device's engine into the bundle, and (``search_engine``) the
+    FP16 memory-bank search engine beside it (``search_engine.py``; ``search='graph'`` runs it). The engines are
+    recorded in ``engines.json`` (signed into ``engines.sig`` with ``device_key``), never in ``manifest.json``, so
+    a signed bundle still verifies (``bundle/engine_record.py``). Returns the backbone engine's path."""
     if dla_core is not None:
         raise ExportError("DLA engines are not built by this version", got=f"--dla-core {dla_core}",
                           expected="a GPU engine (no --dla-core)",
@@ -133,11 +147,13 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
     fp = make_fingerprint(device, precision, input_shape, onnx_sha, batch_profile=profile)
     data = build_engine(onnx_path, precision, input_shape, device=device, dynamic_batch=mf.dynamic_batch,
                         workspace_mb=workspace_mb, timing_cache=timing_cache_path(device))
-    target = bundle / fp.file
-    tmp = bundle / f".{fp.file}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    record_engine(bundle, manifest, fp, FileEntry(sha256=sha256_file(target), bytes=target.stat().st_size),
-                  private_key=device_key, password=device_key_password)
+    target = write_engine_into_bundle(bundle, manifest, fp, data, device_key, device_key_password)
     log.info("engine %s written (%s, %s)", target.name, precision, device.describe())
+    if search_engine:
+        from .search_engine import build_search_engine_into_bundle
+
+        build_search_engine_into_bundle(bundle, manifest, device, timing_cache_path(device),
+                                        max_batch=DEFAULT_MAX_BATCH if mf.dynamic_batch else 1,
+                                        workspace_mb=workspace_mb, device_key=device_key,
+                                        device_key_password=device_key_password)
     return target

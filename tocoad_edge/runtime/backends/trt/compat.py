@@ -71,6 +71,11 @@ class TrtApi:
         return self.version >= (11,)
 
     @property
+    def has_strong_typing(self) -> bool:
+        """``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` (the search engine's per-tensor FP16/FP32 types)."""
+        return self.version >= (10,)
+
+    @property
     def needs_explicit_batch_flag(self) -> bool:
         return self.version < (10,)
 

@@ -34,8 +34,8 @@ def fingerprint_id(tensorrt_version: str, gpu_name: str, compute_capability: str
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def engine_file_name(fid: str) -> str:
-    return f"backbone.{fid}.engine"
+def engine_file_name(fid: str, role: str = "backbone") -> str:
+    return f"{role}.{fid}.engine"
 
 
 def make_fingerprint(device: DeviceInfo, precision: str, input_shape: tuple[int, ...], onnx_sha256: str,
@@ -55,6 +55,34 @@ def make_fingerprint(device: DeviceInfo, precision: str, input_shape: tuple[int,
                              gpu_name=device.gpu_name, compute_capability=device.compute_capability,
                              precision=precision, input_shape=tuple(input_shape), onnx_sha256=onnx_sha256,
                              dla_core=dla_core, batch_profile=profile)
+
+
+def make_search_fingerprint(device: DeviceInfo, dim: int, query_profile: tuple[int, int, int], bank_sha256: str,
+                            chunk_entries: int, graph_sha256: str, precision: str = "fp16") -> EngineFingerprint:
+    """The memory-bank search engine's fingerprint: input ``[-1, dim]`` queries with ``query_profile`` (min, opt,
+    max query rows); the id covers the device, precision and input like a backbone's, and the bank file's sha256,
+    the chunking and the graph's own sha256 (``search_engine_graph``), so a changed bank or chunking is another
+    engine."""
+    lo, opt, hi = (int(v) for v in query_profile)
+    base = fingerprint_id(device.tensorrt_version, device.gpu_name, device.compute_capability, precision,
+                          (-1, int(dim)), graph_sha256, None, (lo, opt, hi))
+    key = json.dumps([base, "search", bank_sha256, int(chunk_entries)], separators=(",", ":"))
+    fid = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return EngineFingerprint(file=engine_file_name(fid, "search"), tensorrt_version=device.tensorrt_version,
+                             gpu_name=device.gpu_name, compute_capability=device.compute_capability,
+                             precision=precision, input_shape=(-1, int(dim)), onnx_sha256=graph_sha256,
+                             batch_profile=(lo, opt, hi), role="search", source_sha256=bank_sha256,
+                             chunk_entries=int(chunk_entries))
+
+
+def query_mismatches(fp: EngineFingerprint, dim: int, queries: int) -> list[str]:
+    """Why the search engine cannot take ``queries`` rows of ``dim`` (empty: it can): its input ``[-1, dim]`` and
+    query profile (more rows than the profile's max are run in slices, so only ``min`` bounds from below)."""
+    if tuple(fp.input_shape) != (-1, int(dim)) or fp.batch_profile is None:
+        return [f"input {describe_input(fp)} ≠ N×{dim} with a query profile"]
+    if queries < fp.batch_profile[0]:
+        return [f"{queries} queries below the engine's profile minimum {fp.batch_profile[0]}"]
+    return []
 
 
 def describe_input(fp: EngineFingerprint) -> str:
