@@ -102,9 +102,13 @@ def _engine_parity(bundle: Path, feeds: list[dict]) -> dict:
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
     from polygraphy.backend.trt import EngineFromBytes, TrtRunner
 
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    engines = {e["precision"]: bundle / e["file"] for e in manifest["engines"]}
-    onnx_file = {p: bundle / m["file"] for p, m in manifest["models"].items()}
+    from tocoad_edge.bundle.engine_record import engine_view
+    from tocoad_edge.bundle.manifest import read_manifest
+
+    # engines built on the device are recorded in engines.json, not in manifest.json: read both, as the runtime does
+    view = engine_view(bundle, read_manifest(bundle), strict=True)
+    engines = {e.precision: bundle / e.file for e in view.engines if e.role == "backbone"}
+    onnx_file = {p: bundle / m.file for p, m in view.models.items()}
 
     def ort(precision):
         return OnnxrtRunner(SessionFromOnnx(str(onnx_file[precision]), providers=["cpu"]), name=f"onnxrt-{precision}")
