@@ -107,13 +107,13 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
     if kind in ("hnsw", "refined"):
         if index is None:
             raise BundleError("this bundle has no HNSW index", fix="use search='exact' or re-export the bundle")
-        from .search.hnsw import HnswSearch
+        from .search.bundle_index import open_index_search
 
         if kind == "hnsw":
-            return HnswSearch(bank, paths[index.file], ef=query_ef(manifest, precision), threads=threads)
+            return open_index_search(bank, index, paths, ef=query_ef(manifest, precision), threads=threads)
         from .search.refined import RefinedSearch
 
-        return RefinedSearch(HnswSearch(bank, paths[index.file], ef=map_ef(manifest, precision), threads=threads),
+        return RefinedSearch(open_index_search(bank, index, paths, ef=map_ef(manifest, precision), threads=threads),
                              ExactSearch(bank, threads=threads))
     return ExactSearch(bank, threads=threads)
 
