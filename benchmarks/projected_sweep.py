@@ -62,7 +62,7 @@ def main() -> None:
                         for k in args.candidates for ef in args.ef if ef >= k}
             times: dict = {key: [] for key in searches}
             out: dict = {}
-            for qi, q in enumerate(patches):              # settings take turns on each frame (load hits all alike)
+            for q in patches:                              # settings take turns on each frame (load hits all alike)
                 for key, s in searches.items():
                     t0 = time.perf_counter()
                     d = s.query(q)
