@@ -35,7 +35,7 @@ class TorchBackend(Backend):
             raise BundleError(f"this bundle has no {WEIGHTS_NAME} (only the torch backend reads it; exports leave "
                               "it out unless asked)", expected=f"{WEIGHTS_NAME} listed in the manifest",
                               got="not in the bundle",
-                              fix='re-export with: tocoad-export bundle ... --with-torch-weights; or use backend="onnxrt"')
+                              fix='re-export with --with-torch-weights (tocoad-export bundle), or use backend="onnxrt"')
         f = manifest.features
         backbone = build_backbone(f.backbone,
                                   weights=None if f.backbone.startswith("efficientnet_lite") else str(weights))
