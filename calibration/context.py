@@ -29,8 +29,8 @@ class ExportOptions:
     hnsw_ef_construction: int = 200
     bank_dtype: str = "float16"           # float16 | float32 (image scores moved < 1e-3 relative: docs/performance.md)
     search_index: str = "projected"       # projected (PCA + hnswlib + full-dimension re-rank) | full (hnswlib over D)
-    search_dims: int = 64                 # projected: the index's dimension
-    search_candidates: int = 8            # projected: neighbours re-ranked in the full dimension
+    search_dims: int = 32                 # projected: the index's dimension (export/search_index.py: why)
+    search_candidates: int = 16           # projected: neighbours re-ranked in the full dimension
     with_torch_weights: bool = False      # also ship backbone.safetensors (only the optional torch backend reads it)
     bank: str = "full"                    # full | auto | RATIOxDIMSxDTYPE (export/bank_compression.py)
     data_dir: Path | None = None          # real labelled test data for the parity report (optional)

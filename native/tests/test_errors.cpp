@@ -109,12 +109,12 @@ void test_bundles() {
 
     b = copy_bundle();  // a consistent bundle whose projection has lost its bias row
     {
-        const std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (384, 64), }";
+        const std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (384, 32), }";
         std::string npy = std::string("\x93NUMPY\x01\x00", 8);
         std::string padded = header + std::string(128 - 10 - header.size() - 1, ' ') + "\n";
         npy += static_cast<char>(padded.size() & 0xff);
         npy += static_cast<char>(padded.size() >> 8);
-        npy += padded + std::string(384 * 64 * 4, '\0');
+        npy += padded + std::string(384 * 32 * 4, '\0');
         write_file(b + "/search_projection.npy", npy);
         rehash(b, "search_projection.npy");
     }

@@ -15,8 +15,8 @@ def test_manifest_round_trip(tiny_bundle):
     # the default export: float16 bank, projected index
     ix = m.memory_bank.index
     assert m.memory_bank.dtype == "float16"
-    assert (ix.kind, ix.projection, ix.dims, ix.candidates) == ("projected_hnsw", "search_projection.npy", 64, 8)
-    assert m.search["index_kind"] == "projected_hnsw" and m.search["projected_dims"] == 64
+    assert (ix.kind, ix.projection, ix.dims, ix.candidates) == ("projected_hnsw", "search_projection.npy", 32, 16)
+    assert m.search["index_kind"] == "projected_hnsw" and m.search["projected_dims"] == 32
     assert m.scoring.image_threshold > 0 and m.scoring.normalization_scale > 0
     paths = verify_files(tiny_bundle, m)
     assert all(p.is_file() for p in paths.values())

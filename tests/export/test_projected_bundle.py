@@ -89,11 +89,11 @@ def test_projection_not_listed_or_mismatched_is_refused(tiny_bundle, tmp_path):
     shutil.rmtree(copy)
     shutil.copytree(tiny_bundle, copy)
     projection = np.load(copy / "search_projection.npy")
-    np.save(copy / "search_projection.npy", projection[:, :32])             # consistent hashes, wrong dims
+    np.save(copy / "search_projection.npy", projection[:, :16])             # consistent hashes, wrong dims
     data = rewrite_manifest(copy, rehash=["search_projection.npy"])
-    assert data["memory_bank"]["index"]["dims"] == 64
+    assert data["memory_bank"]["index"]["dims"] == 32
     with pytest.raises(BundleError, match="does not match the manifest") as err:
         Detector.open(copy, search="refined")
-    assert "expected: 64 dims" in str(err.value)
+    assert "expected: 32 dims" in str(err.value)
     with Detector.open(copy, search="exact") as det:                         # exact search never reads it
         assert det.search.name == "exact"
