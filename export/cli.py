@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         "scores by < 1e-3 relative on magnetic tile, docs/performance.md)"))
     b.add_argument("--search-index", default="projected", choices=["projected", "full"], help=(
         "projected (default): hnswlib over a PCA projection of the bank to --search-dims, each query's "
-        "--search-candidates neighbours re-ranked in the full dimension (on a 26k x 384 bank: index 7 MB instead of 44 MB, search a few times faster); "
+        "--search-candidates neighbours re-ranked in the full dimension (26k x 384 bank: index 7 MB instead of "
+        "44 MB, search a few times faster); "
         "full: hnswlib over the bank itself (the only kind before manifest schema 2)"))
     b.add_argument("--search-dims", type=int, default=32, help="projected index: dimensions of the projection")
     b.add_argument("--search-candidates", type=int, default=16,

@@ -122,7 +122,8 @@ def main(out: str) -> int:
         det.close()
     manifest = json.loads((root / "bundle" / "manifest.json").read_text())
     (root / "reference.json").write_text(json.dumps({
-        "bundle": "bundle", "bundles": {"hnsw": "bundle", "exact": "bundle", "hnsw_full": "bundle_full"}, "input": [manifest["input"]["width"], manifest["input"]["height"]],
+        "bundle": "bundle", "bundles": {"hnsw": "bundle", "exact": "bundle", "hnsw_full": "bundle_full"},
+        "input": [manifest["input"]["width"], manifest["input"]["height"]],
         "image_threshold": manifest["scoring"]["image_threshold"], "frames": entries}, indent=2))
     stamp.write_text(_stamp())
     print(f"parity fixture written: {root} ({len(entries)} frames)")

@@ -140,7 +140,19 @@ def test_map_ef_is_the_smallest_ef_with_enough_recall(tiny_bundle):
     from tocoad_edge.runtime.detector import map_ef, query_ef
 
     m = read_manifest(tiny_bundle)
-    rows = [{"ef": 16, "recall_at_1": 0.95}, {"ef": 32, "recall_at_1": 0.985}, {"ef": 48, "recall_at_1": 0.999}]
-    tuned = dataclasses.replace(m, search={"ef_tuning": {"fp32": rows}, "ef_per_precision": {"fp32": 48}})
+    assert m.memory_bank.index.kind == "projected_hnsw"
+    full = dataclasses.replace(m, memory_bank=dataclasses.replace(
+        m.memory_bank, index=dataclasses.replace(m.memory_bank.index, kind="hnsw", projection=None, dims=None,
+                                                 candidates=1)))
+    rows = [{"ef": 16, "recall_at_1": 0.95, "mean_distance_rel_error": 0.004},
+            {"ef": 32, "recall_at_1": 0.985, "mean_distance_rel_error": 0.002},
+            {"ef": 48, "recall_at_1": 0.999, "mean_distance_rel_error": 0.001}]
+    search = {"ef_tuning": {"fp32": rows}, "ef_per_precision": {"fp32": 48}}
+    tuned = dataclasses.replace(full, search=search)
     assert map_ef(tuned, "fp32") == 32
     assert map_ef(tuned, "int8") == query_ef(tuned, "int8")               # no table for int8: the tuned ef
+    # a projected index: recall is capped by its dims and candidates; the map error decides
+    projected = dataclasses.replace(m, search=search)
+    assert map_ef(projected, "fp32") == 16
+    rows[0]["mean_distance_rel_error"] = 0.02
+    assert map_ef(projected, "fp32") == 32
