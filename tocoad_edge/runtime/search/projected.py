@@ -24,7 +24,9 @@ from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
 from .split import QuerySplitter
 
-# 64 queries × 8 candidates × 384 dims × 4 B = 786 KB: the gathered block stays in L2 of a Jetson/desktop core
+# 64 queries × 16 candidates × 384 dims × 4 B = 1.5 MB: the gathered block stays in cache. The gather is most of the
+# re-rank; np.take into a reused buffer was ~25 % faster than fancy indexing per frame (784 × 16 rows, loaded
+# 2-core box, interleaved), and blocks of 64 rows no slower than 8-16 and faster than one 784-row block.
 ROWS_PER_BLOCK = 64
 
 
@@ -108,9 +110,11 @@ class ProjectedSearch(NearestNeighbourSearch):
         ``|b|² − 2q·b`` expansion: each result is the distance to that row to float32 rounding, so it can only
         be above the exact nearest-neighbour distance, never below it by cancellation."""
         out = np.empty(len(q), dtype=np.float32)
+        buffer = np.empty((min(len(q), ROWS_PER_BLOCK), self.candidates, self.dim), dtype=np.float32)
         for s in range(0, len(q), ROWS_PER_BLOCK):
             block = q[s:s + ROWS_PER_BLOCK]
-            diff = self.bank[labels[s:s + ROWS_PER_BLOCK]]          # [b, k, D]
+            diff = buffer[:len(block)]
+            np.take(self.bank, labels[s:s + ROWS_PER_BLOCK], axis=0, out=diff)      # [b, k, D]
             diff -= block[:, None, :]
             d2 = np.einsum("bkd,bkd->bk", diff, diff)
             out[s:s + len(block)] = d2.min(1)
