@@ -87,10 +87,13 @@ def test_choose_ef_takes_one_step_of_margin():
     assert choose_ef(rows) == 48
     assert choose_ef(rows[:2]) == 32                                  # no larger candidate: the largest
     assert choose_ef([{"ef": 16, "max_image_score_rel_error": 0.5}]) == 16
+    # none passes (a projected index's floor): the smallest ef with the least error, not the largest
+    floor = [{"ef": e, "max_image_score_rel_error": err} for e, err in ((16, 0.08), (32, 0.05), (48, 0.05), (64, 0.05))]
+    assert choose_ef(floor) == 32
 
 
 def test_ef_sweep_stops_after_the_safety_margin(tmp_path):
-    from tocoad_edge.export.search_tuning import EF_CANDIDATES, choose_ef, measure_ef
+    from tocoad_edge.export.search_tuning import EF_CANDIDATES, PLATEAU_STEPS, choose_ef, measure_ef
 
     rng = np.random.default_rng(3)
     bank = rng.standard_normal((3000, 16)).astype(np.float32)
@@ -103,7 +106,9 @@ def test_ef_sweep_stops_after_the_safety_margin(tmp_path):
     assert len(rows) == first_ok + 2                               # one safety step measured, nothing beyond
     assert choose_ef(rows) == efs[-1]
     strict = measure_ef(bank, tmp_path / "i.hnsw", patches.reshape(6, 50, 16), bound=-1.0, threads=1)
-    assert [r["ef"] for r in strict] == list(EF_CANDIDATES)          # nothing passes: the whole sweep is measured
+    errs = [r["max_image_score_rel_error"] for r in strict]
+    # nothing passes: the sweep runs until the error stops improving for PLATEAU_STEPS candidates
+    assert len(strict) < len(EF_CANDIDATES) and min(errs[:-PLATEAU_STEPS]) <= min(errs[-PLATEAU_STEPS:])
 
 
 def test_query_ef_follows_the_precision(tiny_bundle):
