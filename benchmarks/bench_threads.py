@@ -3,6 +3,10 @@
     python benchmarks/bench_threads.py BUNDLE [BUNDLE2 ...] --data ../shared/data/magnetic_tile_dev \
         --json /tmp/threads.json [--search exact,graph,refined]
 
+    # old (full-dimension index, float32 bank) vs new (projected index, float16 bank) default bundle:
+    python benchmarks/bench_threads.py /work/runs/mt_full_bundle /work/runs/fastsearch/mt_bundle \
+        --data ../shared/data/magnetic_tile_dev --search refined --json /tmp/threads.json
+
 For each bundle and search kind, two detectors are opened (``threads=1`` and ``threads=2``); each test image is
 decoded once and scored by every detector in turn (so load from other processes hits all of them alike). Prints
 p50 / p99 of ``predict`` and of each stage, the 2-thread / 1-thread p50 ratio, every detector's thread plan
@@ -66,6 +70,11 @@ def main() -> None:
         print(f"{key}: p50 / p99 1 thread {one['total']['p50']} / {one['total']['p99']} ms, 2 threads "
               f"{two['total']['p50']} / {two['total']['p99']} ms, ratio {out[f'{key}_p50_2t_over_1t']} "
               f"(stage p50 1t / 2t: {stages})")
+    for bundle, name in zip(args.bundles, names):
+        sizes = {f.name: f.stat().st_size for f in sorted(Path(bundle).iterdir()) if f.is_file()}
+        out.setdefault("bundle_bytes", {})[name] = sizes
+        print(f"{name}: {sum(sizes.values()) / 1e6:.1f} MB ("
+              + ", ".join(f"{n} {b / 1e6:.1f}" for n, b in sizes.items() if b >= 100_000) + ")")
     print(f"load {load_before} -> {out['load_after']}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from tocoad_edge.bundle.manifest import FeatureSpec, ScoringSpec
+from tocoad_edge.bundle.manifest import FeatureSpec, IndexSpec, ScoringSpec
 
 if TYPE_CHECKING:
     from tocoad_edge.train.config import TrainConfig
@@ -27,7 +27,11 @@ class ExportOptions:
     calibration_method: str = "auto"      # auto | max | percentile | entropy
     hnsw_M: int = 16
     hnsw_ef_construction: int = 200
-    bank_dtype: str = "float32"           # float32 | float16
+    bank_dtype: str = "float16"           # float16 | float32 (image scores moved < 1e-3 relative: docs/performance.md)
+    search_index: str = "projected"       # projected (PCA + hnswlib + full-dimension re-rank) | full (hnswlib over D)
+    search_dims: int = 32                 # projected: the index's dimension (export/search_index.py: why)
+    search_candidates: int = 16           # projected: neighbours re-ranked in the full dimension
+    with_torch_weights: bool = False      # also ship backbone.safetensors (only the optional torch backend reads it)
     bank: str = "full"                    # full | auto | RATIOxDIMSxDTYPE (export/bank_compression.py)
     data_dir: Path | None = None          # real labelled test data for the parity report (optional)
     force: bool = False
@@ -48,6 +52,7 @@ class ExportContext:
     scoring: ScoringSpec
     features: FeatureSpec
     bank_dtype: str = "float32"            # the dtype coreset.npy is stored in
+    index: IndexSpec | None = None         # the written search index (its ef is a placeholder until tuned)
     compression: Any = None                # export/bank_compression.CompressedBank when --bank is not 'full'
     extra_manifest: dict[str, Any] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
@@ -60,3 +65,13 @@ class ExportContext:
             yield
         finally:
             self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def index_search(self, ef: int, threads: int | None = None) -> Any:
+        """The staged index as the runtime opens it (full-dimension or projected + re-rank), at ``ef``."""
+        from tocoad_edge.errors import ExportError
+        from tocoad_edge.runtime.search.bundle_index import open_index_search
+
+        if self.index is None:
+            raise ExportError("the search index is not written yet", fix="a bug: write the bank before tuning")
+        staged = {p.name: p for p in self.staging.iterdir() if p.is_file()}
+        return open_index_search(self.bank, self.index, staged, ef=ef, threads=threads)

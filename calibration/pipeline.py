@@ -247,18 +247,15 @@ def gate_search(ctx: ExportContext) -> tuple[NearestNeighbourSearch, str]:
     (an exact search of 48 images × 784 patches over 26k × 384 costs ~0.7 TFLOP per gate trial): the bundle's
     HNSW index gives upper bounds and only the patches that can hold the maximum are searched exactly
     (``RefinedSearch``); the image scores are the same."""
-    from tocoad_edge.bundle.manifest import INDEX_NAME
     from tocoad_edge.runtime.search.exact import ExactSearch
 
-    index = ctx.staging / INDEX_NAME
     exact = ExactSearch(ctx.bank)
-    if len(ctx.bank) <= EXACT_SEARCH_MAX_ENTRIES or not index.is_file():
+    if len(ctx.bank) <= EXACT_SEARCH_MAX_ENTRIES or ctx.index is None:
         return exact, "exact"
-    from tocoad_edge.runtime.search.hnsw import HnswSearch
     from tocoad_edge.runtime.search.refined import RefinedSearch
 
-    return (RefinedSearch(HnswSearch(ctx.bank, index, ef=BOUND_HNSW_EF, threads=None), exact),
-            f"exact image scores (hnsw ef={BOUND_HNSW_EF} bounds, exact refinement)")
+    return (RefinedSearch(ctx.index_search(BOUND_HNSW_EF), exact),
+            f"exact image scores ({ctx.index.kind} ef={BOUND_HNSW_EF} bounds, exact refinement)")
 
 
 def build_int8_model(ctx: ExportContext, out_path: Path) -> tuple[Path, dict]:

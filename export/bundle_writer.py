@@ -10,13 +10,14 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from tocoad_edge import __version__
 from tocoad_edge.bundle.atomic import replace_dir
-from tocoad_edge.bundle.manifest import (CORESET_NAME, FP32_NAME, INDEX_NAME, INT8_NAME, MANIFEST_NAME, SCHEMA_VERSION,
+from tocoad_edge.bundle.manifest import (CORESET_NAME, FP32_NAME, INT8_NAME, MANIFEST_NAME, SCHEMA_VERSION,
                                          FeatureSpec, FileEntry, IndexSpec, InputSpec, Manifest, MemoryBankSpec,
                                          ModelFile, ScoringSpec, sha256_file)
 from tocoad_edge.calibration.context import ExportContext, ExportOptions
@@ -81,8 +82,7 @@ def _write_into(staging: Path, run: RunFolder, cfg: TrainConfig, meta: dict[str,
     from .search_tuning import tune_search
 
     with ctx.phase("hnsw ef tuning"):
-        search_info, ef = tune_search(ctx, staging / INDEX_NAME,
-                                      {p: staging / m.file for p, m in models.items() if p != "fp32"})
+        search_info, ef = tune_search(ctx, {p: staging / m.file for p, m in models.items() if p != "fp32"})
 
     from .parity import write_parity_report
 
@@ -118,11 +118,12 @@ def _stage_model_and_bank(staging: Path, run: RunFolder, cfg: TrainConfig, meta:
         stored = bank.astype(np.float16) if options.bank_dtype == "float16" else bank
     else:
         stored = compressed.stored
-    loaded = _write_bank(staging, stored, cfg, options)
+    loaded, index = _write_bank(staging, stored, cfg, options)
     t_index = time.perf_counter() - t0
-    # The trained backbone weights, for the optional torch backend (and reference measurements). That backend
-    # cannot rebuild a projection, so a bundle whose bank was projected at export leaves them out.
-    if compressed is None or compressed.projection is None:
+    # The trained backbone weights, only for the optional torch backend (and reference measurements): left out
+    # unless asked for (12 MB of a 25 MB bundle). That backend cannot rebuild a projection, so a bundle whose bank
+    # was projected at export leaves them out anyway.
+    if options.with_torch_weights and (compressed is None or compressed.projection is None):
         shutil.copyfile(run.file("backbone.safetensors"), staging / "backbone.safetensors")
     features, scoring = _feature_spec(meta), _scoring_spec(meta)
     if compressed is not None:
@@ -131,22 +132,24 @@ def _stage_model_and_bank(staging: Path, run: RunFolder, cfg: TrainConfig, meta:
         features, scoring = compressed_features(features, compressed), with_scoring(scoring, compressed.scoring)
     return ExportContext(run=run, cfg=cfg, meta=meta, staging=staging, options=options, embedder=embedder,
                          bank=loaded, fp32_path=fp32_path, scoring=scoring, features=features,
-                         bank_dtype=str(stored.dtype), compression=compressed,
+                         bank_dtype=str(stored.dtype), compression=compressed, index=index,
                          phase_seconds={"onnx + hnsw index": t_index})
 
 
-def _write_bank(staging: Path, bank_store: np.ndarray, cfg: TrainConfig, options: ExportOptions) -> np.ndarray:
-    """Write the memory bank as stored (float32 or float16) and its HNSW index; returns the bank as the runtime
-    loads it (float32)."""
-    from tocoad_edge.runtime.search.hnsw import build_hnsw_index
+def _write_bank(staging: Path, bank_store: np.ndarray, cfg: TrainConfig,
+                options: ExportOptions) -> tuple[np.ndarray, IndexSpec]:
+    """Write the memory bank as stored (float32 or float16) and its search index (with its projection for
+    ``--search-index projected``); returns the bank as the runtime loads it (float32) and the index spec."""
+    from .search_index import write_search_index
 
     with open(staging / CORESET_NAME, "wb") as f:
         np.save(f, bank_store, allow_pickle=False)
     # The index is built over exactly what the runtime loads (float16 storage is widened on load).
     bank_loaded = bank_store.astype(np.float32)
-    build_hnsw_index(bank_loaded, staging / INDEX_NAME, M=options.hnsw_M,
-                     ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
-    return bank_loaded
+    index = write_search_index(staging, bank_loaded, kind=options.search_index, dims=options.search_dims,
+                               candidates=min(options.search_candidates, len(bank_loaded)), M=options.hnsw_M,
+                               ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
+    return bank_loaded, index
 
 
 def _feature_spec(meta: dict[str, Any]) -> FeatureSpec:
@@ -187,7 +190,7 @@ def _models(ctx: ExportContext) -> tuple[dict[str, ModelFile], dict[str, Any]]:
 def _manifest(ctx: ExportContext, models: dict[str, ModelFile], calibration: dict[str, Any], search_info: dict,
               ef: int) -> Manifest:
     """The manifest over every file in the staging folder (hashes and sizes)."""
-    staging, options, meta = ctx.staging, ctx.options, ctx.meta
+    staging, meta = ctx.staging, ctx.meta
     files = {}
     for p in sorted(staging.iterdir()):
         if p.is_file() and p.name != MANIFEST_NAME:
@@ -199,9 +202,7 @@ def _manifest(ctx: ExportContext, models: dict[str, ModelFile], calibration: dic
         input=InputSpec(height=size, width=size), features=ctx.features, models=models,
         memory_bank=MemoryBankSpec(file=CORESET_NAME, entries=int(ctx.bank.shape[0]), dim=int(ctx.bank.shape[1]),
                                    dtype=ctx.bank_dtype,
-                                   index=IndexSpec(file=INDEX_NAME, M=options.hnsw_M,
-                                                   ef_construction=options.hnsw_ef_construction, ef=ef,
-                                                   seed=ctx.cfg.seed)),
+                                   index=replace(ctx.index, ef=ef)),
         scoring=ctx.scoring, files=files, versions=_versions(), calibration=calibration, search=search_info,
         training={"stages": meta.get("stages"), "train_images": meta.get("train_images"),
                   "data_dir": os.path.basename(str(meta.get("data_dir", ""))),

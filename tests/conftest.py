@@ -30,7 +30,8 @@ def tiny_run(tmp_path_factory, sample_dataset) -> Path:
 def tiny_bundle(tmp_path_factory, tiny_run) -> Path:
     from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
 
-    return write_bundle(tiny_run, tmp_path_factory.mktemp("bundles") / "tiny", ExportOptions())
+    # the default export, plus the torch weights the torch backend's parity test reads
+    return write_bundle(tiny_run, tmp_path_factory.mktemp("bundles") / "tiny", ExportOptions(with_torch_weights=True))
 
 
 @pytest.fixture()

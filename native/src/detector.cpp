@@ -72,7 +72,12 @@ std::unique_ptr<NearestSearch> open_search(const Manifest &m, const std::map<std
         throw_bundle("the bundle has no hnswlib index", "memory_bank.index in the manifest", "none",
                      "open with TOCOAD_SEARCH_EXACT or TOCOAD_SEARCH_AUTO");
     if (kind == TOCOAD_SEARCH_EXACT || !bank.index) return make_exact_search(std::move(coreset));
-    return make_hnsw_search(listed_path(verified, bank.index->file, "index"), *bank.index, bank.entries, bank.dim);
+    const IndexSpec &ix = *bank.index;
+    const std::string &index_path = listed_path(verified, ix.file, "index");
+    if (ix.kind == "projected_hnsw")
+        return make_projected_search(index_path, ix, read_npy(listed_path(verified, ix.projection, "search projection")),
+                                     std::move(coreset));
+    return make_hnsw_search(index_path, ix, bank.entries, bank.dim);
 }
 
 void check_options(const tocoad_open_options &o) {

@@ -152,7 +152,8 @@ ModelFile parse_model(const json &value, const std::string &key, const std::stri
 }
 
 IndexSpec parse_index(const Section &bank) {
-    Section s = bank.child("index", {"file", "kind", "space", "M", "ef_construction", "ef", "seed"});
+    Section s = bank.child("index", {"file", "kind", "space", "M", "ef_construction", "ef", "seed", "projection",
+                                     "dims", "candidates"});
     IndexSpec ix;
     ix.file = s.text("file");
     ix.kind = s.text("kind", std::string("hnsw"));
@@ -161,7 +162,17 @@ IndexSpec parse_index(const Section &bank) {
     ix.ef_construction = static_cast<int>(s.integer("ef_construction", 200));
     ix.ef = static_cast<int>(s.integer("ef", 64));
     ix.seed = static_cast<int>(s.integer("seed", 0));
-    require(ix.kind == "hnsw", s, "kind", "hnsw", ix.kind);
+    require(ix.kind == "hnsw" || ix.kind == "projected_hnsw", s, "kind", "hnsw or projected_hnsw", ix.kind);
+    const bool projected = ix.kind == "projected_hnsw";
+    if (s.has("projection")) ix.projection = s.text("projection");
+    if (s.has("dims")) ix.dims = static_cast<int>(s.integer("dims"));
+    ix.candidates = static_cast<int>(s.integer("candidates", 1));
+    require(projected == !ix.projection.empty(), s, "projection", "a file name for kind projected_hnsw, null for hnsw",
+            ix.projection.empty() ? "null" : ix.projection);
+    require(projected == (ix.dims > 0), s, "dims", "a positive integer for kind projected_hnsw, null for hnsw",
+            std::to_string(ix.dims));
+    require(ix.candidates >= 1 && (projected || ix.candidates == 1), s, "candidates", "an integer >= 1 (1 for hnsw)",
+            std::to_string(ix.candidates));
     require(ix.space == "l2", s, "space", "l2", ix.space);
     require(ix.ef > 0, s, "ef", "a positive integer", std::to_string(ix.ef));
     return ix;
@@ -278,8 +289,8 @@ Manifest parse_manifest(const std::string &json_text, const std::string &where) 
     }
     if (!doc.is_object()) throw_bundle(where + " is not a JSON object", "", doc.type_name());
     if (!doc.contains("schema_version") || !doc["schema_version"].is_number_integer() ||
-        doc["schema_version"].get<int64_t>() != kSchemaVersion) {
-        throw_bundle(where + " has an unsupported schema version", std::to_string(kSchemaVersion),
+        doc["schema_version"].get<int64_t>() < 1 || doc["schema_version"].get<int64_t>() > kSchemaVersion) {
+        throw_bundle(where + " has an unsupported schema version", "1 .. " + std::to_string(kSchemaVersion),
                      doc.contains("schema_version") ? doc["schema_version"].dump() : "none",
                      "export the bundle with this version of tocoad-edge");
     }
@@ -287,7 +298,7 @@ Manifest parse_manifest(const std::string &json_text, const std::string &where) 
                  {"schema_version", "model_id", "created_by", "input", "features", "models", "memory_bank", "scoring",
                   "files", "engines", "versions", "calibration", "search", "training", "self_test", "decision"});
     Manifest m;
-    m.schema_version = kSchemaVersion;
+    m.schema_version = static_cast<int>(doc["schema_version"].get<int64_t>());
     m.model_id = root.text("model_id");
     root.text("created_by");
     m.input = parse_input(root);

@@ -1,4 +1,4 @@
-// manifest.json of a bundle, parsed strictly like tocoad_edge/bundle/manifest.py (schema_version 1).
+// manifest.json of a bundle, parsed strictly like tocoad_edge/bundle/manifest.py (schema_version 1 or 2).
 #pragma once
 
 #include <cstdint>
@@ -53,6 +53,11 @@ struct IndexSpec {
     int ef_construction = 200;
     int ef = 64;
     int seed = 0;
+    // kind "projected_hnsw" (schema 2): the index is over the bank projected by `projection` ([dim + 1, dims]
+    // float32 .npy: matrix rows, then the bias); each query's `candidates` neighbours are re-ranked in full dim
+    std::string projection;
+    int dims = 0;
+    int candidates = 1;
 };
 
 struct MemoryBankSpec {
@@ -97,7 +102,7 @@ struct Manifest {
     std::vector<EngineFingerprint> engines;
 };
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;      // written by this version; 1 (full-dimension index only) still reads
 constexpr const char *kManifestName = "manifest.json";
 
 // Parse manifest JSON text; `where` names the file in error messages. Throws Error(TOCOAD_ERR_BUNDLE).

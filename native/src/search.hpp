@@ -19,11 +19,34 @@ public:
     virtual void query(const float *queries, std::size_t n, float *out) const = 0;
 };
 
+// Squared L2 distance of two dim-vectors: eight partial sums, so the compiler vectorises it.
+inline float squared_l2(const float *q, const float *b, std::size_t dim) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t k = 0;
+    for (; k + 8 <= dim; k += 8)
+        for (int j = 0; j < 8; ++j) {
+            float d = q[k + j] - b[k + j];
+            acc[j] += d * d;
+        }
+    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; k < dim; ++k) {
+        float d = q[k] - b[k];
+        sum += d * d;
+    }
+    return sum;
+}
+
 // Exact search over the coreset (no BLAS; blocked loops).
 std::unique_ptr<NearestSearch> make_exact_search(Matrix bank);
 
 // The bundle's hnswlib index (file written by Python hnswlib), ef from the manifest.
 std::unique_ptr<NearestSearch> make_hnsw_search(const std::string &index_path, const IndexSpec &spec, int64_t entries,
                                                 int64_t dim);
+
+// kind projected_hnsw: queries projected by `projection` ([dim + 1, spec.dims]: matrix rows, then the bias), the
+// index's spec.candidates neighbours re-ranked by their full-dimension distance in `bank`
+// (tocoad_edge/runtime/search/projected.py). Every answer is a real distance to a bank row.
+std::unique_ptr<NearestSearch> make_projected_search(const std::string &index_path, const IndexSpec &spec,
+                                                     Matrix projection, Matrix bank);
 
 }  // namespace tocoad

@@ -19,19 +19,7 @@ public:
             const float *q = queries + i * dim;
             float best = std::numeric_limits<float>::infinity();
             for (std::size_t r = 0; r < rows; ++r) {
-                const float *b = bank_.data.data() + r * dim;
-                float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                std::size_t k = 0;
-                for (; k + 8 <= dim; k += 8)
-                    for (int j = 0; j < 8; ++j) {
-                        float d = q[k + j] - b[k + j];
-                        acc[j] += d * d;
-                    }
-                float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-                for (; k < dim; ++k) {
-                    float d = q[k] - b[k];
-                    sum += d * d;
-                }
+                const float sum = squared_l2(q, bank_.data.data() + r * dim, dim);
                 if (sum < best) best = sum;
             }
             out[i] = std::sqrt(best);

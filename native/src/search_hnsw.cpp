@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <queue>
+#include <vector>
 
 #include "error.hpp"
 #include "search.hpp"
@@ -10,9 +13,10 @@
 namespace tocoad {
 namespace {
 
-class HnswSearch final : public NearestSearch {
+// The bundle's hnswlib file, checked against the dimension and the bank it claims to index.
+class HnswIndex {
 public:
-    HnswSearch(const std::string &path, const IndexSpec &spec, int64_t entries, int64_t dim)
+    HnswIndex(const std::string &path, const IndexSpec &spec, int64_t entries, int64_t dim)
         : space_(static_cast<std::size_t>(dim)) {
         try {
             index_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(&space_, path, false, 0);
@@ -36,24 +40,81 @@ public:
                 throw_bundle("hnswlib index " + path + " has labels that are not coreset row numbers",
                              "labels 0.." + std::to_string(entries - 1), std::to_string(ix.getExternalLabel(i)),
                              "re-export the bundle");
-        index_->setEf(static_cast<std::size_t>(spec.ef));
-        dim_ = static_cast<std::size_t>(dim);
+        // hnswlib needs ef >= k to return k neighbours (the Python runtime raises ef the same way)
+        index_->setEf(static_cast<std::size_t>(std::max(spec.ef, spec.candidates)));
     }
 
-    const char *name() const override { return "hnsw"; }
-
-    void query(const float *queries, std::size_t n, float *out) const override {
-        for (std::size_t i = 0; i < n; ++i) {
-            auto result = index_->searchKnn(queries + i * dim_, 1);
-            if (result.empty()) throw Error(TOCOAD_ERR_INTERNAL, "hnswlib returned no neighbour");
-            out[i] = std::sqrt(std::max(result.top().first, 0.0f));
-        }
+    std::priority_queue<std::pair<float, hnswlib::labeltype>> search(const float *query, std::size_t k) const {
+        auto result = index_->searchKnn(query, k);
+        if (result.size() != k) throw Error(TOCOAD_ERR_INTERNAL, "hnswlib returned too few neighbours");
+        return result;
     }
 
 private:
     hnswlib::L2Space space_;
     std::unique_ptr<hnswlib::HierarchicalNSW<float>> index_;
-    std::size_t dim_ = 0;
+};
+
+class HnswSearch final : public NearestSearch {
+public:
+    HnswSearch(const std::string &path, const IndexSpec &spec, int64_t entries, int64_t dim)
+        : index_(path, spec, entries, dim), dim_(static_cast<std::size_t>(dim)) {}
+
+    const char *name() const override { return "hnsw"; }
+
+    void query(const float *queries, std::size_t n, float *out) const override {
+        for (std::size_t i = 0; i < n; ++i)
+            out[i] = std::sqrt(std::max(index_.search(queries + i * dim_, 1).top().first, 0.0f));
+    }
+
+private:
+    HnswIndex index_;
+    std::size_t dim_;
+};
+
+class ProjectedSearch final : public NearestSearch {
+public:
+    ProjectedSearch(const std::string &path, const IndexSpec &spec, Matrix projection, Matrix bank)
+        : index_(path, spec, bank.rows, spec.dims), projection_(std::move(projection)), bank_(std::move(bank)),
+          dim_(static_cast<std::size_t>(bank_.cols)), dims_(static_cast<std::size_t>(spec.dims)),
+          candidates_(static_cast<std::size_t>(spec.candidates)) {
+        if (spec.candidates > bank_.rows)
+            throw_bundle("the projected index asks for more candidates than the bank has",
+                         "1.." + std::to_string(bank_.rows), std::to_string(spec.candidates), "re-export the bundle");
+    }
+
+    const char *name() const override { return "hnsw"; }   // the bundle's index, as TOCOAD_SEARCH_HNSW opens it
+
+    void query(const float *queries, std::size_t n, float *out) const override {
+        std::vector<float> projected(dims_);
+        const float *matrix = projection_.data.data();
+        const float *bias = matrix + dim_ * dims_;
+        for (std::size_t i = 0; i < n; ++i) {
+            const float *q = queries + i * dim_;
+            // q·P, then + b (the Python runtime's order); rounding may differ from BLAS in the last bits, which can
+            // only change a near-tie between candidates, and every candidate's distance is recomputed exactly
+            std::fill(projected.begin(), projected.end(), 0.0f);
+            for (std::size_t r = 0; r < dim_; ++r) {
+                const float qr = q[r];
+                const float *row = matrix + r * dims_;
+                for (std::size_t c = 0; c < dims_; ++c) projected[c] += qr * row[c];
+            }
+            for (std::size_t c = 0; c < dims_; ++c) projected[c] += bias[c];
+            auto result = index_.search(projected.data(), candidates_);
+            float best = std::numeric_limits<float>::infinity();
+            for (; !result.empty(); result.pop()) {
+                const float *b = bank_.data.data() + static_cast<std::size_t>(result.top().second) * dim_;
+                best = std::min(best, squared_l2(q, b, dim_));
+            }
+            out[i] = std::sqrt(best);
+        }
+    }
+
+private:
+    HnswIndex index_;
+    Matrix projection_;
+    Matrix bank_;
+    std::size_t dim_, dims_, candidates_;
 };
 
 }  // namespace
@@ -61,6 +122,20 @@ private:
 std::unique_ptr<NearestSearch> make_hnsw_search(const std::string &index_path, const IndexSpec &spec, int64_t entries,
                                                 int64_t dim) {
     return std::make_unique<HnswSearch>(index_path, spec, entries, dim);
+}
+
+std::unique_ptr<NearestSearch> make_projected_search(const std::string &index_path, const IndexSpec &spec,
+                                                     Matrix projection, Matrix bank) {
+    if (projection.source_dtype != "float32" || projection.rows != bank.cols + 1 || projection.cols != spec.dims)
+        throw_bundle(spec.projection + " does not match the bank and the manifest",
+                     "float32 [" + std::to_string(bank.cols + 1) + ", " + std::to_string(spec.dims) + "]",
+                     projection.source_dtype + " [" + std::to_string(projection.rows) + ", " +
+                         std::to_string(projection.cols) + "]",
+                     "re-export the bundle");
+    for (float v : projection.data)
+        if (!std::isfinite(v))
+            throw_bundle(spec.projection + " holds NaN or inf", "finite values", "non-finite values", "re-export the bundle");
+    return std::make_unique<ProjectedSearch>(index_path, spec, std::move(projection), std::move(bank));
 }
 
 }  // namespace tocoad

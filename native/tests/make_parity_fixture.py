@@ -5,10 +5,14 @@
 Writes OUT_DIR/
     data/            synthetic MVTec-layout dataset (tocoad_edge.synth.sample_set)
     run/             tocoad-train run folder (baseline, image_size 64)
-    bundle/          tocoad-export bundle (backbone.onnx, coreset.npy, index.hnsw, manifest.json, ...)
+    bundle/          tocoad-export bundle, default options (float16 coreset.npy, projected index.hnsw +
+                     search_projection.npy, manifest.json, ...)
+    bundle_full/     the same run exported with --search-index full --bank-dtype float32 (the index kind of
+                     schema 1 bundles)
     frames/          test frames as binary PPM (color, stored RGB) / PGM (gray), of several sizes
     reference/       tocoad_edge.runtime.Detector (ONNX Runtime) maps as float32 .npy, per frame and search
-    reference.json   per frame: file, format, and per search (hnsw, exact): score, raw_score, decision, map
+    reference.json   per frame: file, format, and per search (hnsw, exact: bundle/; hnsw_full: bundle_full/):
+                     score, raw_score, decision, map
 
 The C++ parity test (test_parity.cpp) scores the same frames through the C ABI and compares. The
 fixture is reused when OUT_DIR/fixture.stamp matches this script and the package version.
@@ -93,10 +97,14 @@ def main(out: str) -> int:
         return 1
     if export_main(["bundle", str(root / "run"), "--out", str(root / "bundle")]) != 0:
         return 1
+    if export_main(["bundle", str(root / "run"), "--out", str(root / "bundle_full"), "--search-index", "full",
+                    "--bank-dtype", "float32"]) != 0:
+        return 1
 
     (root / "frames").mkdir()
     (root / "reference").mkdir()
     detectors = {s: Detector.open(root / "bundle", backend="onnxrt", search=s) for s in ("hnsw", "exact")}
+    detectors["hnsw_full"] = Detector.open(root / "bundle_full", backend="onnxrt", search="hnsw")
     entries = []
     for name, frame in _frames(root / "data").items():
         suffix = ".pgm" if frame.ndim == 2 else ".ppm"
@@ -114,7 +122,8 @@ def main(out: str) -> int:
         det.close()
     manifest = json.loads((root / "bundle" / "manifest.json").read_text())
     (root / "reference.json").write_text(json.dumps({
-        "bundle": "bundle", "input": [manifest["input"]["width"], manifest["input"]["height"]],
+        "bundle": "bundle", "bundles": {"hnsw": "bundle", "exact": "bundle", "hnsw_full": "bundle_full"},
+        "input": [manifest["input"]["width"], manifest["input"]["height"]],
         "image_threshold": manifest["scoring"]["image_threshold"], "frames": entries}, indent=2))
     stamp.write_text(_stamp())
     print(f"parity fixture written: {root} ({len(entries)} frames)")

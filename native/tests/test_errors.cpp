@@ -99,6 +99,27 @@ void test_bundles() {
     fs::resize_file(b + "/index.hnsw", fs::file_size(b + "/index.hnsw") - 10);
     expect_bundle_error("truncated index", open_with(b), "index.hnsw has the wrong size");
 
+    b = copy_bundle();  // the default bundle's projected index: its projection file is hashed like every file
+    {
+        std::fstream f(b + "/search_projection.npy", std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(300);
+        f.put('\x7f');
+    }
+    expect_bundle_error("tampered projection", open_with(b), "search_projection.npy fails its sha256 check");
+
+    b = copy_bundle();  // a consistent bundle whose projection has lost its bias row
+    {
+        const std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (384, 32), }";
+        std::string npy = std::string("\x93NUMPY\x01\x00", 8);
+        std::string padded = header + std::string(128 - 10 - header.size() - 1, ' ') + "\n";
+        npy += static_cast<char>(padded.size() & 0xff);
+        npy += static_cast<char>(padded.size() >> 8);
+        npy += padded + std::string(384 * 32 * 4, '\0');
+        write_file(b + "/search_projection.npy", npy);
+        rehash(b, "search_projection.npy");
+    }
+    expect_bundle_error("projection without bias row", open_with(b), "search_projection.npy does not match");
+
     b = copy_bundle();
     fs::remove(b + "/backbone.onnx");
     expect_bundle_error("missing model", open_with(b), "bundle file missing");

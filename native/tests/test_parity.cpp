@@ -1,8 +1,9 @@
 // Parity with the Python runtime: the fixture's frames scored through the C ABI must match
 // tocoad_edge.runtime.Detector (ONNX Runtime) on the same bundle:
 //   image score relative difference <= 1e-4, anomaly map max |diff| <= 1e-3 x the reference map's range,
-//   same decision. Checked for both searches (hnsw, exact) and for RGB8 / BGR8 / BGRA8 / GRAY8 and
-//   padded-stride buffers.
+//   same decision. Checked for both searches (hnsw, exact) of the default bundle (projected index, float16 bank),
+//   for hnsw of the same run exported with a full-dimension index (hnsw_full), and for RGB8 / BGR8 / BGRA8 /
+//   GRAY8 and padded-stride buffers.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -64,14 +65,13 @@ int main(int argc, char **argv) {
     std::stringstream text;
     text << in.rdbuf();
     const auto reference = nlohmann::json::parse(text.str());
-    const std::string bundle = root + "/" + reference["bundle"].get<std::string>();
-
-    for (const char *search : {"hnsw", "exact"}) {
-        tocoad_detector *detector = support::open_or_null(
-            bundle, std::string(search) == "hnsw" ? TOCOAD_SEARCH_HNSW : TOCOAD_SEARCH_EXACT);
+    for (const char *search : {"hnsw", "exact", "hnsw_full"}) {
+        const std::string bundle = root + "/" + reference["bundles"][search].get<std::string>();
+        const bool exact = std::string(search) == "exact";
+        tocoad_detector *detector = support::open_or_null(bundle, exact ? TOCOAD_SEARCH_EXACT : TOCOAD_SEARCH_HNSW);
         CHECK_MSG(detector != nullptr, std::string("open with search ") + search);
         if (!detector) continue;
-        CHECK(std::string(tocoad_search_name(detector)) == search);
+        CHECK(std::string(tocoad_search_name(detector)) == (exact ? "exact" : "hnsw"));
         CHECK(std::string(tocoad_backend_name(detector)) == "cpu-opencv");
         Worst worst;
         for (const auto &entry : reference["frames"]) {

@@ -105,7 +105,17 @@ void test_manifest() {
     CHECK(contains(e, "unknown key 'input.colour'") && contains(e, "expected: one of"));
     CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json(R"(, "color": "RGB")"), "m.json"); }), "input.color"));
     CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json(R"(, "channels": "3")"), "m.json"); }), "must be an integer"));
-    CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json("", "2"), "m.json"); }), "unsupported schema version"));
+    CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json("", "3"), "m.json"); }), "unsupported schema version"));
+    CHECK(tocoad::parse_manifest(manifest_json("", "2"), "m.json").schema_version == 2);  // 1 and 2 read
+    std::string projected = manifest_json("", "2");
+    projected.replace(projected.find(R"("ef": 32})"), 9,
+                      R"("ef": 32, "kind": "projected_hnsw", "projection": "p.npy", "dims": 3, "candidates": 4})");
+    auto pm = tocoad::parse_manifest(projected, "m.json");
+    CHECK(pm.memory_bank.index->kind == "projected_hnsw" && pm.memory_bank.index->projection == "p.npy" &&
+          pm.memory_bank.index->dims == 3 && pm.memory_bank.index->candidates == 4);
+    std::string no_dims = projected;
+    no_dims.replace(no_dims.find(R"("dims": 3, )"), 11, "");
+    CHECK(contains(error_of([&] { tocoad::parse_manifest(no_dims, "m.json"); }), "memory_bank.index.dims"));
     CHECK(contains(error_of([] { tocoad::parse_manifest("{not json", "m.json"); }), "not valid JSON"));
     CHECK(contains(error_of([] { tocoad::parse_manifest("[1, 2]", "m.json"); }), "not a JSON object"));
     std::string no_files = manifest_json();

@@ -8,10 +8,15 @@ from tocoad_edge.errors import BundleError
 
 def test_manifest_round_trip(tiny_bundle):
     m = read_manifest(tiny_bundle)
-    assert m.schema_version == 1
-    assert set(m.files) >= {"backbone.onnx", "coreset.npy", "index.hnsw", "parity.json"}
+    assert m.schema_version == 2
+    assert set(m.files) >= {"backbone.onnx", "coreset.npy", "index.hnsw", "search_projection.npy", "parity.json"}
     assert m.features.grid == (8, 8) and m.features.dim == 384 and m.features.aggregation_mode == "patchcore"
     assert m.memory_bank.index.ef >= 16
+    # the default export: float16 bank, projected index
+    ix = m.memory_bank.index
+    assert m.memory_bank.dtype == "float16"
+    assert (ix.kind, ix.projection, ix.dims, ix.candidates) == ("projected_hnsw", "search_projection.npy", 32, 16)
+    assert m.search["index_kind"] == "projected_hnsw" and m.search["projected_dims"] == 32
     assert m.scoring.image_threshold > 0 and m.scoring.normalization_scale > 0
     paths = verify_files(tiny_bundle, m)
     assert all(p.is_file() for p in paths.values())
@@ -60,3 +65,17 @@ def test_manifest_path_escape_refused(tiny_bundle, tmp_path):
     with pytest.raises(BundleError) as e:
         verify_files(copy, read_manifest(copy))
     assert "outside" in str(e.value)
+
+
+def test_index_spec_kinds_must_be_consistent():
+    from tocoad_edge.bundle.manifest import IndexSpec
+    from tocoad_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="memory_bank.index.projection"):
+        IndexSpec(file="index.hnsw", kind="projected_hnsw", dims=64, candidates=8)
+    with pytest.raises(ConfigError, match="memory_bank.index.dims"):
+        IndexSpec(file="index.hnsw", kind="hnsw", dims=64)
+    with pytest.raises(ConfigError, match="memory_bank.index.kind"):
+        IndexSpec(file="index.hnsw", kind="ivf")
+    with pytest.raises(ConfigError, match="memory_bank.index.candidates"):
+        IndexSpec(file="index.hnsw", kind="projected_hnsw", projection="p.npy", dims=8, candidates=0)

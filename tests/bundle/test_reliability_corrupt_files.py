@@ -25,7 +25,7 @@ def _add_fake_engine(bundle):
     return name
 
 
-@pytest.mark.parametrize("name", ["backbone.onnx", "coreset.npy", "index.hnsw", "engine"])
+@pytest.mark.parametrize("name", ["backbone.onnx", "coreset.npy", "index.hnsw", "search_projection.npy", "engine"])
 def test_damaged_file_refused_before_any_loader(name, bundle_copy, serving):
     before_fp = golden_fingerprint(serving)
     if name == "engine":
@@ -62,7 +62,7 @@ def test_damaged_file_refused_by_hot_swap_in_process(bundle_copy, serving):
 def test_damaged_manifest_refused(bundle_copy, serving):
     before_fp = golden_fingerprint(serving)
     text = (bundle_copy / "manifest.json").read_text()
-    for bad in (text[: len(text) // 2], "", "[1, 2]", text.replace('"schema_version": 1', '"schema_version": 99')):
+    for bad in (text[: len(text) // 2], "", "[1, 2]", text.replace('"schema_version": 2', '"schema_version": 99')):
         (bundle_copy / "manifest.json").write_text(bad)
         result = open_in_subprocess(bundle_copy)
         assert result["error"] == "BundleError", result

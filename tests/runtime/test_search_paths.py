@@ -87,10 +87,13 @@ def test_choose_ef_takes_one_step_of_margin():
     assert choose_ef(rows) == 48
     assert choose_ef(rows[:2]) == 32                                  # no larger candidate: the largest
     assert choose_ef([{"ef": 16, "max_image_score_rel_error": 0.5}]) == 16
+    # none passes (a projected index's floor): the smallest ef with the least error, not the largest
+    floor = [{"ef": e, "max_image_score_rel_error": err} for e, err in ((16, 0.08), (32, 0.05), (48, 0.05), (64, 0.05))]
+    assert choose_ef(floor) == 32
 
 
 def test_ef_sweep_stops_after_the_safety_margin(tmp_path):
-    from tocoad_edge.export.search_tuning import EF_CANDIDATES, choose_ef, measure_ef
+    from tocoad_edge.export.search_tuning import EF_CANDIDATES, PLATEAU_STEPS, choose_ef, measure_ef
 
     rng = np.random.default_rng(3)
     bank = rng.standard_normal((3000, 16)).astype(np.float32)
@@ -103,7 +106,9 @@ def test_ef_sweep_stops_after_the_safety_margin(tmp_path):
     assert len(rows) == first_ok + 2                               # one safety step measured, nothing beyond
     assert choose_ef(rows) == efs[-1]
     strict = measure_ef(bank, tmp_path / "i.hnsw", patches.reshape(6, 50, 16), bound=-1.0, threads=1)
-    assert [r["ef"] for r in strict] == list(EF_CANDIDATES)          # nothing passes: the whole sweep is measured
+    errs = [r["max_image_score_rel_error"] for r in strict]
+    # nothing passes: the sweep runs until the error stops improving for PLATEAU_STEPS candidates
+    assert len(strict) < len(EF_CANDIDATES) and min(errs[:-PLATEAU_STEPS]) <= min(errs[-PLATEAU_STEPS:])
 
 
 def test_query_ef_follows_the_precision(tiny_bundle):
@@ -140,7 +145,19 @@ def test_map_ef_is_the_smallest_ef_with_enough_recall(tiny_bundle):
     from tocoad_edge.runtime.detector import map_ef, query_ef
 
     m = read_manifest(tiny_bundle)
-    rows = [{"ef": 16, "recall_at_1": 0.95}, {"ef": 32, "recall_at_1": 0.985}, {"ef": 48, "recall_at_1": 0.999}]
-    tuned = dataclasses.replace(m, search={"ef_tuning": {"fp32": rows}, "ef_per_precision": {"fp32": 48}})
+    assert m.memory_bank.index.kind == "projected_hnsw"
+    full = dataclasses.replace(m, memory_bank=dataclasses.replace(
+        m.memory_bank, index=dataclasses.replace(m.memory_bank.index, kind="hnsw", projection=None, dims=None,
+                                                 candidates=1)))
+    rows = [{"ef": 16, "recall_at_1": 0.95, "mean_distance_rel_error": 0.004},
+            {"ef": 32, "recall_at_1": 0.985, "mean_distance_rel_error": 0.002},
+            {"ef": 48, "recall_at_1": 0.999, "mean_distance_rel_error": 0.001}]
+    search = {"ef_tuning": {"fp32": rows}, "ef_per_precision": {"fp32": 48}}
+    tuned = dataclasses.replace(full, search=search)
     assert map_ef(tuned, "fp32") == 32
     assert map_ef(tuned, "int8") == query_ef(tuned, "int8")               # no table for int8: the tuned ef
+    # a projected index: recall is capped by its dims and candidates; the map error decides
+    projected = dataclasses.replace(m, search=search)
+    assert map_ef(projected, "fp32") == 16
+    rows[0]["mean_distance_rel_error"] = 0.02
+    assert map_ef(projected, "fp32") == 32

@@ -21,7 +21,12 @@ FP32_NAME = "backbone.onnx"
 INT8_NAME = "backbone.int8.onnx"
 CORESET_NAME = "coreset.npy"
 INDEX_NAME = "index.hnsw"
-SCHEMA_VERSION = 1
+PROJECTION_NAME = "search_projection.npy"
+# 2: memory_bank.index may be a projected index (kind, projection, dims, candidates); version 1 manifests (full-
+# dimension index only) read as before. Readers before version 2 refuse a version 2 manifest by its number.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
+INDEX_KINDS = ("hnsw", "projected_hnsw")
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,25 @@ class EngineFingerprint:
 @dataclass(frozen=True)
 class IndexSpec:
     file: str
-    kind: str = "hnsw"
+    kind: str = "hnsw"              # hnsw: over the bank itself; projected_hnsw: over the bank projected to ``dims``
     space: str = "l2"               # hnswlib space; distances are squared L2
     M: int = 16
     ef_construction: int = 200
     ef: int = 64                    # query-time ef chosen at export by measured recall / score error
     seed: int = 0
+    projection: str | None = None   # projected_hnsw: float32 [D + 1, dims] .npy (matrix rows, then the bias)
+    dims: int | None = None         # projected_hnsw: the index's dimension
+    candidates: int = 1             # projected_hnsw: neighbours re-ranked in the bank's full dimension
+
+    def __post_init__(self) -> None:
+        require(self.kind in INDEX_KINDS, "memory_bank.index.kind", f"one of {list(INDEX_KINDS)}", self.kind)
+        projected = self.kind == "projected_hnsw"
+        require((self.projection is not None) == projected, "memory_bank.index.projection",
+                "a file name for kind projected_hnsw, null for hnsw", self.projection)
+        require((self.dims is not None and self.dims >= 1) == projected, "memory_bank.index.dims",
+                "an integer >= 1 for kind projected_hnsw, null for hnsw", self.dims)
+        require(self.candidates >= 1 and (projected or self.candidates == 1), "memory_bank.index.candidates",
+                "an integer >= 1 (1 for kind hnsw)", self.candidates)
 
 
 @dataclass(frozen=True)
@@ -177,8 +195,9 @@ def read_manifest(bundle_dir: str | Path, data: bytes | None = None) -> Manifest
     if not isinstance(data, dict):
         raise BundleError(f"{path} is not a JSON object", got=type(data).__name__)
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise BundleError(f"{path} has an unsupported schema version", expected=str(SCHEMA_VERSION),
+    if version not in READABLE_SCHEMA_VERSIONS:
+        raise BundleError(f"{path} has an unsupported schema version",
+                          expected=" or ".join(map(str, READABLE_SCHEMA_VERSIONS)),
                           got=repr(version), fix="export the bundle with this version of tocoad-edge")
     try:
         return from_dict(Manifest, data)

@@ -80,13 +80,22 @@ def query_ef(manifest: Manifest, precision: str) -> int:
 # changed pixel AUROC by −0.02 pt and AUPRO by −0.09 pt against exact search; ef 32 by −0.00 / −0.01 pt, for ~1.6×
 # the HNSW time. Image scores are exact either way.
 REFINED_MIN_RECALL = 0.97
+# A projected index's recall is capped by its dims and candidates, not by ef (magnetic tile, 32 dims, 16 candidates:
+# recall 0.91 at ef 16, 0.93 at ef 32; benchmarks/projected_sweep.py), so its rule is the anomaly map's mean
+# relative distance error, which ef 16 already keeps at 0.3 %.
+REFINED_MAX_MAP_ERROR = 0.005
 
 
 def map_ef(manifest: Manifest, precision: str) -> int:
     """ef for ``search="refined"``, where HNSW only draws the anomaly map (the image score is exact): the smallest
-    ef whose recall@1 in the export's tuning table reached ``REFINED_MIN_RECALL``; else :func:`query_ef`."""
-    rows = ((manifest.search or {}).get("ef_tuning") or {}).get(precision) or []
-    ok = [int(r["ef"]) for r in rows if isinstance(r, dict) and float(r.get("recall_at_1", 0.0)) >= REFINED_MIN_RECALL]
+    ef in the export's tuning table whose recall@1 reached ``REFINED_MIN_RECALL`` (projected index: whose mean map
+    error is within ``REFINED_MAX_MAP_ERROR``); else :func:`query_ef`."""
+    rows = [r for r in ((manifest.search or {}).get("ef_tuning") or {}).get(precision) or [] if isinstance(r, dict)]
+    index = manifest.memory_bank.index
+    if index is not None and index.kind == "projected_hnsw":
+        ok = [int(r["ef"]) for r in rows if float(r.get("mean_distance_rel_error", 1.0)) <= REFINED_MAX_MAP_ERROR]
+    else:
+        ok = [int(r["ef"]) for r in rows if float(r.get("recall_at_1", 0.0)) >= REFINED_MIN_RECALL]
     return min(ok) if ok else query_ef(manifest, precision)
 
 
@@ -107,13 +116,13 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
     if kind in ("hnsw", "refined"):
         if index is None:
             raise BundleError("this bundle has no HNSW index", fix="use search='exact' or re-export the bundle")
-        from .search.hnsw import HnswSearch
+        from .search.bundle_index import open_index_search
 
         if kind == "hnsw":
-            return HnswSearch(bank, paths[index.file], ef=query_ef(manifest, precision), threads=threads)
+            return open_index_search(bank, index, paths, ef=query_ef(manifest, precision), threads=threads)
         from .search.refined import RefinedSearch
 
-        return RefinedSearch(HnswSearch(bank, paths[index.file], ef=map_ef(manifest, precision), threads=threads),
+        return RefinedSearch(open_index_search(bank, index, paths, ef=map_ef(manifest, precision), threads=threads),
                              ExactSearch(bank, threads=threads))
     return ExactSearch(bank, threads=threads)
 

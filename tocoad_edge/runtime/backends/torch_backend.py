@@ -32,7 +32,10 @@ class TorchBackend(Backend):
             raise BundleError("the torch backend needs the bundle manifest")
         weights = self.model_path.parent / WEIGHTS_NAME
         if WEIGHTS_NAME not in manifest.files:
-            raise BundleError(f"this bundle has no {WEIGHTS_NAME}", fix="re-export it with this version of tocoad-edge")
+            raise BundleError(f"this bundle has no {WEIGHTS_NAME} (only the torch backend reads it; exports leave "
+                              "it out unless asked)", expected=f"{WEIGHTS_NAME} listed in the manifest",
+                              got="not in the bundle",
+                              fix='re-export with --with-torch-weights (tocoad-export bundle), or use backend="onnxrt"')
         f = manifest.features
         backbone = build_backbone(f.backbone,
                                   weights=None if f.backbone.startswith("efficientnet_lite") else str(weights))

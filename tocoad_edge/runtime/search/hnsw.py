@@ -28,26 +28,49 @@ def build_hnsw_index(bank: np.ndarray, path: str | Path, *, M: int = 16, ef_cons
     index.save_index(str(path))
 
 
+def load_hnsw_index(index_path: str | Path, dim: int, entries: int) -> Any:
+    """The hnswlib index at ``index_path`` (``dim`` floats per entry, ``entries`` entries); a ``BundleError`` when
+    it cannot be read or does not match."""
+    import hnswlib
+
+    from ...errors import BundleError
+
+    stored = _stored_dim(index_path)
+    if stored is not None and stored != dim:
+        raise BundleError(f"the HNSW index {Path(index_path).name} was built for another dimension",
+                          expected=f"{dim} floats per entry", got=f"{stored} floats per entry",
+                          fix="re-export the bundle")
+    index = hnswlib.Index(space="l2", dim=int(dim))
+    try:
+        index.load_index(str(index_path), max_elements=int(entries))
+    except Exception as exc:  # noqa: BLE001 - hnswlib raises RuntimeError for a damaged file
+        raise BundleError(f"hnswlib cannot load the index {index_path}", got=f"{type(exc).__name__}: {exc}",
+                          fix="re-export the bundle, or use search='exact'") from None
+    if index.get_current_count() != entries:
+        raise BundleError("the HNSW index does not match the memory bank", expected=f"{entries} entries",
+                          got=f"{index.get_current_count()} entries", fix="re-export the bundle")
+    return index
+
+
+def _stored_dim(index_path: str | Path) -> int | None:
+    """The vector dimension an hnswlib file was written for (its header: offsetLevel0, max_elements,
+    cur_element_count, size_data_per_element, label_offset, offsetData as size_t; vectors sit between offsetData
+    and label_offset). hnswlib itself does not check it and would read another dimension's file as garbage.
+    None when the header is too short (hnswlib then refuses the file itself)."""
+    with open(index_path, "rb") as f:
+        header = f.read(48)
+    if len(header) < 48:
+        return None
+    label_offset, offset_data = np.frombuffer(header, dtype="<u8")[4:6]
+    return int(label_offset - offset_data) // 4
+
+
 class HnswSearch(NearestNeighbourSearch):
     name = "hnsw"
 
     def __init__(self, bank: np.ndarray, index_path: str | Path, *, ef: int = 64, threads: int | None = None):
-        import hnswlib
-
         super().__init__(bank, threads)
-        self.index = hnswlib.Index(space="l2", dim=self.dim)
-        try:
-            self.index.load_index(str(index_path), max_elements=self.entries)
-        except Exception as exc:  # noqa: BLE001 - hnswlib raises RuntimeError for a damaged file
-            from ...errors import BundleError
-
-            raise BundleError(f"hnswlib cannot load the index {index_path}", got=f"{type(exc).__name__}: {exc}",
-                              fix="re-export the bundle, or use search='exact'") from None
-        if self.index.get_current_count() != self.entries:
-            from ...errors import BundleError
-
-            raise BundleError("the HNSW index does not match the memory bank", expected=f"{self.entries} entries",
-                              got=f"{self.index.get_current_count()} entries", fix="re-export the bundle")
+        self.index = load_hnsw_index(index_path, self.dim, self.entries)
         self.set_ef(ef)
         self.set_threads(threads)
 

@@ -1,5 +1,6 @@
 """``search: auto``: measure exact, graph (exact search as an ONNX model, where onnxruntime is installed), HNSW
-and refined (HNSW map + exact image score) on this bank on this machine at load time; keep the fastest.
+(the bundle's index: full-dimension, or projected with a full-dimension re-rank, ``bundle_index.py``) and refined
+(HNSW map + exact image score) on this bank on this machine at load time; keep the fastest.
 
 The choice, both timings and the thread count are logged and kept in ``search.selection`` (reported by
 ``Detector.describe()`` and ``tocoad-bench``).
@@ -60,15 +61,15 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
         return exact
     queries = probe_queries(bank, n_query)
     if index is not None:
-        from .hnsw import HnswSearch
+        from .bundle_index import open_index_search
 
         ef = int(ef or index.ef)
-        candidates["hnsw"] = HnswSearch(bank, paths[index.file], ef=ef, threads=threads)
+        candidates["hnsw"] = open_index_search(bank, index, paths, ef=ef, threads=threads)
     frames: dict[str, Callable[[], object]] = {k: functools.partial(s.query, queries) for k, s in candidates.items()}
     if refined_ef and index is not None:
         from .refined import RefinedSearch
 
-        refined = RefinedSearch(HnswSearch(bank, paths[index.file], ef=int(refined_ef), threads=threads), exact)
+        refined = RefinedSearch(open_index_search(bank, index, paths, ef=int(refined_ef), threads=threads), exact)
         candidates["refined"] = refined
         # one frame through the refined path: HNSW distances, then the exact re-check of the image score
         frames["refined"] = lambda: refined.max_distance(queries, refined.query(queries))

@@ -1,0 +1,99 @@
+"""The default bundle (float16 bank, projected index, no torch weights) round trip, and the old format beside it:
+a full-dimension, float32, schema 1 bundle of the same run still opens and scores the same."""
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from tocoad_edge.bundle import read_manifest, verify_files
+from tocoad_edge.errors import BundleError
+from tocoad_edge.runtime import Detector
+from reliability_fixtures import rewrite_manifest
+
+
+@pytest.fixture(scope="module")
+def old_format_bundle(tmp_path_factory, tiny_run):
+    """The same run exported the way schema 1 bundles were: float32 bank, full-dimension index, and a schema 1
+    manifest (none of the schema 2 index keys)."""
+    from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
+
+    out = write_bundle(tiny_run, tmp_path_factory.mktemp("old") / "b",
+                       ExportOptions(search_index="full", bank_dtype="float32"))
+
+    def as_schema_1(data):
+        data["schema_version"] = 1
+        for key in ("projection", "dims", "candidates"):
+            data["memory_bank"]["index"].pop(key)
+    rewrite_manifest(out, as_schema_1)
+    return out
+
+
+def _frames(sample_dataset):
+    paths = sorted((sample_dataset / "test").glob("*/*.png"))[:6]
+    return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]
+
+
+def test_default_bundle_files_are_listed_hashed_and_small(tiny_run, tmp_path):
+    from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
+
+    bundle = write_bundle(tiny_run, tmp_path / "b", ExportOptions())
+    m = read_manifest(bundle)
+    assert "backbone.safetensors" not in m.files and not (bundle / "backbone.safetensors").exists()
+    assert {"search_projection.npy", "index.hnsw", "coreset.npy"} <= set(verify_files(bundle, m))
+    assert np.load(bundle / "coreset.npy").dtype == np.float16
+    projection = np.load(bundle / "search_projection.npy", allow_pickle=False)
+    assert projection.shape == (m.memory_bank.dim + 1, m.memory_bank.index.dims) and projection.dtype == np.float32
+    with pytest.raises(BundleError, match="--with-torch-weights"):
+        Detector.open(bundle, backend="torch")
+
+
+def test_projected_bundle_scores_exactly_with_refined_search(tiny_bundle, sample_dataset):
+    with Detector.open(tiny_bundle, search="exact") as exact, \
+            Detector.open(tiny_bundle, search="refined") as refined, \
+            Detector.open(tiny_bundle, search="hnsw") as hnsw:
+        assert hnsw.describe()["search"]["kind"] == "projected"
+        assert refined.describe()["search"]["approx"]["kind"] == "projected"
+        for frame in _frames(sample_dataset):
+            want = exact.predict(frame)
+            assert refined.predict(frame).raw_score == pytest.approx(want.raw_score, rel=1e-5)
+            approx = hnsw.predict(frame)
+            assert approx.raw_score >= want.raw_score * (1 - 1e-5)          # a real distance: never below exact
+            np.testing.assert_allclose(approx.anomaly_map, want.anomaly_map, atol=1e-3 * np.ptp(want.anomaly_map))
+
+
+def test_search_auto_times_the_projected_index(tiny_bundle):
+    with Detector.open(tiny_bundle, search="auto") as det:
+        selection = det.describe()["search"]["selection"]
+    assert {"exact_ms", "hnsw_ms"} <= set(selection) and selection["chosen"] in ("exact", "graph", "hnsw", "refined")
+
+
+def test_old_format_bundle_still_opens_and_scores_the_same(old_format_bundle, tiny_bundle, sample_dataset):
+    m = read_manifest(old_format_bundle)
+    assert m.schema_version == 1 and m.memory_bank.index.kind == "hnsw" and m.memory_bank.dtype == "float32"
+    assert "search_projection.npy" not in m.files
+    with Detector.open(old_format_bundle, search="refined") as old, \
+            Detector.open(tiny_bundle, search="refined") as new:
+        assert old.describe()["search"]["approx"]["kind"] == "hnsw"
+        for frame in _frames(sample_dataset):
+            # same run; the new bank is float16-rounded, which moves exact scores only by rounding
+            assert new.predict(frame).raw_score == pytest.approx(old.predict(frame).raw_score, rel=2e-3)
+
+
+def test_projection_not_listed_or_mismatched_is_refused(tiny_bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    rewrite_manifest(copy, lambda d: d["files"].pop("search_projection.npy"))
+    with pytest.raises(BundleError, match="search projection file search_projection.npy is not listed"):
+        Detector.open(copy, search="hnsw")
+    shutil.rmtree(copy)
+    shutil.copytree(tiny_bundle, copy)
+    projection = np.load(copy / "search_projection.npy")
+    np.save(copy / "search_projection.npy", projection[:, :16])             # consistent hashes, wrong dims
+    data = rewrite_manifest(copy, rehash=["search_projection.npy"])
+    assert data["memory_bank"]["index"]["dims"] == 32
+    with pytest.raises(BundleError, match="does not match the manifest") as err:
+        Detector.open(copy, search="refined")
+    assert "expected: 32 dims" in str(err.value)
+    with Detector.open(copy, search="exact") as det:                         # exact search never reads it
+        assert det.search.name == "exact"
