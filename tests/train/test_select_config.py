@@ -92,3 +92,12 @@ def test_cli_refuses_a_bad_candidates_file_before_training(tmp_path, sample_data
     assert "--candidates needs --select" in capsys.readouterr().err
     assert main(["--data", str(sample_dataset), "--out", str(out), "--select", "--stages", "full"]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_the_example_candidates_file_resolves():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "select_candidates.yaml"
+    cands = resolve_candidates(TrainConfig(), load_select_config(example))
+    assert cands[0].name == BASELINE and len(cands) >= 3
+    assert {c.config.backbone.name for c in cands} >= {"efficientnet_lite0", "efficientnet_lite1"}
