@@ -23,14 +23,16 @@ def test_select_on_a_tiny_set_writes_the_candidates_and_trains_the_pick(tmp_path
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY, encoding="utf-8")
     cands = tmp_path / "candidates.yaml"          # the baseline is not listed: it is added anyway
-    cands.write_text("synthetic_per_image: 2\ncandidates:\n  full: {stages: full}\n", encoding="utf-8")
+    cands.write_text("synthetic_per_image: 2\ncandidates:\n  full: {stages: full}\n"
+                     "  wide: {stages: baseline, data: {image_size: 96}}\n", encoding="utf-8")
     out = tmp_path / "run"
     rc = main(["--data", str(sample_dataset), "--out", str(out), "--config", str(cfg), "--select",
                "--candidates", str(cands), "--quiet"])
     assert rc == 0
     record = json.loads((out / "select" / "candidates.json").read_text())
     names = [c["name"] for c in record["candidates"]]
-    assert names == ["baseline", "full"]
+    assert names == ["baseline", "full", "wide"]
+    assert record["synthetic"]["reference_size"] == 96       # drawn at the largest input, resized per candidate
     held = record["holdout"]["images"]
     assert record["holdout"]["count"] == len(held) == 5                 # 20 % of the 24 training images
     for c in record["candidates"]:
