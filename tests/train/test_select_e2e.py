@@ -70,3 +70,20 @@ def test_the_selection_set_changes_each_normal_only_inside_its_mask():
         assert np.array_equal(img[~mask], normal[~mask])              # no rotation: the defect is the only change
     again = selection_set(TrainConfig(), normals, per_image=2)
     assert np.array_equal(again.images, s.images)
+
+
+def test_final_reuse_copies_the_picked_candidate_run(tmp_path, sample_dataset):
+    from tocoad_edge.train.config import DataConfig
+    from tocoad_edge.train.selection.config import SelectConfig
+    from tocoad_edge.train.selection.runner import run_selection
+
+    base = TrainConfig(threads=1, data=DataConfig(image_size=64, holdout_images=4))
+    select = SelectConfig(synthetic_per_image=1, final="reuse", candidates={})    # the baseline alone
+    run = run_selection(sample_dataset, tmp_path / "run", base, select, show_progress=False)
+    record = json.loads((run / "select" / "candidates.json").read_text())
+    assert [c["name"] for c in record["candidates"]] == ["baseline"] and record["chosen"] == "baseline"
+    candidate = run / record["candidates"][0]["run"]
+    assert (run / "memory_bank.npy").read_bytes() == (candidate / "memory_bank.npy").read_bytes()
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["excluded_images"] == record["holdout"]["images"]       # the reused bank lacks the held-out images
+    assert meta["selection"]["final"].startswith("reused")

@@ -4,6 +4,7 @@ config overrides merged over the run's config and checked as strictly as a confi
     holdout_fraction: 0.2      # share of train/good held out (never trained on) to score the candidates
     synthetic_per_image: 3     # G's anomalies per held-out normal image
     margin: 0.02               # a candidate must beat the baseline's synthetic recall at FPR <= 5% by this much
+    final: retrain             # retrain the pick on all images, or reuse its candidate run (no second training)
     candidates:
       full: {}                 # today's default (full ToCoAD)
       lite1:
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ...errors import ConfigError
 from ...typed_config import from_dict, load_yaml, require, to_dict
@@ -37,6 +38,7 @@ class SelectConfig:
     holdout_fraction: float = 0.2
     synthetic_per_image: int = 3
     margin: float = 0.02
+    final: Literal["retrain", "reuse"] = "retrain"
     candidates: dict[str, dict[str, Any]] = field(default_factory=default_candidates)
 
     def __post_init__(self) -> None:

@@ -7,14 +7,16 @@ Run folder: the pick's run as ``tocoad-train`` writes it, plus
     RUN/select/report.md                  the same as a short table, the rule and the reason for the pick
     RUN/select/candidates/<name>/         each candidate's own run folder (trained without the held-out images)
 
-The final run is **retrained** on all training images rather than reusing the candidate's run: the selection
-judged a configuration, and the memory bank and the threshold should see every normal image the user gave
-(the held-out fifth would otherwise be missing from the bank). It costs one more training of the pick.
+By default the final run is **retrained** on all training images rather than reusing the candidate's run: the
+selection judged a configuration, and the memory bank and the threshold should see every normal image the user
+gave (the held-out fifth would otherwise be missing from the bank). It costs one more training of the pick;
+``final: reuse`` copies the pick's candidate run instead (no second training, a bank without the held-out images).
 """
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,8 +85,12 @@ def run_selection(data_dir: str | Path, out_dir: str | Path, base: TrainConfig, 
                for c in candidates]
     chosen = pick([Scored(r["name"], r["metrics"]["recall_at_fpr_5"], r["train_seconds"]) for r in results],
                   select.margin)
-    final = (f"retrained with the chosen config on all {len(paths)} training images (the held-out images "
-             f"included), so the memory bank and threshold see every normal image")
+    if select.final == "retrain":
+        final = (f"retrained with the chosen config on all {len(paths)} training images (the held-out images "
+                 f"included), so the memory bank and threshold see every normal image")
+    else:
+        final = (f"reused: the chosen candidate's run, trained without the {len(held)} held-out images "
+                 f"(final: reuse, no second training)")
     record = {"rule": rule_text(select.margin), "margin": select.margin, "score": "recall_at_fpr_5",
               "chosen": chosen.name, "reason": chosen.reason, "final": final,
               "holdout": {"fraction": select.holdout_fraction, "seed": base.seed, "count": len(held), "images": held},
@@ -96,8 +102,11 @@ def run_selection(data_dir: str | Path, out_dir: str | Path, base: TrainConfig, 
     write_json(out / SELECT_DIR / CANDIDATES_JSON, record)
     write_report(out / SELECT_DIR / "report.md", record)
     log.info("select: chose '%s': %s", chosen.name, chosen.reason)
-    config = next(c.config for c in candidates if c.name == chosen.name)
-    run = train(data_dir, out, config, show_progress=show_progress)
+    if select.final == "retrain":
+        config = next(c.config for c in candidates if c.name == chosen.name)
+        run = train(data_dir, out, config, show_progress=show_progress)
+    else:
+        run = _reuse(out / SELECT_DIR / "candidates" / chosen.name, out)
     _record_in_run_meta(run, record)
     return run
 
@@ -115,6 +124,14 @@ def _train_and_score(candidate: Candidate, data_dir: str | Path, run_dir: Path, 
     return {"name": candidate.name, "overrides": candidate.overrides, "stages": candidate.config.stages,
             "is_baseline": candidate.name == BASELINE, "metrics": metrics, "train_seconds": round(seconds, 2),
             "run": f"{SELECT_DIR}/candidates/{candidate.name}"}
+
+
+def _reuse(candidate_run: Path, out: Path) -> Path:
+    """Copy the candidate's run files (not its stage checkpoints) into the final run folder."""
+    for f in candidate_run.iterdir():
+        if f.is_file():
+            shutil.copy2(f, out / f.name)
+    return out
 
 
 def _record_in_run_meta(run: Path, record: dict) -> None:
