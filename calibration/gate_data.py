@@ -77,15 +77,13 @@ def build_labelled_set(normals: np.ndarray, *, per_image: int = 2, seed: int = 0
                        use_synth: bool = True) -> LabelledSet:
     """``normals`` (label 0) plus ``per_image`` synthetic anomalies drawn on each of them (label 1)."""
     gen = _synth_generator(cfg, normals, seed) if use_synth else None
-    anomalies = []
-    rng = np.random.default_rng(seed)
-    for i, img in enumerate(normals):
-        for k in range(per_image):
-            if gen is not None:
-                s = gen.sample(img, i * per_image + k, anomaly=True)
-                anomalies.append(np.ascontiguousarray(s.image))
-            else:
-                anomalies.append(patch_defect(img, rng))
+    if gen is not None:
+        from tocoad_edge.synth.labelled_set import draw_anomalies
+
+        anomalies, _ = draw_anomalies(gen, list(normals), per_image)
+    else:
+        rng = np.random.default_rng(seed)
+        anomalies = [patch_defect(img, rng) for img in normals for _ in range(per_image)]
     images = np.concatenate([normals, np.stack(anomalies)]) if anomalies else normals
     labels = np.concatenate([np.zeros(len(normals), int), np.ones(len(anomalies), int)])
     return LabelledSet(images=images, labels=labels, generator="synth.G" if gen is not None else "patch_defect")

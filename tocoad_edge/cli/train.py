@@ -1,4 +1,5 @@
-"""``tocoad-train --data DIR --out RUN [--config FILE.yaml] [--stages baseline|no-guide|full]``."""
+"""``tocoad-train --data DIR --out RUN [--config FILE.yaml] [--stages baseline|no-guide|full]
+[--select [--candidates FILE.yaml]]``."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coreset-ratio", type=float, help="fraction of patches kept in the memory bank")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--textures", help="folder of texture images (e.g. DTD) for the anomaly generator")
+    p.add_argument("--select", action="store_true",
+                   help="model selection: train each candidate (default: baseline and full) without a held-out "
+                        "share of the normal images, score them on G's synthetic anomalies over those, keep the "
+                        "baseline unless a candidate beats it by the margin, then train the pick "
+                        "(docs/model_selection.md)")
+    p.add_argument("--candidates", help="YAML candidates file for --select (named config overrides, margin, ...)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -37,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..train.config import config_to_dict, load_train_config
         from ..train.trainer import train
 
+        _check_select_flags(args)
         cfg = load_train_config(args.config)
         if args.stages:
             cfg = replace(cfg, stages=args.stages)
@@ -51,12 +59,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
             return 0
-        run = train(args.data, args.out, cfg, show_progress=not args.quiet)
+        if args.select:
+            from ..train.selection.config import load_select_config
+            from ..train.selection.runner import run_selection
+
+            run = run_selection(args.data, args.out, cfg, load_select_config(args.candidates),
+                                show_progress=not args.quiet)
+            print(f"selection: {run / 'select' / 'report.md'}")
+        else:
+            run = train(args.data, args.out, cfg, show_progress=not args.quiet)
         print(f"run folder: {run}")
         return 0
     except TocoadError as exc:
         print(f"tocoad-train: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _check_select_flags(args: argparse.Namespace) -> None:
+    from ..errors import ConfigError
+
+    if args.candidates and not args.select:
+        raise ConfigError("--candidates needs --select", fix="add --select, or drop --candidates")
+    if args.select and args.stages:
+        raise ConfigError("--stages and --select exclude each other: the candidates set the stages",
+                          got=f"--stages {args.stages}",
+                          fix="drop --stages, or list the stages you want compared as candidates (--candidates)")
 
 
 def apply_textures(cfg, textures: str):

@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import numpy as np
 import torch
@@ -73,6 +73,7 @@ class _Images:
     holdout_paths: list[Path]
     train: np.ndarray
     holdout: np.ndarray
+    excluded: list[str]
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,12 @@ def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
     timings[key] = time.perf_counter() - t0
 
 
-def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_progress: bool = True) -> Path:
-    """Run the configured stages and write the run folder. Returns its path."""
+def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_progress: bool = True,
+          exclude: Collection[str] = ()) -> Path:
+    """Run the configured stages and write the run folder. Returns its path.
+
+    ``exclude``: file names in ``train/good`` left out of this run (``tocoad-train --select`` keeps its held-out
+    normal images away from the candidates); recorded in ``run.json`` as ``excluded_images``."""
     t_start = time.perf_counter()
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +108,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
-        images = _load_images(data_dir, cfg, show_progress)
+        images = _load_images(data_dir, cfg, show_progress, set(exclude))
         timings: dict[str, float] = {}
         with _timed(timings, "finetune_s"):
             backbone = _finetune(cfg, images.train, run_dir, show_progress)
@@ -124,11 +129,12 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
         handler.close()
 
 
-def _load_images(data_dir: str | Path, cfg: TrainConfig, show_progress: bool) -> _Images:
+def _load_images(data_dir: str | Path, cfg: TrainConfig, show_progress: bool, exclude: set[str]) -> _Images:
     ds = load_dataset(data_dir, extensions=cfg.data.extensions)
     paths = list(ds.train)
     if cfg.data.max_train_images is not None:
         paths = paths[:cfg.data.max_train_images]
+    paths = [p for p in paths if p.name not in exclude]
     train_paths, holdout_paths = split_holdout(paths, cfg.data.holdout_images, cfg.seed)
     if not train_paths:
         raise DataError(f"no training images left in {data_dir} after the hold-out", fix="add normal images")
@@ -138,7 +144,7 @@ def _load_images(data_dir: str | Path, cfg: TrainConfig, show_progress: bool) ->
     with _progress_bar(len(paths), "load images", show_progress) as bar:
         train_imgs = load_resized(train_paths, size, bar.update)
         holdout_imgs = load_resized(holdout_paths, size, bar.update)
-    return _Images(train_paths, holdout_paths, train_imgs, holdout_imgs)
+    return _Images(train_paths, holdout_paths, train_imgs, holdout_imgs, sorted(exclude))
 
 
 def _finetune(cfg: TrainConfig, train_imgs: np.ndarray, run_dir: Path, show_progress: bool) -> Backbone | None:
@@ -214,6 +220,7 @@ def _run_meta(data_dir: str | Path, cfg: TrainConfig, images: _Images, features:
         "data_dir": str(Path(data_dir).resolve()),
         "train_images": len(images.train_paths),
         "holdout_images": [p.name for p in images.holdout_paths],
+        "excluded_images": images.excluded,
         "feature": {"backbone": cfg.backbone.name, "layers": list(cfg.backbone.layers),
                     "aggregation": cfg.features.aggregation, "stride": embedder.stride,
                     "aggregation_mode": cfg.features.aggregation_mode,
