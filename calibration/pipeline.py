@@ -7,9 +7,10 @@ Steps (every number lands in the manifest's ``calibration`` section):
 3. activation ranges by ``max``, ``percentile`` (99.99 %) or ``entropy`` (TensorRT's KL method); ``auto`` tries
    all three and keeps the one the gate likes best;
 4. Q/DQ model: per-channel symmetric INT8 weights, per-tensor symmetric INT8 activations (``qdq.py``); the
-   boundary layers ``options.int8_float`` names (default: the stem and the embedding-writing layers,
-   ``float_layers.py``) stay in float in every configuration;
-5. accuracy gate on a labelled set (held-out normals + synthetic anomalies, ``gate_data.py``); if it fails, a
+   boundary layers ``options.int8_float`` names (default: the stem convolution, ``float_layers.py``) stay in
+   float in every configuration;
+5. accuracy gate on a labelled set (held-out normals + synthetic anomalies, ``gate_data.py``; image scores and the
+   embeddings' relative error, ``gate.py``); if it fails, a
    per-layer sensitivity pass (each layer kept in float alone, embedding error measured) ranks the layers and
    the most harmful ones are kept in float, one more at a time, until the gate passes;
 6. the TensorRT calibration cache (``runtime/backends/trt/calib_cache.py``) with the same scales, tied to the FP32
