@@ -13,6 +13,8 @@ import numpy as np
 
 from tocoad_edge.bundle.manifest import FeatureSpec, IndexSpec, ScoringSpec
 
+from .float_layers import DEFAULT_FLOAT_RULE
+
 if TYPE_CHECKING:
     from tocoad_edge.train.config import TrainConfig
     from tocoad_edge.train.run_folder import RunFolder
@@ -25,6 +27,7 @@ class ExportOptions:
     allow_degraded: bool = False
     calibration_images: int = 256
     calibration_method: str = "auto"      # auto | max | percentile | entropy
+    int8_float: str = DEFAULT_FLOAT_RULE   # boundary layers kept in float: float_layers.FLOAT_RULES
     hnsw_M: int = 16
     hnsw_ef_construction: int = 200
     bank_dtype: str = "float16"           # float16 | float32 (image scores moved < 1e-3 relative: docs/performance.md)

@@ -6,8 +6,11 @@ Steps (every number lands in the manifest's ``calibration`` section):
 2. activation histograms of every quantizable layer's input (ONNX Runtime on a copy with extra outputs);
 3. activation ranges by ``max``, ``percentile`` (99.99 %) or ``entropy`` (TensorRT's KL method); ``auto`` tries
    all three and keeps the one the gate likes best;
-4. Q/DQ model: per-channel symmetric INT8 weights, per-tensor symmetric INT8 activations (``qdq.py``);
-5. accuracy gate on a labelled set (held-out normals + synthetic anomalies, ``gate_data.py``); if it fails, a
+4. Q/DQ model: per-channel symmetric INT8 weights, per-tensor symmetric INT8 activations (``qdq.py``); the
+   boundary layers ``options.int8_float`` names (default: the stem convolution, ``float_layers.py``) stay in
+   float in every configuration;
+5. accuracy gate on a labelled set (held-out normals + synthetic anomalies, ``gate_data.py``; image scores and the
+   embeddings' relative error, ``gate.py``); if it fails, a
    per-layer sensitivity pass (each layer kept in float alone, embedding error measured) ranks the layers and
    the most harmful ones are kept in float, one more at a time, until the gate passes;
 6. the TensorRT calibration cache (``runtime/backends/trt/calib_cache.py``) with the same scales, tied to the FP32
@@ -30,7 +33,8 @@ from tocoad_edge.bundle.manifest import sha256_file
 
 from .activations import collect_histograms
 from .context import ExportContext
-from .gate import GateCriteria, evaluate_gate, gate_failure
+from .float_layers import DEFAULT_FLOAT_RULE, float_layers
+from .gate import GateCriteria, evaluate_gate, gate_failure, relative_error
 from .qdq import (QuantLayer, activation_tensors, build_qdq_model, describe_qdq, find_quantizable_layers,
                   quantized_tensors)
 from .ranges import METHODS, compute_amax, scale_from_amax
@@ -45,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tocoad_edge.calibration")
 
 PERCENTILE = 99.99
-MAX_FLOAT_FRACTION = 0.5        # never keep more than half of the quantizable layers in float
+MAX_FLOAT_FRACTION = 0.5        # the sensitivity pass never puts more than half of the INT8 layers back in float
 SENSITIVITY_IMAGES = 8
 
 
@@ -68,10 +72,6 @@ class OrtRunner:
                                     providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         return np.concatenate([sess.run(None, {name: images[i:i + 1]})[0] for i in range(len(images))])
-
-
-def relative_error(ref: np.ndarray, got: np.ndarray) -> float:
-    return float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12))
 
 
 def activation_scales(hists, method: str) -> dict[str, float]:
@@ -102,9 +102,10 @@ class _TrialRunner:
     def run(self, scales: dict[str, float], keep: frozenset[str], description: str, method: str) -> Trial:
         model = build_qdq_model(self.fp32_model, scales, keep, self.layers)
         emb = self.runner.embeddings(model, self.gate_set.images)
-        res = evaluate_gate(self.ref_scores, self.search.image_scores(emb), self.gate_set.labels, self.criteria)
-        return Trial(description=description, method=method, keep_float=keep, result=res,
-                     embedding_rel_error=relative_error(self.ref_emb, emb), model=model)
+        err = relative_error(self.ref_emb, emb)
+        res = evaluate_gate(self.ref_scores, self.search.image_scores(emb), self.gate_set.labels, err, self.criteria)
+        return Trial(description=description, method=method, keep_float=keep, result=res, embedding_rel_error=err,
+                     model=model)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class Int8Search:
     histogram_s: float
     started: float                    # time.perf_counter() at the start: the report's total
     fp32_model: Any = None            # the model the Q/DQ placement was read from
+    float_rule: str = DEFAULT_FLOAT_RULE
+    boundary: dict[str, list[str]] | None = None   # the layers the rule kept in float, by part
 
     def int8_scales(self) -> dict[str, float]:
         """The scales of every tensor the chosen Q/DQ model quantizes (layer inputs, residual shortcuts, pool and
@@ -141,8 +144,11 @@ class Int8Search:
                         if ly.node not in keep else None} for ly in self.layers],
             "layers_int8": sum(ly.node not in keep for ly in self.layers),
             "layers_float": sorted(keep),
+            "float_rule": self.float_rule,
+            "layers_float_by_rule": self.boundary or {},
             "gate": best.result.to_dict() | {"criteria": {"min_spearman": criteria.min_spearman,
-                                                          "max_auroc_drop": criteria.max_auroc_drop},
+                                                          "max_auroc_drop": criteria.max_auroc_drop,
+                                                          "max_embedding_error": criteria.max_embedding_error},
                                              "generator": generator},
             "tried": [t.to_dict() for t in self.tried],
             "sensitivity": self.sensitivity,
@@ -154,18 +160,20 @@ class Int8Search:
 
 def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, search: NearestNeighbourSearch,
                        *, method: str = "auto", criteria: GateCriteria = GateCriteria(), threads: int | None = None,
-                       fp32_path: str | Path | None = None) -> tuple[Any, dict]:
+                       fp32_path: str | Path | None = None, float_rule: str = DEFAULT_FLOAT_RULE
+                       ) -> tuple[Any, dict]:
     """The whole search, independent of bundles: returns (Q/DQ ModelProto, report dict)."""
     found = search_int8(fp32_model, calib_images, gate_set, search, method=method, criteria=criteria,
-                        threads=threads, fp32_path=fp32_path)
+                        threads=threads, fp32_path=fp32_path, float_rule=float_rule)
     return found.best.model, found.report(method, len(calib_images), criteria, gate_set.generator)
 
 
 def search_int8(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, search: NearestNeighbourSearch, *,
                 criteria: GateCriteria, method: str = "auto", threads: int | None = None,
-                fp32_path: str | Path | None = None) -> Int8Search:
-    """Every layer INT8 with each range method; if none passes the gate, the most sensitive layers of the best
-    method go back to float, more at a time, until one does (or the cap is reached)."""
+                fp32_path: str | Path | None = None, float_rule: str = DEFAULT_FLOAT_RULE) -> Int8Search:
+    """Every layer but the boundary layers ``float_rule`` names INT8, with each range method; if none passes the
+    gate, the most sensitive layers of the best method go back to float too, more at a time, until one does (or
+    the cap is reached)."""
     t0 = time.perf_counter()
     runner = OrtRunner(threads)
     layers = find_quantizable_layers(fp32_model)
@@ -173,6 +181,8 @@ def search_int8(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, sea
         from tocoad_edge.errors import ExportError
 
         raise ExportError("the model has no layer INT8 can quantize", expected="Conv / MatMul layers with weights")
+    boundary = float_layers(fp32_model, layers, float_rule)
+    base_keep = frozenset(n for names in boundary.values() for n in names)
     hists = _histograms(fp32_model, layers, calib_images, threads, fp32_path)
     t_hist = time.perf_counter() - t0
     ref_emb = runner.embeddings(fp32_model, gate_set.images)
@@ -180,16 +190,17 @@ def search_int8(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, sea
                           search.image_scores(ref_emb))
     methods = METHODS if method == "auto" else (method,)
     scales_by_method = {m: activation_scales(hists, m) for m in methods}
-    tried = [trials.run(scales_by_method[m], frozenset(), f"all layers INT8, {m}", m) for m in methods]
+    base = f"all layers INT8 but {float_rule} in float" if base_keep else "all layers INT8"
+    tried = [trials.run(scales_by_method[m], base_keep, f"{base}, {m}", m) for m in methods]
     best = max(tried, key=Trial.rank)
     scales = scales_by_method[best.method]
     sensitivity: list[dict] = []
     if not best.result.passed:
-        sensitivity = _layer_sensitivity(runner, fp32_model, scales, layers, gate_set.images)
-        best = _keep_sensitive_in_float(trials, scales, best.method, sensitivity, tried)
+        sensitivity = _layer_sensitivity(runner, fp32_model, scales, layers, gate_set.images, base_keep)
+        best = _keep_sensitive_in_float(trials, scales, best.method, sensitivity, tried, base_keep)
     return Int8Search(best=best, tried=tried, sensitivity=sensitivity, scales=scales, layers=layers,
-                      fp32_model=fp32_model,
-                      histogram_s=t_hist, started=t0)
+                      fp32_model=fp32_model, histogram_s=t_hist, started=t0, float_rule=float_rule,
+                      boundary=boundary)
 
 
 def _histograms(fp32_model, layers: list[QuantLayer], calib_images: np.ndarray, threads: int | None,
@@ -209,16 +220,18 @@ def _histograms(fp32_model, layers: list[QuantLayer], calib_images: np.ndarray, 
 
 
 def _layer_sensitivity(runner: OrtRunner, fp32_model, scales: dict[str, float], layers: list[QuantLayer],
-                       images: np.ndarray) -> list[dict]:
-    """Each layer alone kept in float, everything else INT8, on a few gate images: the embedding error it
-    removes (``gain``), most harmful layer first."""
+                       images: np.ndarray, base_keep: frozenset[str] = frozenset()) -> list[dict]:
+    """Each INT8 layer alone kept in float too (besides ``base_keep``), everything else INT8, on a few gate
+    images: the embedding error it removes (``gain``), most harmful layer first."""
     sub = images[:: max(1, len(images) // SENSITIVITY_IMAGES)][:SENSITIVITY_IMAGES]
     sub_ref = runner.embeddings(fp32_model, sub)
-    base_err = relative_error(sub_ref, runner.embeddings(build_qdq_model(fp32_model, scales, frozenset(), layers),
+    base_err = relative_error(sub_ref, runner.embeddings(build_qdq_model(fp32_model, scales, base_keep, layers),
                                                          sub))
     sensitivity: list[dict] = []
     for ly in layers:
-        m = build_qdq_model(fp32_model, scales, frozenset({ly.node}), layers)
+        if ly.node in base_keep:
+            continue
+        m = build_qdq_model(fp32_model, scales, base_keep | {ly.node}, layers)
         err = relative_error(sub_ref, runner.embeddings(m, sub))
         sensitivity.append({"layer": ly.node, "error_if_float": err, "gain": base_err - err})
     sensitivity.sort(key=lambda s: -s["gain"])
@@ -226,12 +239,14 @@ def _layer_sensitivity(runner: OrtRunner, fp32_model, scales: dict[str, float], 
 
 
 def _keep_sensitive_in_float(trials: _TrialRunner, scales: dict[str, float], method: str,
-                             sensitivity: list[dict], tried: list[Trial]) -> Trial:
+                             sensitivity: list[dict], tried: list[Trial], base_keep: frozenset[str] = frozenset()
+                             ) -> Trial:
     """The first trial on ``_float_schedule`` that passes, or the best of all ``tried`` (each trial run here is
-    appended to ``tried``, for the report)."""
-    for k in _float_schedule(len(trials.layers)):
-        keep = frozenset(s["layer"] for s in sensitivity[:k])
-        t = trials.run(scales, keep, f"{k} most sensitive layer(s) in float, {method}", method)
+    appended to ``tried``, for the report). The schedule runs over the layers the float rule left INT8."""
+    for k in _float_schedule(len(sensitivity)):
+        keep = base_keep | frozenset(s["layer"] for s in sensitivity[:k])
+        extra = " besides the boundary layers" if base_keep else ""
+        t = trials.run(scales, keep, f"{k} most sensitive layer(s) in float{extra}, {method}", method)
         tried.append(t)
         if t.result.passed:
             return t
@@ -276,7 +291,7 @@ def build_int8_model(ctx: ExportContext, out_path: Path) -> tuple[Path, dict]:
     criteria = GateCriteria()
     search, search_name = gate_search(ctx)
     found = search_int8(fp32_model, calib, gate_set, search, method=opts.calibration_method, criteria=criteria,
-                        fp32_path=ctx.fp32_path)
+                        fp32_path=ctx.fp32_path, float_rule=opts.int8_float)
     model = found.best.model
     report = found.report(opts.calibration_method, len(calib), criteria, gate_set.generator)
     onnx.checker.check_model(model)

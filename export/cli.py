@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from tocoad_edge.calibration.float_layers import DEFAULT_FLOAT_RULE, FLOAT_RULES
 from tocoad_edge.errors import TocoadError
 
 COMMANDS = ("bundle", "engine")
@@ -32,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--calibration-images", type=int, default=256, help="normal images used for INT8 calibration")
     b.add_argument("--calibration-method", default="auto", choices=["auto", "max", "percentile", "entropy"],
                    help="activation range algorithm")
+    b.add_argument("--int8-float", default=DEFAULT_FLOAT_RULE, choices=list(FLOAT_RULES),
+                   help="layers kept in float (FP16 on TensorRT) in every INT8 configuration: the stem convolution "
+                        "that reads the normalised image and/or the layers that write the embeddings "
+                        "(default %(default)s; 'none' is ModelOpt's default placement)")
     b.add_argument("--dynamic-batch", action="store_true", help="export with a dynamic batch axis (default: batch 1)")
     b.add_argument("--bank-dtype", default="float16", choices=["float16", "float32"], help=(
         "memory bank storage (widened to float32 once at load; float16 halves coreset.npy and moved exact image "
@@ -132,6 +137,7 @@ def _bundle(args: argparse.Namespace) -> int:
 
     opts = ExportOptions(int8=args.int8, dynamic_batch=args.dynamic_batch, allow_degraded=args.allow_degraded,
                          calibration_images=args.calibration_images, calibration_method=args.calibration_method,
+                         int8_float=args.int8_float,
                          hnsw_M=args.hnsw_m, hnsw_ef_construction=args.hnsw_ef_construction,
                          bank_dtype=args.bank_dtype, bank=_bank_option(args.bank),
                          search_index=args.search_index, search_dims=_positive(args.search_dims, "--search-dims"),

@@ -14,6 +14,7 @@ import onnx
 
 from int8_helpers import qdq_pattern, residual_model, run_model_on
 from tocoad_edge.calibration.activations import collect_histograms
+from tocoad_edge.calibration.float_layers import float_layers
 from tocoad_edge.calibration.placement import extra_quant_inputs
 from tocoad_edge.calibration.qdq import activation_tensors, build_qdq_model, find_quantizable_layers, quantized_tensors
 from tocoad_edge.calibration.ranges import scale_from_amax
@@ -31,11 +32,13 @@ def _calibrated(model):
 
 
 def test_placement_matches_modelopt_on_the_residual_network():
+    """With ``--int8-float none`` (every layer INT8, ModelOpt's default) the placement is ModelOpt's."""
     model = residual_model()
     layers, scales, _ = _calibrated(model)
     ours = qdq_pattern(build_qdq_model(model, scales, layers=layers))
     theirs = json.loads(FIXTURE.read_text())
     assert ours["consumers"] == theirs["consumers"]
+    assert float_layers(model, layers, "none") == {}
 
 
 def test_residual_adds_quantize_the_shortcut_and_not_the_conv_branch():
@@ -84,3 +87,19 @@ def test_placement_matches_modelopt_on_the_real_backbone(tmp_path):
 
     assert placed(ours) == placed(theirs)
     assert sum(e["op"] == "Add" for e in placed(ours)) == 6
+
+    # The export's default deliberately differs from ModelOpt's default placement in exactly one entry: the stem
+    # convolution, whose input is the normalised image, stays float (``float_layers.py``). With
+    # ``--int8-float stem+embedding`` the two aggregation convolutions that write the embeddings and the Resize
+    # input tied to the deep one stay float too. Every other Q/DQ is ModelOpt's.
+    ordinal = {n.name: k for k, n in enumerate(n for n in model.graph.node if n.op_type == "Conv")}
+    scales = {t: 0.05 for t in activation_tensors(model, layers)}
+    assert float_layers(model, layers) == {"stem": ["/_conv_stem/Conv"]}
+    assert float_layers(model, layers, "embedding") == {"embedding": ["/Conv", "/Conv_1"]}
+    for rule, dropped in (("stem", {("Conv", 0)}),
+                          ("stem+embedding", {("Conv", 0), ("Conv", ordinal["/Conv"]), ("Conv", ordinal["/Conv_1"]),
+                                              ("Resize", 0)})):
+        keep = {n for names in float_layers(model, layers, rule).values() for n in names}
+        ours_rule = qdq_pattern(build_qdq_model(model, scales, keep_float=keep, layers=layers))
+        assert placed(ours_rule) == [e for e in placed(theirs) if (e["op"], e["ordinal"]) not in dropped]
+        assert len(placed(theirs)) - len(placed(ours_rule)) == len(dropped)
