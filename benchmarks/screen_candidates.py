@@ -1,0 +1,90 @@
+"""Quick screen of frozen-backbone candidates (issue #15 item 3): image AUROC and recall at FPR <= 1/5/10 %.
+
+    python benchmarks/screen_candidates.py --data DIR --out OUT_DIR benchmarks/recall_candidates/*.yaml
+
+Each YAML is a training config (merged over the defaults, as with ``tocoad-train --config``). For each one:
+frozen ImageNet backbone → patch features of the training and test images (the trainer's embedder) → a random
+pool of ``--pool`` training patches → greedy coreset of ``memory.coreset_ratio`` of the pool (the trainer's
+``greedy_coreset``) → exact search → image score = max patch distance (the runtime's ``image_score``). Writes
+OUT_DIR/<set>/<candidate>.json and prints one table row per candidate.
+
+Why a pool: on the shared 2-core machine the greedy coreset of all ~260k magnetic-tile patches takes 20+
+minutes per candidate. The smaller bank raises false calls, so the screen's numbers rank candidates against
+the baseline row of the same screen only; confirm a winner with benchmarks/recall_candidates.sh (tocoad-train
++ tocoad-export + tocoad-eval). A purely random bank (no coreset) is no proxy: on magnetic_tile_dev a random 25 %
+of the patches gave the baseline image AUROC 0.739 and recall 16.7 % at FPR <= 5 % (greedy coreset: 0.889, 59.3 %).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tocoad_edge.data import load_dataset, load_resized
+from tocoad_edge.eval.metrics import auroc, recall_at_fpr
+from tocoad_edge.memory.coreset import greedy_coreset
+from tocoad_edge.runtime.scoring import image_score
+from tocoad_edge.runtime.search.exact import ExactSearch
+from tocoad_edge.train.config import load_train_config
+from tocoad_edge.train.embedder_factory import make_embedder
+from tocoad_edge.train.features import embed_images
+
+FPRS = (0.01, 0.05, 0.10)
+
+
+def screen(data: Path, config: Path, seed: int, pool: int) -> dict:
+    cfg = load_train_config(config)
+    ds = load_dataset(data, require_test=True)
+    t0 = time.perf_counter()
+    embedder = make_embedder(cfg)
+    size = cfg.data.image_size
+    with torch.inference_mode():
+        train = embed_images(embedder, load_resized(ds.train, size))
+        test = embed_images(embedder, load_resized([t.path for t in ds.test], size))
+    flat = train.reshape(-1, train.shape[-1])
+    rng = np.random.default_rng(seed)
+    if len(flat) > pool:
+        flat = flat[np.sort(rng.choice(len(flat), pool, replace=False))]
+    idx = greedy_coreset(flat, ratio=cfg.memory.coreset_ratio, projection_dim=cfg.memory.coreset_projection_dim,
+                         seed=seed)
+    bank = np.ascontiguousarray(flat[idx])
+    del flat, train
+    search = ExactSearch(bank, threads=1)
+    scores = np.array([image_score(search.query(f)) for f in test])
+    labels = np.array([t.label for t in ds.test])
+    row = {"set": data.name, "candidate": config.stem, "image_auroc": auroc(labels, scores),
+           "bank": [int(bank.shape[0]), int(bank.shape[1])], "seconds": time.perf_counter() - t0,
+           "protocol": f"frozen backbone, greedy coreset of a random pool of {pool} patches, exact search"}
+    for fpr in FPRS:
+        row[f"recall_at_fpr_{fpr:g}"] = recall_at_fpr(labels, scores, fpr)[0]
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="data set folder (MVTec layout)")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the per-candidate JSON")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pool", type=int, default=80000, help="training patches the coreset is drawn from")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("configs", type=Path, nargs="+", help="candidate training configs (YAML)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = args.out / args.data.name
+    out.mkdir(parents=True, exist_ok=True)
+    print("| set | candidate | image AUROC | recall@1 % | recall@5 % | recall@10 % | bank | s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for config in args.configs:
+        row = screen(args.data, config, args.seed, args.pool)
+        (out / f"{config.stem}.json").write_text(json.dumps(row, indent=1))
+        r = [100 * row[f"recall_at_fpr_{f:g}"] for f in FPRS]
+        print(f"| {row['set']} | {row['candidate']} | {100 * row['image_auroc']:.1f} | {r[0]:.1f} | {r[1]:.1f} "
+              f"| {r[2]:.1f} | {row['bank'][0]}×{row['bank'][1]} | {row['seconds']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
