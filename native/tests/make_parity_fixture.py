@@ -6,9 +6,11 @@ Writes OUT_DIR/
     data/            synthetic MVTec-layout dataset (tocoad_edge.synth.sample_set)
     run/             tocoad-train run folder (baseline, image_size 64)
     bundle/          tocoad-export bundle (backbone.onnx, coreset.npy, index.hnsw, manifest.json, ...)
+    bundle_tiled/    the same data trained with data.tiling (64 px tiles of the 96 px images, overlap 0.25)
     frames/          test frames as binary PPM (color, stored RGB) / PGM (gray), of several sizes
     reference/       tocoad_edge.runtime.Detector (ONNX Runtime) maps as float32 .npy, per frame and search
-    reference.json   per frame: file, format, and per search (hnsw, exact): score, raw_score, decision, map
+    reference.json   per frame: file, format, and per search (hnsw, exact): score, raw_score, decision, map;
+                     "tiled": the same for bundle_tiled (maps in reference/<frame>.tiled.<search>.npy)
 
 The C++ parity test (test_parity.cpp) scores the same frames through the C ABI and compares. The
 fixture is reused when OUT_DIR/fixture.stamp matches this script and the package version.
@@ -35,6 +37,7 @@ data: {image_size: 64, holdout_images: 3}
 memory: {coreset_ratio: 0.25}
 scoring: {gaussian_sigma: 2.0}
 """
+TILED_CONFIG = CONFIG.replace("holdout_images: 3}", "holdout_images: 3, tiling: {enabled: true, overlap: 0.25}}")
 
 
 def _stamp() -> str:
@@ -72,6 +75,28 @@ def _frames(data: Path) -> dict[str, np.ndarray]:
     }
 
 
+def _references(root: Path, bundle: str, frames: dict[str, np.ndarray], tag: str) -> list[dict]:
+    """The Python runtime's answers for each frame on ``root/bundle``, with both searches."""
+    from tocoad_edge.runtime import Detector
+
+    detectors = {s: Detector.open(root / bundle, backend="onnxrt", search=s) for s in ("hnsw", "exact")}
+    entries = []
+    for name, frame in frames.items():
+        suffix = ".pgm" if frame.ndim == 2 else ".ppm"
+        entry = {"name": name, "file": f"frames/{name}{suffix}", "format": "GRAY8" if frame.ndim == 2 else "RGB8",
+                 "width": int(frame.shape[1]), "height": int(frame.shape[0])}
+        for search, det in detectors.items():
+            pred = det.predict(frame)
+            map_file = f"reference/{name}{tag}.{search}.npy"
+            np.save(root / map_file, np.ascontiguousarray(pred.anomaly_map, dtype=np.float32))
+            entry[search] = {"score": pred.score, "raw_score": pred.raw_score, "decision": pred.decision,
+                             "map": map_file}
+        entries.append(entry)
+    for det in detectors.values():
+        det.close()
+    return entries
+
+
 def main(out: str) -> int:
     root = Path(out)
     stamp = root / "fixture.stamp"
@@ -84,38 +109,29 @@ def main(out: str) -> int:
 
     from tocoad_edge.cli.train import main as train_main
     from tocoad_edge.export.cli import main as export_main
-    from tocoad_edge.runtime import Detector
 
     make_sample_dataset(root / "data", n_train=10, n_test_good=1, n_test_defect=1, size=96, color=True)
-    (root / "config.yaml").write_text(CONFIG)
-    if train_main(["--data", str(root / "data"), "--out", str(root / "run"), "--config", str(root / "config.yaml"),
-                   "--quiet"]) != 0:
-        return 1
-    if export_main(["bundle", str(root / "run"), "--out", str(root / "bundle")]) != 0:
-        return 1
+    for suffix, config in (("", CONFIG), ("_tiled", TILED_CONFIG)):
+        (root / f"config{suffix}.yaml").write_text(config)
+        if train_main(["--data", str(root / "data"), "--out", str(root / f"run{suffix}"), "--config",
+                       str(root / f"config{suffix}.yaml"), "--quiet"]) != 0:
+            return 1
+        if export_main(["bundle", str(root / f"run{suffix}"), "--out", str(root / f"bundle{suffix}")]) != 0:
+            return 1
 
     (root / "frames").mkdir()
     (root / "reference").mkdir()
-    detectors = {s: Detector.open(root / "bundle", backend="onnxrt", search=s) for s in ("hnsw", "exact")}
-    entries = []
-    for name, frame in _frames(root / "data").items():
-        suffix = ".pgm" if frame.ndim == 2 else ".ppm"
-        fmt = _write_pnm(root / "frames" / (name + suffix), frame)
-        entry = {"name": name, "file": f"frames/{name}{suffix}", "format": fmt,
-                 "width": int(frame.shape[1]), "height": int(frame.shape[0])}
-        for search, det in detectors.items():
-            pred = det.predict(frame)
-            map_file = f"reference/{name}.{search}.npy"
-            np.save(root / map_file, np.ascontiguousarray(pred.anomaly_map, dtype=np.float32))
-            entry[search] = {"score": pred.score, "raw_score": pred.raw_score, "decision": pred.decision,
-                             "map": map_file}
-        entries.append(entry)
-    for det in detectors.values():
-        det.close()
+    frames = _frames(root / "data")
+    entries = _references(root, "bundle", frames, "")
+    for e in entries:
+        suffix = ".pgm" if e["format"] == "GRAY8" else ".ppm"
+        _write_pnm(root / "frames" / (e["name"] + suffix), frames[e["name"]])
     manifest = json.loads((root / "bundle" / "manifest.json").read_text())
     (root / "reference.json").write_text(json.dumps({
         "bundle": "bundle", "input": [manifest["input"]["width"], manifest["input"]["height"]],
-        "image_threshold": manifest["scoring"]["image_threshold"], "frames": entries}, indent=2))
+        "image_threshold": manifest["scoring"]["image_threshold"], "frames": entries,
+        "tiled": {"bundle": "bundle_tiled", "frames": _references(root, "bundle_tiled", frames, ".tiled")}},
+        indent=2))
     stamp.write_text(_stamp())
     print(f"parity fixture written: {root} ({len(entries)} frames)")
     return 0
