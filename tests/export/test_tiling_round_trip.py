@@ -55,3 +55,15 @@ def test_predict_stream_gives_predict_results(tiled_bundle, sample_dataset) -> N
         streamed = list(det.predict_stream(frames))
     assert [p.raw_score for p in streamed] == pytest.approx(one, rel=1e-5)
     assert all(p.anomaly_map.shape == (96, 96) for p in streamed)
+
+
+def test_torch_reference_pipeline_tiles_like_the_detector(tiled_bundle, sample_dataset) -> None:
+    """tocoad-bench's reference (torch FP32 + cdist) cuts the same tiles: same patches, same image score."""
+    from tocoad_edge.bench.reference import ReferencePipeline
+
+    frame = read_image(next(iter(load_dataset(sample_dataset).test)).path)[:90]
+    with Detector.open(tiled_bundle, search="exact") as det:
+        ref = ReferencePipeline(det.manifest, np.load(tiled_bundle / "coreset.npy"), None, 1)
+        ours = det.embed(frame)[0]
+        assert ref.embed(frame).shape == ours.shape == (4 * 64, det.manifest.features.dim)
+        assert ref.predict(frame)[0] == pytest.approx(det.predict(frame).raw_score, rel=1e-4)
