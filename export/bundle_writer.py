@@ -2,6 +2,7 @@
 export never leaves a partial bundle (and never damages an existing one)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,7 +20,8 @@ from tocoad_edge import __version__
 from tocoad_edge.bundle.atomic import replace_dir
 from tocoad_edge.bundle.manifest import (CORESET_NAME, FP32_NAME, INT8_NAME, MANIFEST_NAME, SCHEMA_VERSION,
                                          FeatureSpec, FileEntry, IndexSpec, InputSpec, Manifest, MemoryBankSpec,
-                                         ModelFile, ScoringSpec, sha256_file)
+                                         ModelFile, ScoringSpec, TilingSpec, sha256_file)
+from tocoad_edge.typed_config import from_dict
 from tocoad_edge.calibration.context import ExportContext, ExportOptions
 from tocoad_edge.train.config import TrainConfig
 from tocoad_edge.errors import ExportError
@@ -54,6 +56,10 @@ def write_bundle(run_dir: str | Path, out_dir: str | Path, options: ExportOption
         raise ExportError(f"bundle folder {out} already exists and is not empty",
                           fix="choose another --out, or pass --force to replace it")
     run, cfg, meta = _load_run(Path(run_dir))
+    if _tiling_spec(meta) is not None and not options.dynamic_batch:
+        # a frame's tiles go through the model as one batch: a batch-1 model would run them one by one
+        log.info("the run is tiled: exporting with a dynamic batch axis (the tiles of a frame are one batch)")
+        options = dataclasses.replace(options, dynamic_batch=True)
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
@@ -152,6 +158,11 @@ def _write_bank(staging: Path, bank_store: np.ndarray, cfg: TrainConfig,
     return bank_loaded, index
 
 
+def _tiling_spec(meta: dict[str, Any]) -> TilingSpec | None:
+    t = meta.get("tiling")      # absent in runs from before tiling existed
+    return None if t is None else from_dict(TilingSpec, t)
+
+
 def _feature_spec(meta: dict[str, Any]) -> FeatureSpec:
     f = meta["feature"]
     return FeatureSpec(backbone=f["backbone"], layers=tuple(f["layers"]), aggregation=int(f["aggregation"]),
@@ -199,7 +210,7 @@ def _manifest(ctx: ExportContext, models: dict[str, ModelFile], calibration: dic
     size = int(meta["image_size"])
     return Manifest(
         schema_version=SCHEMA_VERSION, model_id=model_id, created_by=f"tocoad-edge {__version__}",
-        input=InputSpec(height=size, width=size), features=ctx.features, models=models,
+        input=InputSpec(height=size, width=size, tiling=_tiling_spec(meta)), features=ctx.features, models=models,
         memory_bank=MemoryBankSpec(file=CORESET_NAME, entries=int(ctx.bank.shape[0]), dim=int(ctx.bank.shape[1]),
                                    dtype=ctx.bank_dtype,
                                    index=replace(ctx.index, ef=ef)),

@@ -34,6 +34,20 @@ def tiny_bundle(tmp_path_factory, tiny_run) -> Path:
     return write_bundle(tiny_run, tmp_path_factory.mktemp("bundles") / "tiny", ExportOptions(with_torch_weights=True))
 
 
+@pytest.fixture(scope="session")
+def tiled_bundle(tmp_path_factory, sample_dataset) -> Path:
+    """The sample set (96 px) trained with 64 px tiles (2 × 2 per image, overlap 0.25) and exported."""
+    pytest.importorskip("torch")
+    from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
+    from tocoad_edge.train.config import DataConfig, TilingConfig, TrainConfig
+    from tocoad_edge.train.trainer import train
+
+    cfg = TrainConfig(stages="baseline", data=DataConfig(image_size=64, holdout_images=4,
+                                                         tiling=TilingConfig(enabled=True, overlap=0.25)))
+    run = train(sample_dataset, tmp_path_factory.mktemp("runs") / "tiled", cfg, show_progress=False)
+    return write_bundle(run, tmp_path_factory.mktemp("bundles") / "tiled", ExportOptions())
+
+
 @pytest.fixture()
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -32,6 +32,10 @@ cv::Mat normalised_anomaly_map(const float *distances, const Manifest &manifest,
     cv::Mat at_frame;
     if (blurred.cols == frame_width && blurred.rows == frame_height) at_frame = blurred;
     else cv::resize(blurred, at_frame, cv::Size(frame_width, frame_height), 0, 0, cv::INTER_LINEAR);
+    return normalised_map(at_frame, sc);
+}
+
+cv::Mat normalised_map(const cv::Mat &at_frame, const ScoringSpec &sc) {
     cv::Mat out;
     // float32 arithmetic, like numpy on a float32 array with Python float scalars.
     const float offset = static_cast<float>(sc.normalization_offset);

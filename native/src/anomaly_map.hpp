@@ -19,6 +19,9 @@ int gaussian_kernel_size(double sigma);
 // size -> (raw - offset) / scale. Returns CV_32F frame_height x frame_width.
 cv::Mat normalised_anomaly_map(const float *distances, const Manifest &manifest, int frame_width, int frame_height);
 
+// (raw - offset) / scale of a CV_32F raw map, in float32 arithmetic.
+cv::Mat normalised_map(const cv::Mat &raw, const ScoringSpec &scoring);
+
 double normalise(double raw, const ScoringSpec &scoring);
 
 }  // namespace tocoad

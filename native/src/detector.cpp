@@ -1,6 +1,7 @@
 #include "detector.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include <opencv2/core.hpp>
 
@@ -9,6 +10,7 @@
 #include "engine_record.hpp"
 #include "error.hpp"
 #include "npy.hpp"
+#include "tiling.hpp"
 
 namespace tocoad {
 namespace {
@@ -126,13 +128,30 @@ std::unique_ptr<Detector> Detector::open(const std::string &bundle_dir, const to
 
 Prediction Detector::predict(const FrameView &frame) {
     const auto &m = manifest_;
-    cv::Mat input = frame_to_model_input(frame, m.input.width, m.input.height);
-    const std::size_t patches = static_cast<std::size_t>(m.features.grid_h) * static_cast<std::size_t>(m.features.grid_w);
+    const std::size_t per_tile = static_cast<std::size_t>(m.features.grid_h) * static_cast<std::size_t>(m.features.grid_w);
+    std::optional<TileLayout> layout;
+    std::vector<cv::Mat> inputs;
+    if (m.input.tiling) {
+        const cv::Mat bgr = frame_to_model_input(frame, frame.width, frame.height);  // BGR at the frame's size
+        layout = tile_layout(bgr.size(), cv::Size(m.input.width, m.input.height), *m.input.tiling);
+        const cv::Mat canvas = tiling_canvas(bgr, *layout);
+        for (std::size_t i = 0; i < layout->count(); ++i)
+            inputs.push_back(canvas(cv::Rect(layout->origin(i), layout->tile)).clone());  // contiguous
+    } else {
+        inputs.push_back(frame_to_model_input(frame, m.input.width, m.input.height));
+    }
+    const std::size_t patches = per_tile * inputs.size();
     std::vector<float> embeddings;
     std::vector<float> distances(patches);
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        backend_->infer(input.ptr<uint8_t>(), embeddings);
+        // a tiled frame: the tiles one by one through the backend, then one search over all their patches
+        std::vector<float> all;
+        for (const cv::Mat &input : inputs) {
+            backend_->infer(input.ptr<uint8_t>(), embeddings);
+            if (inputs.size() > 1) all.insert(all.end(), embeddings.begin(), embeddings.end());
+        }
+        if (inputs.size() > 1) embeddings.swap(all);
         search_->query(embeddings.data(), patches, distances.data());
     }
     for (float v : distances)
@@ -144,7 +163,9 @@ Prediction Detector::predict(const FrameView &frame) {
     p.score = normalise(p.raw_score, m.scoring);
     p.is_anomalous = p.raw_score > m.scoring.image_threshold;  // as the Python runtime decides
     p.is_review = !p.is_anomalous && m.scoring.review_threshold && p.raw_score > *m.scoring.review_threshold;
-    cv::Mat map = normalised_anomaly_map(distances.data(), m, frame.width, frame.height);
+    cv::Mat map = layout ? normalised_map(tiled_raw_map(distances.data(), *layout, m.features.grid_h,
+                                                        m.features.grid_w, m.scoring.gaussian_sigma), m.scoring)
+                         : normalised_anomaly_map(distances.data(), m, frame.width, frame.height);
     p.width = map.cols;
     p.height = map.rows;
     p.anomaly_map.assign(map.ptr<float>(), map.ptr<float>() + map.total());

@@ -100,7 +100,7 @@ bool is_sha256_hex(const std::string &s) {
 }
 
 InputSpec parse_input(const Section &root) {
-    Section s = root.child("input", {"height", "width", "channels", "layout", "dtype", "color", "resize"});
+    Section s = root.child("input", {"height", "width", "channels", "layout", "dtype", "color", "resize", "tiling"});
     InputSpec in;
     in.height = static_cast<int>(s.integer("height"));
     in.width = static_cast<int>(s.integer("width"));
@@ -116,6 +116,19 @@ InputSpec parse_input(const Section &root) {
     require(in.dtype == "uint8", s, "dtype", "uint8", in.dtype);
     require(in.color == "BGR", s, "color", "BGR", in.color);
     require(in.resize == "bilinear", s, "resize", "bilinear", in.resize);
+    if (s.has("tiling")) {
+        Section t = s.child("tiling", {"overlap", "scale", "combine"});
+        TilingSpec tiling;
+        tiling.overlap = t.number("overlap", 0.25);
+        tiling.scale = t.number("scale", 1.0);
+        // the bounds of tocoad_edge/bundle/manifest.py (MAX_TILE_OVERLAP, MAX_TILE_SCALE)
+        require(tiling.overlap >= 0.0 && tiling.overlap <= 0.75, t, "overlap", "a number in [0, 0.75]",
+                std::to_string(tiling.overlap));
+        require(tiling.scale > 0.0 && tiling.scale <= 4.0, t, "scale", "a number in (0, 4]", std::to_string(tiling.scale));
+        const std::string combine = t.text("combine", std::string("mean"));
+        require(combine == "mean", t, "combine", "mean", combine);
+        in.tiling = tiling;
+    }
     return in;
 }
 

@@ -9,6 +9,11 @@
 
 namespace tocoad {
 
+struct TilingSpec {           // input.tiling (tocoad_edge/runtime/tiling.py)
+    double overlap = 0.25;
+    double scale = 1.0;
+};
+
 struct InputSpec {
     int height = 0;
     int width = 0;
@@ -17,6 +22,7 @@ struct InputSpec {
     std::string dtype = "uint8";
     std::string color = "BGR";
     std::string resize = "bilinear";
+    std::optional<TilingSpec> tiling;  // absent: frames are resized to the input
 };
 
 struct ModelFile {

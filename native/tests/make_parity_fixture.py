@@ -9,10 +9,12 @@ Writes OUT_DIR/
                      search_projection.npy, manifest.json, ...)
     bundle_full/     the same run exported with --search-index full --bank-dtype float32 (the index kind of
                      schema 1 bundles)
+    bundle_tiled/    the same data trained with data.tiling (64 px tiles of the 96 px images, overlap 0.25)
     frames/          test frames as binary PPM (color, stored RGB) / PGM (gray), of several sizes
     reference/       tocoad_edge.runtime.Detector (ONNX Runtime) maps as float32 .npy, per frame and search
     reference.json   per frame: file, format, and per search (hnsw, exact: bundle/; hnsw_full: bundle_full/):
-                     score, raw_score, decision, map
+                     score, raw_score, decision, map; "bundles": which bundle each search reads; "tiled": the
+                     same for bundle_tiled (hnsw, exact; maps in reference/<frame>.tiled.<search>.npy)
 
 The C++ parity test (test_parity.cpp) scores the same frames through the C ABI and compares. The
 fixture is reused when OUT_DIR/fixture.stamp matches this script and the package version.
@@ -39,6 +41,7 @@ data: {image_size: 64, holdout_images: 3}
 memory: {coreset_ratio: 0.25}
 scoring: {gaussian_sigma: 2.0}
 """
+TILED_CONFIG = CONFIG.replace("holdout_images: 3}", "holdout_images: 3, tiling: {enabled: true, overlap: 0.25}}")
 
 
 def _stamp() -> str:
@@ -76,6 +79,30 @@ def _frames(data: Path) -> dict[str, np.ndarray]:
     }
 
 
+def _references(root: Path, bundles: dict[str, str], frames: dict[str, np.ndarray], tag: str) -> list[dict]:
+    """The Python runtime's answers for each frame: ``bundles`` maps an entry name (``hnsw``, ``exact``,
+    ``hnsw_full``) to the bundle folder it reads; the search is exact for ``exact`` and HNSW otherwise."""
+    from tocoad_edge.runtime import Detector
+
+    detectors = {key: Detector.open(root / bundle, backend="onnxrt", search="exact" if key == "exact" else "hnsw")
+                 for key, bundle in bundles.items()}
+    entries = []
+    for name, frame in frames.items():
+        suffix = ".pgm" if frame.ndim == 2 else ".ppm"
+        entry = {"name": name, "file": f"frames/{name}{suffix}", "format": "GRAY8" if frame.ndim == 2 else "RGB8",
+                 "width": int(frame.shape[1]), "height": int(frame.shape[0])}
+        for search, det in detectors.items():
+            pred = det.predict(frame)
+            map_file = f"reference/{name}{tag}.{search}.npy"
+            np.save(root / map_file, np.ascontiguousarray(pred.anomaly_map, dtype=np.float32))
+            entry[search] = {"score": pred.score, "raw_score": pred.raw_score, "decision": pred.decision,
+                             "map": map_file}
+        entries.append(entry)
+    for det in detectors.values():
+        det.close()
+    return entries
+
+
 def main(out: str) -> int:
     root = Path(out)
     stamp = root / "fixture.stamp"
@@ -88,43 +115,34 @@ def main(out: str) -> int:
 
     from tocoad_edge.cli.train import main as train_main
     from tocoad_edge.export.cli import main as export_main
-    from tocoad_edge.runtime import Detector
 
     make_sample_dataset(root / "data", n_train=10, n_test_good=1, n_test_defect=1, size=96, color=True)
-    (root / "config.yaml").write_text(CONFIG)
-    if train_main(["--data", str(root / "data"), "--out", str(root / "run"), "--config", str(root / "config.yaml"),
-                   "--quiet"]) != 0:
-        return 1
-    if export_main(["bundle", str(root / "run"), "--out", str(root / "bundle")]) != 0:
-        return 1
+    for suffix, config in (("", CONFIG), ("_tiled", TILED_CONFIG)):
+        (root / f"config{suffix}.yaml").write_text(config)
+        if train_main(["--data", str(root / "data"), "--out", str(root / f"run{suffix}"), "--config",
+                       str(root / f"config{suffix}.yaml"), "--quiet"]) != 0:
+            return 1
+        if export_main(["bundle", str(root / f"run{suffix}"), "--out", str(root / f"bundle{suffix}")]) != 0:
+            return 1
     if export_main(["bundle", str(root / "run"), "--out", str(root / "bundle_full"), "--search-index", "full",
                     "--bank-dtype", "float32"]) != 0:
         return 1
 
     (root / "frames").mkdir()
     (root / "reference").mkdir()
-    detectors = {s: Detector.open(root / "bundle", backend="onnxrt", search=s) for s in ("hnsw", "exact")}
-    detectors["hnsw_full"] = Detector.open(root / "bundle_full", backend="onnxrt", search="hnsw")
-    entries = []
-    for name, frame in _frames(root / "data").items():
-        suffix = ".pgm" if frame.ndim == 2 else ".ppm"
-        fmt = _write_pnm(root / "frames" / (name + suffix), frame)
-        entry = {"name": name, "file": f"frames/{name}{suffix}", "format": fmt,
-                 "width": int(frame.shape[1]), "height": int(frame.shape[0])}
-        for search, det in detectors.items():
-            pred = det.predict(frame)
-            map_file = f"reference/{name}.{search}.npy"
-            np.save(root / map_file, np.ascontiguousarray(pred.anomaly_map, dtype=np.float32))
-            entry[search] = {"score": pred.score, "raw_score": pred.raw_score, "decision": pred.decision,
-                             "map": map_file}
-        entries.append(entry)
-    for det in detectors.values():
-        det.close()
+    frames = _frames(root / "data")
+    plain = {"hnsw": "bundle", "exact": "bundle", "hnsw_full": "bundle_full"}
+    tiled = {"hnsw": "bundle_tiled", "exact": "bundle_tiled"}
+    entries = _references(root, plain, frames, "")
+    for e in entries:
+        suffix = ".pgm" if e["format"] == "GRAY8" else ".ppm"
+        _write_pnm(root / "frames" / (e["name"] + suffix), frames[e["name"]])
     manifest = json.loads((root / "bundle" / "manifest.json").read_text())
     (root / "reference.json").write_text(json.dumps({
-        "bundle": "bundle", "bundles": {"hnsw": "bundle", "exact": "bundle", "hnsw_full": "bundle_full"},
-        "input": [manifest["input"]["width"], manifest["input"]["height"]],
-        "image_threshold": manifest["scoring"]["image_threshold"], "frames": entries}, indent=2))
+        "bundle": "bundle", "bundles": plain, "input": [manifest["input"]["width"], manifest["input"]["height"]],
+        "image_threshold": manifest["scoring"]["image_threshold"], "frames": entries,
+        "tiled": {"bundle": "bundle_tiled", "bundles": tiled, "frames": _references(root, tiled, frames, ".tiled")}},
+        indent=2))
     stamp.write_text(_stamp())
     print(f"parity fixture written: {root} ({len(entries)} frames)")
     return 0

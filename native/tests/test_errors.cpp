@@ -144,6 +144,16 @@ void test_bundles() {
     }
     expect_bundle_error("path traversal", open_with(b), "outside the bundle");
 
+    b = copy_bundle();  // a tiling the Python runtime would refuse too (overlap above 0.75)
+    {
+        json m = read_json(b + "/manifest.json");
+        m["input"]["tiling"] = {{"overlap", 0.9}, {"scale", 1.0}, {"combine", "mean"}};
+        write_file(b + "/manifest.json", m.dump(2));
+    }
+    Opened tiled = open_with(b);
+    expect_bundle_error("tiling overlap", tiled, "key 'input.tiling.overlap' is out of range");
+    CHECK(contains(tiled.error, "expected: a number in [0, 0.75]"));
+
     b = copy_bundle();  // a bundle without an HNSW index
     {
         json m = read_json(b + "/manifest.json");

@@ -65,40 +65,46 @@ int main(int argc, char **argv) {
     std::stringstream text;
     text << in.rdbuf();
     const auto reference = nlohmann::json::parse(text.str());
-    for (const char *search : {"hnsw", "exact", "hnsw_full"}) {
-        const std::string bundle = root + "/" + reference["bundles"][search].get<std::string>();
-        const bool exact = std::string(search) == "exact";
-        tocoad_detector *detector = support::open_or_null(bundle, exact ? TOCOAD_SEARCH_EXACT : TOCOAD_SEARCH_HNSW);
-        CHECK_MSG(detector != nullptr, std::string("open with search ") + search);
-        if (!detector) continue;
-        CHECK(std::string(tocoad_search_name(detector)) == (exact ? "exact" : "hnsw"));
-        CHECK(std::string(tocoad_backend_name(detector)) == "cpu-opencv");
-        Worst worst;
-        for (const auto &entry : reference["frames"]) {
-            const std::string name = entry["name"].get<std::string>() + "/" + search;
-            const auto &ref = entry[search];
-            const tocoad::Matrix ref_map = tocoad::read_npy(root + "/" + ref["map"].get<std::string>());
-            const support::Frame frame = support::read_pnm(root + "/" + entry["file"].get<std::string>());
-            compare(name, support::infer(detector, frame), ref, ref_map, worst);
-            if (frame.format == TOCOAD_PIXEL_RGB8) {
-                const support::Frame bgr = support::rgb_to_bgr(frame);
-                compare(name + "/bgr", support::infer(detector, bgr), ref, ref_map, worst);
-                compare(name + "/bgra", support::infer(detector, support::rgb_to_bgra(frame)), ref, ref_map, worst);
-                const int32_t stride = bgr.stride() + 13;  // odd padding: rows not 4-byte aligned
-                const auto padded = support::with_stride(bgr, stride);
-                compare(name + "/bgr-stride", support::infer(detector, padded.data(), bgr.width, bgr.height, stride, bgr.format),
-                        ref, ref_map, worst);
-            } else {
-                const int32_t stride = frame.stride() + 7;
-                const auto padded = support::with_stride(frame, stride);
-                compare(name + "/gray-stride",
-                        support::infer(detector, padded.data(), frame.width, frame.height, stride, frame.format), ref,
-                        ref_map, worst);
+    // the plain bundles (projected index, and the full index of schema 1 bundles), then the tiled one
+    // (input.tiling: tiles, one search over all patches, stitched map); "bundles" names the bundle of each search
+    for (const auto *set : {&reference, &reference["tiled"]}) {
+        for (const auto &item : (*set)["bundles"].items()) {
+            const std::string key = item.key();
+            const std::string bundle_name = item.value().get<std::string>();
+            const std::string bundle = root + "/" + bundle_name;
+            const bool exact = key == "exact";
+            tocoad_detector *detector = support::open_or_null(bundle, exact ? TOCOAD_SEARCH_EXACT : TOCOAD_SEARCH_HNSW);
+            CHECK_MSG(detector != nullptr, "open " + bundle_name + " with search " + key);
+            if (!detector) continue;
+            CHECK(std::string(tocoad_search_name(detector)) == (exact ? "exact" : "hnsw"));
+            CHECK(std::string(tocoad_backend_name(detector)) == "cpu-opencv");
+            Worst worst;
+            for (const auto &entry : (*set)["frames"]) {
+                const std::string name = bundle_name + "/" + entry["name"].get<std::string>() + "/" + key;
+                const auto &ref = entry[key];
+                const tocoad::Matrix ref_map = tocoad::read_npy(root + "/" + ref["map"].get<std::string>());
+                const support::Frame frame = support::read_pnm(root + "/" + entry["file"].get<std::string>());
+                compare(name, support::infer(detector, frame), ref, ref_map, worst);
+                if (frame.format == TOCOAD_PIXEL_RGB8) {
+                    const support::Frame bgr = support::rgb_to_bgr(frame);
+                    compare(name + "/bgr", support::infer(detector, bgr), ref, ref_map, worst);
+                    compare(name + "/bgra", support::infer(detector, support::rgb_to_bgra(frame)), ref, ref_map, worst);
+                    const int32_t stride = bgr.stride() + 13;  // odd padding: rows not 4-byte aligned
+                    const auto padded = support::with_stride(bgr, stride);
+                    compare(name + "/bgr-stride", support::infer(detector, padded.data(), bgr.width, bgr.height, stride, bgr.format),
+                            ref, ref_map, worst);
+                } else {
+                    const int32_t stride = frame.stride() + 7;
+                    const auto padded = support::with_stride(frame, stride);
+                    compare(name + "/gray-stride",
+                            support::infer(detector, padded.data(), frame.width, frame.height, stride, frame.format), ref,
+                            ref_map, worst);
+                }
             }
+            std::printf("parity %s %s: worst image-score relative diff %.3g, worst map diff / range %.3g\n",
+                        bundle_name.c_str(), key.c_str(), worst.score_rel, worst.map_over_range);
+            tocoad_close(detector);
         }
-        std::printf("parity %s: worst image-score relative diff %.3g, worst map diff / range %.3g\n", search,
-                    worst.score_rel, worst.map_over_range);
-        tocoad_close(detector);
     }
     return check::finish("test_parity");
 }

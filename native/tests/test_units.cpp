@@ -16,6 +16,7 @@
 #include "onnx_opencv_compat.hpp"
 #include "protobuf_wire.hpp"
 #include "sha256.hpp"
+#include "tiling.hpp"
 
 namespace {
 
@@ -144,6 +145,20 @@ void test_kernel_size() {
     CHECK(tocoad::gaussian_kernel_size(2.0) == 17);
     CHECK(tocoad::gaussian_kernel_size(0.625) == 5);  // round(2.5) == 2 in Python
     CHECK(tocoad::gaussian_kernel_size(0.875) == 9);  // round(3.5) == 4
+}
+
+// The grid rule of tocoad_edge/runtime/tiling.py (tests/runtime/test_tiling.py checks the same cases).
+void test_tile_grid() {
+    CHECK(tocoad::overlap_pixels(224, 0.25) == 56 && tocoad::overlap_pixels(224, 0.3) == 68);
+    CHECK(tocoad::overlap_pixels(10, 0.3) == 3);
+    CHECK((tocoad::axis_starts(100, 64, 0.25) == std::vector<int>{0, 36}));
+    CHECK((tocoad::axis_starts(41, 64, 0.25) == std::vector<int>{0}));
+    tocoad::TilingSpec spec;
+    spec.scale = 0.5;
+    const auto l = tocoad::tile_layout(cv::Size(601, 1000), cv::Size(224, 224), spec);
+    CHECK(l.scaled == cv::Size(301, 500));
+    CHECK((l.ys == std::vector<int>{0, 138, 276}) && (l.xs == std::vector<int>{0, 77}) && l.count() == 6);
+    CHECK(l.origin(2) == cv::Point(0, 138));
 }
 
 std::string tensor_int64(const std::string &name, const std::vector<int64_t> &values) {
@@ -347,6 +362,7 @@ int main() {
     test_manifest();
     test_member_paths();
     test_kernel_size();
+    test_tile_grid();
     test_onnx_rewrite();
     test_engine_fingerprint();
     test_engine_record();

@@ -52,3 +52,22 @@ def test_demo_video_step(bundle, tmp_path):
     summary = stream_video(bundle, video, tmp_path / "overlay.mp4", tmp_path / "results.jsonl")
     assert summary["captured"] == summary["processed"] == 6 and summary["accounted"] is True
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 6
+
+
+def test_stream_app_with_a_tiled_bundle(tiled_bundle, tmp_path, capsys):
+    """Tiling needs nothing of the stream path: the app's overlays and JSON lines come from the stitched map."""
+    video = write_video(tmp_path / "line.avi", 6, size=(128, 96))
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["--bundle", str(tiled_bundle), "--source", str(video), "--save", str(out / "overlay.avi"),
+                 "--jsonl", str(out / "results.jsonl"), "--log-every-s", "0", "--pipelined"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["captured"] == summary["processed"] == 6 and summary["accounted"] is True
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["frame_id"] for r in lines] == list(range(6))
+    assert all(r["decision"] in ("OK", "NG") and np.isfinite(r["score"]) for r in lines)
+    cap = cv2.VideoCapture(str(out / "overlay.avi"))
+    ok, first = cap.read()
+    cap.release()
+    assert ok and first.shape[:2] == (96, 128)

@@ -64,3 +64,18 @@ def test_missing_file_is_config_error(tmp_path):
         load_train_config(tmp_path / "nope.yaml")
     assert "nope.yaml" in str(e.value)
     assert not math.isnan(0.0)
+
+
+def test_tiling_config_reads_checks_and_becomes_the_manifest_spec(tmp_path):
+    from tocoad_edge.bundle.manifest import TilingSpec
+
+    cfg = load_train_config(write(tmp_path, "data: {tiling: {enabled: true, overlap: 0.5, scale: 0.5}}\n"))
+    assert cfg.data.tiling.spec() == TilingSpec(overlap=0.5, scale=0.5)
+    assert load_train_config(None).data.tiling.spec() is None          # off by default: frames are resized
+    with pytest.raises(ConfigError, match="data.tiling.overlap"):
+        load_train_config(write(tmp_path, "data: {tiling: {enabled: true, overlap: 0.8}}\n"))
+    with pytest.raises(ConfigError, match="data.tiling.scale"):
+        load_train_config(write(tmp_path, "data: {tiling: {scale: 0}}\n"))
+    with pytest.raises(ConfigError) as e:
+        load_train_config(write(tmp_path, "data: {tiling: {overlapp: 0.2}}\n"))
+    assert "data.tiling.overlapp" in str(e.value) and "overlap" in str(e.value)

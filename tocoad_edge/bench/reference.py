@@ -13,6 +13,7 @@ from ..bundle.manifest import Manifest
 from ..errors import BundleError
 from ..runtime.frames import to_bgr_frame, to_model_input
 from ..runtime.scoring import anomaly_map, image_score
+from ..runtime.tiling import cut_tiles, tile_layout, tiled_anomaly_map
 
 
 def build_reference_embedder(manifest: Manifest, run_dir: str | Path | None):
@@ -50,25 +51,39 @@ class ReferencePipeline:
         self.bank = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
         self.input_hw = (manifest.input.height, manifest.input.width)
 
+    def _model_input(self, bgr: np.ndarray) -> np.ndarray:
+        """The frame resized to the input, or a tiled bundle's tiles of it (as ``Detector.embed``)."""
+        tiling = self.manifest.input.tiling
+        if tiling is None:
+            return to_model_input(bgr, *self.input_hw)
+        return cut_tiles(bgr, tile_layout(bgr.shape[:2], self.input_hw, tiling))
+
+    def _map(self, dist: np.ndarray, bgr: np.ndarray) -> np.ndarray:
+        sc, grid, tiling = self.manifest.scoring, tuple(self.manifest.features.grid), self.manifest.input.tiling
+        if tiling is None:
+            return anomaly_map(dist, grid, self.input_hw, sc.gaussian_sigma, bgr.shape[:2])
+        return tiled_anomaly_map(dist, grid, tile_layout(bgr.shape[:2], self.input_hw, tiling), sc.gaussian_sigma)
+
     def embed(self, frame: np.ndarray) -> np.ndarray:
+        """Patch embeddings ``[tiles · h · w, D]`` (one tile when untiled), like ``Detector.embed``."""
         with self.torch.no_grad():
-            batch = self.torch.from_numpy(np.ascontiguousarray(to_model_input(to_bgr_frame(frame), *self.input_hw)))
-            return self.embedder(batch)[0].numpy()
+            batch = self.torch.from_numpy(np.ascontiguousarray(self._model_input(to_bgr_frame(frame))))
+            out = self.embedder(batch).numpy()
+            return out.reshape(-1, out.shape[-1])
 
     def predict(self, frame: np.ndarray) -> tuple[float, dict[str, float]]:
         torch = self.torch
         t0 = time.perf_counter()
         bgr = to_bgr_frame(frame)
-        batch = torch.from_numpy(np.ascontiguousarray(to_model_input(bgr, *self.input_hw)))
+        batch = torch.from_numpy(np.ascontiguousarray(self._model_input(bgr)))
         t1 = time.perf_counter()
         with torch.no_grad():
-            emb = self.embedder(batch)[0]
+            emb = self.embedder(batch).flatten(0, 1)
             t2 = time.perf_counter()
             dist = torch.cdist(emb, self.bank).min(dim=1).values.numpy()
         t3 = time.perf_counter()
-        sc = self.manifest.scoring
         raw = image_score(dist)
-        anomaly_map(dist, tuple(self.manifest.features.grid), self.input_hw, sc.gaussian_sigma, bgr.shape[:2])
+        self._map(dist, bgr)
         t4 = time.perf_counter()
         return raw, {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3,
                      "postprocess": (t4 - t3) * 1e3}

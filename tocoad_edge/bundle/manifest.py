@@ -29,15 +29,34 @@ READABLE_SCHEMA_VERSIONS = (1, 2)
 INDEX_KINDS = ("hnsw", "projected_hnsw")
 
 
+MAX_TILE_OVERLAP = 0.75            # more overlap multiplies the tiles (and the time) for little gain
+MAX_TILE_SCALE = 4.0
+
+
+@dataclass(frozen=True)
+class TilingSpec:
+    """Frames are cut into tiles of the model input size instead of being resized to it (``runtime/tiling.py``)."""
+    overlap: float = 0.25           # least overlap of neighbouring tiles, as a share of the tile size
+    scale: float = 1.0              # fixed resize of the frame before tiling (1.0: native resolution)
+    combine: str = "mean"           # how overlapping tiles' maps combine (the only one: mean)
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.overlap <= MAX_TILE_OVERLAP, "tiling.overlap", f"a number in [0, {MAX_TILE_OVERLAP}]",
+                self.overlap)
+        require(0.0 < self.scale <= MAX_TILE_SCALE, "tiling.scale", f"a number in (0, {MAX_TILE_SCALE}]", self.scale)
+        require(self.combine == "mean", "tiling.combine", "'mean'", self.combine)
+
+
 @dataclass(frozen=True)
 class InputSpec:
-    height: int                     # model input height (frames are resized to it)
+    height: int                     # model input height (frames are resized to it, or cut into tiles of it)
     width: int
     channels: int = 3
     layout: str = "NHWC"
     dtype: str = "uint8"
     color: str = "BGR"
     resize: str = "bilinear"        # how the runtime resizes a frame to height × width
+    tiling: TilingSpec | None = None   # None: the frame is resized to the input (every bundle before tiling)
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,11 @@ class Manifest:
     decision: dict[str, Any] = field(default_factory=dict)    # how the thresholds were chosen (tocoad-threshold)
 
     def to_json(self) -> str:
-        return json.dumps(to_dict(self), indent=2, sort_keys=True) + "\n"
+        data = to_dict(self)
+        if self.input.tiling is None:
+            # an untiled bundle's manifest stays exactly as before tiling existed: older runtimes read it
+            del data["input"]["tiling"]
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

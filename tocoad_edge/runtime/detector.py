@@ -22,6 +22,7 @@ from .pipeline import DEFAULT_DEPTH, Embedded, FrameFailure
 from .prediction import Prediction
 from .scoring import anomaly_map
 from .search.base import NearestNeighbourSearch
+from .tiling import TileLayout, cut_tiles, tile_layout, tiled_anomaly_map
 
 log = logging.getLogger("tocoad_edge.runtime")
 
@@ -138,6 +139,7 @@ class Detector:
         self.search = search
         self.precision = precision
         self._input_hw = (manifest.input.height, manifest.input.width)
+        self._tiling = manifest.input.tiling       # None: frames are resized to the input
         self._output_name = manifest.models[precision].output_name
         self._closed = False
         self.threads: dict[str, int | None] = {}
@@ -240,14 +242,31 @@ class Detector:
 
     # -- inference --------------------------------------------------------------------------------
     def embed(self, frame: np.ndarray) -> Embedded:
-        """Frame → patch embeddings ``[h·w, D]`` (first half of ``predict``; used by pipelining)."""
+        """Frame → patch embeddings ``[h·w, D]`` (first half of ``predict``; used by pipelining). A tiled bundle:
+        the frame's tiles go through the backbone as one batch, giving ``[tiles·h·w, D]`` (tile-major)."""
         t0 = time.perf_counter()
         bgr = to_bgr_frame(frame)
-        batch = to_model_input(bgr, *self._input_hw)
+        if self._tiling is None:
+            batch = to_model_input(bgr, *self._input_hw)
+        else:
+            batch = cut_tiles(bgr, self._layout(bgr.shape[:2]))
         t1 = time.perf_counter()
-        out = self.backend.infer(batch)[self._output_name]
+        out = self._infer(batch)
         t2 = time.perf_counter()
-        return out[0], bgr.shape[:2], {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3}
+        return out.reshape(-1, out.shape[-1]), bgr.shape[:2], {"preprocess": (t1 - t0) * 1e3,
+                                                                "backbone": (t2 - t1) * 1e3}
+
+    def _layout(self, frame_hw: tuple[int, int]) -> TileLayout:
+        assert self._tiling is not None
+        return tile_layout(frame_hw, self._input_hw, self._tiling)
+
+    def _infer(self, batch: np.ndarray) -> Float32Array:
+        """Model inputs ``[N, H, W, 3]`` → embeddings ``[N, h·w, D]``, in chunks the model takes (one by one for a
+        batch-1 model, up to a TensorRT profile's largest batch, all at once for a dynamic batch axis)."""
+        step = self.backend.max_batch() or len(batch)
+        outs = [self.backend.infer(batch[s:s + step])[self._output_name] for s in range(0, len(batch), step)]
+        out: Float32Array = outs[0] if len(outs) == 1 else np.concatenate(outs)
+        return out
 
     def score(self, embeddings: Float32Array, frame_hw: tuple[int, int], timings: dict[str, float],
               frame_id: int | None = None) -> Prediction:
@@ -256,16 +275,22 @@ class Detector:
         dist = self.search.query(embeddings)
         sc = self.manifest.scoring
         grid = self.manifest.features.grid
-        if dist.size != grid[0] * grid[1]:
+        layout = self._layout(frame_hw) if self._tiling is not None else None
+        tiles = layout.count if layout is not None else 1
+        if dist.size != tiles * grid[0] * grid[1]:
             raise BundleError("the model's patch grid does not match the manifest", expected=f"{grid[0] * grid[1]} "
-                              f"patches ({grid[0]}×{grid[1]})", got=f"{dist.size} patches", fix="re-export the bundle")
+                              f"patches ({grid[0]}×{grid[1]}) per tile × {tiles} tile(s)", got=f"{dist.size} patches",
+                              fix="re-export the bundle")
         raw = self.search.max_distance(embeddings, dist)       # refined search re-checks exactly: search time
         t1 = time.perf_counter()
         if not np.isfinite(raw):
             # Never a silent OK: a NaN score compares False with the threshold.
             raise BundleError("the model produced a non-finite anomaly score", expected="finite distances",
                               got=f"raw score {raw}", fix="the model or memory bank is damaged: re-export the bundle")
-        amap = anomaly_map(dist, grid, self._input_hw, sc.gaussian_sigma, frame_hw)
+        if layout is not None:
+            amap = tiled_anomaly_map(dist, grid, layout, sc.gaussian_sigma)
+        else:
+            amap = anomaly_map(dist, grid, self._input_hw, sc.gaussian_sigma, frame_hw)
         amap -= sc.normalization_offset
         amap /= sc.normalization_scale
         norm = (raw - sc.normalization_offset) / sc.normalization_scale
@@ -317,16 +342,14 @@ class Detector:
         if len(ids) != len(frames):
             raise InputError("predict_batch got a different number of frame ids than frames",
                              expected=f"{len(frames)} frame ids", got=f"{len(ids)}")
-        limit = self.backend.max_batch()
-        if limit == 1 or len(frames) == 1:     # a batch-1 model: nothing to gain, and nothing to get wrong
+        # a batch-1 model: nothing to gain, and nothing to get wrong; a tiled bundle already batches each frame's tiles
+        if self.backend.max_batch() == 1 or len(frames) == 1 or self._tiling is not None:
             return [self.predict(f, i) for f, i in zip(frames, ids)]
         t0 = time.perf_counter()
         bgrs = [to_bgr_frame(f) for f in frames]
         inputs = np.concatenate([to_model_input(b, *self._input_hw) for b in bgrs])
         t1 = time.perf_counter()
-        step = limit or len(frames)
-        embeddings = np.concatenate([self.backend.infer(inputs[s:s + step])[self._output_name]
-                                     for s in range(0, len(frames), step)])
+        embeddings = self._infer(inputs)
         timings = {"preprocess": (t1 - t0) * 1e3, "backbone": (time.perf_counter() - t1) * 1e3}
         return [self.score(e, b.shape[:2], timings, i) for e, b, i in zip(embeddings, bgrs, ids)]
 

@@ -10,7 +10,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ..bundle.manifest import MAX_TILE_OVERLAP, MAX_TILE_SCALE, TilingSpec
 from ..typed_config import from_dict, load_yaml, require, to_dict
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """Cut images into tiles of image_size × image_size at native resolution instead of resizing them to it
+    (``runtime/tiling.py``: grid rule and stitching; docs/tiling.md). Recorded in the bundle's manifest."""
+    enabled: bool = False
+    overlap: float = 0.25           # least overlap of neighbouring tiles, as a share of the tile size
+    scale: float = 1.0              # fixed resize before tiling (0.5: tiles cover twice the area at half the detail)
+
+    def __post_init__(self) -> None:
+        # the manifest's bounds, named by this file's keys, so a bad value fails before training starts
+        require(0.0 <= self.overlap <= MAX_TILE_OVERLAP, "data.tiling.overlap", f"a number in [0, {MAX_TILE_OVERLAP}]",
+                self.overlap)
+        require(0.0 < self.scale <= MAX_TILE_SCALE, "data.tiling.scale", f"a number in (0, {MAX_TILE_SCALE}]",
+                self.scale)
+
+    def spec(self) -> TilingSpec | None:
+        """What the manifest records (None: untiled)."""
+        return TilingSpec(overlap=self.overlap, scale=self.scale) if self.enabled else None
 
 
 @dataclass(frozen=True)
@@ -19,6 +40,7 @@ class DataConfig:
     max_train_images: int | None = None   # cap on training images (None: all)
     holdout_images: int = 16        # normal training images held out to set the threshold
     extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
+    tiling: TilingConfig = field(default_factory=TilingConfig)
 
     def __post_init__(self) -> None:
         require(32 <= self.image_size <= 2048 and self.image_size % 16 == 0, "data.image_size",

@@ -15,6 +15,7 @@ import yaml
 
 from .. import __version__
 from .config import TrainConfig, config_to_dict
+from ..typed_config import to_dict
 from ..data import load_dataset, load_resized
 from ..errors import DataError
 from ..memory import greedy_coreset
@@ -68,12 +69,14 @@ def split_holdout(paths: list[Path], holdout: int, seed: int) -> tuple[list[Path
 
 @dataclass(frozen=True)
 class _Images:
-    """The normal images after the hold-out split: paths (for the run's metadata) and ``[N, S, S, 3]`` uint8."""
+    """The normal images after the hold-out split: paths (for the run's metadata) and ``[N, S, S, 3]`` uint8: the
+    images resized to ``S``, or with tiling their tiles (``holdout_tiles``: how many tiles each held-out image has)."""
     train_paths: list[Path]
     holdout_paths: list[Path]
     train: np.ndarray
     holdout: np.ndarray
     excluded: list[str]
+    holdout_tiles: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
         with _timed(timings, "coreset_s"):
             bank = _coreset(cfg, features.flat, show_progress)
         with _timed(timings, "thresholds_s"):
-            th = _thresholds(cfg, features, bank, images.holdout)
+            th = _thresholds(cfg, features, bank, images.holdout, images.holdout_tiles)
         _save_model(run_dir, features, bank)
         timings["total_s"] = time.perf_counter() - t_start
         write_json(run_dir / META_NAME, _run_meta(data_dir, cfg, images, features, bank, th, timings))
@@ -141,10 +144,18 @@ def _load_images(data_dir: str | Path, cfg: TrainConfig, show_progress: bool, ex
     log.info("tocoad-train %s: %d train, %d held-out images from %s, stages=%s", __version__, len(train_paths),
              len(holdout_paths), data_dir, cfg.stages)
     size = cfg.data.image_size
+    tiling = cfg.data.tiling.spec()
     with _progress_bar(len(paths), "load images", show_progress) as bar:
-        train_imgs = load_resized(train_paths, size, bar.update)
-        holdout_imgs = load_resized(holdout_paths, size, bar.update)
-    return _Images(train_paths, holdout_paths, train_imgs, holdout_imgs, sorted(exclude))
+        if tiling is None:
+            return _Images(train_paths, holdout_paths, load_resized(train_paths, size, bar.update),
+                           load_resized(holdout_paths, size, bar.update), sorted(exclude))
+        from .tiles import load_tiles
+
+        train_tiles, _ = load_tiles(train_paths, size, tiling, bar.update)
+        holdout_tiles, counts = load_tiles(holdout_paths, size, tiling, bar.update)
+    log.info("tiling: %d training images → %d tiles of %d px (overlap %.2f, scale %.2f)", len(train_paths),
+             len(train_tiles), size, tiling.overlap, tiling.scale)
+    return _Images(train_paths, holdout_paths, train_tiles, holdout_tiles, sorted(exclude), counts)
 
 
 def _finetune(cfg: TrainConfig, train_imgs: np.ndarray, run_dir: Path, show_progress: bool) -> Backbone | None:
@@ -182,13 +193,17 @@ def _coreset(cfg: TrainConfig, flat: np.ndarray, show_progress: bool) -> np.ndar
     return bank
 
 
-def _thresholds(cfg: TrainConfig, features: _Features, bank: np.ndarray, holdout_imgs: np.ndarray) -> Thresholds:
+def _thresholds(cfg: TrainConfig, features: _Features, bank: np.ndarray, holdout_imgs: np.ndarray,
+                holdout_tiles: list[int] | None = None) -> Thresholds:
     """From the held-out normal images' scores; without any, from the training patches' own distances."""
     search = ExactSearch(bank)
     if len(holdout_imgs):
         hf = embed_images(features.embedder, holdout_imgs)
         patch_scores = search.query(hf.reshape(-1, hf.shape[-1])).reshape(len(hf), -1)
         image_scores = patch_scores.max(1)
+        if holdout_tiles is not None:       # an image's score is the max over its tiles, as at run time
+            ends = np.cumsum(holdout_tiles)
+            image_scores = np.array([image_scores[e - n:e].max() for e, n in zip(ends, holdout_tiles)])
     else:
         patch_scores = search.query(features.flat[: min(len(features.flat), 20000)])
         image_scores = np.array([], dtype=np.float32)
@@ -229,6 +244,7 @@ def _run_meta(data_dir: str | Path, cfg: TrainConfig, images: _Images, features:
                     "projection": cfg.features.projection,
                     "mean": list(embedder.backbone.mean), "std": list(embedder.backbone.std)},
         "image_size": size,
+        "tiling": to_dict(cfg.data.tiling.spec()),       # null: untiled
         "memory_bank": {"entries": int(bank.shape[0]), "dim": int(bank.shape[1]),
                         "source_patches": int(len(features.flat)), "ratio": cfg.memory.coreset_ratio},
         "thresholds": {"image_threshold": th.image_threshold, "pixel_threshold": th.pixel_threshold,
