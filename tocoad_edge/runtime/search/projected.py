@@ -22,6 +22,7 @@ import numpy as np
 from ..arrays import Float32Array
 from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
+from ..threads import blas_threads
 from .split import QuerySplitter
 
 # 64 queries × 16 candidates × 384 dims × 4 B = 1.5 MB: the gathered block stays in cache. The gather is most of the
@@ -103,7 +104,8 @@ class ProjectedSearch(NearestNeighbourSearch):
         if self.splitter.splits(len(q)):
             # each thread walks the graph and re-ranks its own rows: one hand-off per frame, not two
             return self.splitter.run(lambda block: self._rerank(block, self.candidate_rows(block, 1)), q)
-        return self._rerank(q, self.candidate_rows(q))
+        with blas_threads(1):       # the projection GEMM is small; a multi-threaded OpenBLAS call leaves workers
+            return self._rerank(q, self.candidate_rows(q))   # busy-waiting on the core the next stage needs
 
     def _rerank(self, q: Float32Array, labels: np.ndarray) -> Float32Array:
         """Smallest full-dimension L2 distance from each query to its candidate rows. Differences, not the
