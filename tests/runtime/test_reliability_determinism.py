@@ -13,6 +13,7 @@ from tocoad_edge.bundle.manifest import sha256_file
 from tocoad_edge.runtime import Detector
 from tocoad_edge.runtime.golden import golden_image
 from tocoad_edge.runtime.search.hnsw import build_hnsw_index
+from tocoad_edge.runtime.search.projected import build_projected_index
 
 
 def _digest(pred):
@@ -42,10 +43,15 @@ def test_index_rebuild_with_the_manifest_seed_reproduces_the_shipped_file(rel_bu
     spec = manifest["memory_bank"]["index"]
     bank = np.load(rel_bundle / "coreset.npy", allow_pickle=False).astype(np.float32)
     shipped = manifest["files"]["index.hnsw"]["sha256"]
+    kw = dict(M=spec["M"], ef_construction=spec["ef_construction"], seed=spec["seed"])
     for i in range(2):
-        build_hnsw_index(bank, tmp_path / f"rebuilt{i}.hnsw", M=spec["M"], ef_construction=spec["ef_construction"],
-                         seed=spec["seed"])
-        assert sha256_file(tmp_path / f"rebuilt{i}.hnsw") == shipped
+        out = tmp_path / f"rebuilt{i}.hnsw"
+        if spec.get("kind") == "projected_hnsw":        # the default: an index over the bank's PCA projection
+            projection = np.load(rel_bundle / spec["projection"], allow_pickle=False)
+            build_projected_index(bank, projection, out, **kw)
+        else:
+            build_hnsw_index(bank, out, **kw)
+        assert sha256_file(out) == shipped
 
 
 def test_index_hash_depends_on_seed_and_threads_as_documented(tmp_path):
