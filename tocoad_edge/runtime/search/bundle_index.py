@@ -20,7 +20,7 @@ def open_index_search(bank: np.ndarray, index: IndexSpec, paths: dict[str, Path]
         from .hnsw import HnswSearch
 
         return HnswSearch(bank, index_path, ef=ef, threads=threads)
-    from .projected import ProjectedSearch, check_projection
+    from .projected import ProjectedSearch
 
     assert index.projection is not None             # IndexSpec checks it for this kind
     projection_path = _listed(paths, index.projection, "search projection")
@@ -29,8 +29,8 @@ def open_index_search(bank: np.ndarray, index: IndexSpec, paths: dict[str, Path]
     except (OSError, ValueError) as exc:
         raise BundleError(f"cannot read the search projection {index.projection}", got=str(exc),
                           fix="re-export the bundle") from None
-    projection = check_projection(projection, int(bank.shape[1]), where=index.projection)
-    if projection.shape[1] != index.dims:
+    # shape, dtype and finiteness are checked by ProjectedSearch; here only the agreement with the manifest
+    if projection.ndim == 2 and projection.shape[1] != index.dims:
         raise BundleError(f"{index.projection} does not match the manifest", expected=f"{index.dims} dims",
                           got=f"{projection.shape[1]} dims", fix="re-export the bundle")
     return ProjectedSearch(bank, index_path, projection, ef=ef, candidates=index.candidates, threads=threads)

@@ -8,9 +8,9 @@ upper bound of the exact nearest-neighbour distance: ``RefinedSearch`` can still
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus a gather of ``784 × k`` bank rows
 and one pass over them; the gather and the distances run on row blocks of ``ROWS_PER_BLOCK`` queries so
-the gathered rows (``block × k × D`` float32) stay in cache. With ``threads`` > 1 hnswlib walks the queries on
-its own pool and the re-rank is split over ``QuerySplitter`` threads (numpy releases the GIL in the gather
-and the arithmetic).
+the gathered rows (``block × k × D`` float32) stay in cache. With ``threads`` > 1 a frame's queries are split over
+``QuerySplitter`` threads, each walking the index and re-ranking its own rows (one hand-off per frame; hnswlib and
+numpy release the GIL).
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..arrays import Float32Array
+from ..threads import blas_threads
 from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
-from ..threads import blas_threads
 from .split import QuerySplitter
 
 # 64 queries × 16 candidates × 384 dims × 4 B = 1.5 MB: the gathered block stays in cache. The gather is most of the
