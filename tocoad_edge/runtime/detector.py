@@ -123,8 +123,10 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
             return open_index_search(bank, index, paths, ef=query_ef(manifest, precision), threads=threads)
         from .search.refined import RefinedSearch
 
+        from .search.bounded import BoundedExactSearch
+
         return RefinedSearch(open_index_search(bank, index, paths, ef=map_ef(manifest, precision), threads=threads),
-                             ExactSearch(bank, threads=threads))
+                             BoundedExactSearch(bank, threads=threads))
     return ExactSearch(bank, threads=threads)
 
 

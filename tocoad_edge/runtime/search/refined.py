@@ -5,11 +5,11 @@ bank entry, so its distance is an upper bound of the true nearest-neighbour dist
 the HNSW distances of all patches of an image, computes exact distances in decreasing order of those bounds,
 and stops as soon as the next bound is below the largest exact distance found: no remaining patch can raise the
 maximum. The image score then equals exact search's, while per-patch distances (the anomaly map) stay HNSW's.
-On the magnetic tile bank (26k × 384, 784 patches per image, 21 test images) 1.1 patches per image needed an
-exact query at ef 64 and 1.3 at ef 16. The first pass refines ``first_block`` patches (default 1: the patch with
-the largest bound, one matrix-vector pass, memory-bound), which settles most images; the rest go in blocks of
-``block`` (one GEMM pass over the bank serves a whole block). A 32-row pass costs about 4× a 1-row pass, and a
-4-row pass as much as a 32-row one (small GEMMs are inefficient in OpenBLAS), hence 1, then 32.
+The re-checks are done by ``exact``: the runtime passes a ``BoundedExactSearch`` (``bounded.py``), whose cost per
+re-checked patch is a small bound GEMM plus the few bank rows that can still be nearest, so blocks are small:
+``first_block`` patches first (default 1: the patch with the largest bound, which settles most images), then
+blocks of ``block`` (default 4), stopping at the first block whose largest bound cannot raise the maximum. An
+``ExactSearch`` works too (each patch then costs a full pass over the bank, and larger blocks share that pass).
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import numpy as np
 
 from ..arrays import Float32Array
 from .base import NearestNeighbourSearch
-from .exact import ExactSearch
 
 # hnswlib and the GEMM form of the exact search round differently; a bound within this relative margin of the
 # running maximum is still refined, so rounding can never skip the true maximum.
@@ -29,13 +28,14 @@ BOUND_RTOL = 1e-3
 class RefinedSearch(NearestNeighbourSearch):
     name = "refined"
 
-    def __init__(self, approx: NearestNeighbourSearch, exact: ExactSearch, *, block: int = 32, first_block: int = 1):
+    def __init__(self, approx: NearestNeighbourSearch, exact: NearestNeighbourSearch, *, block: int = 4,
+                 first_block: int = 1):
         if (approx.entries, approx.dim) != (exact.entries, exact.dim):
             from ...errors import InputError
 
             raise InputError("the approximate and exact searches must cover the same bank",
                              expected=f"{exact.entries} × {exact.dim}", got=f"{approx.entries} × {approx.dim}")
-        super().__init__(exact.bank, exact.threads)
+        super().__init__(np.broadcast_to(np.float32(0), (exact.entries, exact.dim)), exact.threads)   # shape only
         if block < 1 or first_block < 1:
             from ...errors import InputError
 

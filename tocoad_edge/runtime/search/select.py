@@ -67,9 +67,11 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
         candidates["hnsw"] = open_index_search(bank, index, paths, ef=ef, threads=threads)
     frames: dict[str, Callable[[], object]] = {k: functools.partial(s.query, queries) for k, s in candidates.items()}
     if refined_ef and index is not None:
+        from .bounded import BoundedExactSearch
         from .refined import RefinedSearch
 
-        refined = RefinedSearch(open_index_search(bank, index, paths, ef=int(refined_ef), threads=threads), exact)
+        refined = RefinedSearch(open_index_search(bank, index, paths, ef=int(refined_ef), threads=threads),
+                                BoundedExactSearch(bank, threads=threads))
         candidates["refined"] = refined
         # one frame through the refined path: HNSW distances, then the exact re-check of the image score
         frames["refined"] = lambda: refined.max_distance(queries, refined.query(queries))
@@ -85,7 +87,7 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
              ", ".join(f"{k} {t * 1e3:.2f} ms" for k, (_, t) in timed.items()), ef,
              f", refined map ef={refined_ef}" if refined_ef else "", len(bank), threads)
     for srch, _ in timed.values():
-        if srch is not chosen and not (name == "refined" and srch is exact):   # refined re-checks with ``exact``
+        if srch is not chosen:
             srch.close()
     return chosen
 

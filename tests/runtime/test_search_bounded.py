@@ -1,0 +1,77 @@
+"""BoundedExactSearch: the nearest-neighbour distance of each query to the bank, pruned by a principal-direction
+lower bound, equals a brute-force float64 nearest-neighbour search; the refined search gets exact image scores
+through it."""
+import numpy as np
+import pytest
+
+from tocoad_edge.errors import InputError
+from tocoad_edge.runtime.search.bounded import BoundedExactSearch
+from tocoad_edge.runtime.search.hnsw import HnswSearch, build_hnsw_index
+from tocoad_edge.runtime.search.refined import RefinedSearch
+
+
+def brute_force(bank: np.ndarray, q: np.ndarray) -> np.ndarray:
+    b = bank.astype(np.float64)
+    return np.array([np.sqrt(((b - row) ** 2).sum(1).min()) for row in q.astype(np.float64)])
+
+
+def clustered_bank(rng, n=3000, dim=48, clusters=30):
+    """Patch-like features: a few directions carry most of the variance, rows gather in clusters."""
+    scales = np.geomspace(8.0, 0.2, dim)
+    centres = rng.standard_normal((clusters, dim)) * scales
+    rows = centres[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal((n, dim)) * scales
+    return rows.astype(np.float32), scales
+
+
+def test_bounded_search_equals_brute_force_and_prunes_most_rows():
+    rng = np.random.default_rng(11)
+    bank, scales = clustered_bank(rng)
+    near = bank[rng.integers(0, len(bank), 40)] + 0.05 * rng.standard_normal((40, bank.shape[1])).astype(np.float32)
+    far = (rng.standard_normal((10, bank.shape[1])) * scales * 3).astype(np.float32)   # defect-like outliers
+    q = np.concatenate([near, far, bank[:5]])                                            # and exact bank rows
+    search = BoundedExactSearch(bank, prefix_dims=8)
+    got = search.query(q)
+    np.testing.assert_allclose(got, brute_force(bank, q), rtol=1e-5, atol=1e-4)
+    assert got.dtype == np.float32 and got[-5:].max() < 1e-3
+    assert search.rows_checked < 0.25 * len(q) * len(bank)      # the bound leaves most rows unvisited
+    assert search.describe()["prefix_dims"] == 8
+
+
+@pytest.mark.parametrize("dim, prefix", [(1, 96), (2, 1), (5, 96), (16, 15)])
+def test_bounded_search_is_exact_for_any_prefix_including_all_dimensions(dim, prefix):
+    rng = np.random.default_rng(dim)
+    bank = rng.standard_normal((500, dim)).astype(np.float32)
+    q = rng.standard_normal((70, dim)).astype(np.float32) * 2      # 70 rows: more than one query block
+    search = BoundedExactSearch(bank, prefix_dims=prefix)
+    np.testing.assert_allclose(search.query(q), brute_force(bank, q), rtol=1e-5, atol=1e-5)
+    assert 1 <= search.prefix_dims <= max(1, dim - 1)
+
+
+def test_bounded_search_takes_a_float16_bank_and_ties():
+    rng = np.random.default_rng(3)
+    bank = np.repeat(rng.standard_normal((50, 12)), 4, axis=0).astype(np.float16)    # every row four times
+    q = rng.standard_normal((9, 12)).astype(np.float32)
+    np.testing.assert_allclose(BoundedExactSearch(bank).query(q), brute_force(bank.astype(np.float32), q),
+                               rtol=1e-5)
+
+
+def test_bounded_search_refuses_bad_queries_and_an_empty_bank():
+    search = BoundedExactSearch(np.zeros((10, 6), np.float32))
+    with pytest.raises(InputError, match=r"\[n, 6\]"):
+        search.query(np.zeros((3, 5), np.float32))
+    with pytest.raises(InputError, match="empty"):
+        BoundedExactSearch(np.zeros((0, 6), np.float32))
+
+
+def test_refined_search_with_bounded_rechecks_gives_exact_image_scores(tmp_path):
+    rng = np.random.default_rng(5)
+    bank, scales = clustered_bank(rng, n=2000, dim=32)
+    build_hnsw_index(bank, tmp_path / "i.hnsw", M=8, ef_construction=40)
+    emb = bank[rng.integers(0, len(bank), 15 * 60)] + 0.2 * rng.standard_normal((900, 32)).astype(np.float32)
+    emb = emb.reshape(15, 60, 32).astype(np.float32)
+    emb[4, 9] += (scales * 2).astype(np.float32)                 # one defect-like patch
+    poor = HnswSearch(bank, tmp_path / "i.hnsw", ef=1, threads=1)
+    refined = RefinedSearch(poor, BoundedExactSearch(bank))
+    want = np.array([brute_force(bank, e).max() for e in emb])
+    np.testing.assert_allclose(refined.image_scores(emb), want, rtol=1e-5)
+    assert 15 <= refined.exact_queries < 15 * 60

@@ -1,0 +1,109 @@
+"""Exact nearest-neighbour distances of a few queries, pruned by a lower bound: the refined search's re-checks.
+
+The refined search re-checks the patches that may carry an image's score: a handful of rows per frame. A plain
+GEMM over the whole bank costs ``n × M × D`` for them, and with a 1-32 row block it is compute-bound, so every
+extra re-check is paid in full. Here each re-check costs ``M × (p + 2)`` plus the full distance to the few rows
+that can still be nearest.
+
+The bound. With ``V_p`` the bank's first ``p`` principal directions (orthonormal) and ``c`` its mean, write
+``x' = (x − c)·V_p`` and ``r(x) = |(x − c) − x'·V_pᵀ|`` (the part ``V_p`` does not hold). Then
+``|q − b|² = |q' − b'|² + |r-part of q − r-part of b|² ≥ |q' − b'|² + (r(q) − r(b))²``, i.e. the squared distance
+between ``[q', r(q)]`` and ``[b', r(b)]``, a ``p + 1``-dimensional distance: one small GEMM gives it for every
+bank row. For each query, the row with the smallest bound gives a true distance ``u``; only rows whose bound is
+at most ``u²`` (plus a rounding margin) can be nearer, and their full distances are computed by differences
+(each a true distance to that row, so the minimum is the exact nearest-neighbour distance, not an expansion
+that cancellation could push below it).
+
+The principal directions are computed from the bank when the search is opened (a ``D × D`` covariance, one
+``eigh``); the bound holds for any orthonormal ``V_p``, so their quality only changes how many rows survive.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..arrays import Float32Array
+from ..threads import blas_threads
+from .base import NearestNeighbourSearch
+
+# Leading principal directions in the bound. Fewer let more rows through (each survivor is a gathered full
+# row); more make the bound GEMM over all M rows wider.
+PREFIX_DIMS = 96
+# Rows used for the covariance: enough for the leading directions of any bank, bounded load time for big ones.
+COVARIANCE_ROWS = 32768
+# The bound is a float32 GEMM expansion; a row is kept while its bound is within this margin of the running best,
+# relative to the squared norms involved, so rounding can never drop the true nearest row.
+BOUND_RTOL = 1e-5
+# Queries per bound GEMM: its [n, M] float32 output stays a few MB however many rows one call brings.
+QUERY_BLOCK = 64
+
+
+class BoundedExactSearch(NearestNeighbourSearch):
+    name = "bounded-exact"
+
+    def __init__(self, bank: np.ndarray, *, threads: int | None = None, prefix_dims: int = PREFIX_DIMS):
+        super().__init__(bank, threads)
+        if self.entries < 1:
+            from ...errors import InputError
+
+            raise InputError("the memory bank is empty", expected="at least one entry", got="0 entries")
+        self.bank = np.ascontiguousarray(bank, dtype=np.float32)
+        self.prefix_dims = max(1, min(int(prefix_dims), self.dim - 1)) if self.dim > 1 else 1
+        self.center, self.directions = _principal_directions(self.bank, self.prefix_dims)
+        lifted = self._lift(self.bank)                                      # [M, p + 1]
+        width = -(-(self.prefix_dims + 2) // 16) * 16
+        self.augmented = np.zeros((self.entries, width), dtype=np.float32)  # [b', r(b), |·|², 0…]
+        self.augmented[:, :self.prefix_dims + 1] = lifted
+        self.augmented[:, self.prefix_dims + 1] = np.einsum("ij,ij->i", lifted, lifted)
+        self.largest_sq = float(self.augmented[:, self.prefix_dims + 1].max())
+        self.rows_checked = 0           # full-distance rows computed so far (for reports)
+
+    def _lift(self, x: Float32Array) -> Float32Array:
+        """``[x', r(x)]``: the coordinates on ``V_p`` and the length of what they leave out."""
+        centred = x - self.center
+        prefix = centred @ self.directions
+        rest = np.einsum("ij,ij->i", centred, centred) - np.einsum("ij,ij->i", prefix, prefix)
+        out: Float32Array = np.concatenate([prefix, np.sqrt(np.maximum(rest, 0.0))[:, None]], axis=1)
+        return out
+
+    def _query_impl(self, q: Float32Array) -> Float32Array:
+        out = np.empty(len(q), dtype=np.float32)
+        for s in range(0, len(q), QUERY_BLOCK):
+            out[s:s + QUERY_BLOCK] = self._query_block(q[s:s + QUERY_BLOCK])
+        return out
+
+    def _query_block(self, q: Float32Array) -> Float32Array:
+        with blas_threads(1):           # a few rows: one BLAS thread, no workers left spinning on the other core
+            lifted = self._lift(q)
+            qa = np.zeros((len(q), self.augmented.shape[1]), dtype=np.float32)
+            np.multiply(lifted, np.float32(-2.0), out=qa[:, :self.prefix_dims + 1])
+            qa[:, self.prefix_dims + 1] = 1.0
+            q_sq = np.einsum("ij,ij->i", lifted, lifted)
+            bound = qa @ self.augmented.T                                  # |b~|² − 2 q~·b~, [n, M]
+        bound += q_sq[:, None]
+        first = bound.argmin(1)
+        diff = self.bank[first] - q
+        best = np.einsum("ij,ij->i", diff, diff)                           # a true distance: an upper bound
+        margin = BOUND_RTOL * (q_sq + self.largest_sq + best)
+        rows, cols = np.nonzero(bound <= (best + margin)[:, None])
+        self.rows_checked += len(rows)
+        diff = self.bank[cols] - q[rows]
+        np.minimum.at(best, rows, np.einsum("ij,ij->i", diff, diff))
+        out: Float32Array = np.sqrt(best)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "prefix_dims": self.prefix_dims}
+
+
+def _principal_directions(bank: Float32Array, p: int) -> tuple[Float32Array, Float32Array]:
+    """The bank's mean (float32 ``[D]``) and its ``p`` leading principal directions (float32 ``[D, p]``,
+    orthonormal columns), from a float64 covariance of at most ``COVARIANCE_ROWS`` evenly spaced rows."""
+    step = max(1, -(-len(bank) // COVARIANCE_ROWS))
+    sample = bank[::step].astype(np.float64)
+    center = sample.mean(0)
+    sample -= center
+    _, vectors = np.linalg.eigh(sample.T @ sample)
+    directions = np.ascontiguousarray(vectors[:, ::-1][:, :p], dtype=np.float32)
+    return center.astype(np.float32), directions
