@@ -14,8 +14,9 @@ Timed per side, from the decoded uint8 frame to the outputs:
   intra-op and search pools, see ``Detector.describe``).
 - anomalib: BGR uint8 → RGB float32 NCHW in 0..1 (what its graph takes) + ``session.run`` (resize to 224,
   normalisation, backbone, the distance MatMul over its bank and its map are all in the graph), ORT
-  ``intra_op_num_threads=N``, ``inter_op_num_threads=1``, spin-wait left at ORT's default unless ``--anomalib-spin
-  off``.
+  ``intra_op_num_threads=N``, ``inter_op_num_threads=1``; its workers spin during a run and stop at its end, like
+  tocoad-edge's (``--anomalib-spin run``, the default: ORT's own default keeps them spinning after a run, into
+  the next runner's timed call).
 
 Accuracy on the whole test split, from each side's raw outputs (ours: ``raw_score`` and the map; anomalib:
 ``pred_score`` and ``anomaly_map``, exported without its clamping normalisation): image AUROC, recall at a false
@@ -44,7 +45,6 @@ from tocoad_edge.runtime import Detector
 from tocoad_edge.runtime.options import PRECISIONS, SEARCHES
 from tocoad_edge.runtime.threads import blas_info
 
-THREADS = (1, 2)
 MAX_FPR = 0.05
 
 
@@ -58,12 +58,14 @@ class AnomalibOnnx:
         opts.inter_op_num_threads = 1
         if spin == "off":
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        elif spin == "run":
+            opts.add_session_config_entry("session.force_spinning_stop", "1")
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.outputs = ["pred_score", "anomaly_map"]
         self.threads = {"intra_op": threads, "inter_op": 1, "spin_wait": "none (one thread)" if threads == 1
-                        else "off" if spin == "off" else "onnxruntime default"}
+                        else {"off": "off", "run": "during a run, stopped at its end"}.get(spin, "onnxruntime default")}
 
     def predict(self, bgr: np.ndarray) -> tuple[float, np.ndarray]:
         x = (np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1))[None].astype(np.float32) * (1.0 / 255.0))
@@ -86,11 +88,18 @@ def main() -> None:
     p.add_argument("--data", default="../shared/data/magnetic_tile_dev")
     p.add_argument("--search", default="refined", choices=SEARCHES)
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
-    p.add_argument("--anomalib-spin", choices=("default", "off"), default="default")
+    p.add_argument("--anomalib-spin", choices=("run", "default", "off"), default="run",
+                   help="run: its workers spin during a run and stop at its end, as tocoad-edge's do (neither side "
+                        "leaves a worker spinning into the other's timed run); default: ORT's own (keeps spinning "
+                        "after a run); off: never spin")
+    p.add_argument("--threads", default="1,2",
+                   help="thread counts timed in this process, e.g. 1,2 or 2 (one process per count keeps one "
+                        "count's thread pools out of the other's timings)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--max-images", type=int, default=0, help="0: the whole test split")
     p.add_argument("--json", default="/work/runs/anomalib/bench_vs_anomalib.json")
     args = p.parse_args()
+    THREADS = tuple(int(t) for t in args.threads.split(","))
 
     src = Path(args.anomalib)
     meta = json.loads((src / "anomalib_model.json").read_text()) if src.is_dir() else {}
@@ -119,9 +128,9 @@ def main() -> None:
             t0 = time.perf_counter()
             res = run(frame)
             times[name].append((time.perf_counter() - t0) * 1e3)
-            if name == "tocoad_1t":
+            if name == f"tocoad_{THREADS[0]}t":
                 results["tocoad"].append((res.raw_score, res.anomaly_map))
-            elif name == "anomalib_1t":
+            elif name == f"anomalib_{THREADS[0]}t":
                 results["anomalib"].append(res)
     wall_s = time.perf_counter() - t_start
     load_after = os.getloadavg()
@@ -138,7 +147,7 @@ def main() -> None:
         a, b = latency[f"tocoad_{th}t"], latency[f"anomalib_{th}t"]
         rows.append({"threads": th, "tocoad": a, "anomalib": b,
                      "anomalib_over_tocoad_p50": round(b["p50_ms"] / a["p50_ms"], 2)})
-    manifest = ours[1].manifest
+    manifest = ours[THREADS[0]].manifest
     out = {
         "data": str(Path(args.data).resolve()), "images": len(frames), "anomalous": int(labels.sum()),
         "latency": rows, "accuracy": accuracy,

@@ -61,14 +61,14 @@ def blas_info() -> list[dict[str, Any]]:
 # How each search kind spreads one frame over its threads (for reports).
 SEARCH_SPLIT = {"exact": "query rows split across a thread pool, one-thread BLAS each (search/split.py)",
                 "hnsw": "hnswlib knn_query(num_threads): queries split across its threads",
-                "refined": "hnswlib over queries; exact re-checks of 1-32 rows with BLAS",
+                "refined": "the index search as for hnsw; bounded exact re-checks of 1-4 rows on one thread",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 
 def thread_plan(backbone_threads: int | None, search_threads: int | None, search_kind: str) -> dict[str, Any]:
     """Every pool one frame uses, with its size: what ``Detector.describe()`` and the bench JSON report."""
-    spin = ("onnxruntime default" if not backbone_threads else "off" if int(backbone_threads) > 1
-            else "none (one thread)")   # see backends/onnxrt.py session_options
+    spin = ("onnxruntime default" if not backbone_threads else "during a run, stopped at its end"
+            if int(backbone_threads) > 1 else "none (one thread)")   # see backends/onnxrt.py session_options
     return {"backbone": backbone_threads, "search": search_threads,
             "onnxruntime": {"intra_op": backbone_threads, "inter_op": 1 if backbone_threads else None,
                             "spin_wait": spin},

@@ -15,16 +15,18 @@ def session_options(ort: Any, threads: int | None) -> Any:
     """The options of every session the runtime opens (backbone and ``search: graph``): an
     ``ort.SessionOptions`` of the ``onnxruntime`` module ``ort`` (both untyped).
 
-    With ``threads`` > 1 the intra-op pool's threads do not spin-wait after a run: a spinning ORT worker holds a
-    core the search (BLAS, hnswlib, the graph search's own session) needs right after the backbone, which made
-    two threads slower than one for a single frame on a 2-core machine."""
+    With ``threads`` > 1 the intra-op pool spin-waits between the operators of a run (waking a blocked thread
+    for each of a backbone's ~100 small operators costs more than the work split saves) and stops spinning at the
+    end of the run (``session.force_spinning_stop``): a worker left spinning after ``run()`` holds a core the
+    search (BLAS, hnswlib, the graph search's own session) needs right after the backbone, which made two
+    threads slower than one for a single frame on a 2-core machine."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
         if int(threads) > 1:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.force_spinning_stop", "1")
     opts.log_severity_level = 3
     return opts
 
