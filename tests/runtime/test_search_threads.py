@@ -29,3 +29,19 @@ def test_split_exact_search_matches_one_thread_and_uses_the_pool():
     two.close()
     two.set_threads(2)
     np.testing.assert_allclose(two.query(q), one.query(q), rtol=1e-6)   # a closed pool is rebuilt
+
+
+def test_run_rows_covers_every_row_once_on_the_pool():
+    from tocoad_edge.runtime.search.split import QuerySplitter
+
+    splitter = QuerySplitter(3)
+    calls = []
+
+    def fn(start, stop):
+        calls.append((threading.current_thread().name.split("_")[0], start, stop))
+        return np.arange(start, stop, dtype=np.float32)
+
+    np.testing.assert_array_equal(splitter.run_rows(fn, 100), np.arange(100, dtype=np.float32))
+    assert sorted((s, e) for _, s, e in calls) == [(0, 33), (33, 67), (67, 100)]
+    assert {name for name, _, _ in calls} == {"tocoad-search"}
+    splitter.close()

@@ -60,7 +60,8 @@ def blas_info() -> list[dict[str, Any]]:
 
 # How each search kind spreads one frame over its threads (for reports).
 SEARCH_SPLIT = {"exact": "query rows split across a thread pool, one-thread BLAS each (search/split.py)",
-                "hnsw": "hnswlib knn_query(num_threads): queries split across its threads",
+                "hnsw": "hnswlib knn_query(num_threads) splits the queries; a projected index's re-rank splits over "
+                        "the search's threads",
                 "refined": "the index search as for hnsw; bounded exact re-checks of 1-4 rows on one thread",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 

@@ -48,7 +48,7 @@ class ExactSearch(NearestNeighbourSearch):
     def _query_impl(self, q: Float32Array) -> Float32Array:
         if self.splitter.splits(len(q)):
             return self.splitter.run(lambda block: self._query_block(block, None), q)   # BLAS already 1
-        # Too few rows to split (the refined search's 1-32 row re-checks): one BLAS thread. The GEMM is
+        # Too few rows to split (a refined search's re-checks with an ExactSearch): one BLAS thread. The GEMM is
         # memory-bound at that size, and OpenBLAS's workers busy-wait after a multi-threaded call, holding the
         # second core that the next frame's backbone (ONNX Runtime) and search threads need.
         return self._query_block(q, 1)

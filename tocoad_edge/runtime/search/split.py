@@ -13,7 +13,7 @@ import numpy as np
 from ..arrays import Float32Array
 from ..threads import blas_threads
 
-# Below this many rows per thread a block is not worth a thread hand-off (the refined search's 1-32 row blocks).
+# Below this many rows per thread a block is not worth a thread hand-off (the refined search's re-check blocks).
 MIN_ROWS_PER_THREAD = 64
 
 
@@ -33,6 +33,16 @@ class QuerySplitter:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tocoad-search")
         with blas_threads(1):
             parts = list(self._pool.map(fn, np.array_split(q, self.threads)))
+        return np.concatenate(parts)
+
+    def run_rows(self, fn: Callable[[int, int], Float32Array], rows: int) -> Float32Array:
+        """``fn(start, stop)`` over ``threads`` contiguous row ranges of ``rows``, BLAS at one thread; results
+        concatenated (for work whose inputs are several arrays sliced alike)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tocoad-search")
+        bounds = np.linspace(0, rows, self.threads + 1).round().astype(int)
+        with blas_threads(1):
+            parts = list(self._pool.map(fn, bounds[:-1].tolist(), bounds[1:].tolist()))
         return np.concatenate(parts)
 
     def close(self) -> None:
