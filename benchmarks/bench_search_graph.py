@@ -5,7 +5,8 @@ exact image score) search, on real patch features, at 4k, 16k and 65k entries, 1
     python benchmarks/bench_search_graph.py --features /tmp/mt_feats.npz --json /tmp/search_graph.json
 
 Banks as in bench_search.py (greedy coresets for 4k/16k, a random subset for 65k). The refined search's map ef is
-the smallest ef with recall@1 ≥ 0.97 on held-out normal images (train images 300-315), as the runtime picks it.
+the smallest ef with recall@1 ≥ 0.97 on held-out normal images (train images 300-315), and its re-checks use
+``BoundedExactSearch``, as the runtime builds it.
 One frame = the 784 patches of one test image; the candidates take turns frame by frame (interleaved), so load
 from other processes hits them alike; the median over frames is printed, with the load average. Also checks that
 graph and exact agree (max relative difference).
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tocoad_edge.export.search_tuning import measure_ef
+from tocoad_edge.runtime.search.bounded import BoundedExactSearch
 from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.runtime.search.graph import GraphSearch
 from tocoad_edge.runtime.search.hnsw import HnswSearch, build_hnsw_index
@@ -65,7 +67,7 @@ def main() -> None:
         for th in (1, 2):
             exact, graph = ExactSearch(bank, threads=th), GraphSearch(bank, threads=th)
             refined = RefinedSearch(HnswSearch(bank, tmp / "i.hnsw", ef=map_ef, threads=th),
-                                    ExactSearch(bank, threads=th))
+                                    BoundedExactSearch(bank, threads=th))     # as the runtime builds it
             if th == 1:
                 rel = max(float(np.max(np.abs(graph.query(f) / exact.query(f) - 1))) for f in frames[:4])
                 row["graph_vs_exact_max_rel_diff"] = rel
