@@ -75,3 +75,18 @@ def test_refined_search_with_bounded_rechecks_gives_exact_image_scores(tmp_path)
     want = np.array([brute_force(bank, e).max() for e in emb])
     np.testing.assert_allclose(refined.image_scores(emb), want, rtol=1e-5)
     assert 15 <= refined.exact_queries < 15 * 60
+
+
+def test_a_large_bank_takes_fewer_queries_per_bound_gemm(monkeypatch):
+    import tocoad_edge.runtime.search.bounded as bounded
+
+    monkeypatch.setattr(bounded, "BOUND_ELEMENTS", 1500)           # a 500-row bank then takes 3 queries per GEMM
+    rng = np.random.default_rng(4)
+    bank = rng.standard_normal((500, 8)).astype(np.float32)
+    q = rng.standard_normal((10, 8)).astype(np.float32)
+    seen = []
+    search = BoundedExactSearch(bank)
+    inner = search._query_block
+    search._query_block = lambda block: seen.append(len(block)) or inner(block)
+    np.testing.assert_allclose(search.query(q), brute_force(bank, q), rtol=1e-5, atol=1e-5)
+    assert seen == [3, 3, 3, 1]

@@ -35,8 +35,10 @@ COVARIANCE_ROWS = 32768
 # The bound is a float32 GEMM expansion; a row is kept while its bound is within this margin of the running best,
 # relative to the squared norms involved, so rounding can never drop the true nearest row.
 BOUND_RTOL = 1e-5
-# Queries per bound GEMM: its [n, M] float32 output stays a few MB however many rows one call brings.
+# Queries per bound GEMM, so that its [n, M] float32 output stays within 16 MB however many rows one call brings
+# and however large the bank (at least one query per GEMM).
 QUERY_BLOCK = 64
+BOUND_ELEMENTS = 4 << 20
 
 
 class BoundedExactSearch(NearestNeighbourSearch):
@@ -69,8 +71,9 @@ class BoundedExactSearch(NearestNeighbourSearch):
 
     def _query_impl(self, q: Float32Array) -> Float32Array:
         out = np.empty(len(q), dtype=np.float32)
-        for s in range(0, len(q), QUERY_BLOCK):
-            out[s:s + QUERY_BLOCK] = self._query_block(q[s:s + QUERY_BLOCK])
+        step = max(1, min(QUERY_BLOCK, BOUND_ELEMENTS // self.entries))
+        for s in range(0, len(q), step):
+            out[s:s + step] = self._query_block(q[s:s + step])
         return out
 
     def _query_block(self, q: Float32Array) -> Float32Array:
