@@ -29,20 +29,17 @@ class QuerySplitter:
 
     def run(self, fn: Callable[[Float32Array], Float32Array], q: Float32Array) -> Float32Array:
         """``fn`` over row blocks of ``q`` on ``threads`` threads, BLAS at one thread; results concatenated."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tocoad-search")
-        with blas_threads(1):
-            parts = list(self._pool.map(fn, np.array_split(q, self.threads)))
-        return np.concatenate(parts)
+        return self.run_rows(lambda start, stop: fn(q[start:stop]), len(q))
 
     def run_rows(self, fn: Callable[[int, int], Float32Array], rows: int) -> Float32Array:
-        """``fn(start, stop)`` over ``threads`` contiguous row ranges of ``rows``, BLAS at one thread; results
-        concatenated (for work whose inputs are several arrays sliced alike)."""
+        """``fn(start, stop)`` over ``threads`` contiguous row ranges of ``rows`` (as ``np.array_split`` cuts them),
+        BLAS at one thread; results concatenated (for work whose inputs are several arrays sliced alike)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tocoad-search")
-        bounds = np.linspace(0, rows, self.threads + 1).round().astype(int)
+        base, extra = divmod(rows, self.threads)
+        bounds = np.cumsum([0] + [base + 1] * extra + [base] * (self.threads - extra)).tolist()
         with blas_threads(1):
-            parts = list(self._pool.map(fn, bounds[:-1].tolist(), bounds[1:].tolist()))
+            parts = list(self._pool.map(fn, bounds[:-1], bounds[1:]))
         return np.concatenate(parts)
 
     def close(self) -> None:
