@@ -16,6 +16,7 @@ from ..bundle.signature import read_signed_manifest
 from ..errors import BundleError, ConfigError, InputError, TocoadError
 from .arrays import Float32Array
 from .backends import Backend, create_backend
+from .bank import load_bank
 from .frames import to_bgr_frame, to_model_input
 from .options import DetectorOptions, Precision, Search
 from .pipeline import DEFAULT_DEPTH, Embedded, FrameFailure
@@ -25,23 +26,6 @@ from .search.base import NearestNeighbourSearch
 from .tiling import TileLayout, cut_tiles, tile_layout, tiled_anomaly_map
 
 log = logging.getLogger("tocoad_edge.runtime")
-
-
-def _load_bank(path: Path, manifest: Manifest) -> Float32Array:
-    try:
-        bank: np.ndarray = np.load(path, allow_pickle=False)       # no pickles: an array or an error
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"cannot load memory bank {path}", expected="a numeric .npy array (no pickles)",
-                          got=str(exc)) from None
-    spec = manifest.memory_bank
-    if bank.ndim != 2 or bank.shape != (spec.entries, spec.dim):
-        raise BundleError("memory bank has the wrong shape", expected=f"({spec.entries}, {spec.dim})",
-                          got=str(bank.shape), fix="re-export the bundle")
-    bank = np.ascontiguousarray(bank, dtype=np.float32)
-    if not np.isfinite(bank).all():
-        raise BundleError("memory bank holds NaN or inf", expected="finite float values", got="non-finite values",
-                          fix="re-export the bundle")
-    return bank
 
 
 def choose_backend(name: str, manifest: Manifest, precision: str = "fp32") -> str:
@@ -208,7 +192,7 @@ class Detector:
         be = create_backend(backend_name, model_path, threads=threads, manifest=view, **backend_options)
         be.load()
         try:
-            bank = _load_bank(paths[manifest.memory_bank.file], manifest)
+            bank = load_bank(paths[manifest.memory_bank.file], manifest)
             nn = None
             if options.search == "graph" and backend_name == "tensorrt":
                 from .backends.trt.search_runner import graph_search_on_tensorrt

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ....bundle.manifest import EngineFingerprint, Manifest, verify_files
-from ....errors import BackendUnavailableError, BundleError, ExportError
+from ....errors import BackendUnavailableError, ExportError
+from ...bank import load_bank
 from ...search.distance_graph import (DEFAULT_MAX_TEMP_BYTES, FP16_INPUT_NAME, chunk_entries, fp16_search_graph)
 from .build import write_engine_into_bundle
 from .compat import TrtApi, import_tensorrt
@@ -84,15 +85,7 @@ def search_graph_for(bundle: Path, manifest: Manifest,
                      max_temp_bytes: int = DEFAULT_MAX_TEMP_BYTES) -> tuple[bytes, int, str, int]:
     """(graph bytes, bank dim, bank sha256, chunk entries) from the verified bank file of ``bundle``."""
     spec = manifest.memory_bank
-    path = verify_files(bundle, manifest, [spec.file])[spec.file]
-    try:
-        bank = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"cannot load memory bank {path}", expected="a numeric .npy array (no pickles)",
-                          got=str(exc)) from None
-    if bank.ndim != 2 or bank.shape != (spec.entries, spec.dim):
-        raise BundleError("memory bank has the wrong shape", expected=f"({spec.entries}, {spec.dim})",
-                          got=str(bank.shape), fix="re-export the bundle")
+    bank = load_bank(verify_files(bundle, manifest, [spec.file])[spec.file], manifest)
     chunk = min(chunk_entries(max_temp_bytes, int(np.prod(manifest.features.grid))), spec.entries)
     return fp16_search_graph(bank, chunk), spec.dim, manifest.files[spec.file].sha256, chunk
 
