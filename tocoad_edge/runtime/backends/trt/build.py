@@ -153,7 +153,7 @@ def build_engine_into_bundle(bundle: str | Path, precision: str = "int8", *, dla
         from .search_engine import build_search_engine_into_bundle
 
         build_search_engine_into_bundle(bundle, manifest, device, timing_cache_path(device),
-                                        max_batch=DEFAULT_MAX_BATCH if mf.dynamic_batch else 1,
+                                        max_batch=profile[2] if profile else 1,
                                         workspace_mb=workspace_mb, device_key=device_key,
                                         device_key_password=device_key_password)
     return target

@@ -61,7 +61,7 @@ def make_search_fingerprint(device: DeviceInfo, dim: int, query_profile: tuple[i
                             chunk_entries: int, graph_sha256: str, precision: str = "fp16") -> EngineFingerprint:
     """The memory-bank search engine's fingerprint: input ``[-1, dim]`` queries with ``query_profile`` (min, opt,
     max query rows); the id covers the device, precision and input like a backbone's, and the bank file's sha256,
-    the chunking and the graph's own sha256 (``search_engine_graph``), so a changed bank or chunking is another
+    the chunking and the graph's own sha256 (``fp16_search_graph``), so a changed bank or chunking is another
     engine."""
     lo, opt, hi = (int(v) for v in query_profile)
     base = fingerprint_id(device.tensorrt_version, device.gpu_name, device.compute_capability, precision,

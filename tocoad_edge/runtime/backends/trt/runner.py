@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from ....bundle.manifest import EngineFingerprint, Manifest
-from ....errors import BackendUnavailableError, BundleError, EngineIncompatibleError
+from ....errors import BackendUnavailableError, BundleError, EngineIncompatibleError, TocoadError
 from ....bundle.engine_record import read_verified_engine
 from ..base import Backend, TensorSpec
 from .bindings import check_engine_io
@@ -121,8 +121,6 @@ class TensorRTBackend(Backend):
 
     def _live(self) -> EngineSession:
         if self._session is None:
-            from ....errors import TocoadError
-
             raise TocoadError("this TensorRT backend is closed", fix="open the bundle again")
         return self._session
 
