@@ -32,7 +32,7 @@ from ..run_folder import META_NAME, write_json
 from ..trainer import train
 from .config import BASELINE, MIN_HELDOUT, MIN_TRAIN, Candidate, SelectConfig, resolve_candidates
 from .report import write_report
-from .rule import Scored, pick, rule_text
+from .rule import SCORE_KEY, Scored, pick, rule_text
 from .scoring import score_run
 
 log = logging.getLogger("tocoad_edge.train.select")
@@ -83,7 +83,7 @@ def run_selection(data_dir: str | Path, out_dir: str | Path, base: TrainConfig, 
              ref_size)
     results = [_train_and_score(c, data_dir, out / SELECT_DIR / "candidates" / c.name, held, synthetic, show_progress)
                for c in candidates]
-    chosen = pick([Scored(r["name"], r["metrics"]["recall_at_fpr_5"], r["train_seconds"]) for r in results],
+    chosen = pick([Scored(r["name"], r["metrics"][SCORE_KEY], r["train_seconds"]) for r in results],
                   select.margin)
     if select.final == "retrain":
         final = (f"retrained with the chosen config on all {len(paths)} training images (the held-out images "
@@ -91,7 +91,7 @@ def run_selection(data_dir: str | Path, out_dir: str | Path, base: TrainConfig, 
     else:
         final = (f"reused: the chosen candidate's run, trained without the {len(held)} held-out images "
                  f"(final: reuse, no second training)")
-    record = {"rule": rule_text(select.margin), "margin": select.margin, "score": "recall_at_fpr_5",
+    record = {"rule": rule_text(select.margin), "margin": select.margin, "score": SCORE_KEY,
               "chosen": chosen.name, "reason": chosen.reason, "final": final,
               "holdout": {"fraction": select.holdout_fraction, "seed": base.seed, "count": len(held), "images": held},
               "synthetic": {"per_image": select.synthetic_per_image, "generator": f"synth.G ({base.synth.method})",
