@@ -2,7 +2,8 @@
 
     python benchmarks/bank_dtype_check.py BUNDLE --data ../shared/data/magnetic_tile_dev [--frames 60]
 
-BUNDLE's FP32 model embeds ``--frames`` test images (spread over the test set); exact search scores them against
+BUNDLE must hold a float32 bank (``--bank-dtype float32``; a float16 bank has nothing to compare with and is
+refused). Its FP32 model embeds ``--frames`` test images (spread over the test set); exact search scores them against
 BUNDLE's bank as float32 and as float16 widened back (what a default export stores and the runtime loads).
 Prints Spearman of the two score lists, the largest absolute and relative score difference and both image
 AUROCs (JSON).
@@ -33,7 +34,11 @@ def main() -> None:
     dim = det.manifest.memory_bank.dim
     patches = np.stack([np.asarray(det.embed(read_image(t.path))[0]).reshape(-1, dim) for t in items])
     det.close()
-    bank = np.load(Path(args.bundle) / "coreset.npy").astype(np.float32)
+    stored = np.load(Path(args.bundle) / "coreset.npy", allow_pickle=False)
+    if stored.dtype != np.float32:
+        raise SystemExit(f"{args.bundle}: coreset.npy is {stored.dtype}, so there is no float32 bank to compare "
+                         "with; export the bundle with --bank-dtype float32")
+    bank = stored
     s32 = ExactSearch(bank).image_scores(patches)
     s16 = ExactSearch(bank.astype(np.float16).astype(np.float32)).image_scores(patches)
     labels = np.array([t.label for t in items])
