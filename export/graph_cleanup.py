@@ -9,6 +9,7 @@ same zero padding, so the output is bit-identical; TensorRT's ONNX parser maps i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tocoad_edge.errors import ExportError
 
@@ -49,6 +50,12 @@ def cleanup_onnx(src: str | Path, dst: str | Path) -> dict[str, int]:
     return {"nodes_before": before, "nodes_after": len(cleaned.graph.node), "pads_folded": folded}
 
 
+def _str_attr(node: Any, name: str, default: str) -> str:
+    """A string attribute of an onnx-graphsurgeon node (ONNX stores them as bytes)."""
+    value = node.attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _absent(tensor: object) -> bool:
     return tensor is None or getattr(tensor, "name", "") == ""
 
@@ -64,8 +71,7 @@ def fold_pads_into_convs(graph: object) -> int:
     assert isinstance(graph, gs.Graph)
     folded = 0
     for pad in [n for n in graph.nodes if n.op == "Pad"]:
-        mode = pad.attrs.get("mode", "constant")
-        if (mode.decode() if isinstance(mode, bytes) else mode) != "constant" or len(pad.inputs) < 2:
+        if _str_attr(pad, "mode", "constant") != "constant" or len(pad.inputs) < 2:
             continue
         pads_in = pad.inputs[1]
         if not isinstance(pads_in, gs.Constant):
@@ -80,9 +86,7 @@ def fold_pads_into_convs(graph: object) -> int:
         if len(out.outputs) != 1 or out in graph.outputs:
             continue
         conv = out.outputs[0]
-        auto_pad = conv.attrs.get("auto_pad", "NOTSET")
-        if conv.op != "Conv" or conv.inputs[0] is not out or \
-                (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) != "NOTSET":
+        if conv.op != "Conv" or conv.inputs[0] is not out or _str_attr(conv, "auto_pad", "NOTSET") != "NOTSET":
             continue
         p = [int(v) for v in np.asarray(pads_in.values).ravel()]
         rank = len(p) // 2
