@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tocoad_edge.calibration.context import ExportContext
+from tocoad_edge.calibration.gate import relative_error
 from tocoad_edge.eval.metrics import auroc, spearman
 from tocoad_edge.runtime.scoring import anomaly_map
 from tocoad_edge.runtime.search.exact import ExactSearch
@@ -65,7 +66,7 @@ def compare_embeddings(ref: np.ndarray, got: np.ndarray, search, ctx: ExportCont
     return {
         "images": int(len(ref)),
         "embedding_max_abs_diff": float(np.abs(ref - got).max()),
-        "embedding_rel_rms_diff": float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12)),
+        "embedding_rel_rms_diff": relative_error(ref, got),
         "map_max_abs_diff": float(np.abs(m_ref - m_got).max()),
         "map_range": map_range,
         "map_max_abs_diff_over_range": float(np.abs(m_ref - m_got).max() / map_range),

@@ -28,7 +28,7 @@ def pca_search_projection(bank: np.ndarray, dims: int, seed: int = 0) -> np.ndar
     matrix = fit_projection("pca", bank, int(dims), seed)
     if matrix is None:                  # dims >= D: a projection would not save anything
         raise ValueError(f"search dims {dims} must be below the bank's dimension {bank.shape[1]}")
-    bias = -(bank.astype(np.float64).mean(0) @ matrix.astype(np.float64))
+    bias = -(bank.mean(0, dtype=np.float64) @ matrix.astype(np.float64))
     return np.ascontiguousarray(np.vstack([matrix, bias[None, :]]), dtype=np.float32)
 
 
