@@ -7,7 +7,7 @@ float32 bank; the smallest is the answer. Every answer is the true distance to a
 upper bound of the exact nearest-neighbour distance: ``RefinedSearch`` can still make the image score exact.
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus a gather of ``784 × k`` bank rows
-and one pass over them; the gather and the distances run on row blocks of ``ROWS_PER_BLOCK`` queries so
+and one mat-vec over them; the gather and the ranking run on row blocks of ``ROWS_PER_BLOCK`` queries so
 the gathered rows (``block × k × D`` float32) stay in cache. With ``threads`` > 1 hnswlib's own threads walk the
 index for the whole frame, then the re-rank of the frame's rows is split over ``QuerySplitter`` threads (numpy
 releases the GIL; hnswlib's ``knn_query`` does not, so Python threads each calling it would take turns).
@@ -25,10 +25,9 @@ from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
 from .split import QuerySplitter
 
-# 64 queries × 16 candidates × 384 dims × 4 B = 1.5 MB: the gathered block stays in cache. The gather is most of the
-# re-rank; np.take into a reused buffer was ~25 % faster than fancy indexing per frame (784 × 16 rows, loaded
-# 2-core box, interleaved), and blocks of 64 rows no slower than 8-16 and faster than one 784-row block.
-ROWS_PER_BLOCK = 64
+# 32 queries × 16 candidates × 384 dims × 4 B = 0.8 MB: the gathered block stays in a core's L2 while the mat-vec
+# and the winner's difference read it again. np.take into a reused buffer beats fancy indexing.
+ROWS_PER_BLOCK = 32
 
 
 def check_projection(projection: np.ndarray, dim: int, where: str = "the search projection") -> Float32Array:
@@ -69,6 +68,7 @@ class ProjectedSearch(NearestNeighbourSearch):
         from ...errors import InputError
 
         self.bank = np.ascontiguousarray(bank, dtype=np.float32)
+        self.norms = np.einsum("ij,ij->i", self.bank, self.bank)     # |b|², ranks the candidates
         self.projection = check_projection(projection, self.dim)
         self.dims = int(self.projection.shape[1])
         if not 1 <= int(candidates) <= self.entries:
@@ -111,18 +111,24 @@ class ProjectedSearch(NearestNeighbourSearch):
             return self._rerank(q, self.candidate_rows(q))   # busy-waiting on the core the next stage needs
 
     def _rerank(self, q: Float32Array, labels: np.ndarray) -> Float32Array:
-        """Smallest full-dimension L2 distance from each query to its candidate rows. Differences, not the
-        ``|b|² − 2q·b`` expansion: each result is the distance to that row to float32 rounding, so it can only
-        be above the exact nearest-neighbour distance, never below it by cancellation."""
+        """Smallest full-dimension L2 distance from each query to its candidate rows. The candidates are ranked by
+        ``|b|² − 2q·b`` (one batched mat-vec over the gathered rows, no difference array), and the answer is the
+        winner's distance by differences: the distance to a real bank row to float32 rounding, so it can only be
+        above the exact nearest-neighbour distance, never below it by cancellation. Where two candidates tie
+        within rounding the ranking may pick either; the answer is still a true distance to that row."""
         out = np.empty(len(q), dtype=np.float32)
         buffer = np.empty((min(len(q), ROWS_PER_BLOCK), self.candidates, self.dim), dtype=np.float32)
         for s in range(0, len(q), ROWS_PER_BLOCK):
             block = q[s:s + ROWS_PER_BLOCK]
-            diff = buffer[:len(block)]
-            np.take(self.bank, labels[s:s + ROWS_PER_BLOCK], axis=0, out=diff)      # [b, k, D]
-            diff -= block[:, None, :]
-            d2 = np.einsum("bkd,bkd->bk", diff, diff)
-            out[s:s + len(block)] = d2.min(1)
+            n = len(block)
+            rows, gathered = labels[s:s + n], buffer[:n]
+            np.take(self.bank, rows, axis=0, out=gathered)                        # [n, k, D]
+            rank = np.matmul(gathered, block[:, :, None])[:, :, 0]                # q·b, [n, k]
+            rank *= -2.0
+            rank += np.take(self.norms, rows)
+            winner = gathered[np.arange(n), rank.argmin(1)]                       # [n, D], a copy
+            winner -= block
+            out[s:s + n] = np.einsum("ij,ij->i", winner, winner)
         return np.sqrt(out, out=out)
 
     def describe(self) -> dict[str, Any]:
