@@ -121,6 +121,7 @@ def main() -> None:
             run(f)
     times: dict[str, list[float]] = {name: [] for name, _ in runners}
     results: dict[str, list] = {"tocoad": [], "anomalib": []}
+    stages: dict[str, dict[str, list[float]]] = {name: {} for name, _ in runners if name.startswith("tocoad")}
     t_start = time.perf_counter()
     for i, frame in enumerate(frames):
         order = runners if i % 2 == 0 else runners[::-1]
@@ -128,6 +129,9 @@ def main() -> None:
             t0 = time.perf_counter()
             res = run(frame)
             times[name].append((time.perf_counter() - t0) * 1e3)
+            if name in stages:
+                for stage, ms in res.timings_ms.items():
+                    stages[name].setdefault(stage, []).append(ms)
             if name == f"tocoad_{THREADS[0]}t":
                 results["tocoad"].append((res.raw_score, res.anomaly_map))
             elif name == f"anomalib_{THREADS[0]}t":
@@ -145,6 +149,7 @@ def main() -> None:
     rows = []
     for th in THREADS:
         a, b = latency[f"tocoad_{th}t"], latency[f"anomalib_{th}t"]
+        a = dict(a, stages_p50_ms={k: round(float(np.median(v)), 2) for k, v in stages[f"tocoad_{th}t"].items()})
         rows.append({"threads": th, "tocoad": a, "anomalib": b,
                      "anomalib_over_tocoad_p50": round(b["p50_ms"] / a["p50_ms"], 2)})
     manifest = ours[THREADS[0]].manifest
@@ -175,6 +180,9 @@ def main() -> None:
         a, b = r["tocoad"], r["anomalib"]
         print(f"| {r['threads']} | {a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms | {b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms "
               f"| {r['anomalib_over_tocoad_p50']}× |")
+    for r in rows:
+        print(f"tocoad-edge {r['threads']} thread(s), stage p50: " +
+              ", ".join(f"{k} {v:.2f} ms" for k, v in r["tocoad"]["stages_p50_ms"].items()))
     keys = list(accuracy["tocoad"])
     print("\n| | " + " | ".join(keys) + " |")
     print("| --- " * (len(keys) + 1) + "|")
