@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -130,6 +131,7 @@ class Detector:
         self._closed = False
         self.threads: dict[str, int | None] = {}
         self._public_key: str | Path | bytes | None = None
+        self._map_pool: ThreadPoolExecutor | None = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -267,18 +269,16 @@ class Detector:
             raise BundleError("the model's patch grid does not match the manifest", expected=f"{grid[0] * grid[1]} "
                               f"patches ({grid[0]}×{grid[1]}) per tile × {tiles} tile(s)", got=f"{dist.size} patches",
                               fix="re-export the bundle")
+        pool = self._overlap_pool()
+        # with a second search thread the map is drawn while the refined search re-checks the image score
+        job = pool.submit(self._normalised_map, dist, frame_hw, layout) if pool is not None else None
         raw = self.search.max_distance(embeddings, dist)       # refined search re-checks exactly: search time
         t1 = time.perf_counter()
         if not np.isfinite(raw):
             # Never a silent OK: a NaN score compares False with the threshold.
             raise BundleError("the model produced a non-finite anomaly score", expected="finite distances",
                               got=f"raw score {raw}", fix="the model or memory bank is damaged: re-export the bundle")
-        if layout is not None:
-            amap = tiled_anomaly_map(dist, grid, layout, sc.gaussian_sigma)
-        else:
-            amap = anomaly_map(dist, grid, self._input_hw, sc.gaussian_sigma, frame_hw)
-        amap -= sc.normalization_offset
-        amap /= sc.normalization_scale
+        amap = job.result() if job is not None else self._normalised_map(dist, frame_hw, layout)
         norm = (raw - sc.normalization_offset) / sc.normalization_scale
         t2 = time.perf_counter()
         timings = dict(timings, search=(t1 - t0) * 1e3, postprocess=(t2 - t1) * 1e3)
@@ -287,6 +287,22 @@ class Detector:
         review = not ng and sc.review_threshold is not None and bool(raw > sc.review_threshold)
         return Prediction(score=float(norm), raw_score=raw, is_anomalous=ng, anomaly_map=amap, timings_ms=timings,
                           frame_id=frame_id, is_review=review)
+
+    def _normalised_map(self, dist: Float32Array, frame_hw: tuple[int, int], layout: TileLayout | None) -> np.ndarray:
+        sc = self.manifest.scoring
+        if layout is not None:
+            amap = tiled_anomaly_map(dist, self.manifest.features.grid, layout, sc.gaussian_sigma)
+        else:
+            amap = anomaly_map(dist, self.manifest.features.grid, self._input_hw, sc.gaussian_sigma, frame_hw)
+        amap -= sc.normalization_offset
+        amap /= sc.normalization_scale
+        return amap
+
+    def _overlap_pool(self) -> ThreadPoolExecutor | None:
+        """One worker for the anomaly map, where the search has a second thread and re-checks its image score."""
+        if self._map_pool is None and (self.threads.get("search") or 1) >= 2 and self.search.rechecks_image_score:
+            self._map_pool = ThreadPoolExecutor(1, thread_name_prefix="tocoad-map")
+        return self._map_pool
 
     def reload_decision(self) -> dict[str, Any]:
         """Take the thresholds (and review band) of the bundle's manifest as it is now, without reopening the model:
@@ -355,6 +371,8 @@ class Detector:
         if not self._closed:
             self.backend.close()
             self.search.close()
+            if self._map_pool is not None:
+                self._map_pool.shutdown(wait=True)
             self._closed = True
 
     def _check_open(self) -> None:

@@ -10,6 +10,9 @@ from ..arrays import Float32Array
 
 class NearestNeighbourSearch:
     name = "base"
+    # True where ``max_distance`` does real work (exact re-checks), so a caller with a spare core can draw the
+    # anomaly map meanwhile; the base class's maximum is too cheap to hand to another thread.
+    rechecks_image_score = False
 
     def __init__(self, bank: np.ndarray, threads: int | None = None):
         self.entries, self.dim = int(bank.shape[0]), int(bank.shape[1])

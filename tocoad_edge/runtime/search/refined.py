@@ -27,6 +27,7 @@ BOUND_RTOL = 1e-3
 
 class RefinedSearch(NearestNeighbourSearch):
     name = "refined"
+    rechecks_image_score = True
 
     def __init__(self, approx: NearestNeighbourSearch, exact: NearestNeighbourSearch, *, block: int = 4,
                  first_block: int = 1):
