@@ -21,7 +21,8 @@ def test_split_exact_search_matches_one_thread_and_uses_the_pool():
         return inner(block, threads)
     two._query_block = spy
     np.testing.assert_allclose(two.query(q), one.query(q), rtol=1e-6)
-    assert seen == {("tocoad-search", 392, None)}          # two halves, on the search pool, BLAS pinned to 1
+    # two halves, one on the caller's thread and one on the search pool, BLAS pinned to 1
+    assert seen == {("MainThread", 392, None), ("tocoad-search", 392, None)}
     seen.clear()
     two.query(q[: 2 * MIN_ROWS_PER_THREAD - 1])
     # too few rows to split: the caller's thread, BLAS at one thread (no OpenBLAS workers left busy-waiting)
@@ -31,7 +32,7 @@ def test_split_exact_search_matches_one_thread_and_uses_the_pool():
     np.testing.assert_allclose(two.query(q), one.query(q), rtol=1e-6)   # a closed pool is rebuilt
 
 
-def test_run_rows_covers_every_row_once_on_the_pool():
+def test_run_rows_covers_every_row_once_the_caller_taking_the_first_block():
     from tocoad_edge.runtime.search.split import QuerySplitter
 
     splitter = QuerySplitter(3)
@@ -43,5 +44,6 @@ def test_run_rows_covers_every_row_once_on_the_pool():
 
     np.testing.assert_array_equal(splitter.run_rows(fn, 100), np.arange(100, dtype=np.float32))
     assert sorted((s, e) for _, s, e in calls) == [(0, 34), (34, 67), (67, 100)]      # np.array_split's cuts
-    assert {name for name, _, _ in calls} == {"tocoad-search"}
+    assert {name for name, s, _ in calls if s == 0} == {"MainThread"}
+    assert {name for name, s, _ in calls if s > 0} == {"tocoad-search"}
     splitter.close()

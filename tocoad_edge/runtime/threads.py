@@ -59,10 +59,12 @@ def blas_info() -> list[dict[str, Any]]:
 
 
 # How each search kind spreads one frame over its threads (for reports).
-SEARCH_SPLIT = {"exact": "query rows split across a thread pool, one-thread BLAS each (search/split.py)",
-                "hnsw": "hnswlib knn_query(num_threads) splits the queries; a projected index's re-rank splits over "
-                        "the search's threads",
-                "refined": "the index search as for hnsw; bounded exact re-checks of 1-4 rows on one thread",
+SEARCH_SPLIT = {"exact": "query rows split between the caller and threads - 1 pool workers, one-thread BLAS each "
+                         "(search/split.py)",
+                "hnsw": "query rows split as for exact; each thread walks its rows (a projected index: and re-ranks "
+                        "them)",
+                "refined": "the index search as for hnsw; bounded exact re-checks of 1-4 rows on one thread while "
+                           "a second thread draws the anomaly map",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..arrays import Float32Array
 from .base import NearestNeighbourSearch
+from .split import QuerySplitter
 
 
 def build_hnsw_index(bank: np.ndarray, path: str | Path, *, M: int = 16, ef_construction: int = 200,
@@ -71,6 +72,7 @@ class HnswSearch(NearestNeighbourSearch):
     def __init__(self, bank: np.ndarray, index_path: str | Path, *, ef: int = 64, threads: int | None = None):
         super().__init__(bank, threads)
         self.index = load_hnsw_index(index_path, self.dim, self.entries)
+        self.splitter = QuerySplitter(self.threads)
         self.set_ef(ef)
         self.set_threads(threads)
 
@@ -82,10 +84,23 @@ class HnswSearch(NearestNeighbourSearch):
         super().set_threads(threads)
         if self.threads:
             self.index.set_num_threads(self.threads)
+        if hasattr(self, "splitter"):
+            self.splitter.close()
+            self.splitter = QuerySplitter(self.threads)
 
     def _query_impl(self, q: Float32Array) -> Float32Array:
-        d2: Float32Array = self.index.knn_query(q, k=1)[1]      # squared L2 [n, 1] (hnswlib is untyped)
+        if self.splitter.splits(len(q)):
+            # the caller walks one block, pool workers the others (hnswlib releases the GIL): no thread start-up
+            # per call, and the caller is not left waiting
+            return self.splitter.run_rows(lambda s, e: self._walk(q[s:e], 1), len(q))
+        return self._walk(q, -1)
+
+    def _walk(self, q: Float32Array, threads: int) -> Float32Array:
+        d2: Float32Array = self.index.knn_query(q, k=1, num_threads=threads)[1]   # squared L2 [n, 1] (untyped)
         return np.sqrt(np.maximum(d2[:, 0], 0.0)).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "ef": self.ef}
+
+    def close(self) -> None:
+        self.splitter.close()

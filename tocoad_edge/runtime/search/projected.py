@@ -8,9 +8,9 @@ upper bound of the exact nearest-neighbour distance: ``RefinedSearch`` can still
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus a gather of ``784 × k`` bank rows
 and one mat-vec over them; the gather and the ranking run on row blocks of ``ROWS_PER_BLOCK`` queries so
-the gathered rows (``block × k × D`` float32) stay in cache. With ``threads`` > 1 hnswlib's own threads walk the
-index for the whole frame, then the re-rank of the frame's rows is split over ``QuerySplitter`` threads (numpy
-releases the GIL; hnswlib's ``knn_query`` does not, so Python threads each calling it would take turns).
+the gathered rows (``block × k × D`` float32) stay in cache. With ``threads`` > 1 the frame's rows are split over
+``QuerySplitter`` threads (the caller and ``threads − 1`` workers), each walking and re-ranking its own rows
+(numpy and hnswlib's ``knn_query`` release the GIL).
 """
 from __future__ import annotations
 
@@ -104,11 +104,10 @@ class ProjectedSearch(NearestNeighbourSearch):
 
     def _query_impl(self, q: Float32Array) -> Float32Array:
         if self.splitter.splits(len(q)):
-            # hnswlib's own threads walk the graph (its knn_query holds the GIL: two Python threads calling it take
-            # turns); the re-rank is numpy, which releases the GIL, so it splits over the search's threads
-            with blas_threads(1):
-                labels = self.candidate_rows(q, self.threads or 1)
-            return self.splitter.run_rows(lambda s, e: self._rerank(q[s:e], labels[s:e]), len(q))
+            # each thread walks its own rows (hnswlib releases the GIL) and re-ranks them at once, while they are
+            # still in its cache: no thread waits for the whole frame's walk before re-ranking
+            return self.splitter.run_rows(lambda s, e: self._rerank(q[s:e], self.candidate_rows(q[s:e], 1)),
+                                          len(q))
         with blas_threads(1):       # the projection GEMM is small; a multi-threaded OpenBLAS call leaves workers
             return self._rerank(q, self.candidate_rows(q))   # busy-waiting on the core the next stage needs
 
