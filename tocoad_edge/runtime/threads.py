@@ -63,8 +63,8 @@ SEARCH_SPLIT = {"exact": "query rows split between the caller and threads - 1 po
                          "(search/split.py)",
                 "hnsw": "query rows split as for exact; each thread walks its rows (a projected index: and re-ranks "
                         "them)",
-                "refined": "the index search as for hnsw; bounded exact re-checks of 1-4 rows on one thread while "
-                           "a second thread draws the anomaly map",
+                "refined": "the index search as for hnsw; bounded exact re-checks of 1-4 rows on one thread (with "
+                           "two or more search threads a second thread draws the anomaly map meanwhile)",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 
