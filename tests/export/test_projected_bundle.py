@@ -24,7 +24,7 @@ def old_format_bundle(tmp_path_factory, tiny_run):
     def as_schema_1(data):
         data["schema_version"] = 1
         for key in ("projection", "dims", "candidates"):
-            data["memory_bank"]["index"].pop(key)
+            data["memory_bank"]["index"].pop(key, None)   # the export no longer writes them for an hnsw index
     rewrite_manifest(out, as_schema_1)
     return out
 
@@ -97,3 +97,25 @@ def test_projection_not_listed_or_mismatched_is_refused(tiny_bundle, tmp_path):
     assert "expected: 32 dims" in str(err.value)
     with Detector.open(copy, search="exact") as det:                         # exact search never reads it
         assert det.search.name == "exact"
+
+
+def test_rewriting_a_schema_1_manifest_keeps_its_index_entry_as_it_was(old_format_bundle):
+    """tocoad-threshold and engine builds write the manifest back: a schema 1 bundle's index entry must not gain the
+    schema 2 keys, or a runtime that reads only schema 1 would refuse the rewritten manifest."""
+    import json
+
+    from tocoad_edge.bundle.manifest import PROJECTED_INDEX_KEYS
+
+    before = json.loads((old_format_bundle / "manifest.json").read_text())["memory_bank"]["index"]
+    rewritten = json.loads(read_manifest(old_format_bundle).to_json())
+    assert rewritten["schema_version"] == 1
+    assert rewritten["memory_bank"]["index"] == before
+    assert not set(PROJECTED_INDEX_KEYS) & set(before)
+
+
+def test_projected_index_entry_keeps_its_keys_when_rewritten(tiny_bundle):
+    import json
+
+    before = json.loads((tiny_bundle / "manifest.json").read_text())["memory_bank"]["index"]
+    assert json.loads(read_manifest(tiny_bundle).to_json())["memory_bank"]["index"] == before
+    assert before["kind"] == "projected_hnsw" and before["dims"] >= 1 and before["candidates"] >= 1

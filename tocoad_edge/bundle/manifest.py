@@ -89,6 +89,10 @@ class EngineFingerprint:
     chunk_entries: int | None = None
 
 
+# IndexSpec fields that only a projected_hnsw index uses (schema 2)
+PROJECTED_INDEX_KEYS = ("projection", "dims", "candidates")
+
+
 @dataclass(frozen=True)
 class IndexSpec:
     file: str
@@ -184,6 +188,12 @@ class Manifest:
         if self.input.tiling is None:
             # an untiled bundle's manifest stays exactly as before tiling existed: older runtimes read it
             del data["input"]["tiling"]
+        index = self.memory_bank.index
+        if index is not None and index.kind == "hnsw":
+            # likewise a full-dimension index's entry stays as before projected indexes existed, so a schema 1
+            # manifest that tocoad-threshold or an engine build rewrites still reads in a schema 1 runtime
+            for key in PROJECTED_INDEX_KEYS:
+                del data["memory_bank"]["index"][key]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
