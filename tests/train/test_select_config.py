@@ -63,6 +63,24 @@ def test_bad_candidates_files_are_clear_errors(tmp_path, text, words):
         assert w in str(info.value)
 
 
+def test_a_tiled_candidate_is_refused_before_anything_is_trained(tmp_path):
+    """The synthetic set is drawn at one input size, where tiling cuts no tiles: scoring a tiled candidate there
+    would pick or drop it for the wrong reason, so --select says so instead."""
+    with pytest.raises(ConfigError) as info:
+        resolve_candidates(TrainConfig(), load_select_config(
+            _write(tmp_path, "candidates:\n  tiled:\n    data: {tiling: {enabled: true}}\n")))
+    assert "candidate 'tiled' is tiled" in str(info.value)
+    assert info.value.got == "data.tiling.enabled: true" and "tocoad-eval" in info.value.fix
+    from dataclasses import replace
+
+    from tocoad_edge.train.config import TilingConfig
+
+    base = TrainConfig()
+    tiled_base = replace(base, data=replace(base.data, tiling=TilingConfig(enabled=True)))
+    with pytest.raises(ConfigError, match="candidate 'baseline' is tiled"):
+        resolve_candidates(tiled_base, load_select_config(None))
+
+
 def test_the_held_out_split_is_fixed_by_the_seed_and_refuses_too_few_images():
     names = [f"{i:03d}.png" for i in range(40)]
     held = split_for_selection(names, 0.2, seed=0)

@@ -92,5 +92,13 @@ def resolve_candidates(base: TrainConfig, select: SelectConfig) -> list[Candidat
         except ConfigError as exc:
             raise ConfigError(f"candidate '{name}': {exc.message}", expected=exc.expected, got=exc.got,
                               fix=exc.fix) from None
+        if cfg.data.tiling.enabled:
+            # the synthetic anomalies are drawn on held-out normals resized to one input size, where a tiled
+            # model cuts no tiles: its score there would say nothing about its tiles at full resolution
+            raise ConfigError(f"candidate '{name}' is tiled, which --select cannot score yet",
+                              expected="data.tiling.enabled: false in the base config and every candidate",
+                              got="data.tiling.enabled: true",
+                              fix="compare tiled and untiled models with tocoad-eval on labelled images, or train "
+                                  "the tiled model without --select")
         out.append(Candidate(name, overrides, cfg))
     return out
