@@ -42,8 +42,7 @@ class ExactSearch(NearestNeighbourSearch):
 
     def set_threads(self, threads: int | None) -> None:
         super().set_threads(threads)
-        self.splitter.close()
-        self.splitter = QuerySplitter(self.threads)
+        self.splitter.set_threads(self.threads)
 
     def _query_impl(self, q: Float32Array) -> Float32Array:
         if self.splitter.splits(len(q)):

@@ -84,9 +84,7 @@ class HnswSearch(NearestNeighbourSearch):
         super().set_threads(threads)
         if self.threads:
             self.index.set_num_threads(self.threads)
-        if hasattr(self, "splitter"):
-            self.splitter.close()
-            self.splitter = QuerySplitter(self.threads)
+        self.splitter.set_threads(self.threads)
 
     def _query_impl(self, q: Float32Array) -> Float32Array:
         if self.splitter.splits(len(q)):

@@ -91,9 +91,7 @@ class ProjectedSearch(NearestNeighbourSearch):
         super().set_threads(threads)
         if self.threads:
             self.index.set_num_threads(self.threads)
-        if hasattr(self, "splitter"):
-            self.splitter.close()
-            self.splitter = QuerySplitter(self.threads)
+        self.splitter.set_threads(self.threads)
 
     def candidate_rows(self, q: Float32Array, threads: int = -1) -> np.ndarray:
         """Bank row numbers of each query's ``candidates`` nearest neighbours in the projected space, ``[n, k]``

@@ -29,6 +29,11 @@ class QuerySplitter:
         self.threads = int(threads) if threads else 1
         self._pool: ThreadPoolExecutor | None = None
 
+    def set_threads(self, threads: int | None) -> None:
+        """Resize for a search whose thread count changed (the pool is rebuilt on its next use)."""
+        self.close()
+        self.threads = int(threads) if threads else 1
+
     def splits(self, rows: int) -> bool:
         return self.threads > 1 and rows >= self.threads * MIN_ROWS_PER_THREAD
 
