@@ -45,7 +45,7 @@ def polygraphy_loaders(trt: Any, api: TrtApi, onnx_bytes: bytes, precision: str,
     """Polygraphy's lazy loaders for one engine: (network, config, engine bytes). Nothing runs until the last one
     is called, so they can be built and inspected without a GPU. Polygraphy absorbs the network-creation and
     builder-config differences of TensorRT 8.6 / 10 / 11; the precision flags come from ``compat``."""
-    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxBytes, Profile
+    from polygraphy.backend.trt import NetworkFromOnnxBytes, Profile
 
     flags = precision_flags(api, precision)
     network = NetworkFromOnnxBytes(onnx_bytes, strongly_typed=True if api.strongly_typed_only else None)
@@ -53,12 +53,45 @@ def polygraphy_loaders(trt: Any, api: TrtApi, onnx_bytes: bytes, precision: str,
     if dynamic_batch:
         _, h, w, c = input_shape
         profiles = [Profile().add(input_name, min=(1, h, w, c), opt=(1, h, w, c), max=(max_batch, h, w, c))]
+    config, engine = config_and_engine(trt, network, profiles, workspace_mb, timing_cache,
+                                       fp16="FP16" in flags, int8="INT8" in flags)
+    return network, config, engine
+
+
+def config_and_engine(trt: Any, network: Any, profiles: list[Any] | None, workspace_mb: int,
+                      timing_cache: Path | None, **precision: Any) -> tuple[Any, Any]:
+    """Polygraphy's builder config (``precision`` flags, workspace limit, the persistent timing cache read if
+    present and written back) and the lazy engine-bytes loader over ``network``: shared by both engines."""
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork
+
     cache = str(timing_cache) if timing_cache is not None and timing_cache.is_file() else None
-    config = CreateConfig(fp16="FP16" in flags, int8="INT8" in flags, profiles=profiles, load_timing_cache=cache,
+    config = CreateConfig(**precision, profiles=profiles, load_timing_cache=cache,
                           memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_mb) << 20})
     engine = EngineBytesFromNetwork(network, config=config,
                                     save_timing_cache=str(timing_cache) if timing_cache is not None else None)
-    return network, config, engine
+    return config, engine
+
+
+def supported_tensorrt() -> tuple[Any, TrtApi]:
+    """The ``tensorrt`` module and its API facts; a clear error where it is older than this project supports."""
+    trt = import_tensorrt()
+    api = TrtApi.of(trt)
+    if not api.supported:
+        raise BackendUnavailableError("this TensorRT is too old", expected="TensorRT ≥ 8.6", got=trt.__version__)
+    return trt, api
+
+
+def serialize_engine(engine: Any, what: str, fix: str, timing_cache: Path | None) -> bytes:
+    """Run the lazy ``engine`` loader (the build itself), reporting a parser or builder failure as ``what``."""
+    if timing_cache is not None:
+        timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        serialized = engine()
+    except Exception as exc:  # noqa: BLE001 - Polygraphy reports parser and builder failures as its own exception
+        raise ExportError(f"TensorRT failed to build {what}", got=f"{type(exc).__name__}: {exc}", fix=fix) from None
+    log.info("built %s in %.1f s", what, time.perf_counter() - t0)
+    return bytes(serialized)
 
 
 def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], *, device: DeviceInfo,
@@ -69,10 +102,7 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
     if precision not in ENGINE_PRECISIONS:
         raise ExportError(f"unknown engine precision '{precision}'", expected=f"one of {list(ENGINE_PRECISIONS)}",
                           got=precision)
-    trt = import_tensorrt()
-    api = TrtApi.of(trt)
-    if not api.supported:
-        raise BackendUnavailableError("this TensorRT is too old", expected="TensorRT ≥ 8.6", got=trt.__version__)
+    trt, api = supported_tensorrt()
     import onnx
 
     model = onnx.load(str(onnx_path))
@@ -82,20 +112,12 @@ def build_engine(onnx_path: Path, precision: str, input_shape: tuple[int, ...], 
         from .fp16_onnx import convert_to_fp16
 
         model = convert_to_fp16(model)
-    if timing_cache is not None:
-        timing_cache.parent.mkdir(parents=True, exist_ok=True)
     _, _, engine = polygraphy_loaders(trt, api, model.SerializeToString(), precision, model.graph.input[0].name,
                                       input_shape, dynamic_batch=dynamic_batch, max_batch=max_batch,
                                       workspace_mb=workspace_mb, timing_cache=timing_cache)
-    t0 = time.perf_counter()
-    try:
-        serialized = engine()
-    except Exception as exc:  # noqa: BLE001 - Polygraphy reports parser and builder failures as its own exception
-        raise ExportError(f"TensorRT failed to build the {precision} engine from {onnx_path.name}",
-                          got=f"{type(exc).__name__}: {exc}", fix="see the TensorRT log above; re-export the bundle "
-                          "with this tocoad-edge version if the parser rejected it") from None
-    log.info("TensorRT %s %s engine built in %.1f s", trt.__version__, precision, time.perf_counter() - t0)
-    return bytes(serialized)
+    return serialize_engine(engine, f"the {precision} engine from {onnx_path.name}",
+                            "see the TensorRT log above; re-export the bundle with this tocoad-edge version if the "
+                            "parser rejected it", timing_cache)
 
 
 def write_engine_into_bundle(bundle: Path, manifest: Manifest, fp: EngineFingerprint, data: bytes, device_key: Any,

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ....bundle.manifest import EngineFingerprint, Manifest, verify_files
-from ....errors import BackendUnavailableError, ExportError
 from ...bank import load_bank
 from ...search.distance_graph import (DEFAULT_MAX_TEMP_BYTES, FP16_INPUT_NAME, chunk_entries, fp16_search_graph)
-from .build import write_engine_into_bundle
-from .compat import TrtApi, import_tensorrt
+from .build import config_and_engine, serialize_engine, supported_tensorrt, write_engine_into_bundle
+from .compat import TrtApi
 from .fingerprint import DeviceInfo, make_search_fingerprint
 
 log = logging.getLogger("tocoad_edge.export")
@@ -44,41 +42,26 @@ def search_engine_loaders(trt: Any, api: TrtApi, onnx_bytes: bytes, dim: int, pr
                           workspace_mb: int, timing_cache: Path | None = None) -> tuple[Any, Any, Any]:
     """Polygraphy's lazy loaders (network, config, engine bytes) for the search graph; nothing runs until the
     last one is called, so they are inspected without a GPU (tests/runtime/test_trt_search_engine.py)."""
-    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxBytes, Profile
+    from polygraphy.backend.trt import NetworkFromOnnxBytes, Profile
 
     strong = api.has_strong_typing
     network = NetworkFromOnnxBytes(onnx_bytes, strongly_typed=True if strong else None)
     lo, opt, hi = profile
     profiles = [Profile().add(FP16_INPUT_NAME, min=(lo, dim), opt=(opt, dim), max=(hi, dim))]
-    cache = str(timing_cache) if timing_cache is not None and timing_cache.is_file() else None
-    config = CreateConfig(fp16=not strong, precision_constraints=None if strong else "prefer", profiles=profiles,
-                          load_timing_cache=cache,
-                          memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_mb) << 20})
-    engine = EngineBytesFromNetwork(network, config=config,
-                                    save_timing_cache=str(timing_cache) if timing_cache is not None else None)
+    config, engine = config_and_engine(trt, network, profiles, workspace_mb, timing_cache, fp16=not strong,
+                                       precision_constraints=None if strong else "prefer")
     return network, config, engine
 
 
 def build_search_engine(onnx_bytes: bytes, dim: int, profile: tuple[int, int, int], *, workspace_mb: int,
                         timing_cache: Path | None = None) -> bytes:
     """Build and return the serialized search engine (TensorRT imported here)."""
-    trt = import_tensorrt()
-    api = TrtApi.of(trt)
-    if not api.supported:
-        raise BackendUnavailableError("this TensorRT is too old", expected="TensorRT ≥ 8.6", got=trt.__version__)
-    if timing_cache is not None:
-        timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    trt, api = supported_tensorrt()
     _, _, engine = search_engine_loaders(trt, api, onnx_bytes, dim, profile, workspace_mb=workspace_mb,
                                          timing_cache=timing_cache)
-    t0 = time.perf_counter()
-    try:
-        serialized = engine()
-    except Exception as exc:  # noqa: BLE001 - Polygraphy reports parser and builder failures as its own exception
-        raise ExportError("TensorRT failed to build the memory-bank search engine", got=f"{type(exc).__name__}: {exc}",
-                          fix="see the TensorRT log above; or skip it: tocoad-export engine BUNDLE "
-                              "--no-search-engine (search='graph' then runs on ONNX Runtime)") from None
-    log.info("TensorRT %s search engine built in %.1f s", trt.__version__, time.perf_counter() - t0)
-    return bytes(serialized)
+    return serialize_engine(engine, "the memory-bank search engine",
+                            "see the TensorRT log above; or skip it: tocoad-export engine BUNDLE --no-search-engine "
+                            "(search='graph' then runs on ONNX Runtime)", timing_cache)
 
 
 def search_graph_for(bundle: Path, manifest: Manifest,
