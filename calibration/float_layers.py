@@ -23,29 +23,23 @@ from __future__ import annotations
 
 from collections import deque
 
+from .graph_maps import consumers, producers
+
 FLOAT_RULES = ("stem+embedding", "stem", "embedding", "none")
 DEFAULT_FLOAT_RULE = "stem"
 SHAPE_OPS = ("Shape", "Size")
 
 
-def _consumers(model) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for n in model.graph.node:
-        for t in n.input:
-            out.setdefault(t, []).append(n)
-    return out
-
-
 def stem_layers(model, layers) -> list[str]:
     """Weighted layers (``qdq.QuantLayer``s) reached from a graph input without passing another weighted layer."""
     weighted = {ly.node for ly in layers}
-    consumers = _consumers(model)
+    readers = consumers(model)
     inits = {i.name for i in model.graph.initializer}
     queue = deque(i.name for i in model.graph.input if i.name not in inits)
     seen = set(queue)
     found: list[str] = []
     while queue:
-        for n in consumers.get(queue.popleft(), []):
+        for n in readers.get(queue.popleft(), []):
             if n.name in weighted:
                 if n.name not in found:
                     found.append(n.name)
@@ -60,12 +54,12 @@ def stem_layers(model, layers) -> list[str]:
 def embedding_layers(model, layers) -> list[str]:
     """Weighted layers whose output reaches a graph output without passing another weighted layer."""
     weighted = {ly.node for ly in layers}
-    producers = {o: n for n in model.graph.node for o in n.output}
+    writers = producers(model)
     queue = deque(o.name for o in model.graph.output)
     seen = set(queue)
     found: set[str] = set()
     while queue:
-        n = producers.get(queue.popleft())
+        n = writers.get(queue.popleft())
         if n is None or n.op_type in SHAPE_OPS:       # a shape carries no values of the layer that made it
             continue
         if n.name in weighted:

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from . import graph_maps
+
 POOL_OPS = ("AveragePool", "MaxPool", "GlobalAveragePool")
 RESIZE_OPS = ("Resize", "Upsample")
 # ops a tensor passes through unchanged in value (ModelOpt's "copy ops"); a pool feeding a quantized layer
@@ -68,7 +70,7 @@ def _backbone(node, producers, weighted: set[str]):
 
 def residual_add_inputs(model, weighted: set[str]) -> list[QuantInput]:
     """The shortcut input of every residual ``Add`` whose other input comes from a weighted layer (through BN)."""
-    producers = {o: n for n in model.graph.node for o in n.output}
+    producers = graph_maps.producers(model)
     out = []
     for n in model.graph.node:
         if n.op_type != "Add" or len(n.input) != 2:
@@ -98,10 +100,7 @@ def residual_add_inputs(model, weighted: set[str]) -> list[QuantInput]:
 def pool_inputs(model, layer_inputs: dict[str, str]) -> list[QuantInput]:
     """Inputs of pooling ops whose output reaches a quantized layer's activation input through copy ops only.
     ``layer_inputs``: activation tensor → weighted layer node name."""
-    consumers: dict[str, list] = {}
-    for n in model.graph.node:
-        for t in n.input:
-            consumers.setdefault(t, []).append(n)
+    consumers = graph_maps.consumers(model)
 
     def reaches(tensor: str, seen: set[str]) -> str | None:
         if tensor in layer_inputs:
@@ -126,7 +125,7 @@ def pool_inputs(model, layer_inputs: dict[str, str]) -> list[QuantInput]:
 def resize_inputs(model, weighted: set[str]) -> list[QuantInput]:
     """Inputs of ``Resize`` / ``Upsample`` fed straight by a weighted layer (through BN): ModelOpt's "prefer
     quantized input" ops after a convolution, so the convolution writes INT8 and the resize reads it."""
-    producers = {o: n for n in model.graph.node for o in n.output}
+    producers = graph_maps.producers(model)
     out = []
     for n in model.graph.node:
         if n.op_type in RESIZE_OPS and n.input[0] in producers:
