@@ -61,17 +61,23 @@ class OrtRunner:
         self.threads = threads
 
     def embeddings(self, model, images: np.ndarray) -> np.ndarray:
-        import onnxruntime as ort
+        return onnx_embeddings(model.SerializeToString(), images, self.threads)
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-        sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts,
-                                    providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        return np.concatenate([sess.run(None, {name: images[i:i + 1]})[0] for i in range(len(images))])
+
+def onnx_embeddings(model: str | Path | bytes, images: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """``images`` through an ONNX model (a path or serialized bytes) on ONNX Runtime's CPU provider, one image per
+    run (the exported models have batch 1): the embeddings the gate and the parity report compare."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
+                                providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: images[i:i + 1]})[0] for i in range(len(images))])
 
 
 def activation_scales(hists, method: str) -> dict[str, float]:

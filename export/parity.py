@@ -20,6 +20,7 @@ import numpy as np
 
 from tocoad_edge.calibration.context import ExportContext
 from tocoad_edge.calibration.gate import relative_error
+from tocoad_edge.calibration.pipeline import onnx_embeddings
 from tocoad_edge.eval.metrics import auroc, spearman
 from tocoad_edge.runtime.scoring import anomaly_map
 from tocoad_edge.runtime.search.exact import ExactSearch
@@ -29,16 +30,6 @@ log = logging.getLogger("tocoad_edge.export")
 PARITY_JSON = "parity.json"
 PARITY_PNG = "parity.png"
 REAL_MAX_IMAGES = 400
-
-
-def _onnx_embeddings(path, images: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: images[i:i + 1]})[0] for i in range(len(images))])
 
 
 def _torch_embeddings(embedder, images: np.ndarray, batch: int = 8) -> np.ndarray:
@@ -76,7 +67,7 @@ def compare_embeddings(ref: np.ndarray, got: np.ndarray, search, ctx: ExportCont
 
 def compare(ctx: ExportContext, images: np.ndarray, model_path) -> dict:
     """torch FP32 vs one ONNX model on ``images`` (exact search)."""
-    return compare_embeddings(_torch_embeddings(ctx.embedder, images), _onnx_embeddings(model_path, images),
+    return compare_embeddings(_torch_embeddings(ctx.embedder, images), onnx_embeddings(model_path, images),
                               ExactSearch(ctx.bank), ctx)
 
 
@@ -85,7 +76,7 @@ def labelled_section(ctx: ExportContext, models: dict, images: np.ndarray, label
     """AUROC per model and Spearman against torch; returns (section, scores per model)."""
     scores = {"torch_fp32": search.image_scores(_torch_embeddings(ctx.embedder, images))}
     for precision, mf in models.items():
-        scores[f"onnx_{precision}"] = search.image_scores(_onnx_embeddings(ctx.staging / mf.file, images))
+        scores[f"onnx_{precision}"] = search.image_scores(onnx_embeddings(ctx.staging / mf.file, images))
     ref = scores["torch_fp32"]
     section = {"images": int(len(labels)), "anomalous": int(np.sum(labels)), "models": {}}
     for name, s in scores.items():
@@ -122,7 +113,7 @@ def write_parity_report(ctx: ExportContext, models: dict) -> dict:
     ref = _torch_embeddings(ctx.embedder, images)
     for precision, mf in models.items():
         report["heldout"][f"onnx_{precision}"] = compare_embeddings(
-            ref, _onnx_embeddings(ctx.staging / mf.file, images), exact, ctx)
+            ref, onnx_embeddings(ctx.staging / mf.file, images), exact, ctx)
     # backwards-compatible top-level keys (the spine's parity.json had them)
     for precision in models:
         report[f"onnx_{precision}"] = report["heldout"][f"onnx_{precision}"]

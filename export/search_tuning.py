@@ -86,7 +86,7 @@ def tune_search(ctx: ExportContext, quantized_models: dict[str, Path] | None = N
     import torch
 
     from tocoad_edge.data.run_images import holdout_images
-    from .parity import _onnx_embeddings
+    from tocoad_edge.calibration.pipeline import onnx_embeddings
 
     size = int(ctx.meta["image_size"])
     try:
@@ -98,7 +98,7 @@ def tune_search(ctx: ExportContext, quantized_models: dict[str, Path] | None = N
     with torch.no_grad():
         embeddings = {"fp32": ctx.embedder(torch.from_numpy(imgs)).numpy()}
     for precision, path in (quantized_models or {}).items():
-        embeddings[precision] = _onnx_embeddings(path, imgs)
+        embeddings[precision] = onnx_embeddings(path, imgs)
     tuning, chosen = {}, {}
     search = ctx.index_search(EF_CANDIDATES[0])
     for precision, patches in embeddings.items():
