@@ -54,8 +54,8 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self.prefix_dims = max(1, min(int(prefix_dims), self.dim - 1)) if self.dim > 1 else 1
         self.center, self.directions = _principal_directions(self.bank, self.prefix_dims)
         lifted = self._lift(self.bank)                                      # [M, p + 1]
-        width = -(-(self.prefix_dims + 2) // 16) * 16
-        self.augmented = np.zeros((self.entries, width), dtype=np.float32)  # [b', r(b), |·|², 0…]
+        # no padding columns: every re-check streams this whole matrix from memory, so each column is paid for
+        self.augmented = np.zeros((self.entries, self.prefix_dims + 2), dtype=np.float32)  # [b', r(b), |·|²]
         self.augmented[:, :self.prefix_dims + 1] = lifted
         self.augmented[:, self.prefix_dims + 1] = np.einsum("ij,ij->i", lifted, lifted)
         self.largest_sq = float(self.augmented[:, self.prefix_dims + 1].max())
