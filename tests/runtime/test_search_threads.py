@@ -32,17 +32,19 @@ def test_split_exact_search_matches_one_thread_and_uses_the_pool():
     np.testing.assert_allclose(two.query(q), one.query(q), rtol=1e-6)   # a closed pool is rebuilt
 
 
-def test_run_rows_covers_every_row_once_the_caller_taking_the_first_block():
+def test_run_covers_every_row_once_the_caller_taking_the_first_block():
     from tocoad_edge.runtime.search.split import QuerySplitter
 
     splitter = QuerySplitter(3)
     calls = []
 
-    def fn(start, stop):
+    def fn(block):
+        start, stop = int(block[0]), int(block[-1]) + 1
         calls.append((threading.current_thread().name.split("_")[0], start, stop))
-        return np.arange(start, stop, dtype=np.float32)
+        return block * 2
 
-    np.testing.assert_array_equal(splitter.run_rows(fn, 100), np.arange(100, dtype=np.float32))
+    rows = np.arange(100, dtype=np.float32)
+    np.testing.assert_array_equal(splitter.run(fn, rows), rows * 2)                     # in row order
     assert sorted((s, e) for _, s, e in calls) == [(0, 34), (34, 67), (67, 100)]      # np.array_split's cuts
     assert {name for name, s, _ in calls if s == 0} == {"MainThread"}
     assert {name for name, s, _ in calls if s > 0} == {"tocoad-search"}

@@ -90,7 +90,7 @@ class HnswSearch(NearestNeighbourSearch):
         if self.splitter.splits(len(q)):
             # the caller walks one block, pool workers the others (hnswlib releases the GIL): no thread start-up
             # per call, and the caller is not left waiting
-            return self.splitter.run_rows(lambda s, e: self._walk(q[s:e], 1), len(q))
+            return self.splitter.run(lambda block: self._walk(block, 1), q)
         return self._walk(q, -1)
 
     def _walk(self, q: Float32Array, threads: int) -> Float32Array:

@@ -104,8 +104,7 @@ class ProjectedSearch(NearestNeighbourSearch):
         if self.splitter.splits(len(q)):
             # each thread walks its own rows (hnswlib releases the GIL) and re-ranks them at once, while they are
             # still in its cache: no thread waits for the whole frame's walk before re-ranking
-            return self.splitter.run_rows(lambda s, e: self._rerank(q[s:e], self.candidate_rows(q[s:e], 1)),
-                                          len(q))
+            return self.splitter.run(lambda block: self._rerank(block, self.candidate_rows(block, 1)), q)
         with blas_threads(1):       # the projection GEMM is small; a multi-threaded OpenBLAS call leaves workers
             return self._rerank(q, self.candidate_rows(q))   # busy-waiting on the core the next stage needs
 

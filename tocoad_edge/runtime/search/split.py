@@ -4,10 +4,9 @@ BLAS. OpenBLAS's own threading of one GEMM made two threads *slower* than one on
 independent one-thread GEMMs over half the rows each do not wait on each other (742 → 631 ms, same run).
 numpy and hnswlib release the GIL, so Python threads are enough.
 
-The calling thread searches the first block itself and the pool (``threads − 1`` workers) the others: on a
-2-core VM every hand-off to a sleeping worker costs its wake-up, and a frame split over two pool workers while
-the caller waited was slower than one split between the caller and one worker (walk + re-rank of the
-projected search, 784 queries: 13.0 vs 10.0 ms, interleaved)."""
+The calling thread searches the first block itself and the pool (``threads − 1`` workers) the others: every
+hand-off to a sleeping worker costs its wake-up, so a caller that waits while the pool works adds one wake-up to
+the frame and leaves a core idle."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -38,24 +37,18 @@ class QuerySplitter:
         return self.threads > 1 and rows >= self.threads * MIN_ROWS_PER_THREAD
 
     def run(self, fn: Callable[[Float32Array], Float32Array], q: Float32Array) -> Float32Array:
-        """``fn`` over row blocks of ``q`` on ``threads`` threads, BLAS at one thread; results concatenated."""
-        return self.run_rows(lambda start, stop: fn(q[start:stop]), len(q))
-
-    def run_rows(self, fn: Callable[[int, int], Float32Array], rows: int) -> Float32Array:
-        """``fn(start, stop)`` over ``threads`` contiguous row ranges of ``rows`` (as ``np.array_split`` cuts them),
-        the first on the calling thread, BLAS at one thread; results concatenated (for work whose inputs are
-        several arrays sliced alike)."""
-        base, extra = divmod(rows, self.threads)
-        bounds = np.cumsum([0] + [base + 1] * extra + [base] * (self.threads - extra)).tolist()
+        """``fn`` over ``threads`` contiguous row blocks of ``q`` (``np.array_split``'s cuts), the first on the
+        calling thread and the others on the pool, BLAS at one thread; results concatenated in row order."""
         if self.threads == 1:
             with blas_threads(1):
-                return fn(0, rows)
+                return fn(q)
+        blocks = np.array_split(q, self.threads)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="tocoad-search")
         with blas_threads(1):
-            others = [self._pool.submit(fn, s, e) for s, e in zip(bounds[1:-1], bounds[2:])]
+            others = [self._pool.submit(fn, block) for block in blocks[1:]]
             try:
-                first = fn(bounds[0], bounds[1])
+                first = fn(blocks[0])
             finally:
                 wait(others)                    # never return while a worker still writes into the caller's arrays
         return np.concatenate([first, *(f.result() for f in others)])
