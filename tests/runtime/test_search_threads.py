@@ -49,3 +49,36 @@ def test_run_covers_every_row_once_the_caller_taking_the_first_block():
     assert {name for name, s, _ in calls if s == 0} == {"MainThread"}
     assert {name for name, s, _ in calls if s > 0} == {"tocoad-search"}
     splitter.close()
+
+
+def test_blas_threads_limits_inside_the_block_and_restores_after():
+    from threadpoolctl import threadpool_info
+
+    from tocoad_edge.runtime.threads import blas_threads, set_blas_threads
+
+    def counts():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    assert counts(), "numpy's BLAS must be visible to threadpoolctl for this test"
+    before = counts()[0]
+    set_blas_threads(3)
+    try:
+        with blas_threads(1):
+            assert set(counts()) == {1}
+            with blas_threads(1):               # already 1: left as is, and still 1 after the inner block
+                assert set(counts()) == {1}
+            assert set(counts()) == {1}
+            with blas_threads(2):
+                assert set(counts()) == {2}
+            assert set(counts()) == {1}
+        assert set(counts()) == {3}
+        with blas_threads(None):                # None: no limit
+            assert set(counts()) == {3}
+        try:
+            with blas_threads(1):
+                raise RuntimeError("inside")
+        except RuntimeError:
+            pass
+        assert set(counts()) == {3}             # restored on the way out of an exception too
+    finally:
+        set_blas_threads(before)

@@ -17,6 +17,7 @@ def cpu_count() -> int:
 
 
 _controller: Any = None        # a threadpoolctl.ThreadpoolController (threadpoolctl is untyped)
+_blas_libraries: list[Any] | None = None     # its BLAS library controllers
 
 
 def _blas_controller() -> Any:
@@ -30,15 +31,35 @@ def _blas_controller() -> Any:
     return _controller
 
 
+def _blas_libs() -> list[Any]:
+    global _blas_libraries
+    if _blas_libraries is None:
+        ctl = _blas_controller()
+        _blas_libraries = list(ctl.select(user_api="blas").lib_controllers) if ctl is not None else []
+    return _blas_libraries
+
+
 @contextlib.contextmanager
 def blas_threads(n: int | None) -> Iterator[None]:
-    """Limit BLAS (OpenBLAS / MKL behind numpy) to ``n`` threads inside the block (None: leave as is)."""
-    ctl = _blas_controller() if n else None
-    if ctl is None or n is None:
+    """Limit BLAS (OpenBLAS / MKL behind numpy) to ``n`` threads inside the block (None: leave as is).
+
+    Called several times per frame, so it talks to the libraries directly (a get, and a set only where the count
+    differs: a microsecond) instead of through ``ThreadpoolController.limit``, which selects and wraps the
+    libraries anew on every call (tens of microseconds on the frame's critical path)."""
+    if not n:
         yield
         return
-    with ctl.limit(limits=int(n), user_api="blas"):
+    changed = []
+    for lib in _blas_libs():
+        before = lib.get_num_threads()
+        if before != n:
+            lib.set_num_threads(int(n))
+            changed.append((lib, before))
+    try:
         yield
+    finally:
+        for lib, before in changed:
+            lib.set_num_threads(before)
 
 
 def set_blas_threads(n: int) -> None:
