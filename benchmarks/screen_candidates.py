@@ -8,6 +8,11 @@ pool of ``--pool`` training patches → greedy coreset of ``memory.coreset_ratio
 ``greedy_coreset``) → exact search → image score = max patch distance (the runtime's ``image_score``). Writes
 OUT_DIR/<set>/<candidate>.json and prints one table row per candidate.
 
+``--resize`` screens how a frame is brought to the model's input (the product resizes to a square, ``squash``):
+``letterbox`` keeps the aspect ratio and pads with the image's mean colour, ``portrait`` first turns landscape
+crops upright (``portrait-letterbox`` both); ``--input-hw H W`` resizes to a non-square input instead of
+``data.image_size`` squared. These exist only here, to find out whether the runtime should offer them.
+
 Why a pool: on the shared 2-core machine the greedy coreset of all ~260k magnetic-tile patches takes 20+
 minutes per candidate. The smaller bank raises false calls, so the screen's numbers rank candidates against
 the baseline row of the same screen only; confirm a winner with benchmarks/recall_candidates.sh (tocoad-train
@@ -21,10 +26,11 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from tocoad_edge.data import load_dataset, load_resized
+from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.eval.metrics import auroc, recall_at_fpr
 from tocoad_edge.memory.coreset import greedy_coreset
 from tocoad_edge.runtime.scoring import image_score
@@ -34,17 +40,41 @@ from tocoad_edge.train.embedder_factory import make_embedder
 from tocoad_edge.train.features import embed_images
 
 FPRS = (0.01, 0.05, 0.10)
+RESIZES = ("squash", "letterbox", "portrait", "portrait-letterbox")
 
 
-def screen(data: Path, config: Path, seed: int, pool: int) -> dict:
+def to_input(image: np.ndarray, hw: tuple[int, int], resize: str) -> np.ndarray:
+    """A uint8 BGR image brought to ``hw`` by ``resize`` (see the module doc)."""
+    h, w = hw
+    if resize.startswith("portrait") and image.shape[1] > image.shape[0]:
+        image = np.ascontiguousarray(np.rot90(image))
+    if not resize.endswith("letterbox"):
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    scale = min(h / image.shape[0], w / image.shape[1])
+    nh, nw = max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))
+    inner = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    fill = [int(v) for v in inner.reshape(-1, 3).mean(0)]
+    top, left = (h - nh) // 2, (w - nw) // 2
+    return cv2.copyMakeBorder(inner, top, h - nh - top, left, w - nw - left, cv2.BORDER_CONSTANT, value=fill)
+
+
+def load_inputs(paths: list[Path], hw: tuple[int, int], resize: str) -> np.ndarray:
+    out = np.empty((len(paths), *hw, 3), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        out[i] = to_input(read_image(p), hw, resize)
+    return out
+
+
+def screen(data: Path, config: Path, seed: int, pool: int, resize: str = "squash",
+           input_hw: tuple[int, int] | None = None) -> dict:
     cfg = load_train_config(config)
     ds = load_dataset(data, require_test=True)
     t0 = time.perf_counter()
     embedder = make_embedder(cfg)
-    size = cfg.data.image_size
+    hw = input_hw or (cfg.data.image_size, cfg.data.image_size)
     with torch.inference_mode():
-        train = embed_images(embedder, load_resized(ds.train, size))
-        test = embed_images(embedder, load_resized([t.path for t in ds.test], size))
+        train = embed_images(embedder, load_inputs(list(ds.train), hw, resize))
+        test = embed_images(embedder, load_inputs([t.path for t in ds.test], hw, resize))
     flat = train.reshape(-1, train.shape[-1])
     rng = np.random.default_rng(seed)
     if len(flat) > pool:
@@ -56,7 +86,9 @@ def screen(data: Path, config: Path, seed: int, pool: int) -> dict:
     search = ExactSearch(bank, threads=1)
     scores = np.array([image_score(search.query(f)) for f in test])
     labels = np.array([t.label for t in ds.test])
-    row = {"set": data.name, "candidate": config.stem, "image_auroc": auroc(labels, scores),
+    name = config.stem if (resize, input_hw) == ("squash", None) else \
+        f"{config.stem}, {resize}" + (f" {hw[0]}x{hw[1]}" if input_hw else "")
+    row = {"set": data.name, "candidate": name, "image_auroc": auroc(labels, scores),
            "bank": [int(bank.shape[0]), int(bank.shape[1])], "seconds": time.perf_counter() - t0,
            "protocol": f"frozen backbone, greedy coreset of a random pool of {pool} patches, exact search"}
     for fpr in FPRS:
@@ -71,16 +103,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pool", type=int, default=80000, help="training patches the coreset is drawn from")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--resize", choices=RESIZES, default="squash", help="how images reach the model input")
+    ap.add_argument("--input-hw", type=int, nargs=2, metavar=("H", "W"), help="non-square model input")
     ap.add_argument("configs", type=Path, nargs="+", help="candidate training configs (YAML)")
     args = ap.parse_args()
+    if args.input_hw and any(v < 32 or v % 16 for v in args.input_hw):
+        ap.error(f"--input-hw: expected multiples of 16 of at least 32 (the backbone's stride), got {args.input_hw}")
     torch.set_num_threads(args.threads)
     out = args.out / args.data.name
     out.mkdir(parents=True, exist_ok=True)
     print("| set | candidate | image AUROC | recall@1 % | recall@5 % | recall@10 % | bank | s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for config in args.configs:
-        row = screen(args.data, config, args.seed, args.pool)
-        (out / f"{config.stem}.json").write_text(json.dumps(row, indent=1))
+        hw = tuple(args.input_hw) if args.input_hw else None
+        row = screen(args.data, config, args.seed, args.pool, args.resize, hw)
+        (out / f"{row['candidate'].replace(', ', '_').replace(' ', '_')}.json").write_text(json.dumps(row, indent=1))
         r = [100 * row[f"recall_at_fpr_{f:g}"] for f in FPRS]
         print(f"| {row['set']} | {row['candidate']} | {100 * row['image_auroc']:.1f} | {r[0]:.1f} | {r[1]:.1f} "
               f"| {r[2]:.1f} | {row['bank'][0]}×{row['bank'][1]} | {row['seconds']:.0f} |", flush=True)
