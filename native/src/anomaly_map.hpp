@@ -9,8 +9,14 @@
 
 namespace tocoad {
 
-// max_i distances[i]: the raw image score.
+// max_i distances[i]: the raw image score of "max".
 float raw_image_score(const float *distances, std::size_t n);
+
+// The raw image score of `tiles` grids [grid_h, grid_w] of patch distances, as the manifest's scoring.image_score
+// says: "max", or "smoothed-max" (each grid smoothed by the map's Gaussian at grid scale, sigma / stride, out to
+// two sigmas and at least one patch each side, BORDER_REFLECT; then the maximum). As runtime/scoring.py.
+float image_score(const float *distances, std::size_t tiles, int grid_h, int grid_w, int stride,
+                  const ScoringSpec &scoring);
 
 // Gaussian kernel size used for sigma: 2 * round(4 * sigma) + 1 with Python's round (half to even).
 int gaussian_kernel_size(double sigma);

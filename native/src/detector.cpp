@@ -159,7 +159,8 @@ Prediction Detector::predict(const FrameView &frame) {
             throw Error(TOCOAD_ERR_INTERNAL, "the model produced NaN or inf embeddings", "finite values",
                         "non-finite distances", "check the bundle with tocoad-export's parity report");
     Prediction p;
-    p.raw_score = raw_image_score(distances.data(), patches);
+    p.raw_score = image_score(distances.data(), layout ? layout->count() : 1, m.features.grid_h, m.features.grid_w,
+                              m.features.stride, m.scoring);
     p.score = normalise(p.raw_score, m.scoring);
     p.is_anomalous = p.raw_score > m.scoring.image_threshold;  // as the Python runtime decides
     p.is_review = !p.is_anomalous && m.scoring.review_threshold && p.raw_score > *m.scoring.review_threshold;

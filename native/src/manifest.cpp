@@ -215,7 +215,8 @@ ScoringSpec parse_scoring(const Section &root) {
     sc.pixel_threshold = s.number("pixel_threshold", 1.0);
     sc.normalization_offset = s.number("normalization_offset", 0.0);
     sc.normalization_scale = s.number("normalization_scale", 1.0);
-    require(sc.image_score == "max", s, "image_score", "max", sc.image_score);
+    require(sc.image_score == "max" || sc.image_score == "smoothed-max", s, "image_score", "max or smoothed-max",
+            sc.image_score);
     require(sc.gaussian_sigma >= 0.0 && sc.gaussian_sigma <= 64.0, s, "gaussian_sigma", "0..64",
             std::to_string(sc.gaussian_sigma));
     require(sc.normalization_scale > 0.0, s, "normalization_scale", "a positive number",

@@ -12,7 +12,7 @@ import numpy as np
 from ..bundle.manifest import Manifest
 from ..errors import BundleError
 from ..runtime.frames import to_bgr_frame, to_model_input
-from ..runtime.scoring import anomaly_map, image_score
+from ..runtime.scoring import anomaly_map, image_score, score_kernel
 from ..runtime.tiling import cut_tiles, tile_layout, tiled_anomaly_map
 
 
@@ -50,6 +50,8 @@ class ReferencePipeline:
         self.embedder.eval()
         self.bank = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
         self.input_hw = (manifest.input.height, manifest.input.width)
+        sc = manifest.scoring
+        self.score_kernel = score_kernel(sc.image_score, sc.gaussian_sigma, manifest.features.stride)
 
     def _model_input(self, bgr: np.ndarray) -> np.ndarray:
         """The frame resized to the input, or a tiled bundle's tiles of it (as ``Detector.embed``)."""
@@ -82,7 +84,8 @@ class ReferencePipeline:
             t2 = time.perf_counter()
             dist = torch.cdist(emb, self.bank).min(dim=1).values.numpy()
         t3 = time.perf_counter()
-        raw = image_score(dist)
+        h, w = self.manifest.features.grid
+        raw = image_score(dist, (-1, h, w), self.score_kernel)        # (tiles, h, w): each tile smoothed apart
         self._map(dist, bgr)
         t4 = time.perf_counter()
         return raw, {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3,

@@ -27,6 +27,9 @@ PROJECTION_NAME = "search_projection.npy"
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
 INDEX_KINDS = ("hnsw", "projected_hnsw")
+# scoring.image_score: the largest patch distance, or the largest value of the patch grid smoothed by the map's
+# own Gaussian (runtime/scoring.py)
+IMAGE_SCORES = ("max", "smoothed-max")
 
 
 MAX_TILE_OVERLAP = 0.75            # more overlap multiplies the tiles (and the time) for little gain
@@ -143,13 +146,14 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class ScoringSpec:
-    image_score: str = "max"        # image score = max of patch nearest-neighbour L2 distances
+    image_score: str = "max"        # one of IMAGE_SCORES; bundles without the field: the largest patch distance
     gaussian_sigma: float = 4.0     # map smoothing in model-input pixels
     image_threshold: float = 1.0    # on the raw image score; raw > threshold → NG
     pixel_threshold: float = 1.0    # on the raw map
     review_threshold: float | None = None   # on the raw image score: above it (and not NG) → REVIEW
 
     def __post_init__(self) -> None:
+        require(self.image_score in IMAGE_SCORES, "scoring.image_score", " or ".join(IMAGE_SCORES), self.image_score)
         require(self.normalization_scale > 0, "scoring.normalization_scale", "a number > 0", self.normalization_scale)
         require(self.review_threshold is None or self.review_threshold < self.image_threshold,
                 "scoring.review_threshold", f"null or below scoring.image_threshold ({self.image_threshold})",

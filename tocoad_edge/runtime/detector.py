@@ -22,7 +22,7 @@ from .frames import to_bgr_frame, to_model_input
 from .options import DetectorOptions, Precision, Search
 from .pipeline import DEFAULT_DEPTH, Embedded, FrameFailure
 from .prediction import Prediction
-from .scoring import anomaly_map
+from .scoring import anomaly_map, score_kernel
 from .search.base import NearestNeighbourSearch
 from .tiling import TileLayout, cut_tiles, tile_layout, tiled_anomaly_map
 
@@ -272,7 +272,10 @@ class Detector:
         pool = self._overlap_pool()
         # with a second search thread the map is drawn while the refined search re-checks the image score
         job = pool.submit(self._normalised_map, dist, frame_hw, layout) if pool is not None else None
-        raw = self.search.max_distance(embeddings, dist)       # refined search re-checks exactly: search time
+        # the refined search re-checks exactly: search time
+        kernel = score_kernel(sc.image_score, sc.gaussian_sigma, self.manifest.features.stride)
+        raw = (self.search.max_distance(embeddings, dist) if kernel is None else
+               self.search.max_smoothed(embeddings, dist, (tiles, grid[0], grid[1]), kernel))
         t1 = time.perf_counter()
         if not np.isfinite(raw):
             # Never a silent OK: a NaN score compares False with the threshold.

@@ -4,6 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..bundle.manifest import IMAGE_SCORES
+
 
 def gaussian_ksize(sigma: float) -> int:
     return 2 * int(round(4.0 * sigma)) + 1
@@ -24,5 +26,56 @@ def anomaly_map(patch_distances: np.ndarray, grid: tuple[int, int], input_size: 
     return m
 
 
-def image_score(patch_distances: np.ndarray) -> float:
-    return float(patch_distances.max())
+# How an image's score is drawn from its patch distances (the manifest's ``scoring.image_score``):
+#   "max"           the largest patch distance (PatchCore's own score);
+#   "smoothed-max"  the largest value of the patch grid smoothed by the anomaly map's own Gaussian at grid scale
+#                   (``gaussian_sigma / stride``): about the peak of the map the operator sees, so one stray patch
+#                   of a good part weighs less than a defect that spans neighbouring patches.
+
+
+def score_kernel(mode: str, sigma: float, stride: int) -> np.ndarray | None:
+    """1-D float32 weights of the ``smoothed-max`` score (the map's Gaussian of ``sigma`` model-input pixels at
+    patch-grid scale, out to two sigmas and at least one patch each side, summing to 1); None for ``max`` or a
+    zero sigma (no smoothing)."""
+    if mode not in IMAGE_SCORES:
+        from ..errors import InputError
+
+        raise InputError("unknown image score", expected=" or ".join(IMAGE_SCORES), got=repr(mode))
+    if mode == "max" or sigma <= 0:
+        return None
+    s = sigma / stride
+    r = max(1, int(np.ceil(2.0 * s)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / s) ** 2)
+    weights: np.ndarray = (k / k.sum()).astype(np.float32)
+    return weights
+
+
+def smooth_grid(grids: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``grids [..., h, w]`` smoothed by the separable ``kernel`` with mirrored borders (edge repeated: OpenCV's
+    BORDER_REFLECT), float32."""
+    r = len(kernel) // 2
+    g = np.asarray(grids, dtype=np.float32)
+    pad = [(0, 0)] * (g.ndim - 2) + [(r, r), (r, r)]
+    p = np.pad(g, pad, mode="symmetric")
+    h, w = g.shape[-2:]
+    rows = sum(kernel[i] * p[..., i:i + h, :] for i in range(len(kernel)))
+    out: np.ndarray = sum(kernel[j] * rows[..., :, j:j + w] for j in range(len(kernel)))
+    return out
+
+
+def image_score(patch_distances: np.ndarray, grid: tuple[int, ...] | None = None,
+                kernel: np.ndarray | None = None) -> float:
+    """The raw image score of one image's patch distances: their maximum, or with a ``kernel`` (``score_kernel``)
+    the maximum of the ``grid``-shaped (``(h, w)``, or ``(tiles, h, w)``) distances smoothed by it."""
+    if kernel is None:
+        return float(patch_distances.max())
+    assert grid is not None, "a smoothed image score needs the patch grid"
+    return float(smooth_grid(np.asarray(patch_distances).reshape(grid), kernel).max())
+
+
+def image_scores(patch_distances: np.ndarray, grid: tuple[int, int], kernel: np.ndarray | None = None) -> np.ndarray:
+    """``image_score`` of each row of ``patch_distances [n, h·w]`` (one image or tile per row), float64 ``[n]``."""
+    d = np.asarray(patch_distances)
+    peaks = d if kernel is None else smooth_grid(d.reshape(len(d), *grid), kernel).reshape(len(d), -1)
+    out: np.ndarray = np.asarray(peaks.max(1), dtype=np.float64)
+    return out

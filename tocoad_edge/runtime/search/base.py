@@ -33,6 +33,15 @@ class NearestNeighbourSearch:
         them: their maximum (``RefinedSearch`` re-checks the candidates exactly)."""
         return float(distances.max())
 
+    def max_smoothed(self, embeddings: np.ndarray, distances: Float32Array, grid: tuple[int, int, int],
+                     kernel: np.ndarray) -> float:
+        """The ``smoothed-max`` image score (``runtime/scoring.py``) of one image's patch ``embeddings`` [P, D]
+        from this search's ``distances`` [P], laid out as ``grid`` (tiles, h, w): their smoothed maximum
+        (``RefinedSearch`` re-checks the patches under the candidate cells exactly)."""
+        from ..scoring import smooth_grid
+
+        return float(smooth_grid(distances.reshape(grid), kernel).max())
+
     def image_scores(self, embeddings: np.ndarray) -> Float32Array:
         """Image score (largest patch nearest-neighbour distance) of each image: embeddings [images, patches, D]."""
         e = np.ascontiguousarray(embeddings, dtype=np.float32)

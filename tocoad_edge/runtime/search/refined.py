@@ -10,6 +10,10 @@ re-checked patch is a small bound GEMM plus the few bank rows that can still be 
 ``first_block`` patches first (default 1: the patch with the largest bound, which settles most images), then
 blocks of ``block`` (default 4), stopping at the first block whose largest bound cannot raise the maximum. An
 ``ExactSearch`` works too (each patch then costs a full pass over the bank, and larger blocks share that pass).
+
+The ``smoothed-max`` image score (``max_smoothed``) is exact the same way: smoothing with non-negative weights keeps
+upper bounds upper bounds, so the cell with the largest smoothed bound has every patch under its kernel re-checked,
+and this repeats until no cell that still holds an approximate distance can beat the best exact cell.
 """
 from __future__ import annotations
 
@@ -67,6 +71,34 @@ class RefinedSearch(NearestNeighbourSearch):
             self.exact_queries += len(idx)
             s, size = s + len(idx), self.block
         return best
+
+    def max_smoothed(self, embeddings: np.ndarray, distances: Float32Array, grid: tuple[int, int, int],
+                     kernel: np.ndarray) -> float:
+        from ..scoring import smooth_grid
+
+        t, h, w = grid
+        r = len(kernel) // 2
+        d = np.array(distances, dtype=np.float32).reshape(grid)        # upper bounds, made exact patch by patch
+        exact = np.zeros(grid, dtype=bool)
+        best = -np.inf
+        while True:
+            bound = smooth_grid(d, kernel)
+            # a cell is settled when every patch under its kernel is exact (its smoothed value is then exact)
+            pending = smooth_grid((~exact).astype(np.float32), np.ones(len(kernel), dtype=np.float32)) > 0
+            if (~pending).any():
+                best = max(best, float(bound[~pending].max()))
+            if not pending.any():
+                return best
+            cell = np.unravel_index(int(np.argmax(np.where(pending, bound, -np.inf))), grid)
+            if bound[cell] * (1.0 + BOUND_RTOL) < best:
+                return best
+            ti, i, j = (int(v) for v in cell)
+            window = np.zeros(grid, dtype=bool)
+            window[ti, max(0, i - r):i + r + 1, max(0, j - r):j + r + 1] = True
+            todo = np.flatnonzero(window & ~exact)
+            d.reshape(-1)[todo] = self.exact.query(embeddings[todo])
+            exact.reshape(-1)[todo] = True
+            self.exact_queries += len(todo)
 
     def set_threads(self, threads: int | None) -> None:
         super().set_threads(threads)
