@@ -118,11 +118,13 @@ class CandidateEvaluator:
 
     def __init__(self, bank: np.ndarray, gate_embeddings: np.ndarray, gate_labels: np.ndarray,
                  holdout_embeddings: np.ndarray, *, source_patches: int, grid: tuple[int, int],
-                 input_hw: tuple[int, int], sigma: float, scoring_cfg, seed: int = 0, threads: int | None = None):
+                 input_hw: tuple[int, int], sigma: float, scoring_cfg, seed: int = 0, threads: int | None = None,
+                 score_kernel: np.ndarray | None = None):
         self.bank = np.ascontiguousarray(bank, dtype=np.float32)
         self.gate, self.labels, self.holdout = gate_embeddings, np.asarray(gate_labels), holdout_embeddings
         self.source_patches, self.grid, self.input_hw, self.sigma = int(source_patches), grid, input_hw, sigma
         self.scoring_cfg, self.seed, self.threads = scoring_cfg, int(seed), threads
+        self.score_kernel = score_kernel        # the run's image score (runtime/scoring.py); None: the largest patch
         self.axes = _pca(self.bank)
         self._order: np.ndarray | None = None
         self.reference = self._measure(self.bank, None)
@@ -148,7 +150,7 @@ class CandidateEvaluator:
         return stored, stored.astype(np.float32), axes
 
     def _measure(self, bank: np.ndarray, axes: np.ndarray | None) -> dict[str, Any]:
-        from tocoad_edge.runtime.scoring import anomaly_map
+        from tocoad_edge.runtime.scoring import anomaly_map, image_scores
         from tocoad_edge.runtime.search.graph import GraphSearch
         from tocoad_edge.train.thresholds import calibrate
 
@@ -159,9 +161,9 @@ class CandidateEvaluator:
             return search.query(q.reshape(-1, q.shape[-1])).reshape(e.shape[0], -1)
 
         hold = dist(self.holdout)
-        th = calibrate(hold.max(1), hold, self.scoring_cfg)
+        th = calibrate(image_scores(hold, self.grid, self.score_kernel), hold, self.scoring_cfg)
         d = dist(self.gate)
-        scores = d.max(1)
+        scores = image_scores(d, self.grid, self.score_kernel)
         pick = np.linspace(0, len(d) - 1, min(MAP_IMAGES, len(d))).round().astype(int)
         maps = np.stack([anomaly_map(d[i], self.grid, self.input_hw, self.sigma) for i in pick])
         maps = (maps - th.normalization_offset) / th.normalization_scale
@@ -246,6 +248,7 @@ def compress_run_bank(run, cfg, meta: dict[str, Any], embedder, bank: np.ndarray
 
     from tocoad_edge.calibration.gate_data import gate_set_for_export
     from tocoad_edge.data.run_images import holdout_images
+    from tocoad_edge.runtime.scoring import score_kernel
     from tocoad_edge.train.embedder_factory import make_embedder
 
     from .parity import _torch_embeddings
@@ -257,7 +260,10 @@ def compress_run_bank(run, cfg, meta: dict[str, Any], embedder, bank: np.ndarray
     evaluator = CandidateEvaluator(bank, _torch_embeddings(embedder, gate_set.images), gate_set.labels,
                                    _torch_embeddings(embedder, holdout), source_patches=source,
                                    grid=tuple(meta["feature"]["grid"]), input_hw=(size, size),
-                                   sigma=float(meta["gaussian_sigma"]), scoring_cfg=cfg.scoring, seed=int(cfg.seed))
+                                   sigma=float(meta["gaussian_sigma"]), scoring_cfg=cfg.scoring, seed=int(cfg.seed),
+                                   score_kernel=score_kernel(meta.get("image_score", "max"),
+                                                             float(meta["gaussian_sigma"]),
+                                                             int(meta["feature"]["stride"])))
     if option == "auto":
         trained_ratio = float((meta.get("memory_bank") or {}).get("ratio") or len(bank) / max(source, 1))
         result = choose(evaluator, default_candidates(trained_ratio, bank.shape[1]), gate, measure_all)

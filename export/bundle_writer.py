@@ -174,7 +174,9 @@ def _feature_spec(meta: dict[str, Any]) -> FeatureSpec:
 
 def _scoring_spec(meta: dict[str, Any]) -> ScoringSpec:
     th = meta["thresholds"]
-    return ScoringSpec(gaussian_sigma=float(meta["gaussian_sigma"]), image_threshold=th["image_threshold"],
+    # runs from before the field was written scored (and set their thresholds) by the largest patch distance
+    return ScoringSpec(image_score=meta.get("image_score", "max"), gaussian_sigma=float(meta["gaussian_sigma"]),
+                       image_threshold=th["image_threshold"],
                        pixel_threshold=th["pixel_threshold"], normalization_offset=th["normalization_offset"],
                        normalization_scale=th["normalization_scale"])
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ..bundle.manifest import MAX_TILE_OVERLAP, MAX_TILE_SCALE, TilingSpec
+from ..bundle.manifest import IMAGE_SCORES, MAX_TILE_OVERLAP, MAX_TILE_SCALE, TilingSpec
 from ..typed_config import from_dict, load_yaml, require, to_dict
 
 
@@ -93,11 +93,16 @@ class MemoryConfig:
 @dataclass(frozen=True)
 class ScoringConfig:
     gaussian_sigma: float = 4.0     # smoothing of the anomaly map, in pixels of the model input
+    # "smoothed-max": the image score is the largest value of the patch grid smoothed by the map's Gaussian (a lone
+    # stray patch of a good part counts for less than a defect over neighbouring patches); "max": the largest
+    # patch distance. docs/tocoad_method.md has the comparison on the real sets.
+    image_score: str = "smoothed-max"
     threshold_quantile: float = 1.0  # quantile of held-out normal image scores that becomes the threshold
     threshold_margin: float = 1.05  # threshold = quantile × margin
 
     def __post_init__(self) -> None:
         require(self.gaussian_sigma >= 0.0, "scoring.gaussian_sigma", "a number >= 0", self.gaussian_sigma)
+        require(self.image_score in IMAGE_SCORES, "scoring.image_score", " or ".join(IMAGE_SCORES), self.image_score)
         require(0.0 < self.threshold_quantile <= 1.0, "scoring.threshold_quantile", "a number in (0, 1]",
                 self.threshold_quantile)
         require(self.threshold_margin > 0.0, "scoring.threshold_margin", "a number > 0", self.threshold_margin)

@@ -21,6 +21,7 @@ from ..errors import DataError
 from ..memory import greedy_coreset
 from ..models.base import Backbone
 from ..models.patch_embedder import PatchEmbedder
+from ..runtime.scoring import image_scores as score_images, score_kernel
 from ..runtime.search.exact import ExactSearch
 from .embedder_factory import make_embedder
 from .features import embed_images
@@ -200,7 +201,10 @@ def _thresholds(cfg: TrainConfig, features: _Features, bank: np.ndarray, holdout
     if len(holdout_imgs):
         hf = embed_images(features.embedder, holdout_imgs)
         patch_scores = search.query(hf.reshape(-1, hf.shape[-1])).reshape(len(hf), -1)
-        image_scores = patch_scores.max(1)
+        size = holdout_imgs.shape[1:3]
+        grid = features.embedder.grid_size(*size)
+        kernel = score_kernel(cfg.scoring.image_score, cfg.scoring.gaussian_sigma, features.embedder.stride)
+        image_scores = score_images(patch_scores, grid, kernel)      # as the runtime scores each image (tile)
         if holdout_tiles is not None:       # an image's score is the max over its tiles, as at run time
             ends = np.cumsum(holdout_tiles)
             image_scores = np.array([image_scores[e - n:e].max() for e, n in zip(ends, holdout_tiles)])
@@ -252,6 +256,7 @@ def _run_meta(data_dir: str | Path, cfg: TrainConfig, images: _Images, features:
                        "normalization_scale": th.normalization_scale,
                        "holdout_scores": list(th.holdout_scores)},
         "gaussian_sigma": cfg.scoring.gaussian_sigma,
+        "image_score": cfg.scoring.image_score,
         "timings": timings,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...data.images import resize_to_input
 from ...eval.metrics import auroc, pixel_auroc, recall_at_fpr
-from ...runtime.scoring import anomaly_map
+from ...runtime.scoring import anomaly_map, image_score, score_kernel
 from ...runtime.search.exact import ExactSearch
 from ...synth.labelled_set import SyntheticSet
 from ..embedder_factory import embedder_from_run
@@ -51,12 +51,13 @@ def score_run(run_dir: Path, synthetic: SyntheticSet, batch_size: int = 16) -> S
     size = cfg.data.image_size
     ref = tuple(synthetic.images.shape[1:3])
     grid = embedder.grid_size(size, size)
+    kernel = score_kernel(cfg.scoring.image_score, cfg.scoring.gaussian_sigma, embedder.stride)
     scores, maps = [], []
     for s in range(0, len(synthetic), batch_size):
         batch = np.stack([resize_to_input(img, size) for img in synthetic.images[s:s + batch_size]])
         feats = embed_images(embedder, batch, batch_size=batch_size)
         for f in feats:
             d = search.query(f)
-            scores.append(float(d.max()))
+            scores.append(image_score(d, grid, kernel))
             maps.append(anomaly_map(d, grid, (size, size), cfg.scoring.gaussian_sigma, frame_size=ref))
     return metrics_from_scores(synthetic.labels, np.asarray(scores), synthetic.masks, maps)

@@ -1,0 +1,97 @@
+"""The image score: the largest patch distance, or (``smoothed-max``) the largest value of the patch grid smoothed by
+the anomaly map's Gaussian at grid scale; the refined search gives the latter exactly too."""
+import cv2
+import numpy as np
+import pytest
+
+from tocoad_edge.bundle.manifest import ScoringSpec
+from tocoad_edge.errors import ConfigError, InputError
+from tocoad_edge.runtime.scoring import image_score, image_scores, score_kernel, smooth_grid
+from tocoad_edge.runtime.search.bounded import BoundedExactSearch
+from tocoad_edge.runtime.search.exact import ExactSearch
+from tocoad_edge.runtime.search.hnsw import HnswSearch, build_hnsw_index
+from tocoad_edge.runtime.search.refined import RefinedSearch
+
+
+def test_kernel_is_the_maps_gaussian_at_grid_scale():
+    k = score_kernel("smoothed-max", 4.0, 8)                # sigma 0.5 patch: one patch each side
+    assert k.shape == (3,) and k.dtype == np.float32 and k.sum() == pytest.approx(1.0)
+    assert k[0] / k[1] == pytest.approx(np.exp(-2.0), rel=1e-6)
+    assert score_kernel("smoothed-max", 16.0, 8).shape == (9,)   # sigma 2 patches: out to 4 patches
+    assert score_kernel("max", 4.0, 8) is None and score_kernel("smoothed-max", 0.0, 8) is None
+    with pytest.raises(InputError, match="max or smoothed-max"):
+        score_kernel("mean", 4.0, 8)
+
+
+@pytest.mark.parametrize("sigma", [4.0, 12.0])
+def test_smoothing_matches_opencv_with_mirrored_borders(sigma):
+    rng = np.random.default_rng(0)
+    grids = rng.random((3, 28, 20)).astype(np.float32)
+    k = score_kernel("smoothed-max", sigma, 8)
+    want = np.stack([cv2.sepFilter2D(g, -1, k, k, borderType=cv2.BORDER_REFLECT) for g in grids])
+    np.testing.assert_allclose(smooth_grid(grids, k), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(image_scores(grids.reshape(3, -1), (28, 20), k), want.reshape(3, -1).max(1),
+                               rtol=1e-5)
+    assert image_score(grids[1].ravel(), (28, 20), k) == pytest.approx(float(want[1].max()), rel=1e-5)
+
+
+def test_a_lone_spike_weighs_less_than_a_blob_of_the_same_peak():
+    k = score_kernel("smoothed-max", 4.0, 8)
+    spike, blob = np.zeros((28, 28), np.float32), np.zeros((28, 28), np.float32)
+    spike[10, 10] = 5.0
+    blob[9:12, 9:12] = 5.0
+    assert image_score(spike.ravel()) == image_score(blob.ravel()) == 5.0
+    assert image_score(spike.ravel(), (28, 28), k) < 0.65 * image_score(blob.ravel(), (28, 28), k)
+
+
+def test_manifest_refuses_an_unknown_image_score():
+    assert ScoringSpec(image_score="smoothed-max").image_score == "smoothed-max"
+    with pytest.raises(ConfigError, match="image_score"):
+        ScoringSpec(image_score="mean")
+
+
+@pytest.mark.parametrize("exact_kind", ["exact", "bounded"])
+def test_refined_smoothed_max_equals_smoothing_the_exact_distances(tmp_path, exact_kind):
+    rng = np.random.default_rng(3)
+    bank = rng.standard_normal((3000, 16)).astype(np.float32)
+    build_hnsw_index(bank, tmp_path / "i.hnsw", M=8, ef_construction=40)
+    poor = HnswSearch(bank, tmp_path / "i.hnsw", ef=1, threads=1)        # many wrong neighbours: loose bounds
+    exact = ExactSearch(bank, threads=1) if exact_kind == "exact" else BoundedExactSearch(bank, threads=1)
+    refined = RefinedSearch(poor, exact)
+    k = score_kernel("smoothed-max", 4.0, 8)
+    for grid in [(1, 12, 10), (2, 6, 7)]:                                  # one image, and two tiles
+        n = int(np.prod(grid))
+        for _ in range(5):
+            emb = (bank[rng.integers(0, 3000, n)] + 0.4 * rng.standard_normal((n, 16))).astype(np.float32)
+            emb[rng.integers(0, n)] += 3.0                                   # a lone outlier patch
+            want = float(smooth_grid(ExactSearch(bank).query(emb).reshape(grid), k).max())
+            before = refined.exact_queries
+            got = refined.max_smoothed(emb, poor.query(emb), grid, k)
+            assert got == pytest.approx(want, rel=1e-5)
+            assert refined.exact_queries - before < n                        # not every patch re-checked
+    # the approximate bounds alone are not the exact score
+    emb = (bank[rng.integers(0, 3000, 120)] + 0.4 * rng.standard_normal((120, 16))).astype(np.float32)
+    assert float(smooth_grid(poor.query(emb).reshape(1, 12, 10), k).max()) > \
+        float(smooth_grid(ExactSearch(bank).query(emb).reshape(1, 12, 10), k).max()) * (1 + 1e-4)
+
+
+@pytest.mark.parametrize("which", ["tiny", "tiled"])
+def test_trained_threshold_and_runtime_score_the_held_out_images_alike(which, tiny_bundle, tiled_bundle,
+                                                                        sample_dataset):
+    """A new run sets its threshold on its held-out normal images scored as the runtime scores them: the default
+    config's threshold is their largest score × 1.05."""
+    import json
+
+    from tocoad_edge.data import read_image
+    from tocoad_edge.runtime import Detector
+    from tocoad_edge.train.config import ScoringConfig
+
+    bundle = tiny_bundle if which == "tiny" else tiled_bundle
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["scoring"]["image_score"] == "smoothed-max"          # the training default
+    names = manifest["training"]["holdout_images"]
+    assert len(names) == 4
+    with Detector.open(bundle, search="exact", threads=1) as det:
+        top = max(det.predict(read_image(sample_dataset / "train" / "good" / n)).raw_score for n in names)
+        assert det.manifest.scoring.image_threshold == pytest.approx(top * ScoringConfig().threshold_margin,
+                                                                     rel=1e-3)
