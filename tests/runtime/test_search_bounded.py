@@ -87,6 +87,27 @@ def test_a_large_bank_takes_fewer_queries_per_bound_gemm(monkeypatch):
     seen = []
     search = BoundedExactSearch(bank)
     inner = search._query_block
-    search._query_block = lambda block: seen.append(len(block)) or inner(block)
+    search._query_block = lambda block, upper=None: seen.append(len(block)) or inner(block, upper)
     np.testing.assert_allclose(search.query(q), brute_force(bank, q), rtol=1e-5, atol=1e-5)
     assert seen == [3, 3, 3, 1]
+
+
+def test_upper_bounds_from_an_approximate_search_give_the_same_exact_answers(tmp_path):
+    rng = np.random.default_rng(9)
+    bank, _ = clustered_bank(rng, n=2000, dim=32)
+    build_hnsw_index(bank, tmp_path / "i.hnsw", M=8, ef_construction=40)
+    q = (bank[rng.integers(0, len(bank), 300)] + 0.3 * rng.standard_normal((300, 32))).astype(np.float32)
+    poor = HnswSearch(bank, tmp_path / "i.hnsw", ef=1, threads=1)
+    upper = poor.query(q)
+    search = BoundedExactSearch(bank)
+    want = brute_force(bank, q)
+    assert (upper > want * (1 + 1e-4)).sum() > 10                 # the bounds are loose for many rows
+    np.testing.assert_allclose(search.query_below(q, upper), want, rtol=1e-5)   # loose bounds: still exact
+    good = HnswSearch(bank, tmp_path / "i.hnsw", ef=64, threads=1).query(q)
+    before = search.rows_checked
+    np.testing.assert_allclose(search.query_below(q, good), want, rtol=1e-5)
+    with_bounds = search.rows_checked - before
+    search.query(q)
+    assert with_bounds <= search.rows_checked - before - with_bounds   # good bounds: no more rows than its own guess
+    with pytest.raises(InputError, match="upper bounds"):
+        search.query_below(q, upper[:-1])

@@ -69,14 +69,27 @@ class BoundedExactSearch(NearestNeighbourSearch):
         out: Float32Array = np.concatenate([prefix, np.sqrt(np.maximum(rest, 0.0))[:, None]], axis=1)
         return out
 
-    def _query_impl(self, q: Float32Array) -> Float32Array:
+    def _query_impl(self, q: Float32Array, upper: Float32Array | None = None) -> Float32Array:
         out = np.empty(len(q), dtype=np.float32)
         step = max(1, min(QUERY_BLOCK, BOUND_ELEMENTS // self.entries))
         for s in range(0, len(q), step):
-            out[s:s + step] = self._query_block(q[s:s + step])
+            out[s:s + step] = self._query_block(q[s:s + step], None if upper is None else upper[s:s + step])
         return out
 
-    def _query_block(self, q: Float32Array) -> Float32Array:
+    def query_below(self, embeddings: np.ndarray, upper: np.ndarray) -> Float32Array:
+        """``query`` given an upper bound of each answer that is a true distance to some bank row (an approximate
+        search's answer). It replaces the bound's own first guess (an argmin over the whole bank): the answer is
+        the same, and with a good approximate search no more rows survive the bound."""
+        q = np.ascontiguousarray(embeddings, dtype=np.float32)
+        u = np.ascontiguousarray(upper, dtype=np.float32).reshape(-1)
+        if q.ndim != 2 or q.shape[1] != self.dim or len(u) != len(q):
+            from ...errors import InputError
+
+            raise InputError("search queries and their upper bounds do not match",
+                             expected=f"[n, {self.dim}] queries and n bounds", got=f"{q.shape} and {u.shape}")
+        return self._query_impl(q, u)
+
+    def _query_block(self, q: Float32Array, upper: Float32Array | None = None) -> Float32Array:
         with blas_threads(1):           # a few rows: one BLAS thread, no workers left spinning on the other core
             lifted = self._lift(q)
             qa = np.zeros((len(q), self.augmented.shape[1]), dtype=np.float32)
@@ -87,9 +100,13 @@ class BoundedExactSearch(NearestNeighbourSearch):
             # slow small-m GEMM path, 3-4× the time for 2-8 queries
             bound = self.augmented @ qa.T                                  # |b~|² − 2 q~·b~
         bound += q_sq
-        first = bound.argmin(0)
-        diff = self.bank[first] - q
-        best = np.einsum("ij,ij->i", diff, diff)                           # a true distance: an upper bound
+        if upper is None:
+            first = bound.argmin(0)
+            diff = self.bank[first] - q
+            best = np.einsum("ij,ij->i", diff, diff)                       # a true distance: an upper bound
+        else:
+            # the row behind each given distance has a bound below it, so it survives and is computed below
+            best = np.square(upper, dtype=np.float32)
         margin = BOUND_RTOL * (q_sq + self.largest_sq + best)
         cols, rows = np.nonzero(bound <= best + margin)
         self.rows_checked += len(rows)

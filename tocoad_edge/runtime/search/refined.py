@@ -76,7 +76,6 @@ class RefinedSearch(NearestNeighbourSearch):
                      kernel: np.ndarray) -> float:
         from ..scoring import smooth_grid
 
-        t, h, w = grid
         r = len(kernel) // 2
         d = np.array(distances, dtype=np.float32).reshape(grid)        # upper bounds, made exact patch by patch
         exact = np.zeros(grid, dtype=bool)
@@ -89,16 +88,26 @@ class RefinedSearch(NearestNeighbourSearch):
                 best = max(best, float(bound[~pending].max()))
             if not pending.any():
                 return best
-            cell = np.unravel_index(int(np.argmax(np.where(pending, bound, -np.inf))), grid)
+            cell = tuple(int(v) for v in np.unravel_index(int(np.argmax(np.where(pending, bound, -np.inf))), grid))
             if bound[cell] * (1.0 + BOUND_RTOL) < best:
                 return best
-            ti, i, j = (int(v) for v in cell)
-            window = np.zeros(grid, dtype=bool)
-            window[ti, max(0, i - r):i + r + 1, max(0, j - r):j + r + 1] = True
-            todo = np.flatnonzero(window & ~exact)
-            d.reshape(-1)[todo] = self.exact.query(embeddings[todo])
+            todo = self._patches_under(cell, r, exact)
+            flat = d.reshape(-1)
+            # a bounded search takes the approximate distances (true distances to real rows) as upper bounds
+            query_below = getattr(self.exact, "query_below", None)
+            flat[todo] = (query_below(embeddings[todo], flat[todo]) if query_below is not None
+                          else self.exact.query(embeddings[todo]))
             exact.reshape(-1)[todo] = True
             self.exact_queries += len(todo)
+
+    @staticmethod
+    def _patches_under(cell: tuple[int, ...], r: int, exact: np.ndarray) -> np.ndarray:
+        """Flat indices of the not yet exact patches under the kernel (radius ``r``) of ``cell`` (tile, row, col)."""
+        ti, i, j = (int(v) for v in cell)
+        window = np.zeros(exact.shape, dtype=bool)
+        window[ti, max(0, i - r):i + r + 1, max(0, j - r):j + r + 1] = True
+        out: np.ndarray = np.flatnonzero(window & ~exact)
+        return out
 
     def set_threads(self, threads: int | None) -> None:
         super().set_threads(threads)
