@@ -50,13 +50,22 @@ def test_manifest_refuses_an_unknown_image_score():
         ScoringSpec(image_score="mean")
 
 
-@pytest.mark.parametrize("exact_kind", ["exact", "bounded"])
-def test_refined_smoothed_max_equals_smoothing_the_exact_distances(tmp_path, exact_kind):
+@pytest.mark.parametrize("exact_kind,threads", [("exact", 1), ("bounded", 1), ("bounded", 2)])
+def test_refined_smoothed_max_equals_smoothing_the_exact_distances(tmp_path, exact_kind, threads):
+    import threading
+
     rng = np.random.default_rng(3)
     bank = rng.standard_normal((3000, 16)).astype(np.float32)
     build_hnsw_index(bank, tmp_path / "i.hnsw", M=8, ef_construction=40)
-    poor = HnswSearch(bank, tmp_path / "i.hnsw", ef=1, threads=1)        # many wrong neighbours: loose bounds
+    poor = HnswSearch(bank, tmp_path / "i.hnsw", ef=1, threads=threads)  # many wrong neighbours: loose bounds
     exact = ExactSearch(bank, threads=1) if exact_kind == "exact" else BoundedExactSearch(bank, threads=1)
+    seen = set()
+    inner = exact._query_impl
+
+    def spy(q, *rest):
+        seen.add(threading.current_thread().name.split("_")[0])
+        return inner(q, *rest)
+    exact._query_impl = spy
     refined = RefinedSearch(poor, exact)
     k = score_kernel("smoothed-max", 4.0, 8)
     for grid in [(1, 12, 10), (2, 6, 7)]:                                  # one image, and two tiles
@@ -69,6 +78,8 @@ def test_refined_smoothed_max_equals_smoothing_the_exact_distances(tmp_path, exa
             got = refined.max_smoothed(emb, poor.query(emb), grid, k)
             assert got == pytest.approx(want, rel=1e-5)
             assert refined.exact_queries - before < n                        # not every patch re-checked
+    # with two search threads the re-checks of a pass are split between the caller and the search pool
+    assert seen == ({"MainThread", "tocoad-search"} if threads == 2 else {"MainThread"})
     # the approximate bounds alone are not the exact score
     emb = (bank[rng.integers(0, 3000, 120)] + 0.4 * rng.standard_normal((120, 16))).astype(np.float32)
     assert float(smooth_grid(poor.query(emb).reshape(1, 12, 10), k).max()) > \

@@ -93,12 +93,26 @@ class RefinedSearch(NearestNeighbourSearch):
                 return best
             todo = self._patches_under(cell, r, exact)
             flat = d.reshape(-1)
-            # a bounded search takes the approximate distances (true distances to real rows) as upper bounds
-            query_below = getattr(self.exact, "query_below", None)
-            flat[todo] = (query_below(embeddings[todo], flat[todo]) if query_below is not None
-                          else self.exact.query(embeddings[todo]))
+            flat[todo] = self._recheck(embeddings, flat, todo)
             exact.reshape(-1)[todo] = True
             self.exact_queries += len(todo)
+
+    def _recheck(self, embeddings: np.ndarray, upper: Float32Array, rows: np.ndarray) -> Float32Array:
+        """Exact distances of the patches ``rows``: a bounded search takes their approximate distances (true
+        distances to real rows) as upper bounds; with a second search thread the rows are split over the approximate
+        search's threads (a bound GEMM for a few queries uses one core)."""
+        query_below = getattr(self.exact, "query_below", None)
+
+        def one_share(share: np.ndarray) -> Float32Array:
+            out: Float32Array = (query_below(embeddings[share], upper[share]) if query_below is not None
+                                 else self.exact.query(embeddings[share]))
+            return out
+
+        splitter = getattr(self.approx, "splitter", None)
+        if splitter is not None and splitter.threads > 1 and len(rows) >= splitter.threads:
+            split: Float32Array = splitter.run(one_share, rows)
+            return split
+        return one_share(rows)
 
     @staticmethod
     def _patches_under(cell: tuple[int, ...], r: int, exact: np.ndarray) -> np.ndarray:
