@@ -96,3 +96,27 @@ def test_signed_bundle_is_resigned_or_refused(bundle, sample_dataset, tmp_path, 
         assert det.manifest.decision["ng"]["order_statistic"] <= det.manifest.decision["images"]
     assert main(args + ["--drop-signature"]) == 0
     assert not (bundle / "manifest.sig").exists()
+
+
+def test_image_score_switch_sets_the_thresholds_on_the_new_score(bundle, sample_dataset, tmp_path):
+    """An older bundle (image_score max) takes smoothed-max: the rewritten manifest says so, and its thresholds are
+    those the labelled policy picks on the smoothed scores, which the detector then gives."""
+    from tocoad_edge.cli.threshold import choose
+
+    manifest_path = bundle / "manifest.json"
+    m = json.loads(manifest_path.read_text())
+    m["scoring"]["image_score"] = "max"                     # as written by runs from before smoothed-max
+    manifest_path.write_text(json.dumps(m))
+    with Detector.open(bundle, search="exact") as det:
+        _, max_scores = _raw_scores(det, sample_dataset)
+    out = tmp_path / "decision.json"
+    assert main([str(bundle), "--data", str(sample_dataset), "--policy", "labelled", "--target-fpr", "0.2",
+                 "--image-score", "smoothed-max", "--json", str(out)]) == 0
+    after = read_manifest(bundle)
+    assert after.scoring.image_score == "smoothed-max" and json.loads(out.read_text())["image_score"] == "smoothed-max"
+    with Detector.open(bundle, search="exact") as det:
+        items, scores = _raw_scores(det, sample_dataset)
+    assert not np.allclose(scores, max_scores)              # the detector now scores the other way
+    labels = np.array([t.label for t in items])
+    _, want, _ = choose("labelled", labels, scores, 0.2, 0.95, None)
+    assert after.scoring.image_threshold == pytest.approx(want)

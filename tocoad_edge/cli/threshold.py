@@ -1,4 +1,5 @@
-"""``tocoad-threshold BUNDLE --data DIR --policy normal-quantile|labelled --target-fpr A [--review-fpr B]``.
+"""``tocoad-threshold BUNDLE --data DIR --policy normal-quantile|labelled --target-fpr A [--review-fpr B]
+[--image-score max|smoothed-max]``.
 
 Scores the images with the bundle, chooses the thresholds by the policy (``eval/policies.py``) and rewrites only
 the decision section of the manifest (``bundle/decision.py``). A running detector takes it with
@@ -7,6 +8,7 @@ the decision section of the manifest (``bundle/decision.py``). A running detecto
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -17,6 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DataError, TocoadError
+from ..bundle.manifest import IMAGE_SCORES, read_manifest
 from ..runtime.options import PRECISIONS, SEARCHES
 
 
@@ -38,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto")
     p.add_argument("--search", default="exact", choices=SEARCHES,
                    help="exact by default: thresholds are set on exact image scores")
+    p.add_argument("--image-score", choices=IMAGE_SCORES,
+                   help="score images this way from now on (default: as the bundle does), e.g. smoothed-max for a "
+                        "bundle exported before it was the default; the thresholds are set on it")
     p.add_argument("--sign-key", help="Ed25519 private key PEM: re-sign a signed bundle after the change")
     p.add_argument("--drop-signature", action="store_true", help="remove the signature of a signed bundle instead")
     p.add_argument("--dry-run", action="store_true", help="print the decision, change nothing")
@@ -68,6 +74,9 @@ def _scores(args: argparse.Namespace, paths: list[Path]) -> np.ndarray:
     from ..runtime import Detector
 
     with Detector.open(args.bundle, backend=args.backend, precision=args.precision, search=args.search) as det:
+        if args.image_score:            # score as the rewritten manifest will: only the scoring section changes
+            det.manifest = dataclasses.replace(det.manifest, scoring=dataclasses.replace(
+                det.manifest.scoring, image_score=args.image_score))
         return np.array([det.predict(read_image(p)).raw_score for p in paths], dtype=np.float64)
 
 
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         record, ng_t, review_t = choose(args.policy, labels, scores, args.target_fpr, args.confidence,
                                         args.review_fpr)
         record |= {"data": source, "images": len(paths), "precision": args.precision, "search": args.search,
+                   "image_score": args.image_score or read_manifest(Path(args.bundle)).scoring.image_score,
                    "written_by": f"tocoad-threshold {__version__}", "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         print(json.dumps(record, indent=2))
         if args.json:
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..bundle.decision import write_decision
 
         write_decision(args.bundle, ng_t, review_t, record, sign_key=Path(args.sign_key) if args.sign_key else None,
-                       drop_signature=args.drop_signature)
+                       drop_signature=args.drop_signature, image_score=args.image_score)
         print(f"decision written to {Path(args.bundle) / 'manifest.json'}; a running detector takes it with "
               f"Detector.reload_decision()")
         return 0
