@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..arrays import Float32Array
@@ -83,7 +84,7 @@ class RefinedSearch(NearestNeighbourSearch):
         while True:
             bound = smooth_grid(d, kernel)
             # a cell is settled when every patch under its kernel is exact (its smoothed value is then exact)
-            pending = smooth_grid((~exact).astype(np.float32), np.ones(len(kernel), dtype=np.float32)) > 0
+            pending = _near(~exact, r)
             if (~pending).any():
                 best = max(best, float(bound[~pending].max()))
             if not pending.any():
@@ -135,3 +136,10 @@ class RefinedSearch(NearestNeighbourSearch):
     def close(self) -> None:
         self.approx.close()
         self.exact.close()
+
+
+def _near(mask: np.ndarray, r: int) -> np.ndarray:
+    """Cells of ``mask [tiles, h, w]`` with a set cell within ``r`` rows and columns (the kernel's window)."""
+    box = np.ones((2 * r + 1, 2 * r + 1), dtype=np.uint8)
+    m = mask.astype(np.uint8)
+    return np.stack([cv2.dilate(t, box, borderType=cv2.BORDER_REFLECT) for t in m]) > 0
