@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DataError, TocoadError
-from ..bundle.manifest import IMAGE_SCORES, read_manifest
+from ..bundle.manifest import IMAGE_SCORES
 from ..runtime.options import PRECISIONS, SEARCHES
 
 
@@ -69,7 +69,8 @@ def _images(data: Path, policy: str) -> tuple[list[Path], np.ndarray, str]:
     return paths, np.zeros(len(paths), dtype=int), str(data)
 
 
-def _scores(args: argparse.Namespace, paths: list[Path]) -> np.ndarray:
+def _scores(args: argparse.Namespace, paths: list[Path]) -> tuple[np.ndarray, str]:
+    """The raw scores of ``paths``, and the image score they are (``--image-score`` or the bundle's)."""
     from ..data import read_image
     from ..runtime import Detector
 
@@ -77,7 +78,8 @@ def _scores(args: argparse.Namespace, paths: list[Path]) -> np.ndarray:
         if args.image_score:            # score as the rewritten manifest will: only the scoring section changes
             det.manifest = dataclasses.replace(det.manifest, scoring=dataclasses.replace(
                 det.manifest.scoring, image_score=args.image_score))
-        return np.array([det.predict(read_image(p)).raw_score for p in paths], dtype=np.float64)
+        scores = np.array([det.predict(read_image(p)).raw_score for p in paths], dtype=np.float64)
+        return scores, det.manifest.scoring.image_score
 
 
 def choose(policy: str, labels: np.ndarray, scores: np.ndarray, target_fpr: float, confidence: float,
@@ -106,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         paths, labels, source = _images(Path(args.data), args.policy)
-        scores = _scores(args, paths)
+        scores, image_score = _scores(args, paths)
         record, ng_t, review_t = choose(args.policy, labels, scores, args.target_fpr, args.confidence,
                                         args.review_fpr)
         record |= {"data": source, "images": len(paths), "precision": args.precision, "search": args.search,
-                   "image_score": args.image_score or read_manifest(Path(args.bundle)).scoring.image_score,
+                   "image_score": image_score,
                    "written_by": f"tocoad-threshold {__version__}", "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         print(json.dumps(record, indent=2))
         if args.json:

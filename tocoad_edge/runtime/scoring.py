@@ -1,6 +1,8 @@
 """Patch distances → raw image score and anomaly map (the same in every runtime; see docs/architecture.md)."""
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -33,10 +35,11 @@ def anomaly_map(patch_distances: np.ndarray, grid: tuple[int, int], input_size: 
 #                   of a good part weighs less than a defect that spans neighbouring patches.
 
 
+@functools.lru_cache(maxsize=16)
 def score_kernel(mode: str, sigma: float, stride: int) -> np.ndarray | None:
     """1-D float32 weights of the ``smoothed-max`` score (the map's Gaussian of ``sigma`` model-input pixels at
     patch-grid scale, out to two sigmas and at least one patch each side, summing to 1); None for ``max`` or a
-    zero sigma (no smoothing)."""
+    zero sigma (no smoothing). Cached (the detector asks per frame, its scoring may be reloaded), so read-only."""
     if mode not in IMAGE_SCORES:
         from ..errors import InputError
 
@@ -47,6 +50,7 @@ def score_kernel(mode: str, sigma: float, stride: int) -> np.ndarray | None:
     r = max(1, int(np.ceil(2.0 * s)))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / s) ** 2)
     weights: np.ndarray = (k / k.sum()).astype(np.float32)
+    weights.flags.writeable = False
     return weights
 
 
@@ -68,7 +72,11 @@ def image_score(patch_distances: np.ndarray, grid: tuple[int, ...] | None = None
     the maximum of the ``grid``-shaped (``(h, w)``, or ``(tiles, h, w)``) distances smoothed by it."""
     if kernel is None:
         return float(patch_distances.max())
-    assert grid is not None, "a smoothed image score needs the patch grid"
+    if grid is None:
+        from ..errors import InputError
+
+        raise InputError("a smoothed image score needs the patch grid", expected="grid=(h, w) or (tiles, h, w)",
+                         got="grid=None")
     return float(smooth_grid(np.asarray(patch_distances).reshape(grid), kernel).max())
 
 

@@ -38,9 +38,9 @@ class NearestNeighbourSearch:
         """The ``smoothed-max`` image score (``runtime/scoring.py``) of one image's patch ``embeddings`` [P, D]
         from this search's ``distances`` [P], laid out as ``grid`` (tiles, h, w): their smoothed maximum
         (``RefinedSearch`` re-checks the patches under the candidate cells exactly)."""
-        from ..scoring import smooth_grid
+        from ..scoring import image_score
 
-        return float(smooth_grid(distances.reshape(grid), kernel).max())
+        return image_score(distances, grid, kernel)
 
     def image_scores(self, embeddings: np.ndarray) -> Float32Array:
         """Image score (largest patch nearest-neighbour distance) of each image: embeddings [images, patches, D]."""
