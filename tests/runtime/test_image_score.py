@@ -74,14 +74,15 @@ def test_refined_smoothed_max_equals_smoothing_the_exact_distances(tmp_path, exa
     bank = rng.standard_normal((3000, 16)).astype(np.float32)
     build_hnsw_index(bank, tmp_path / "i.hnsw", M=8, ef_construction=40)
     poor = HnswSearch(bank, tmp_path / "i.hnsw", ef=1, threads=threads)  # many wrong neighbours: loose bounds
-    exact = ExactSearch(bank, threads=1) if exact_kind == "exact" else BoundedExactSearch(bank, threads=1)
+    exact = ExactSearch(bank, threads=1) if exact_kind == "exact" else BoundedExactSearch(bank, threads=threads)
     seen = set()
-    inner = exact._query_impl
+    where = "_query_impl" if exact_kind == "exact" else "_nearest_in_rows"    # the bounded search's bank shares
+    inner = getattr(exact, where)
 
-    def spy(q, *rest):
+    def spy(*args):
         seen.add(threading.current_thread().name.split("_")[0])
-        return inner(q, *rest)
-    exact._query_impl = spy
+        return inner(*args)
+    setattr(exact, where, spy)
     refined = RefinedSearch(poor, exact)
     k = score_kernel("smoothed-max", 4.0, 8)
     for grid in [(1, 12, 10), (2, 6, 7)]:                                  # one image, and two tiles
@@ -94,7 +95,7 @@ def test_refined_smoothed_max_equals_smoothing_the_exact_distances(tmp_path, exa
             got = refined.max_smoothed(emb, poor.query(emb), grid, k)
             assert got == pytest.approx(want, rel=1e-5)
             assert refined.exact_queries - before < n                        # not every patch re-checked
-    # with two search threads the re-checks of a pass are split between the caller and the search pool
+    # with two search threads the bank of a pass's re-checks is split between the caller and the search pool
     assert seen == ({"MainThread", "tocoad-search"} if threads == 2 else {"MainThread"})
     # the approximate bounds alone are not the exact score
     emb = (bank[rng.integers(0, 3000, 120)] + 0.4 * rng.standard_normal((120, 16))).astype(np.float32)

@@ -111,3 +111,40 @@ def test_upper_bounds_from_an_approximate_search_give_the_same_exact_answers(tmp
     assert with_bounds <= search.rows_checked - before - with_bounds   # good bounds: no more rows than its own guess
     with pytest.raises(InputError, match="upper bounds"):
         search.query_below(q, upper[:-1])
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_the_bank_is_split_over_the_search_threads_for_two_or_more_queries(threads):
+    """With several threads each takes a contiguous share of the bank's rows; the nearest row may sit in any
+    share (here: each query's nearest row is placed in a different one), and the answers stay exact."""
+    import threading
+
+    rng = np.random.default_rng(21)
+    bank, scales = clustered_bank(rng, n=1200, dim=24)
+    q = (rng.standard_normal((6, 24)) * scales * 2).astype(np.float32)
+    cuts = np.linspace(0, len(bank), threads + 1).astype(int)
+    for i in range(len(q)):                                  # query i's near twin in share i % threads
+        bank[cuts[i % threads] + 7 * i] = q[i] + 0.01
+    want = brute_force(bank, q)
+    split = BoundedExactSearch(bank, threads=threads)
+    spans = []
+    inner = split._nearest_in_rows
+
+    def spy(q_, qa, q_sq, best, span):
+        spans.append((threading.current_thread().name.split("_")[0], span))
+        return inner(q_, qa, q_sq, best, span)
+    split._nearest_in_rows = spy
+    np.testing.assert_allclose(split.query(q), want, rtol=1e-5)
+    assert sorted(s for _, s in spans) == [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+    assert {name for name, s in spans if s[0] == 0} == {"MainThread"}
+    assert {name for name, s in spans if s[0] > 0} == {"tocoad-search"}
+    # given upper bounds from elsewhere (rows in another share than the nearest one): still exact
+    loose = np.sqrt(((bank[cuts[-2]:][:1] - q) ** 2).sum(1))
+    np.testing.assert_allclose(split.query_below(q, loose), want, rtol=1e-5)
+    split.rows_checked = 0
+    split.query(q)
+    assert split.rows_checked >= len(q)                    # the shares' full-distance rows are all counted
+    spans.clear()
+    np.testing.assert_allclose(split.query(q[:1]), want[:1], rtol=1e-5)
+    assert spans == [("MainThread", (0, len(bank)))]       # one query: a GEMV, not worth a hand-off
+    split.close()

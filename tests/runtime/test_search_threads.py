@@ -3,7 +3,9 @@ gives the one-thread answer; small blocks (the refined search's re-checks) are n
 import threading
 
 import numpy as np
+import pytest
 
+from tocoad_edge.errors import InputError
 from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.runtime.search.split import MIN_ROWS_PER_THREAD
 
@@ -48,6 +50,8 @@ def test_run_covers_every_row_once_the_caller_taking_the_first_block():
     assert sorted((s, e) for _, s, e in calls) == [(0, 34), (34, 67), (67, 100)]      # np.array_split's cuts
     assert {name for name, s, _ in calls if s == 0} == {"MainThread"}
     assert {name for name, s, _ in calls if s > 0} == {"tocoad-search"}
+    with pytest.raises(InputError, match="one part per thread"):
+        splitter.map(fn, [rows] * 4)                                                   # more parts than threads
     splitter.close()
 
 

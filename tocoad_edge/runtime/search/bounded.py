@@ -26,6 +26,7 @@ import numpy as np
 from ..arrays import Float32Array
 from ..threads import blas_threads
 from .base import NearestNeighbourSearch
+from .split import QuerySplitter
 
 # Leading principal directions in the bound. Fewer let more rows through (each survivor is a gathered full
 # row); more make the bound GEMM over all M rows wider.
@@ -39,6 +40,10 @@ BOUND_RTOL = 1e-5
 # and however large the bank (at least one query per GEMM).
 QUERY_BLOCK = 64
 BOUND_ELEMENTS = 4 << 20
+# With two or more threads, a re-check of this many queries splits the bank's rows over them (each thread reads its
+# share of the bound matrix once for all the queries). A single query is a memory-bound GEMV, and two halves on one
+# memory bus were no faster than one thread reading it all; from two queries on the split paid in the frame.
+BANK_SPLIT_MIN_QUERIES = 2
 
 
 class BoundedExactSearch(NearestNeighbourSearch):
@@ -60,6 +65,7 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self.augmented[:, self.prefix_dims + 1] = np.einsum("ij,ij->i", lifted, lifted)
         self.largest_sq = float(self.augmented[:, self.prefix_dims + 1].max())
         self.rows_checked = 0           # full-distance rows computed so far (for reports)
+        self.splitter = QuerySplitter(self.threads)
 
     def _lift(self, x: Float32Array) -> Float32Array:
         """``[x', r(x)]``: the coordinates on ``V_p`` and the length of what they leave out."""
@@ -92,31 +98,53 @@ class BoundedExactSearch(NearestNeighbourSearch):
     def _query_block(self, q: Float32Array, upper: Float32Array | None = None) -> Float32Array:
         with blas_threads(1):           # a few rows: one BLAS thread, no workers left spinning on the other core
             lifted = self._lift(q)
-            qa = np.zeros((len(q), self.augmented.shape[1]), dtype=np.float32)
-            np.multiply(lifted, np.float32(-2.0), out=qa[:, :self.prefix_dims + 1])
-            qa[:, self.prefix_dims + 1] = 1.0
-            q_sq = np.einsum("ij,ij->i", lifted, lifted)
+        qa = np.zeros((len(q), self.augmented.shape[1]), dtype=np.float32)
+        np.multiply(lifted, np.float32(-2.0), out=qa[:, :self.prefix_dims + 1])
+        qa[:, self.prefix_dims + 1] = 1.0
+        q_sq = np.einsum("ij,ij->i", lifted, lifted)
+        # the row behind each given distance has a bound below it, so it survives in its share of the bank
+        best = None if upper is None else np.square(upper, dtype=np.float32)
+        if self.splitter.threads > 1 and len(q) >= BANK_SPLIT_MIN_QUERIES:
+            cuts = np.linspace(0, self.entries, self.splitter.threads + 1).astype(int)
+            shares = self.splitter.map(lambda span: self._nearest_in_rows(q, qa, q_sq, best, span),
+                                       list(zip(cuts[:-1], cuts[1:])))
+        else:
+            shares = [self._nearest_in_rows(q, qa, q_sq, best, (0, self.entries))]
+        self.rows_checked += sum(checked for _, checked in shares)
+        out: Float32Array = np.sqrt(np.minimum.reduce([sq for sq, _ in shares]))
+        return out
+
+    def _nearest_in_rows(self, q: Float32Array, qa: Float32Array, q_sq: Float32Array, best: Float32Array | None,
+                         span: tuple[int, int]) -> tuple[Float32Array, int]:
+        """Squared exact distance from each query to its nearest bank row within ``span`` (start, stop), or
+        ``best`` where no row there is nearer (``best``: squared true distances to some rows, or None); and how
+        many full-distance rows that took."""
+        lo, hi = span
+        with blas_threads(1):
             # [M, n], bank-major: OpenBLAS runs this as a few GEMV-like passes; the [n, M] form (q·Aᵀ) took a
             # slow small-m GEMM path, 3-4× the time for 2-8 queries
-            bound = self.augmented @ qa.T                                  # |b~|² − 2 q~·b~
+            bound = self.augmented[lo:hi] @ qa.T                           # |b~|² − 2 q~·b~
         bound += q_sq
-        if upper is None:
-            first = bound.argmin(0)
-            diff = self.bank[first] - q
+        if best is None:
+            diff = self.bank[lo + bound.argmin(0)] - q
             best = np.einsum("ij,ij->i", diff, diff)                       # a true distance: an upper bound
         else:
-            # the row behind each given distance has a bound below it, so it survives and is computed below
-            best = np.square(upper, dtype=np.float32)
+            best = best.copy()
         margin = BOUND_RTOL * (q_sq + self.largest_sq + best)
         cols, rows = np.nonzero(bound <= best + margin)
-        self.rows_checked += len(rows)
-        diff = self.bank[cols] - q[rows]
+        diff = self.bank[lo + cols] - q[rows]
         np.minimum.at(best, rows, np.einsum("ij,ij->i", diff, diff))
-        out: Float32Array = np.sqrt(best)
-        return out
+        return best, len(rows)
+
+    def set_threads(self, threads: int | None) -> None:
+        super().set_threads(threads)
+        self.splitter.set_threads(self.threads)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "prefix_dims": self.prefix_dims}
+
+    def close(self) -> None:
+        self.splitter.close()
 
 
 def _principal_directions(bank: Float32Array, p: int) -> tuple[Float32Array, Float32Array]:

@@ -5,7 +5,8 @@ bank entry, so its distance is an upper bound of the true nearest-neighbour dist
 the HNSW distances of all patches of an image, computes exact distances in decreasing order of those bounds,
 and stops as soon as the next bound is below the largest exact distance found: no remaining patch can raise the
 maximum. The image score then equals exact search's, while per-patch distances (the anomaly map) stay HNSW's.
-The re-checks are done by ``exact``: the runtime passes a ``BoundedExactSearch`` (``bounded.py``), whose cost per
+The re-checks are done by ``exact``: the runtime passes a ``BoundedExactSearch`` (``bounded.py``), which takes the
+first stage's distances as upper bounds, splits the bank's rows over its threads, and whose cost per
 re-checked patch is a small bound GEMM plus the few bank rows that can still be nearest, so blocks are small:
 ``first_block`` patches first (default 1: the patch with the largest bound, which settles most images), then
 blocks of ``block`` (default 4), stopping at the first block whose largest bound cannot raise the maximum. An
@@ -68,7 +69,7 @@ class RefinedSearch(NearestNeighbourSearch):
             idx = order[s:s + size]
             if distances[idx[0]] * (1.0 + BOUND_RTOL) < best:
                 break
-            best = max(best, float(self.exact.query(embeddings[idx]).max()))
+            best = max(best, float(self._recheck(embeddings, distances, idx).max()))
             self.exact_queries += len(idx)
             s, size = s + len(idx), self.block
         return best
@@ -100,20 +101,11 @@ class RefinedSearch(NearestNeighbourSearch):
 
     def _recheck(self, embeddings: np.ndarray, upper: Float32Array, rows: np.ndarray) -> Float32Array:
         """Exact distances of the patches ``rows``: a bounded search takes their approximate distances (true
-        distances to real rows) as upper bounds; with a second search thread the rows are split over the approximate
-        search's threads (a bound GEMM for a few queries uses one core)."""
+        distances to real rows) as upper bounds, and with two or more threads splits the bank over them."""
         query_below = getattr(self.exact, "query_below", None)
-
-        def one_share(share: np.ndarray) -> Float32Array:
-            out: Float32Array = (query_below(embeddings[share], upper[share]) if query_below is not None
-                                 else self.exact.query(embeddings[share]))
-            return out
-
-        splitter = getattr(self.approx, "splitter", None)
-        if splitter is not None and splitter.threads > 1 and len(rows) >= splitter.threads:
-            split: Float32Array = splitter.run(one_share, rows)
-            return split
-        return one_share(rows)
+        out: Float32Array = (query_below(embeddings[rows], upper[rows]) if query_below is not None
+                             else self.exact.query(embeddings[rows]))
+        return out
 
     @staticmethod
     def _patches_under(cell: tuple[int, ...], r: int, exact: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ the frame and leaves a core idle."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from ..threads import blas_threads
 
 # Below this many rows per thread a block is not worth a thread hand-off (the refined search's re-check blocks).
 MIN_ROWS_PER_THREAD = 64
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class QuerySplitter:
@@ -42,16 +45,25 @@ class QuerySplitter:
         if self.threads == 1:
             with blas_threads(1):
                 return fn(q)
-        blocks = np.array_split(q, self.threads)
-        if self._pool is None:
+        return np.concatenate(self.map(fn, np.array_split(q, self.threads)))
+
+    def map(self, fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
+        """``fn`` over each of ``parts`` (at most ``threads`` of them), the first on the calling thread and the
+        others on the pool, BLAS at one thread; results in the order of ``parts``."""
+        if not 1 <= len(parts) <= self.threads:
+            from ...errors import InputError
+
+            raise InputError("a split needs one part per thread at most", expected=f"1 .. {self.threads} parts",
+                             got=f"{len(parts)} parts")
+        if len(parts) > 1 and self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="tocoad-search")
         with blas_threads(1):
-            others = [self._pool.submit(fn, block) for block in blocks[1:]]
+            others = [self._pool.submit(fn, part) for part in parts[1:]] if self._pool is not None else []
             try:
-                first = fn(blocks[0])
+                first = fn(parts[0])
             finally:
                 wait(others)                    # never return while a worker still writes into the caller's arrays
-        return np.concatenate([first, *(f.result() for f in others)])
+        return [first, *(f.result() for f in others)]
 
     def close(self) -> None:
         if self._pool is not None:
