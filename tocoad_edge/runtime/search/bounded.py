@@ -124,14 +124,15 @@ class BoundedExactSearch(NearestNeighbourSearch):
             # [M, n], bank-major: OpenBLAS runs this as a few GEMV-like passes; the [n, M] form (q·Aᵀ) took a
             # slow small-m GEMM path, 3-4× the time for 2-8 queries
             bound = self.augmented[lo:hi] @ qa.T                           # |b~|² − 2 q~·b~
-        bound += q_sq
         if best is None:
             diff = self.bank[lo + bound.argmin(0)] - q
             best = np.einsum("ij,ij->i", diff, diff)                       # a true distance: an upper bound
         else:
             best = best.copy()
+        # |q~|² moves to the threshold side (no pass over the [M, n] bound to add it), and the survivors come
+        # from one flat index: a 2-D nonzero over the bound cost several times the comparison itself
         margin = BOUND_RTOL * (q_sq + self.largest_sq + best)
-        cols, rows = np.nonzero(bound <= best + margin)
+        cols, rows = np.divmod(np.flatnonzero(bound <= best + margin - q_sq), len(q))
         diff = self.bank[lo + cols] - q[rows]
         np.minimum.at(best, rows, np.einsum("ij,ij->i", diff, diff))
         return best, len(rows)
