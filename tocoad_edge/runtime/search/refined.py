@@ -80,24 +80,25 @@ class RefinedSearch(NearestNeighbourSearch):
 
         r = len(kernel) // 2
         d = np.array(distances, dtype=np.float32).reshape(grid)        # upper bounds, made exact patch by patch
+        flat = d.reshape(-1)
         exact = np.zeros(grid, dtype=bool)
         best = -np.inf
-        while True:
-            bound = smooth_grid(d, kernel)
-            # a cell is settled when every patch under its kernel is exact (its smoothed value is then exact)
-            pending = _near(~exact, r)
-            if (~pending).any():
-                best = max(best, float(bound[~pending].max()))
-            if not pending.any():
-                return best
-            cell = tuple(int(v) for v in np.unravel_index(int(np.argmax(np.where(pending, bound, -np.inf))), grid))
-            if bound[cell] * (1.0 + BOUND_RTOL) < best:
-                return best
+        bound = smooth_grid(d, kernel)
+        cell = np.unravel_index(int(np.argmax(bound)), grid)          # nothing is exact yet: every cell pending
+        while bound[cell] * (1.0 + BOUND_RTOL) >= best:
             todo = self._patches_under(cell, r, exact)
-            flat = d.reshape(-1)
             flat[todo] = self._recheck(embeddings, flat, todo)
             exact.reshape(-1)[todo] = True
             self.exact_queries += len(todo)
+            bound = smooth_grid(d, kernel)
+            # a cell is settled when every patch under its kernel is exact (its smoothed value is then exact)
+            settled = ~_near(~exact, r)
+            best = max(best, float(bound[settled].max()))
+            if settled.all():
+                break
+            bound[settled] = -np.inf
+            cell = np.unravel_index(int(np.argmax(bound)), grid)
+        return best
 
     def _recheck(self, embeddings: np.ndarray, upper: Float32Array, rows: np.ndarray) -> Float32Array:
         """Exact distances of the patches ``rows``: a bounded search takes their approximate distances (true
@@ -108,12 +109,14 @@ class RefinedSearch(NearestNeighbourSearch):
         return out
 
     @staticmethod
-    def _patches_under(cell: tuple[int, ...], r: int, exact: np.ndarray) -> np.ndarray:
+    def _patches_under(cell: tuple[Any, ...], r: int, exact: np.ndarray) -> np.ndarray:
         """Flat indices of the not yet exact patches under the kernel (radius ``r``) of ``cell`` (tile, row, col)."""
         ti, i, j = (int(v) for v in cell)
-        window = np.zeros(exact.shape, dtype=bool)
-        window[ti, max(0, i - r):i + r + 1, max(0, j - r):j + r + 1] = True
-        out: np.ndarray = np.flatnonzero(window & ~exact)
+        _, h, w = exact.shape
+        rows = np.arange(max(0, i - r), min(h, i + r + 1))
+        cols = np.arange(max(0, j - r), min(w, j + r + 1))
+        under = ((ti * h + rows[:, None]) * w + cols[None, :]).reshape(-1)
+        out: np.ndarray = under[~exact.reshape(-1)[under]]
         return out
 
     def set_threads(self, threads: int | None) -> None:
