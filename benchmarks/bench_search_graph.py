@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from tocoad_edge.export.search_tuning import measure_ef
-from tocoad_edge.runtime.search.bounded import BoundedExactSearch
 from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.runtime.search.graph import GraphSearch
 from tocoad_edge.runtime.search.hnsw import HnswSearch, build_hnsw_index
-from tocoad_edge.runtime.search.refined import RefinedSearch
+from tocoad_edge.runtime.search.refined import bounded_refined_search
 
 from bench_search import bank_for   # noqa: E402  (same folder)
 
@@ -66,8 +65,8 @@ def main() -> None:
         frames = list(test[np.linspace(0, len(test) - 1, 16).round().astype(int)])
         for th in (1, 2):
             exact, graph = ExactSearch(bank, threads=th), GraphSearch(bank, threads=th)
-            refined = RefinedSearch(HnswSearch(bank, tmp / "i.hnsw", ef=map_ef, threads=th),
-                                    BoundedExactSearch(bank, threads=th))     # as the runtime builds it
+            refined = bounded_refined_search(HnswSearch(bank, tmp / "i.hnsw", ef=map_ef, threads=th), bank,
+                                             th)                                # as the runtime builds it
             if th == 1:
                 rel = max(float(np.max(np.abs(graph.query(f) / exact.query(f) - 1))) for f in frames[:4])
                 row["graph_vs_exact_max_rel_diff"] = rel

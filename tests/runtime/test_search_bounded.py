@@ -148,3 +148,26 @@ def test_the_bank_is_split_over_the_search_threads_for_two_or_more_queries(threa
     np.testing.assert_allclose(split.query(q[:1]), want[:1], rtol=1e-5)
     assert spans == [("MainThread", (0, len(bank)))]       # one query: a GEMV, not worth a hand-off
     split.close()
+
+
+def test_the_runtime_refined_search_splits_its_rechecks_over_the_first_stage_pool(tmp_path):
+    from tocoad_edge.runtime.search.refined import bounded_refined_search
+
+    rng = np.random.default_rng(8)
+    bank, scales = clustered_bank(rng, n=1500, dim=16)
+    build_hnsw_index(bank, tmp_path / "i.hnsw", M=8, ef_construction=40)
+    refined = bounded_refined_search(HnswSearch(bank, tmp_path / "i.hnsw", ef=4, threads=2), bank, 2)
+    assert refined.exact.splitter is refined.approx.splitter              # one worker thread per frame, not two
+    emb = (bank[rng.integers(0, len(bank), 64)] + 0.3 * rng.standard_normal((64, 16))).astype(np.float32)
+    emb[5] += (scales * 3).astype(np.float32)
+    want = brute_force(bank, emb).max()
+    assert refined.max_distance(emb, refined.query(emb)) == pytest.approx(want, rel=1e-5)
+    np.testing.assert_allclose(refined.exact.query(emb[:8]), brute_force(bank, emb[:8]), rtol=1e-5)
+    pool = refined.approx.splitter._pool
+    assert pool is not None                                                 # the 8 re-checks used the shared pool
+    refined.exact.close()                                                   # not its pool: left running
+    assert refined.approx.splitter._pool is pool
+    refined.set_threads(1)                                                  # the owner resizes the shared pool
+    assert refined.exact.splitter.threads == 1
+    np.testing.assert_allclose(refined.exact.query(emb[:8]), brute_force(bank, emb[:8]), rtol=1e-5)
+    refined.close()

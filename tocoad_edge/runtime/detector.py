@@ -106,12 +106,10 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
 
         if kind == "hnsw":
             return open_index_search(bank, index, paths, ef=query_ef(manifest, precision), threads=threads)
-        from .search.refined import RefinedSearch
+        from .search.refined import bounded_refined_search
 
-        from .search.bounded import BoundedExactSearch
-
-        return RefinedSearch(open_index_search(bank, index, paths, ef=map_ef(manifest, precision), threads=threads),
-                             BoundedExactSearch(bank, threads=threads))
+        return bounded_refined_search(open_index_search(bank, index, paths, ef=map_ef(manifest, precision),
+                                                        threads=threads), bank, threads)
     return ExactSearch(bank, threads=threads)
 
 

@@ -49,7 +49,10 @@ BANK_SPLIT_MIN_QUERIES = 2
 class BoundedExactSearch(NearestNeighbourSearch):
     name = "bounded-exact"
 
-    def __init__(self, bank: np.ndarray, *, threads: int | None = None, prefix_dims: int = PREFIX_DIMS):
+    def __init__(self, bank: np.ndarray, *, threads: int | None = None, prefix_dims: int = PREFIX_DIMS,
+                 splitter: QuerySplitter | None = None):
+        """``splitter``: another search's pool to split the bank over (the refined search passes its first
+        stage's, so a frame wakes one worker thread, not two); it stays that search's to resize and close."""
         super().__init__(bank, threads)
         if self.entries < 1:
             from ...errors import InputError
@@ -65,7 +68,8 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self.augmented[:, self.prefix_dims + 1] = np.einsum("ij,ij->i", lifted, lifted)
         self.largest_sq = float(self.augmented[:, self.prefix_dims + 1].max())
         self.rows_checked = 0           # full-distance rows computed so far (for reports)
-        self.splitter = QuerySplitter(self.threads)
+        self._owns_splitter = splitter is None
+        self.splitter = QuerySplitter(self.threads) if splitter is None else splitter
 
     def _lift(self, x: Float32Array) -> Float32Array:
         """``[x', r(x)]``: the coordinates on ``V_p`` and the length of what they leave out."""
@@ -139,13 +143,15 @@ class BoundedExactSearch(NearestNeighbourSearch):
 
     def set_threads(self, threads: int | None) -> None:
         super().set_threads(threads)
-        self.splitter.set_threads(self.threads)
+        if self._owns_splitter:
+            self.splitter.set_threads(self.threads)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "prefix_dims": self.prefix_dims}
 
     def close(self) -> None:
-        self.splitter.close()
+        if self._owns_splitter:
+            self.splitter.close()
 
 
 def _principal_directions(bank: Float32Array, p: int) -> tuple[Float32Array, Float32Array]:

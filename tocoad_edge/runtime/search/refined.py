@@ -133,6 +133,16 @@ class RefinedSearch(NearestNeighbourSearch):
         self.exact.close()
 
 
+def bounded_refined_search(approx: NearestNeighbourSearch, bank: np.ndarray,
+                           threads: int | None) -> RefinedSearch:
+    """The runtime's refined search: ``approx`` for the map, a ``BoundedExactSearch`` over ``bank`` for the
+    re-checks, splitting the bank over ``approx``'s worker threads where it has them (one pool per frame: each
+    extra pool is one more thread for the scheduler to wake and place)."""
+    from .bounded import BoundedExactSearch
+
+    return RefinedSearch(approx, BoundedExactSearch(bank, threads=threads, splitter=getattr(approx, "splitter", None)))
+
+
 def _near(mask: np.ndarray, r: int) -> np.ndarray:
     """Cells of ``mask [tiles, h, w]`` with a set cell within ``r`` rows and columns (the kernel's window)."""
     box = np.ones((2 * r + 1, 2 * r + 1), dtype=np.uint8)

@@ -67,11 +67,10 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
         candidates["hnsw"] = open_index_search(bank, index, paths, ef=ef, threads=threads)
     frames: dict[str, Callable[[], object]] = {k: functools.partial(s.query, queries) for k, s in candidates.items()}
     if refined_ef and index is not None:
-        from .bounded import BoundedExactSearch
-        from .refined import RefinedSearch
+        from .refined import bounded_refined_search
 
-        refined = RefinedSearch(open_index_search(bank, index, paths, ef=int(refined_ef), threads=threads),
-                                BoundedExactSearch(bank, threads=threads))
+        refined = bounded_refined_search(open_index_search(bank, index, paths, ef=int(refined_ef), threads=threads),
+                                         bank, threads)
         candidates["refined"] = refined
         # one frame through the refined path: HNSW distances, then the exact re-check of the image score
         frames["refined"] = lambda: refined.max_distance(queries, refined.query(queries))
