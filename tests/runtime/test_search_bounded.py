@@ -148,6 +148,8 @@ def test_the_bank_is_split_over_the_search_threads_for_two_or_more_queries(threa
     np.testing.assert_allclose(split.query(q[:1]), want[:1], rtol=1e-5)
     assert spans == [("MainThread", (0, len(bank)))]       # one query: a GEMV, not worth a hand-off
     split.close()
+    tiny = bank[:2]                                         # fewer rows than threads: no empty share
+    np.testing.assert_allclose(BoundedExactSearch(tiny, threads=3).query(q), brute_force(tiny, q), rtol=1e-5)
 
 
 def test_the_runtime_refined_search_splits_its_rechecks_over_the_first_stage_pool(tmp_path):

@@ -108,8 +108,9 @@ class BoundedExactSearch(NearestNeighbourSearch):
         q_sq = np.einsum("ij,ij->i", lifted, lifted)
         # the row behind each given distance has a bound below it, so it survives in its share of the bank
         best = None if upper is None else np.square(upper, dtype=np.float32)
-        if self.splitter.threads > 1 and len(q) >= BANK_SPLIT_MIN_QUERIES:
-            cuts = np.linspace(0, self.entries, self.splitter.threads + 1).astype(int)
+        shares_wanted = min(self.splitter.threads, self.entries)          # never an empty share of a tiny bank
+        if shares_wanted > 1 and len(q) >= BANK_SPLIT_MIN_QUERIES:
+            cuts = np.linspace(0, self.entries, shares_wanted + 1).astype(int)
             shares = self.splitter.map(lambda span: self._nearest_in_rows(q, qa, q_sq, best, span),
                                        list(zip(cuts[:-1], cuts[1:])))
         else:
