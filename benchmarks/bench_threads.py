@@ -17,12 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.runtime import Detector
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from second_core_check import probe, summarise  # noqa: E402  (same folder)
 
 
 def _pct(v: list[float]) -> dict:
@@ -37,11 +41,14 @@ def main() -> None:
     p.add_argument("--max-images", type=int, default=60)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", default=None)
+    p.add_argument("--core-check", type=float, default=10.0,
+                   help="seconds of second_core_check.py before and after (0: none), on the first bundle")
     args = p.parse_args()
     items = list(load_dataset(args.data, require_test=True).test)
     items = [items[i] for i in np.linspace(0, len(items) - 1, min(args.max_images, len(items))).round().astype(int)]
     frames = [read_image(t.path) for t in items]
     load_before = os.getloadavg()
+    core_check = {"before": summarise(probe(args.bundles[0], args.core_check))} if args.core_check > 0 else {}
     dets = {}
     names = [Path(b).name for b in args.bundles]
     for bundle, name in zip(args.bundles, names):
@@ -56,7 +63,10 @@ def main() -> None:
         for k, det in dets.items():
             for stage, ms in det.predict(f).timings_ms.items():
                 times[k].setdefault(stage, []).append(ms)
+    if args.core_check > 0:
+        core_check["after"] = summarise(probe(args.bundles[0], args.core_check))
     out = {"bundles": list(args.bundles), "images": len(frames), "load_before": load_before,
+           "second_core_check": core_check,
            "load_after": os.getloadavg(), "cpus": os.cpu_count(), "detectors": {}}
     for k, det in dets.items():
         out["detectors"][k] = {"total": _pct(times[k]["total"]),
@@ -76,6 +86,9 @@ def main() -> None:
         print(f"{name}: {sum(sizes.values()) / 1e6:.1f} MB ("
               + ", ".join(f"{n} {b / 1e6:.1f}" for n, b in sizes.items() if b >= 100_000) + ")")
     print(f"load {load_before} -> {out['load_after']}")
+    for when, c in core_check.items():
+        print(f"second core {when}: {c['without_second_core']} of {c['blocks']} blocks without it "
+              f"(backbone alone, 2 / 1 threads above {c['slow_ratio']}; median {c['median_ratio']})")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
