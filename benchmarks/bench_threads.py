@@ -26,7 +26,7 @@ from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.runtime import Detector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from second_core_check import probe, summarise  # noqa: E402  (same folder)
+from second_core_check import probe, summarise, summary_line  # noqa: E402  (same folder)
 
 
 def _pct(v: list[float]) -> dict:
@@ -87,8 +87,7 @@ def main() -> None:
               + ", ".join(f"{n} {b / 1e6:.1f}" for n, b in sizes.items() if b >= 100_000) + ")")
     print(f"load {load_before} -> {out['load_after']}")
     for when, c in core_check.items():
-        print(f"second core {when}: {c['without_second_core']} of {c['blocks']} blocks without it "
-              f"(backbone alone, 2 / 1 threads above {c['slow_ratio']}; median {c['median_ratio']})")
+        print(f"second core {when}: {summary_line(c)}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 

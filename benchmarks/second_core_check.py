@@ -78,6 +78,12 @@ def summarise(blocks: list[dict[str, float]], slow_ratio: float = SLOW_RATIO) ->
             if blocks else None}
 
 
+def summary_line(summary: dict[str, object]) -> str:
+    """``summarise``'s counts in one line, for the benches' printouts."""
+    return (f"{summary['without_second_core']} of {summary['blocks']} blocks without a usable second core "
+            f"(backbone alone, 2 / 1 threads above {summary['slow_ratio']}; median {summary['median_ratio']})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("bundle")
@@ -86,9 +92,7 @@ def main() -> None:
     p.add_argument("--slow-ratio", type=float, default=SLOW_RATIO,
                    help="a block whose 2-thread / 1-thread p50 is above this counts as one without a second core")
     args = p.parse_args()
-    s = summarise(probe(args.bundle, args.seconds, args.runs, echo=True), args.slow_ratio)
-    print(f"{s['without_second_core']} of {s['blocks']} blocks without a usable second core "
-          f"(2 / 1 above {args.slow_ratio})")
+    print(summary_line(summarise(probe(args.bundle, args.seconds, args.runs, echo=True), args.slow_ratio)))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from tocoad_edge.runtime.options import PRECISIONS, SEARCHES
 from tocoad_edge.runtime.threads import blas_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from second_core_check import probe, summarise  # noqa: E402  (benchmarks/)
+from second_core_check import probe, summarise, summary_line  # noqa: E402  (benchmarks/)
 
 MAX_FPR = 0.05
 
@@ -198,8 +198,7 @@ def main() -> None:
         print(f"tocoad-edge {r['threads']} thread(s), stage p50: " +
               ", ".join(f"{k} {v:.2f} ms" for k, v in r["tocoad"]["stages_p50_ms"].items()))
     for when, c in core_check.items():
-        print(f"second core {when}: {c['without_second_core']} of {c['blocks']} blocks without it "
-              f"(backbone alone, 2 / 1 threads above {c['slow_ratio']}; median {c['median_ratio']})")
+        print(f"second core {when}: {summary_line(c)}")
     keys = list(accuracy["tocoad"])
     print("\n| | " + " | ".join(keys) + " |")
     print("| --- " * (len(keys) + 1) + "|")
