@@ -69,6 +69,18 @@ class ExportContext:
         finally:
             self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - t0
 
+    def score_kernel(self) -> np.ndarray | None:
+        """The bundle's image-score kernel (``runtime/scoring.score_kernel``; None: the largest patch)."""
+        from tocoad_edge.runtime.scoring import score_kernel
+
+        return score_kernel(self.scoring.image_score, self.scoring.gaussian_sigma, self.features.stride)
+
+    def image_scores(self, search: Any, embeddings: np.ndarray) -> np.ndarray:
+        """Each image's score from its patch ``embeddings [images, patches, D]`` as the bundle's runtime draws it
+        (``scoring.image_score``: the largest patch, or the ``smoothed-max`` peak), with ``search``."""
+        out: np.ndarray = search.image_scores(embeddings, tuple(self.features.grid), self.score_kernel())
+        return out
+
     def index_search(self, ef: int, threads: int | None = None) -> Any:
         """The staged index as the runtime opens it (full-dimension or projected + re-rank), at ``ef``."""
         from tocoad_edge.errors import ExportError

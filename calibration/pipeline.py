@@ -25,7 +25,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -103,13 +103,14 @@ class _TrialRunner:
     search: NearestNeighbourSearch
     criteria: GateCriteria
     ref_emb: np.ndarray
+    score: Callable[[np.ndarray], np.ndarray]      # patch embeddings → image scores, as the bundle scores
     ref_scores: np.ndarray
 
     def run(self, scales: dict[str, float], keep: frozenset[str], description: str, method: str) -> Trial:
         model = build_qdq_model(self.fp32_model, scales, keep, self.layers)
         emb = self.runner.embeddings(model, self.gate_set.images)
         err = relative_error(self.ref_emb, emb)
-        res = evaluate_gate(self.ref_scores, self.search.image_scores(emb), self.gate_set.labels, err, self.criteria)
+        res = evaluate_gate(self.ref_scores, self.score(emb), self.gate_set.labels, err, self.criteria)
         return Trial(description=description, method=method, keep_float=keep, result=res, embedding_rel_error=err,
                      model=model)
 
@@ -166,20 +167,24 @@ class Int8Search:
 
 def calibrate_and_gate(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, search: NearestNeighbourSearch,
                        *, method: str = "auto", criteria: GateCriteria = GateCriteria(), threads: int | None = None,
-                       fp32_path: str | Path | None = None, float_rule: str = DEFAULT_FLOAT_RULE
+                       fp32_path: str | Path | None = None, float_rule: str = DEFAULT_FLOAT_RULE,
+                       grid: tuple[int, int] | None = None, score_kernel: np.ndarray | None = None
                        ) -> tuple[Any, dict]:
     """The whole search, independent of bundles: returns (Q/DQ ModelProto, report dict)."""
     found = search_int8(fp32_model, calib_images, gate_set, search, method=method, criteria=criteria,
-                        threads=threads, fp32_path=fp32_path, float_rule=float_rule)
+                        threads=threads, fp32_path=fp32_path, float_rule=float_rule, grid=grid,
+                        score_kernel=score_kernel)
     return found.best.model, found.report(method, len(calib_images), criteria, gate_set.generator)
 
 
 def search_int8(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, search: NearestNeighbourSearch, *,
                 criteria: GateCriteria, method: str = "auto", threads: int | None = None,
-                fp32_path: str | Path | None = None, float_rule: str = DEFAULT_FLOAT_RULE) -> Int8Search:
+                fp32_path: str | Path | None = None, float_rule: str = DEFAULT_FLOAT_RULE,
+                grid: tuple[int, int] | None = None, score_kernel: np.ndarray | None = None) -> Int8Search:
     """Every layer but the boundary layers ``float_rule`` names INT8, with each range method; if none passes the
     gate, the most sensitive layers of the best method go back to float too, more at a time, until one does (or
-    the cap is reached)."""
+    the cap is reached). The gate compares image scores as the bundle draws them: the largest patch distance, or
+    with ``score_kernel`` (and the patch ``grid``) the ``smoothed-max`` peak."""
     t0 = time.perf_counter()
     runner = OrtRunner(threads)
     layers = find_quantizable_layers(fp32_model)
@@ -192,8 +197,10 @@ def search_int8(fp32_model, calib_images: np.ndarray, gate_set: LabelledSet, sea
     hists = _histograms(fp32_model, layers, calib_images, threads, fp32_path)
     t_hist = time.perf_counter() - t0
     ref_emb = runner.embeddings(fp32_model, gate_set.images)
-    trials = _TrialRunner(fp32_model, layers, runner, gate_set, search, criteria, ref_emb,
-                          search.image_scores(ref_emb))
+    def score(emb: np.ndarray) -> np.ndarray:
+        return search.image_scores(emb, grid, score_kernel)
+
+    trials = _TrialRunner(fp32_model, layers, runner, gate_set, search, criteria, ref_emb, score, score(ref_emb))
     methods = METHODS if method == "auto" else (method,)
     scales_by_method = {m: activation_scales(hists, m) for m in methods}
     base = f"all layers INT8 but {float_rule} in float" if base_keep else "all layers INT8"
@@ -266,8 +273,9 @@ BOUND_HNSW_EF = 64
 def gate_search(ctx: ExportContext) -> tuple[NearestNeighbourSearch, str]:
     """Exact image scores. Small banks: exact search of every patch. Above ``EXACT_SEARCH_MAX_ENTRIES`` entries
     (an exact search of 48 images × 784 patches over 26k × 384 costs ~0.7 TFLOP per gate trial): the bundle's
-    HNSW index gives upper bounds and only the patches that can hold the maximum are searched exactly
-    (``RefinedSearch``); the image scores are the same."""
+    HNSW index gives upper bounds and only the patches that can hold the maximum (or, for a ``smoothed-max``
+    bundle, the patches under the cells that can hold the smoothed peak) are searched exactly (``RefinedSearch``);
+    the image scores are the same."""
     from tocoad_edge.runtime.search.exact import ExactSearch
 
     exact = ExactSearch(ctx.bank)
@@ -297,7 +305,8 @@ def build_int8_model(ctx: ExportContext, out_path: Path) -> tuple[Path, dict]:
     criteria = GateCriteria()
     search, search_name = gate_search(ctx)
     found = search_int8(fp32_model, calib, gate_set, search, method=opts.calibration_method, criteria=criteria,
-                        fp32_path=ctx.fp32_path, float_rule=opts.int8_float)
+                        fp32_path=ctx.fp32_path, float_rule=opts.int8_float, grid=tuple(ctx.features.grid),
+                        score_kernel=ctx.score_kernel())
     model = found.best.model
     report = found.report(opts.calibration_method, len(calib), criteria, gate_set.generator)
     onnx.checker.check_model(model)

@@ -22,7 +22,7 @@ from tocoad_edge.calibration.context import ExportContext
 from tocoad_edge.calibration.gate import relative_error
 from tocoad_edge.calibration.pipeline import onnx_embeddings
 from tocoad_edge.eval.metrics import auroc, spearman
-from tocoad_edge.runtime.scoring import anomaly_map
+from tocoad_edge.runtime.scoring import anomaly_map, image_score
 from tocoad_edge.runtime.search.exact import ExactSearch
 
 log = logging.getLogger("tocoad_edge.export")
@@ -42,11 +42,12 @@ def _torch_embeddings(embedder, images: np.ndarray, batch: int = 8) -> np.ndarra
 
 def _scores_and_maps(emb: np.ndarray, search, ctx: ExportContext) -> tuple[np.ndarray, np.ndarray]:
     size = int(ctx.meta["image_size"])
+    grid, kernel = tuple(ctx.features.grid), ctx.score_kernel()
     scores, maps = [], []
     for e in emb:
         d = search.query(e)
-        scores.append(d.max())
-        maps.append(anomaly_map(d, tuple(ctx.features.grid), (size, size), ctx.scoring.gaussian_sigma))
+        scores.append(image_score(d, grid, kernel))
+        maps.append(anomaly_map(d, grid, (size, size), ctx.scoring.gaussian_sigma))
     return np.array(scores), np.stack(maps)
 
 
@@ -74,9 +75,9 @@ def compare(ctx: ExportContext, images: np.ndarray, model_path) -> dict:
 def labelled_section(ctx: ExportContext, models: dict, images: np.ndarray, labels: np.ndarray,
                      search) -> tuple[dict, dict]:
     """AUROC per model and Spearman against torch; returns (section, scores per model)."""
-    scores = {"torch_fp32": search.image_scores(_torch_embeddings(ctx.embedder, images))}
+    scores = {"torch_fp32": ctx.image_scores(search, _torch_embeddings(ctx.embedder, images))}
     for precision, mf in models.items():
-        scores[f"onnx_{precision}"] = search.image_scores(onnx_embeddings(ctx.staging / mf.file, images))
+        scores[f"onnx_{precision}"] = ctx.image_scores(search, onnx_embeddings(ctx.staging / mf.file, images))
     ref = scores["torch_fp32"]
     section = {"images": int(len(labels)), "anomalous": int(np.sum(labels)), "models": {}}
     for name, s in scores.items():

@@ -123,3 +123,27 @@ def test_trained_threshold_and_runtime_score_the_held_out_images_alike(which, ti
         top = max(det.predict(read_image(sample_dataset / "train" / "good" / n)).raw_score for n in names)
         assert det.manifest.scoring.image_threshold == pytest.approx(top * ScoringConfig().threshold_margin,
                                                                      rel=1e-3)
+
+
+def test_search_image_scores_take_the_bundles_image_score(tmp_path):
+    """``image_scores(emb, grid, kernel)``: what export's parity report and the INT8 gate compare, for a
+    ``smoothed-max`` bundle as for a ``max`` one; a refined search gives the exact search's values."""
+    rng = np.random.default_rng(5)
+    bank = rng.standard_normal((2000, 12)).astype(np.float32)
+    emb = (bank[rng.integers(0, 2000, 6 * 70)] + 0.4 * rng.standard_normal((420, 12))).astype(np.float32)
+    emb = emb.reshape(6, 70, 12)
+    emb[2, 33] += 3.0
+    k = score_kernel("smoothed-max", 12.0, 8)
+    brute = np.sqrt(((emb[:, :, None, :] - bank[None, None]) ** 2).sum(-1).min(-1))        # [6, 70]
+    want = np.array([_smoothed_by_definition(d.reshape(7, 10), k).max() for d in brute])
+    exact = ExactSearch(bank, threads=1)
+    np.testing.assert_allclose(exact.image_scores(emb, (7, 10), k), want, rtol=1e-5)
+    np.testing.assert_allclose(exact.image_scores(emb), brute.max(1), rtol=1e-5)             # no kernel: the max
+    assert not np.allclose(want, brute.max(1), rtol=1e-3)
+    build_hnsw_index(bank, tmp_path / "i.hnsw", M=8, ef_construction=40)
+    refined = RefinedSearch(HnswSearch(bank, tmp_path / "i.hnsw", ef=1, threads=1), exact)
+    np.testing.assert_allclose(refined.image_scores(emb, (7, 10), k), want, rtol=1e-5)
+    with pytest.raises(InputError, match=r"h·w = 70"):
+        exact.image_scores(emb, (8, 10), k)
+    with pytest.raises(InputError, match="patch grid"):
+        exact.image_scores(emb, None, k)

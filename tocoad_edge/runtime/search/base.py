@@ -42,15 +42,26 @@ class NearestNeighbourSearch:
 
         return image_score(distances, grid, kernel)
 
-    def image_scores(self, embeddings: np.ndarray) -> Float32Array:
-        """Image score (largest patch nearest-neighbour distance) of each image: embeddings [images, patches, D]."""
+    def image_scores(self, embeddings: np.ndarray, grid: tuple[int, int] | None = None,
+                     kernel: np.ndarray | None = None) -> Float32Array:
+        """Image score of each image, embeddings [images, patches, D]: the largest patch nearest-neighbour
+        distance, or with a ``kernel`` (``runtime/scoring.score_kernel``: a ``smoothed-max`` bundle) the largest
+        value of the ``grid``-shaped (h, w) distances smoothed by it, as the runtime scores a frame."""
+        from ...errors import InputError
+
         e = np.ascontiguousarray(embeddings, dtype=np.float32)
         if e.ndim != 3 or e.shape[2] != self.dim:
-            from ...errors import InputError
-
             raise InputError("image embeddings have the wrong shape", expected=f"[images, patches, {self.dim}]",
                              got=str(e.shape))
-        return self._image_scores_impl(e)
+        if kernel is None:
+            return self._image_scores_impl(e)
+        if grid is None or len(grid) != 2 or int(grid[0]) * int(grid[1]) != e.shape[1]:
+            raise InputError("a smoothed image score needs the patch grid of the embeddings",
+                             expected=f"grid=(h, w) with h·w = {e.shape[1]} patches", got=f"grid={grid}")
+        n, p, d = e.shape
+        dist = self.query(e.reshape(-1, d)).reshape(n, p)
+        return np.array([self.max_smoothed(e[i], dist[i], (1, int(grid[0]), int(grid[1])), kernel) for i in range(n)],
+                        dtype=np.float32)
 
     def _image_scores_impl(self, embeddings: Float32Array) -> Float32Array:
         n, p, d = embeddings.shape
