@@ -26,6 +26,7 @@ import numpy as np
 from ..arrays import Float32Array
 from ..threads import blas_threads
 from .base import NearestNeighbourSearch
+from .bound_product import BoundProduct
 from .split import QuerySplitter
 
 # Leading principal directions in the bound. Fewer let more rows through (each survivor is a gathered full
@@ -68,6 +69,7 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self.augmented[:, self.prefix_dims + 1] = np.einsum("ij,ij->i", lifted, lifted)
         self.largest_sq = float(self.augmented[:, self.prefix_dims + 1].max())
         self.rows_checked = 0           # full-distance rows computed so far (for reports)
+        self._products: dict[tuple[int, int], BoundProduct] = {}
         self._owns_splitter = splitter is None
         self.splitter = QuerySplitter(self.threads) if splitter is None else splitter
 
@@ -125,32 +127,43 @@ class BoundedExactSearch(NearestNeighbourSearch):
         ``best`` where no row there is nearer (``best``: squared true distances to some rows, or None); and how
         many full-distance rows that took."""
         lo, hi = span
-        with blas_threads(1):
-            # [M, n], bank-major: OpenBLAS runs this as a few GEMV-like passes; the [n, M] form (q·Aᵀ) took a
-            # slow small-m GEMM path, 3-4× the time for 2-8 queries
-            bound = self.augmented[lo:hi] @ qa.T                           # |b~|² − 2 q~·b~
+        bound = self._product(span)(qa)                                    # [n, rows]: |b~|² − 2 q~·b~
         if best is None:
-            diff = self.bank[lo + bound.argmin(0)] - q
+            diff = self.bank[lo + bound.argmin(1)] - q
             best = np.einsum("ij,ij->i", diff, diff)                       # a true distance: an upper bound
         else:
             best = best.copy()
-        # |q~|² moves to the threshold side (no pass over the [M, n] bound to add it), and the survivors come
+        # |q~|² moves to the threshold side (no pass over the [n, rows] bound to add it), and the survivors come
         # from one flat index: a 2-D nonzero over the bound cost several times the comparison itself
         margin = BOUND_RTOL * (q_sq + self.largest_sq + best)
-        cols, rows = np.divmod(np.flatnonzero(bound <= best + margin - q_sq), len(q))
+        rows, cols = np.divmod(np.flatnonzero(bound <= (best + margin - q_sq)[:, None]), hi - lo)
         diff = self.bank[lo + cols] - q[rows]
         np.minimum.at(best, rows, np.einsum("ij,ij->i", diff, diff))
         return best, len(rows)
+
+    def _product(self, span: tuple[int, int]) -> BoundProduct:
+        """The bound's product over the bank rows ``span`` (one per share, kept: ONNX Runtime prepacked it)."""
+        product = self._products.get(span)
+        if product is None:
+            product = self._products[span] = BoundProduct(self.augmented[span[0]:span[1]])
+        return product
 
     def set_threads(self, threads: int | None) -> None:
         super().set_threads(threads)
         if self._owns_splitter:
             self.splitter.set_threads(self.threads)
+        self._close_products()          # shares are cut by thread count: the next pass makes the new ones
+
+    def _close_products(self) -> None:
+        for product in self._products.values():
+            product.close()
+        self._products = {}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "prefix_dims": self.prefix_dims}
 
     def close(self) -> None:
+        self._close_products()
         if self._owns_splitter:
             self.splitter.close()
 

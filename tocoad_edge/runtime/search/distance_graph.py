@@ -22,6 +22,7 @@ IR_VERSION = 8
 INPUT_NAME = "augmented_queries"
 OUTPUT_NAME = "min_partial"
 FP16_INPUT_NAME = "queries"         # the FP16 engine's graph takes the centred, scaled queries as they are
+PRODUCT_INPUT_NAME, PRODUCT_OUTPUT_NAME = "queries", "product"      # product_graph
 DEFAULT_MAX_TEMP_BYTES = 8 << 20
 DEFAULT_EXPECTED_QUERIES = 784
 _FLOAT, _FLOAT16 = 1, 10            # TensorProto.DataType
@@ -114,6 +115,20 @@ def _model(nodes: list[bytes], minima: list[str], inits: list[bytes], input_name
     graph = (b"".join(_bytes(1, n) for n in nodes) + _bytes(2, "memory_bank_search")
              + b"".join(_bytes(5, t) for t in inits) + _bytes(11, _value_info(input_name, ["patches", width]))
              + _bytes(12, _value_info(OUTPUT_NAME, ["patches"])))
+    opset = _bytes(1, "") + _int(2, OPSET)
+    return _int(1, IR_VERSION) + _bytes(2, "tocoad-edge") + _bytes(7, graph) + _bytes(8, opset)
+
+
+def product_graph(weights: np.ndarray) -> bytes:
+    """Serialized ONNX ModelProto of one MatMul by a constant: input ``queries`` float32 [n, k] → ``product``
+    float32 [n, m] = queries · ``weights`` [k, m]. ONNX Runtime prepacks the constant once, when the session is
+    made (the bounded re-check's bank share: ``bound_product.py``)."""
+    w = np.ascontiguousarray(weights, dtype=np.float32)
+    k, m = w.shape
+    graph = (_bytes(1, _node("MatMul", [PRODUCT_INPUT_NAME, "weights"], [PRODUCT_OUTPUT_NAME], "matmul"))
+             + _bytes(2, "bound_product") + _bytes(5, _tensor("weights", w))
+             + _bytes(11, _value_info(PRODUCT_INPUT_NAME, ["queries", k]))
+             + _bytes(12, _value_info(PRODUCT_OUTPUT_NAME, ["queries", m])))
     opset = _bytes(1, "") + _int(2, OPSET)
     return _int(1, IR_VERSION) + _bytes(2, "tocoad-edge") + _bytes(7, graph) + _bytes(8, opset)
 

@@ -1,0 +1,36 @@
+"""The bounded re-check's bound product: numpy for one query, ONNX Runtime (the bank share prepacked) for more;
+both the same product as float64 arithmetic, query-major."""
+import numpy as np
+import pytest
+
+from tocoad_edge.runtime.search.bound_product import SESSION_MIN_QUERIES, BoundProduct
+from tocoad_edge.runtime.search.bounded import BoundedExactSearch
+
+
+@pytest.mark.parametrize("n", [1, 2, 9, 70])
+def test_product_is_query_major_and_matches_float64(n):
+    rng = np.random.default_rng(n)
+    matrix = rng.standard_normal((3001, 98)).astype(np.float32)
+    queries = rng.standard_normal((n, 98)).astype(np.float32)
+    product = BoundProduct(matrix[1000:2500])               # a share: a view into the bank's rows
+    got = product(queries)
+    want = queries.astype(np.float64) @ matrix[1000:2500].astype(np.float64).T
+    assert got.shape == (n, 1500) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert (product._session is not None) == (n >= SESSION_MIN_QUERIES)   # ONNX Runtime only from two queries
+
+
+def test_bounded_search_keeps_one_product_per_share_and_drops_them_on_a_new_thread_count():
+    rng = np.random.default_rng(4)
+    bank = rng.standard_normal((4000, 32)).astype(np.float32)
+    q = (bank[:6] + 0.3 * rng.standard_normal((6, 32))).astype(np.float32)
+    brute = np.sqrt(((q[:, None] - bank[None]) ** 2).sum(-1).min(1))
+    search = BoundedExactSearch(bank, threads=2, prefix_dims=8)
+    np.testing.assert_allclose(search.query(q), brute, rtol=1e-5)
+    assert sorted(search._products) == [(0, 2000), (2000, 4000)]
+    search.set_threads(3)
+    assert search._products == {}
+    np.testing.assert_allclose(search.query(q), brute, rtol=1e-5)
+    assert sorted(search._products) == [(0, 1333), (1333, 2666), (2666, 4000)]
+    search.close()
+    assert search._products == {}
