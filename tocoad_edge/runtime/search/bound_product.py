@@ -1,13 +1,14 @@
 """The bounded re-check's bound for one bank share: ``[n, p + 2] · [p + 2, rows]`` for the n queries of a pass.
 
 For two queries or more the product is run by ONNX Runtime, whose MLAS GEMM takes the share as a constant and
-prepacks it once, when the session is made. OpenBLAS ran this shape (a tall ``[rows, p + 2]`` matrix, a handful
-of queries) as about one pass over the matrix per query: on a 26k-row bank 9 queries cost 1.5-2.5 ms against
-0.9-1.4 ms in MLAS, and the ``smoothed-max`` score re-checks 9 patches in its first pass. One query is a plain
-matrix-vector product, as fast in numpy, and a session call would only add its overhead.
+prepacks it once, when the session is made. OpenBLAS runs this shape (a tall ``[rows, p + 2]`` matrix, a handful
+of queries) as about one pass over the matrix per query, and the ``smoothed-max`` score re-checks nine patches
+in its first pass; MLAS reads the matrix about once per pass (figures: docs/performance.md, issue #16 fifth
+pass). One query is a plain matrix-vector product, as fast in numpy, and a session call would only add its
+overhead.
 
-The session is made on the first pass of two or more queries (a few milliseconds for a 10 MB share) and holds the
-prepacked share: about as much memory again as the share itself.
+The session is made on the first pass of two or more queries and holds the prepacked share: about as much memory
+again as the share itself.
 """
 from __future__ import annotations
 
