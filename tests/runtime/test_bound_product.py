@@ -20,17 +20,20 @@ def test_product_is_query_major_and_matches_float64(n):
     assert (product._session is not None) == (n >= SESSION_MIN_QUERIES)   # ONNX Runtime only from two queries
 
 
-def test_bounded_search_keeps_one_product_per_share_and_drops_them_on_a_new_thread_count():
+def test_bounded_search_prepares_one_product_per_share_when_opened_and_when_the_shares_are_re_cut():
     rng = np.random.default_rng(4)
     bank = rng.standard_normal((4000, 32)).astype(np.float32)
     q = (bank[:6] + 0.3 * rng.standard_normal((6, 32))).astype(np.float32)
     brute = np.sqrt(((q[:, None] - bank[None]) ** 2).sum(-1).min(1))
     search = BoundedExactSearch(bank, threads=2, prefix_dims=8)
+    # sessions made at open, not during the first pass of a running line
+    assert sorted(search._products) == [(0, 2000), (2000, 4000)]
+    assert all(p._session is not None for p in search._products.values())
     np.testing.assert_allclose(search.query(q), brute, rtol=1e-5)
     assert sorted(search._products) == [(0, 2000), (2000, 4000)]
     search.set_threads(3)
-    assert search._products == {}
-    np.testing.assert_allclose(search.query(q), brute, rtol=1e-5)
     assert sorted(search._products) == [(0, 1333), (1333, 2666), (2666, 4000)]
+    assert all(p._session is not None for p in search._products.values())
+    np.testing.assert_allclose(search.query(q), brute, rtol=1e-5)
     search.close()
     assert search._products == {}

@@ -7,8 +7,8 @@ in its first pass; MLAS reads the matrix about once per pass (figures: docs/perf
 pass). One query is a plain matrix-vector product, as fast in numpy, and a session call would only add its
 overhead.
 
-The session is made on the first pass of two or more queries and holds the prepacked share: about as much memory
-again as the share itself.
+The session (made by ``prepare``, or else on the first pass of two or more queries) holds the prepacked share:
+about as much memory again as the share itself.
 """
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ class BoundProduct:
             # [rows, n], bank-major: for one query a GEMV; the [n, rows] form took OpenBLAS's slow small-m path
             product: Float32Array = (self.matrix @ queries.T).T
         return product
+
+    def prepare(self) -> None:
+        """Make the session now (the bounded search does when it is opened and when its shares are re-cut)."""
+        if self._session is None:
+            self._open()
 
     def _open(self) -> Any:
         import onnxruntime as ort          # a core dependency: the backbone runs on it too

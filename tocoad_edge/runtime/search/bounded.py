@@ -72,6 +72,7 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self._products: dict[tuple[int, int], BoundProduct] = {}
         self._owns_splitter = splitter is None
         self.splitter = QuerySplitter(self.threads) if splitter is None else splitter
+        self._prepare_products()
 
     def _lift(self, x: Float32Array) -> Float32Array:
         """``[x', r(x)]``: the coordinates on ``V_p`` and the length of what they leave out."""
@@ -110,11 +111,9 @@ class BoundedExactSearch(NearestNeighbourSearch):
         q_sq = np.einsum("ij,ij->i", lifted, lifted)
         # the row behind each given distance has a bound below it, so it survives in its share of the bank
         best = None if upper is None else np.square(upper, dtype=np.float32)
-        shares_wanted = min(self.splitter.threads, self.entries)          # never an empty share of a tiny bank
-        if shares_wanted > 1 and len(q) >= BANK_SPLIT_MIN_QUERIES:
-            cuts = np.linspace(0, self.entries, shares_wanted + 1).astype(int)
-            shares = self.splitter.map(lambda span: self._nearest_in_rows(q, qa, q_sq, best, span),
-                                       list(zip(cuts[:-1], cuts[1:])))
+        spans = self._shares()
+        if len(spans) > 1 and len(q) >= BANK_SPLIT_MIN_QUERIES:
+            shares = self.splitter.map(lambda span: self._nearest_in_rows(q, qa, q_sq, best, span), spans)
         else:
             shares = [self._nearest_in_rows(q, qa, q_sq, best, (0, self.entries))]
         self.rows_checked += sum(checked for _, checked in shares)
@@ -141,6 +140,19 @@ class BoundedExactSearch(NearestNeighbourSearch):
         np.minimum.at(best, rows, np.einsum("ij,ij->i", diff, diff))
         return best, len(rows)
 
+    def _shares(self) -> list[tuple[int, int]]:
+        """The bank's row spans a pass of several queries is split into: one per search thread, never an empty
+        one (a tiny bank has fewer shares)."""
+        wanted = min(self.splitter.threads, self.entries)
+        cuts = np.linspace(0, self.entries, wanted + 1).astype(int).tolist()
+        return list(zip(cuts[:-1], cuts[1:]))
+
+    def _prepare_products(self) -> None:
+        """Make each share's product now, not in the middle of a running line: ONNX Runtime takes tens of
+        milliseconds to make a session and prepack a share, a spike a PLC's watchdog could see."""
+        for span in self._shares():
+            self._product(span).prepare()
+
     def _product(self, span: tuple[int, int]) -> BoundProduct:
         """The bound's product over the bank rows ``span`` (one per share, kept: ONNX Runtime prepacked it)."""
         product = self._products.get(span)
@@ -152,7 +164,8 @@ class BoundedExactSearch(NearestNeighbourSearch):
         super().set_threads(threads)
         if self._owns_splitter:
             self.splitter.set_threads(self.threads)
-        self._close_products()          # shares are cut by thread count: the next pass makes the new ones
+        self._close_products()          # shares are cut by thread count
+        self._prepare_products()
 
     def _close_products(self) -> None:
         for product in self._products.values():
