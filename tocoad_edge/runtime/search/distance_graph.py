@@ -112,9 +112,15 @@ def distance_graph(bank: np.ndarray, *, max_temp_bytes: int = DEFAULT_MAX_TEMP_B
 def _model(nodes: list[bytes], minima: list[str], inits: list[bytes], input_name: str, width: int) -> bytes:
     """The ModelProto: ``nodes`` (each chunk ending in one of ``minima``), a final Min over them → ``[n]``."""
     nodes = [*nodes, _node("Min", minima, [OUTPUT_NAME], "min_all")]
-    graph = (b"".join(_bytes(1, n) for n in nodes) + _bytes(2, "memory_bank_search")
-             + b"".join(_bytes(5, t) for t in inits) + _bytes(11, _value_info(input_name, ["patches", width]))
-             + _bytes(12, _value_info(OUTPUT_NAME, ["patches"])))
+    return _model_proto(nodes, "memory_bank_search", inits, _value_info(input_name, ["patches", width]),
+                        _value_info(OUTPUT_NAME, ["patches"]))
+
+
+def _model_proto(nodes: list[bytes], name: str, inits: list[bytes], graph_input: bytes, graph_output: bytes) -> bytes:
+    """A ModelProto (this module's IR version and opset) around one graph: its ``nodes``, initializers ``inits``,
+    one input and one output (``_value_info``)."""
+    graph = (b"".join(_bytes(1, n) for n in nodes) + _bytes(2, name) + b"".join(_bytes(5, t) for t in inits)
+             + _bytes(11, graph_input) + _bytes(12, graph_output))
     opset = _bytes(1, "") + _int(2, OPSET)
     return _int(1, IR_VERSION) + _bytes(2, "tocoad-edge") + _bytes(7, graph) + _bytes(8, opset)
 
@@ -125,12 +131,9 @@ def product_graph(weights: np.ndarray) -> bytes:
     made (the bounded re-check's bank share: ``bound_product.py``)."""
     w = np.ascontiguousarray(weights, dtype=np.float32)
     k, m = w.shape
-    graph = (_bytes(1, _node("MatMul", [PRODUCT_INPUT_NAME, "weights"], [PRODUCT_OUTPUT_NAME], "matmul"))
-             + _bytes(2, "bound_product") + _bytes(5, _tensor("weights", w))
-             + _bytes(11, _value_info(PRODUCT_INPUT_NAME, ["queries", k]))
-             + _bytes(12, _value_info(PRODUCT_OUTPUT_NAME, ["queries", m])))
-    opset = _bytes(1, "") + _int(2, OPSET)
-    return _int(1, IR_VERSION) + _bytes(2, "tocoad-edge") + _bytes(7, graph) + _bytes(8, opset)
+    return _model_proto([_node("MatMul", [PRODUCT_INPUT_NAME, "weights"], [PRODUCT_OUTPUT_NAME], "matmul")],
+                        "bound_product", [_tensor("weights", w)], _value_info(PRODUCT_INPUT_NAME, ["queries", k]),
+                        _value_info(PRODUCT_OUTPUT_NAME, ["queries", m]))
 
 
 def center_and_scale(bank: np.ndarray) -> tuple[np.ndarray, float]:

@@ -17,7 +17,8 @@ import numpy as np
 from ..arrays import Float32Array
 from ..threads import blas_threads
 
-# Below this many rows per thread a block is not worth a thread hand-off (the refined search's re-check blocks).
+# Below this many rows per thread a block is not worth a thread hand-off (a frame's first stage splits its queries;
+# the re-checks split the bank instead, ``bounded.py``).
 MIN_ROWS_PER_THREAD = 64
 
 T = TypeVar("T")
