@@ -128,8 +128,8 @@ class ProjectedSearch(NearestNeighbourSearch):
         for s in range(0, n_rows, ROWS_PER_BLOCK):
             e = min(s + ROWS_PER_BLOCK, n_rows)
             block = gathered[:e - s]
-            # hnswlib's labels are row numbers; "clip" only skips the buffered copy (and would keep any stray label
-            # on a real row, so the answer stays a true distance)
+            # "clip" changes no value: the labels are bank row numbers, and the take of the norms above has
+            # already checked them; it only skips numpy's buffered copy
             np.take(self.bank, labels[s:e], axis=0, out=block, mode="clip")     # [n, k, D]
             np.matmul(block, minus_2q[s:e, :, None], out=products[:e - s])      # −2 q·b, [n, k, 1]
             rank[s:e] += products[:e - s, :, 0]
