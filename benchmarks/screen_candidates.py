@@ -8,6 +8,10 @@ pool of ``--pool`` training patches → greedy coreset of ``memory.coreset_ratio
 ``greedy_coreset``) → exact search → image score = max patch distance (the runtime's ``image_score``). Writes
 OUT_DIR/<set>/<candidate>.json and prints one table row per candidate.
 
+``--augment`` screens a memory bank built from the training images and their mirror images (``flips``: left-right
+and top-bottom; ``mirrors``: those and both at once, i.e. turned 180°); the pool is drawn from all of them, so the
+bank keeps its size. It exists only here, to find out whether the trainer should offer it.
+
 ``--resize`` screens how a frame is brought to the model's input (the product resizes to a square, ``squash``):
 ``letterbox`` keeps the aspect ratio and pads with the image's mean colour, ``portrait`` first turns landscape
 crops upright (``portrait-letterbox`` both); ``--input-hw H W`` resizes to a non-square input instead of
@@ -41,6 +45,7 @@ from tocoad_edge.train.features import embed_images
 
 FPRS = (0.01, 0.05, 0.10)
 RESIZES = ("squash", "letterbox", "portrait", "portrait-letterbox")
+AUGMENTS = ("none", "flips", "mirrors")
 
 
 def to_input(image: np.ndarray, hw: tuple[int, int], resize: str) -> np.ndarray:
@@ -65,15 +70,26 @@ def load_inputs(paths: list[Path], hw: tuple[int, int], resize: str) -> np.ndarr
     return out
 
 
+def augmented(images: np.ndarray, augment: str) -> np.ndarray:
+    """``images [N, H, W, 3]`` and, for ``flips``, their left-right and top-bottom mirror images (``mirrors``:
+    also both at once)."""
+    if augment == "none":
+        return images
+    parts = [images, images[:, :, ::-1], images[:, ::-1]]
+    if augment == "mirrors":
+        parts.append(images[:, ::-1, ::-1])
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
 def screen(data: Path, config: Path, seed: int, pool: int, resize: str = "squash",
-           input_hw: tuple[int, int] | None = None) -> dict:
+           input_hw: tuple[int, int] | None = None, augment: str = "none") -> dict:
     cfg = load_train_config(config)
     ds = load_dataset(data, require_test=True)
     t0 = time.perf_counter()
     embedder = make_embedder(cfg)
     hw = input_hw or (cfg.data.image_size, cfg.data.image_size)
     with torch.inference_mode():
-        train = embed_images(embedder, load_inputs(list(ds.train), hw, resize))
+        train = embed_images(embedder, augmented(load_inputs(list(ds.train), hw, resize), augment))
         test = embed_images(embedder, load_inputs([t.path for t in ds.test], hw, resize))
     flat = train.reshape(-1, train.shape[-1])
     rng = np.random.default_rng(seed)
@@ -88,6 +104,8 @@ def screen(data: Path, config: Path, seed: int, pool: int, resize: str = "squash
     labels = np.array([t.label for t in ds.test])
     name = config.stem if (resize, input_hw) == ("squash", None) else \
         f"{config.stem}, {resize}" + (f" {hw[0]}x{hw[1]}" if input_hw else "")
+    if augment != "none":
+        name += f", bank with {augment}"
     row = {"set": data.name, "candidate": name, "image_auroc": auroc(labels, scores),
            "bank": [int(bank.shape[0]), int(bank.shape[1])], "seconds": time.perf_counter() - t0,
            "protocol": f"frozen backbone, greedy coreset of a random pool of {pool} patches, exact search"}
@@ -104,6 +122,8 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=80000, help="training patches the coreset is drawn from")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--resize", choices=RESIZES, default="squash", help="how images reach the model input")
+    ap.add_argument("--augment", choices=AUGMENTS, default="none",
+                    help="mirror images of the training images in the bank's pool")
     ap.add_argument("--input-hw", type=int, nargs=2, metavar=("H", "W"), help="non-square model input")
     ap.add_argument("configs", type=Path, nargs="+", help="candidate training configs (YAML)")
     args = ap.parse_args()
@@ -116,7 +136,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for config in args.configs:
         hw = tuple(args.input_hw) if args.input_hw else None
-        row = screen(args.data, config, args.seed, args.pool, args.resize, hw)
+        row = screen(args.data, config, args.seed, args.pool, args.resize, hw, args.augment)
         (out / f"{row['candidate'].replace(', ', '_').replace(' ', '_')}.json").write_text(json.dumps(row, indent=1))
         r = [100 * row[f"recall_at_fpr_{f:g}"] for f in FPRS]
         print(f"| {row['set']} | {row['candidate']} | {100 * row['image_auroc']:.1f} | {r[0]:.1f} | {r[1]:.1f} "
