@@ -47,6 +47,18 @@ def test_labelled_policy_with_a_review_band_changes_only_the_decision(bundle, sa
     assert (raw[good] > ng_t).mean() <= 0.2                    # the false-call target holds on the set it used
 
 
+def test_review_band_is_the_review_fpr_option_by_its_other_name(bundle, sample_dataset, tmp_path):
+    records = []
+    for flag in ("--review-fpr", "--review-band"):
+        out = tmp_path / f"{flag}.json"
+        assert main([str(bundle), "--data", str(sample_dataset), "--policy", "labelled", "--target-fpr", "0.2",
+                     flag, "0.5", "--dry-run", "--json", str(out)]) == 0
+        records.append(json.loads(out.read_text()))
+    assert records[0]["review_threshold"] is not None
+    assert records[0]["review_threshold"] == records[1]["review_threshold"]
+    assert records[0]["ng"] == records[1]["ng"]
+
+
 def test_running_detector_reloads_the_decision(bundle, sample_dataset):
     with Detector.open(bundle, search="exact") as det:
         items, raw = _raw_scores(det, sample_dataset)

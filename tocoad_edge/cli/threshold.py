@@ -35,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-fpr", type=float, required=True, help="false-call rate for NG, e.g. 0.01")
     p.add_argument("--confidence", type=float, default=0.95,
                    help="normal-quantile: the promise holds with this probability; labelled: recall interval level")
-    p.add_argument("--review-fpr", type=float, help="add a REVIEW band: parts above the threshold for this (higher) "
-                                                    "false-call rate and not NG go to REVIEW")
+    # --review-band: the name the review band goes by in the docs and in issue #15's command line
+    p.add_argument("--review-fpr", "--review-band", dest="review_fpr", type=float, metavar="REVIEW_FPR",
+                   help="add a REVIEW band: parts above the threshold for this (higher) false-call rate and not NG "
+                        "go to REVIEW (--review-band is the same option)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--backend", default="auto")
     p.add_argument("--search", default="exact", choices=SEARCHES,
