@@ -27,7 +27,7 @@ class OpenOptions(ctypes.Structure):
                 ("search", ctypes.c_int), ("threads", ctypes.c_int32)]
 
 
-SEARCH = {"auto": 0, "hnsw": 1, "exact": 2}
+SEARCH = {"auto": 0, "hnsw": 1, "exact": 2, "refined": 3}
 
 
 class NativeDetector:
@@ -113,7 +113,7 @@ def main() -> int:
     p.add_argument("--frame", default="640x480", help="frame size WxH handed to both runtimes")
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--search", default="hnsw", choices=["hnsw", "exact"])
+    p.add_argument("--search", default="hnsw", choices=["hnsw", "exact", "refined"])
     args = p.parse_args()
 
     from tocoad_edge.runtime import Detector

@@ -15,11 +15,8 @@ float raw_image_score(const float *distances, std::size_t n) {
     return best;
 }
 
-float image_score(const float *distances, std::size_t tiles, int grid_h, int grid_w, int stride,
-                  const ScoringSpec &scoring) {
-    const std::size_t per_tile = static_cast<std::size_t>(grid_h) * static_cast<std::size_t>(grid_w);
-    if (scoring.image_score != "smoothed-max" || scoring.gaussian_sigma <= 0.0)
-        return raw_image_score(distances, tiles * per_tile);
+cv::Mat score_kernel(const ScoringSpec &scoring, int stride) {
+    if (scoring.image_score != "smoothed-max" || scoring.gaussian_sigma <= 0.0) return cv::Mat();
     const double s = scoring.gaussian_sigma / stride;
     const int r = std::max(1, static_cast<int>(std::ceil(2.0 * s)));
     std::vector<double> weights(2 * r + 1);
@@ -27,13 +24,25 @@ float image_score(const float *distances, std::size_t tiles, int grid_h, int gri
     for (int i = -r; i <= r; ++i) total += weights[i + r] = std::exp(-0.5 * (i / s) * (i / s));
     cv::Mat kernel(2 * r + 1, 1, CV_32F);
     for (int i = 0; i <= 2 * r; ++i) kernel.at<float>(i) = static_cast<float>(weights[i] / total);
+    return kernel;
+}
+
+cv::Mat smooth_grid(const cv::Mat &grid, const cv::Mat &kernel) {
+    cv::Mat smoothed;
+    cv::sepFilter2D(grid, smoothed, CV_32F, kernel, kernel, cv::Point(-1, -1), 0.0, cv::BORDER_REFLECT);
+    return smoothed;
+}
+
+float image_score(const float *distances, std::size_t tiles, int grid_h, int grid_w, int stride,
+                  const ScoringSpec &scoring) {
+    const std::size_t per_tile = static_cast<std::size_t>(grid_h) * static_cast<std::size_t>(grid_w);
+    const cv::Mat kernel = score_kernel(scoring, stride);
+    if (kernel.empty()) return raw_image_score(distances, tiles * per_tile);
     float best = -std::numeric_limits<float>::infinity();
     for (std::size_t t = 0; t < tiles; ++t) {
-        cv::Mat grid(grid_h, grid_w, CV_32F, const_cast<float *>(distances + t * per_tile));
-        cv::Mat smoothed;
-        cv::sepFilter2D(grid, smoothed, CV_32F, kernel, kernel, cv::Point(-1, -1), 0.0, cv::BORDER_REFLECT);
+        const cv::Mat grid(grid_h, grid_w, CV_32F, const_cast<float *>(distances + t * per_tile));
         double hi = 0.0;
-        cv::minMaxLoc(smoothed, nullptr, &hi);
+        cv::minMaxLoc(smooth_grid(grid, kernel), nullptr, &hi);
         best = std::max(best, static_cast<float>(hi));
     }
     return best;

@@ -18,6 +18,13 @@ float raw_image_score(const float *distances, std::size_t n);
 float image_score(const float *distances, std::size_t tiles, int grid_h, int grid_w, int stride,
                   const ScoringSpec &scoring);
 
+// The smoothed-max score's 1-D kernel (CV_32F column, summing to 1; runtime/scoring.py: score_kernel); an empty Mat
+// for "max" or a zero sigma.
+cv::Mat score_kernel(const ScoringSpec &scoring, int stride);
+
+// One CV_32F grid smoothed by `kernel` along both axes with BORDER_REFLECT (runtime/scoring.py: smooth_grid).
+cv::Mat smooth_grid(const cv::Mat &grid, const cv::Mat &kernel);
+
 // Gaussian kernel size used for sigma: 2 * round(4 * sigma) + 1 with Python's round (half to even).
 int gaussian_kernel_size(double sigma);
 

@@ -10,6 +10,7 @@
 #include "engine_record.hpp"
 #include "error.hpp"
 #include "npy.hpp"
+#include "refine.hpp"
 #include "tiling.hpp"
 
 namespace tocoad {
@@ -67,20 +68,62 @@ std::unique_ptr<Backend> open_backend(const std::string &dir, const Manifest &m,
     return make_opencv_backend(listed_path(verified, model.file, "ONNX model"), model, m);
 }
 
-std::unique_ptr<NearestSearch> open_search(const Manifest &m, const std::map<std::string, std::string> &verified,
-                                           int32_t kind, Matrix coreset) {
-    const auto &bank = m.memory_bank;
-    if (kind == TOCOAD_SEARCH_HNSW && !bank.index)
-        throw_bundle("the bundle has no hnswlib index", "memory_bank.index in the manifest", "none",
-                     "open with TOCOAD_SEARCH_EXACT or TOCOAD_SEARCH_AUTO");
-    if (kind == TOCOAD_SEARCH_EXACT || !bank.index) return make_exact_search(std::move(coreset));
-    const IndexSpec &ix = *bank.index;
+// The ef the Python runtime gives each use of the index (runtime/detector.py: query_ef, map_ef): the ef tuned at
+// export for this precision; for the refined search's map, the smallest ef of the export's table whose recall@1
+// reached 0.97 (a projected index: whose mean map error is within 0.5 %), as only the map depends on it there.
+constexpr double kRefinedMinRecall = 0.97;
+constexpr double kRefinedMaxMapError = 0.005;
+
+int query_ef(const Manifest &m, const std::string &precision) {
+    auto it = m.search.ef_per_precision.find(precision);
+    return it != m.search.ef_per_precision.end() ? it->second : m.memory_bank.index->ef;
+}
+
+int map_ef(const Manifest &m, const std::string &precision) {
+    const bool projected = m.memory_bank.index->kind == "projected_hnsw";
+    std::optional<int> smallest;
+    auto it = m.search.ef_tuning.find(precision);
+    if (it != m.search.ef_tuning.end())
+        for (const EfTuningRow &row : it->second)
+            if (projected ? row.mean_distance_rel_error <= kRefinedMaxMapError : row.recall_at_1 >= kRefinedMinRecall)
+                smallest = std::min(smallest.value_or(row.ef), row.ef);
+    return smallest.value_or(query_ef(m, precision));
+}
+
+std::unique_ptr<NearestSearch> open_index(const Manifest &m, const std::map<std::string, std::string> &verified,
+                                          const std::shared_ptr<const Matrix> &coreset, int ef) {
+    IndexSpec ix = *m.memory_bank.index;
+    ix.ef = ef;
     const std::string &index_path = listed_path(verified, ix.file, "index");
     if (ix.kind == "projected_hnsw")
         return make_projected_search(index_path, ix, read_npy(listed_path(verified, ix.projection, "search projection")),
-                                     std::move(coreset));
-    return make_hnsw_search(index_path, ix, bank.entries, bank.dim);
+                                     coreset);
+    return make_hnsw_search(index_path, ix, m.memory_bank.entries, m.memory_bank.dim);
 }
+
+}  // namespace
+
+void Detector::open_search(const Manifest &m, const std::map<std::string, std::string> &verified, int32_t kind,
+                           const std::string &precision, Matrix coreset) {
+    const auto &bank = m.memory_bank;
+    if ((kind == TOCOAD_SEARCH_HNSW || kind == TOCOAD_SEARCH_REFINED) && !bank.index)
+        throw_bundle("the bundle has no hnswlib index", "memory_bank.index in the manifest", "none",
+                     "open with TOCOAD_SEARCH_EXACT or TOCOAD_SEARCH_AUTO");
+    auto shared = std::make_shared<const Matrix>(std::move(coreset));
+    if (kind == TOCOAD_SEARCH_EXACT || !bank.index) {
+        search_ = make_exact_search(shared);
+        search_name_ = search_->name();
+    } else if (kind == TOCOAD_SEARCH_HNSW) {
+        search_ = open_index(m, verified, shared, query_ef(m, precision));
+        search_name_ = search_->name();
+    } else {  // refined, and auto on a bundle with an index: the Python runtime's default
+        search_ = open_index(m, verified, shared, map_ef(m, precision));
+        exact_ = make_exact_search(shared);
+        search_name_ = "refined";
+    }
+}
+
+namespace {
 
 void check_options(const tocoad_open_options &o) {
     if (o.struct_size != sizeof(tocoad_open_options))
@@ -93,8 +136,9 @@ void check_options(const tocoad_open_options &o) {
     if (o.precision != TOCOAD_PRECISION_FP32 && o.precision != TOCOAD_PRECISION_INT8)
         throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown precision", "TOCOAD_PRECISION_FP32 or _INT8",
                     std::to_string(o.precision));
-    if (o.search != TOCOAD_SEARCH_AUTO && o.search != TOCOAD_SEARCH_HNSW && o.search != TOCOAD_SEARCH_EXACT)
-        throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown search", "TOCOAD_SEARCH_AUTO, _HNSW or _EXACT",
+    if (o.search != TOCOAD_SEARCH_AUTO && o.search != TOCOAD_SEARCH_HNSW && o.search != TOCOAD_SEARCH_EXACT &&
+        o.search != TOCOAD_SEARCH_REFINED)
+        throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "unknown search", "TOCOAD_SEARCH_AUTO, _HNSW, _EXACT or _REFINED",
                     std::to_string(o.search));
     if (o.threads < 0 || o.threads > 1024)
         throw Error(TOCOAD_ERR_INVALID_ARGUMENT, "threads out of range", "0 (OpenCV default) .. 1024",
@@ -121,7 +165,7 @@ std::unique_ptr<Detector> Detector::open(const std::string &bundle_dir, const to
     const std::string precision = options.precision == TOCOAD_PRECISION_INT8 ? "int8" : "fp32";
     if (options.threads > 0) cv::setNumThreads(options.threads);
     Matrix coreset = load_memory_bank(verified, m);
-    d->search_ = open_search(m, verified, options.search, std::move(coreset));
+    d->open_search(m, verified, options.search, precision, std::move(coreset));
     d->backend_ = open_backend(bundle_dir, m, verified, options, precision);
     return d;
 }
@@ -143,6 +187,7 @@ Prediction Detector::predict(const FrameView &frame) {
     const std::size_t patches = per_tile * inputs.size();
     std::vector<float> embeddings;
     std::vector<float> distances(patches);
+    std::optional<float> refined_raw;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         // a tiled frame: the tiles one by one through the backend, then one search over all their patches
@@ -153,14 +198,19 @@ Prediction Detector::predict(const FrameView &frame) {
         }
         if (inputs.size() > 1) embeddings.swap(all);
         search_->query(embeddings.data(), patches, distances.data());
+        for (float v : distances)
+            if (!std::isfinite(v))
+                throw Error(TOCOAD_ERR_INTERNAL, "the model produced NaN or inf embeddings", "finite values",
+                            "non-finite distances", "check the bundle with tocoad-export's parity report");
+        if (exact_)  // refined: the patches that may carry the image score, re-checked exactly
+            refined_raw = refined_image_score(embeddings.data(), static_cast<std::size_t>(m.memory_bank.dim),
+                                              distances.data(), inputs.size(), m.features.grid_h, m.features.grid_w,
+                                              m.features.stride, m.scoring, *exact_);
     }
-    for (float v : distances)
-        if (!std::isfinite(v))
-            throw Error(TOCOAD_ERR_INTERNAL, "the model produced NaN or inf embeddings", "finite values",
-                        "non-finite distances", "check the bundle with tocoad-export's parity report");
     Prediction p;
-    p.raw_score = image_score(distances.data(), layout ? layout->count() : 1, m.features.grid_h, m.features.grid_w,
-                              m.features.stride, m.scoring);
+    p.raw_score = refined_raw ? *refined_raw
+                              : image_score(distances.data(), layout ? layout->count() : 1, m.features.grid_h,
+                                            m.features.grid_w, m.features.stride, m.scoring);
     p.score = normalise(p.raw_score, m.scoring);
     p.is_anomalous = p.raw_score > m.scoring.image_threshold;  // as the Python runtime decides
     p.is_review = !p.is_anomalous && m.scoring.review_threshold && p.raw_score > *m.scoring.review_threshold;

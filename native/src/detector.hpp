@@ -1,6 +1,7 @@
 // The native Detector: a verified bundle, one backend, one search; scoring like the Python runtime.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,14 +35,19 @@ public:
 
     const Manifest &manifest() const { return manifest_; }
     const char *backend_name() const { return backend_->name(); }
-    const char *search_name() const { return search_->name(); }
+    const char *search_name() const { return search_name_.c_str(); }
 
 private:
     Detector() = default;
+    // search_: the patch distances (the map); exact_: set for the refined search, whose image score it re-checks
+    void open_search(const Manifest &m, const std::map<std::string, std::string> &verified, int32_t kind,
+                     const std::string &precision, Matrix coreset);
 
     Manifest manifest_;
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<NearestSearch> search_;
+    std::unique_ptr<NearestSearch> exact_;
+    std::string search_name_;
     std::mutex mutex_;
 };
 

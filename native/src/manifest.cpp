@@ -292,6 +292,31 @@ std::vector<EngineFingerprint> parse_engines(const Section &root) {
     return out;
 }
 
+SearchTuning parse_search_tuning(const json &doc) {
+    SearchTuning out;
+    if (!doc.contains("search") || !doc["search"].is_object()) return out;
+    const json &search = doc["search"];
+    const auto positive_int = [](const json &v) { return v.is_number_integer() && v.get<int64_t>() > 0 && v.get<int64_t>() < (1 << 30); };
+    if (search.contains("ef_per_precision") && search["ef_per_precision"].is_object())
+        for (auto it = search["ef_per_precision"].begin(); it != search["ef_per_precision"].end(); ++it)
+            if (positive_int(it.value())) out.ef_per_precision[it.key()] = static_cast<int>(it.value().get<int64_t>());
+    if (search.contains("ef_tuning") && search["ef_tuning"].is_object())
+        for (auto it = search["ef_tuning"].begin(); it != search["ef_tuning"].end(); ++it) {
+            if (!it.value().is_array()) continue;
+            auto &rows = out.ef_tuning[it.key()];
+            for (const json &r : it.value()) {
+                if (!r.is_object() || !r.contains("ef") || !positive_int(r["ef"])) continue;
+                EfTuningRow row;
+                row.ef = static_cast<int>(r["ef"].get<int64_t>());
+                if (r.contains("recall_at_1") && r["recall_at_1"].is_number()) row.recall_at_1 = r["recall_at_1"].get<double>();
+                if (r.contains("mean_distance_rel_error") && r["mean_distance_rel_error"].is_number())
+                    row.mean_distance_rel_error = r["mean_distance_rel_error"].get<double>();
+                rows.push_back(row);
+            }
+        }
+    return out;
+}
+
 }  // namespace
 
 Manifest parse_manifest(const std::string &json_text, const std::string &where) {
@@ -326,6 +351,7 @@ Manifest parse_manifest(const std::string &json_text, const std::string &where) 
     m.scoring = parse_scoring(root);
     m.files = parse_files(root);
     m.engines = parse_engines(root);
+    m.search = parse_search_tuning(doc);
     if (m.memory_bank.dim != m.features.dim)
         root.fail("memory_bank.dim differs from features.dim", std::to_string(m.features.dim),
                   std::to_string(m.memory_bank.dim));

@@ -91,6 +91,20 @@ struct ScoringSpec {
     std::optional<double> review_threshold;  // raw score above it (and not NG) -> REVIEW
 };
 
+// One row of the export's HNSW ef table (search.ef_tuning.<precision>; export/search_tuning.py).
+struct EfTuningRow {
+    int ef = 0;
+    double recall_at_1 = 0.0;
+    double mean_distance_rel_error = 1.0;
+};
+
+// The manifest's search section: what the export measured about the index. Optional, and read as leniently as the
+// Python runtime reads it (runtime/detector.py: query_ef, map_ef): a malformed entry is skipped, not an error.
+struct SearchTuning {
+    std::map<std::string, int> ef_per_precision;                 // the ef tuned for each precision's embeddings
+    std::map<std::string, std::vector<EfTuningRow>> ef_tuning;   // per precision, in increasing ef
+};
+
 struct FileEntry {
     std::string sha256;
     int64_t bytes = 0;
@@ -106,6 +120,7 @@ struct Manifest {
     ScoringSpec scoring;
     std::map<std::string, FileEntry> files;
     std::vector<EngineFingerprint> engines;
+    SearchTuning search;
 };
 
 constexpr int kSchemaVersion = 2;      // written by this version; 1 (full-dimension index only) still reads

@@ -36,10 +36,10 @@ inline float squared_l2(const float *q, const float *b, std::size_t dim) {
     return sum;
 }
 
-// Exact search over the coreset (no BLAS; blocked loops).
-std::unique_ptr<NearestSearch> make_exact_search(Matrix bank);
+// Exact search over the coreset (no BLAS; blocked loops). The bank is shared with the refined search's map search.
+std::unique_ptr<NearestSearch> make_exact_search(std::shared_ptr<const Matrix> bank);
 
-// The bundle's hnswlib index (file written by Python hnswlib), ef from the manifest.
+// The bundle's hnswlib index (file written by Python hnswlib), at spec.ef (the caller picks it: detector.cpp).
 std::unique_ptr<NearestSearch> make_hnsw_search(const std::string &index_path, const IndexSpec &spec, int64_t entries,
                                                 int64_t dim);
 
@@ -47,6 +47,6 @@ std::unique_ptr<NearestSearch> make_hnsw_search(const std::string &index_path, c
 // index's spec.candidates neighbours re-ranked by their full-dimension distance in `bank`
 // (tocoad_edge/runtime/search/projected.py). Every answer is a real distance to a bank row.
 std::unique_ptr<NearestSearch> make_projected_search(const std::string &index_path, const IndexSpec &spec,
-                                                     Matrix projection, Matrix bank);
+                                                     Matrix projection, std::shared_ptr<const Matrix> bank);
 
 }  // namespace tocoad

@@ -74,13 +74,13 @@ private:
 
 class ProjectedSearch final : public NearestSearch {
 public:
-    ProjectedSearch(const std::string &path, const IndexSpec &spec, Matrix projection, Matrix bank)
-        : index_(path, spec, bank.rows, spec.dims), projection_(std::move(projection)), bank_(std::move(bank)),
-          dim_(static_cast<std::size_t>(bank_.cols)), dims_(static_cast<std::size_t>(spec.dims)),
+    ProjectedSearch(const std::string &path, const IndexSpec &spec, Matrix projection, std::shared_ptr<const Matrix> bank)
+        : index_(path, spec, bank->rows, spec.dims), projection_(std::move(projection)), bank_(std::move(bank)),
+          dim_(static_cast<std::size_t>(bank_->cols)), dims_(static_cast<std::size_t>(spec.dims)),
           candidates_(static_cast<std::size_t>(spec.candidates)) {
-        if (spec.candidates > bank_.rows)
+        if (spec.candidates > bank_->rows)
             throw_bundle("the projected index asks for more candidates than the bank has",
-                         "1.." + std::to_string(bank_.rows), std::to_string(spec.candidates), "re-export the bundle");
+                         "1.." + std::to_string(bank_->rows), std::to_string(spec.candidates), "re-export the bundle");
     }
 
     const char *name() const override { return "hnsw"; }   // the bundle's index, as TOCOAD_SEARCH_HNSW opens it
@@ -103,7 +103,7 @@ public:
             auto result = index_.search(projected.data(), candidates_);
             float best = std::numeric_limits<float>::infinity();
             for (; !result.empty(); result.pop()) {
-                const float *b = bank_.data.data() + static_cast<std::size_t>(result.top().second) * dim_;
+                const float *b = bank_->data.data() + static_cast<std::size_t>(result.top().second) * dim_;
                 best = std::min(best, squared_l2(q, b, dim_));
             }
             out[i] = std::sqrt(best);
@@ -113,7 +113,7 @@ public:
 private:
     HnswIndex index_;
     Matrix projection_;
-    Matrix bank_;
+    std::shared_ptr<const Matrix> bank_;
     std::size_t dim_, dims_, candidates_;
 };
 
@@ -125,10 +125,10 @@ std::unique_ptr<NearestSearch> make_hnsw_search(const std::string &index_path, c
 }
 
 std::unique_ptr<NearestSearch> make_projected_search(const std::string &index_path, const IndexSpec &spec,
-                                                     Matrix projection, Matrix bank) {
-    if (projection.source_dtype != "float32" || projection.rows != bank.cols + 1 || projection.cols != spec.dims)
+                                                     Matrix projection, std::shared_ptr<const Matrix> bank) {
+    if (projection.source_dtype != "float32" || projection.rows != bank->cols + 1 || projection.cols != spec.dims)
         throw_bundle(spec.projection + " does not match the bank and the manifest",
-                     "float32 [" + std::to_string(bank.cols + 1) + ", " + std::to_string(spec.dims) + "]",
+                     "float32 [" + std::to_string(bank->cols + 1) + ", " + std::to_string(spec.dims) + "]",
                      projection.source_dtype + " [" + std::to_string(projection.rows) + ", " +
                          std::to_string(projection.cols) + "]",
                      "re-export the bundle");

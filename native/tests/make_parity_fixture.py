@@ -12,9 +12,10 @@ Writes OUT_DIR/
     bundle_tiled/    the same data trained with data.tiling (64 px tiles of the 96 px images, overlap 0.25)
     frames/          test frames as binary PPM (color, stored RGB) / PGM (gray), of several sizes
     reference/       tocoad_edge.runtime.Detector (ONNX Runtime) maps as float32 .npy, per frame and search
-    reference.json   per frame: file, format, and per search (hnsw, exact: bundle/; hnsw_full: bundle_full/):
-                     score, raw_score, decision, map; "bundles": which bundle each search reads; "tiled": the
-                     same for bundle_tiled (hnsw, exact; maps in reference/<frame>.tiled.<search>.npy)
+    reference.json   per frame: file, format, and per search (hnsw, exact, refined: bundle/; hnsw_full,
+                     refined_full: bundle_full/): score, raw_score, decision, map; "bundles": which bundle each
+                     search reads; "tiled": the same for bundle_tiled (hnsw, exact, refined; maps in
+                     reference/<frame>.tiled.<search>.npy)
 
 The C++ parity test (test_parity.cpp) scores the same frames through the C ABI and compares. The
 fixture is reused when OUT_DIR/fixture.stamp matches this script and the package version.
@@ -80,11 +81,11 @@ def _frames(data: Path) -> dict[str, np.ndarray]:
 
 
 def _references(root: Path, bundles: dict[str, str], frames: dict[str, np.ndarray], tag: str) -> list[dict]:
-    """The Python runtime's answers for each frame: ``bundles`` maps an entry name (``hnsw``, ``exact``,
-    ``hnsw_full``) to the bundle folder it reads; the search is exact for ``exact`` and HNSW otherwise."""
+    """The Python runtime's answers for each frame: ``bundles`` maps an entry name (``hnsw``, ``exact``, ``refined``,
+    ``hnsw_full``, ``refined_full``) to the bundle folder it reads; the search is the name's first word."""
     from tocoad_edge.runtime import Detector
 
-    detectors = {key: Detector.open(root / bundle, backend="onnxrt", search="exact" if key == "exact" else "hnsw")
+    detectors = {key: Detector.open(root / bundle, backend="onnxrt", search=key.split("_")[0])
                  for key, bundle in bundles.items()}
     entries = []
     for name, frame in frames.items():
@@ -131,8 +132,9 @@ def main(out: str) -> int:
     (root / "frames").mkdir()
     (root / "reference").mkdir()
     frames = _frames(root / "data")
-    plain = {"hnsw": "bundle", "exact": "bundle", "hnsw_full": "bundle_full"}
-    tiled = {"hnsw": "bundle_tiled", "exact": "bundle_tiled"}
+    plain = {"hnsw": "bundle", "exact": "bundle", "refined": "bundle", "hnsw_full": "bundle_full",
+             "refined_full": "bundle_full"}
+    tiled = {"hnsw": "bundle_tiled", "exact": "bundle_tiled", "refined": "bundle_tiled"}
     entries = _references(root, plain, frames, "")
     for e in entries:
         suffix = ".pgm" if e["format"] == "GRAY8" else ".ppm"

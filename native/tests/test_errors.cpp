@@ -166,6 +166,8 @@ void test_bundles() {
     o.backend = TOCOAD_BACKEND_CPU;
     o.search = TOCOAD_SEARCH_HNSW;
     expect_bundle_error("hnsw without index", open_with(b, &o), "no hnswlib index");
+    o.search = TOCOAD_SEARCH_REFINED;
+    expect_bundle_error("refined without index", open_with(b, &o), "no hnswlib index");
     o.search = TOCOAD_SEARCH_AUTO;
     tocoad_detector *exact = nullptr;
     CHECK(tocoad_open(b.c_str(), &o, &exact) == TOCOAD_OK);
@@ -221,6 +223,11 @@ void test_bundles() {
     o.backend = 7;
     Opened bad_enum = open_with(fixture_bundle, &o);
     CHECK(bad_enum.status == TOCOAD_ERR_INVALID_ARGUMENT && contains(bad_enum.error, "unknown backend"));
+    tocoad_open_options_init(&o);
+    o.search = 4;
+    Opened bad_search = open_with(fixture_bundle, &o);
+    CHECK(bad_search.status == TOCOAD_ERR_INVALID_ARGUMENT && contains(bad_search.error, "unknown search") &&
+          contains(bad_search.error, "_REFINED") && contains(bad_search.error, "got: 4"));
     tocoad_open_options_init(&o);
     o.threads = -2;
     CHECK(open_with(fixture_bundle, &o).status == TOCOAD_ERR_INVALID_ARGUMENT);

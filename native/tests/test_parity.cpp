@@ -1,9 +1,10 @@
 // Parity with the Python runtime: the fixture's frames scored through the C ABI must match
 // tocoad_edge.runtime.Detector (ONNX Runtime) on the same bundle:
 //   image score relative difference <= 1e-4, anomaly map max |diff| <= 1e-3 x the reference map's range,
-//   same decision. Checked for both searches (hnsw, exact) of the default bundle (projected index, float16 bank),
-//   for hnsw of the same run exported with a full-dimension index (hnsw_full), and for RGB8 / BGR8 / BGRA8 /
-//   GRAY8 and padded-stride buffers.
+//   same decision. Checked for the three searches (hnsw, exact, refined: the index's map, the exact image score) of
+//   the default bundle (projected index, float16 bank), for hnsw and refined of the same run exported with a
+//   full-dimension index (hnsw_full, refined_full), for the tiled bundle, and for RGB8 / BGR8 / BGRA8 / GRAY8 and
+//   padded-stride buffers. TOCOAD_SEARCH_AUTO must open the refined search on a bundle with an index.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -72,11 +73,17 @@ int main(int argc, char **argv) {
             const std::string key = item.key();
             const std::string bundle_name = item.value().get<std::string>();
             const std::string bundle = root + "/" + bundle_name;
-            const bool exact = key == "exact";
-            tocoad_detector *detector = support::open_or_null(bundle, exact ? TOCOAD_SEARCH_EXACT : TOCOAD_SEARCH_HNSW);
+            const std::string search = key.substr(0, key.find('_'));   // hnsw_full: hnsw over bundle_full
+            // refined is opened both ways: by name (refined_full) and as what auto opens on a bundle with an index
+            const tocoad_search kind = search == "exact"     ? TOCOAD_SEARCH_EXACT
+                                       : key == "refined"    ? TOCOAD_SEARCH_AUTO
+                                       : search == "refined" ? TOCOAD_SEARCH_REFINED
+                                                             : TOCOAD_SEARCH_HNSW;
+            tocoad_detector *detector = support::open_or_null(bundle, kind);
             CHECK_MSG(detector != nullptr, "open " + bundle_name + " with search " + key);
             if (!detector) continue;
-            CHECK(std::string(tocoad_search_name(detector)) == (exact ? "exact" : "hnsw"));
+            CHECK_MSG(std::string(tocoad_search_name(detector)) == search,
+                      bundle_name + " " + key + " opened as " + tocoad_search_name(detector));
             CHECK(std::string(tocoad_backend_name(detector)) == "cpu-opencv");
             Worst worst;
             for (const auto &entry : (*set)["frames"]) {

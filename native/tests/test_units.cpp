@@ -1,6 +1,9 @@
 // Unit tests of the library's parts, on small inputs built here: sha256, .npy, manifest, bundle paths,
 // kernel size, protobuf rewriting of ONNX for OpenCV.
+#include <cmath>
 #include <cstring>
+#include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,8 @@
 #include "npy.hpp"
 #include "onnx_opencv_compat.hpp"
 #include "protobuf_wire.hpp"
+#include "refine.hpp"
+#include "search.hpp"
 #include "sha256.hpp"
 #include "tiling.hpp"
 
@@ -354,6 +359,73 @@ void test_engine_bindings() {
     refused({}, "got: no tensors");
 }
 
+// An exact search that counts the queries it answers (the refined score's cost is how many patches it re-checks).
+class CountingSearch final : public tocoad::NearestSearch {
+public:
+    explicit CountingSearch(std::unique_ptr<tocoad::NearestSearch> inner) : inner_(std::move(inner)) {}
+    const char *name() const override { return "counting"; }
+    void query(const float *queries, std::size_t n, float *out) const override {
+        queries_ += n;
+        inner_->query(queries, n, out);
+    }
+    mutable std::size_t queries_ = 0;
+
+private:
+    std::unique_ptr<tocoad::NearestSearch> inner_;
+};
+
+// The refined image score equals the score of the fully exact distances (max and smoothed-max, one and two tiles),
+// given any upper bounds of them; and with tight bounds it re-checks a few patches, not the frame.
+void test_refined_score() {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::uniform_int_distribution<int> coin(0, 2);
+    const std::size_t dim = 8, rows = 300;
+    auto bank = std::make_shared<tocoad::Matrix>();
+    bank->rows = rows;
+    bank->cols = dim;
+    bank->source_dtype = "float32";
+    for (std::size_t i = 0; i < rows * dim; ++i) bank->data.push_back(normal(rng));
+    const std::shared_ptr<const tocoad::Matrix> shared = bank;
+    for (std::size_t tiles : {1u, 2u}) {
+        for (const char *mode : {"max", "smoothed-max"}) {
+            tocoad::ScoringSpec scoring;
+            scoring.image_score = mode;
+            scoring.gaussian_sigma = 4.0;       // at stride 8: sigma 0.5 patch, a 3 x 3 kernel
+            const int grid_h = 6, grid_w = 5, stride = 8;
+            const std::size_t n = tiles * grid_h * grid_w;
+            for (int trial = 0; trial < 20; ++trial) {
+                std::vector<float> embeddings(n * dim);
+                for (float &v : embeddings) v = 1.5f * normal(rng);
+                if (trial % 4 == 0)   // a "defect": a few neighbouring patches far from every bank row
+                    for (std::size_t k : {7u, 8u, 12u})
+                        for (std::size_t j = 0; j < dim; ++j) embeddings[k * dim + j] += 4.0f;
+                std::vector<float> exact(n), upper(n);
+                tocoad::make_exact_search(shared)->query(embeddings.data(), n, exact.data());
+                for (std::size_t k = 0; k < n; ++k) {  // an upper bound: the distance to some row, often the nearest
+                    const std::size_t r = static_cast<std::size_t>(rng() % rows);
+                    const float any = std::sqrt(tocoad::squared_l2(embeddings.data() + k * dim, bank->data.data() + r * dim, dim));
+                    upper[k] = coin(rng) == 0 ? any : exact[k];
+                }
+                CountingSearch counting(tocoad::make_exact_search(shared));
+                const float got = tocoad::refined_image_score(embeddings.data(), dim, upper.data(), tiles, grid_h, grid_w,
+                                                              stride, scoring, counting);
+                const float want = tocoad::image_score(exact.data(), tiles, grid_h, grid_w, stride, scoring);
+                CHECK_MSG(std::abs(got - want) <= 1e-6f * std::abs(want),
+                          std::string(mode) + " tiles " + std::to_string(tiles) + ": refined " + std::to_string(got) +
+                              " vs exact " + std::to_string(want));
+                CHECK(counting.queries_ >= 1 && counting.queries_ <= n);
+                CountingSearch tight(tocoad::make_exact_search(shared));   // bounds equal to the answers
+                const float same = tocoad::refined_image_score(embeddings.data(), dim, exact.data(), tiles, grid_h,
+                                                               grid_w, stride, scoring, tight);
+                CHECK(std::abs(same - want) <= 1e-6f * std::abs(want));
+                CHECK_MSG(tight.queries_ <= (scoring.image_score == "max" ? 5u : 3u * 9u),
+                          std::string(mode) + ": tight bounds re-checked " + std::to_string(tight.queries_) + " patches");
+            }
+        }
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -367,5 +439,6 @@ int main() {
     test_engine_fingerprint();
     test_engine_record();
     test_engine_bindings();
+    test_refined_score();
     return check::finish("test_units");
 }

@@ -58,9 +58,12 @@ typedef enum tocoad_precision {
 } tocoad_precision;
 
 typedef enum tocoad_search {
-    TOCOAD_SEARCH_AUTO = 0,   /* the bundle's hnswlib index when it has one, else exact */
-    TOCOAD_SEARCH_HNSW = 1,   /* the bundle's hnswlib index (fails if it has none) */
-    TOCOAD_SEARCH_EXACT = 2   /* exact nearest neighbour over coreset.npy */
+    TOCOAD_SEARCH_AUTO = 0,    /* refined when the bundle has an hnswlib index, else exact */
+    TOCOAD_SEARCH_HNSW = 1,    /* the bundle's hnswlib index alone: map and image score approximate (upper bounds) */
+    TOCOAD_SEARCH_EXACT = 2,   /* exact nearest neighbour over coreset.npy */
+    TOCOAD_SEARCH_REFINED = 3  /* the index draws the map; the patches that may carry the image score are re-checked
+                                  exactly, so the score (and the decision) is exact search's, as the Python runtime's
+                                  default (fails if the bundle has no index) */
 } tocoad_search;
 
 /* Enum-valued fields and parameters are int32_t so that any value a caller passes is well defined
@@ -96,7 +99,7 @@ TOCOAD_EDGE_API void tocoad_close(tocoad_detector *detector);
 TOCOAD_EDGE_API tocoad_status tocoad_input_size(const tocoad_detector *detector, int32_t *width,
                                                 int32_t *height);
 
-/* Name of the backend in use ("cpu-opencv" or "tensorrt") and of the search ("hnsw" or "exact");
+/* Name of the backend in use ("cpu-opencv" or "tensorrt") and of the search ("refined", "hnsw" or "exact");
  * NULL if detector is NULL. Valid as long as the detector. */
 TOCOAD_EDGE_API const char *tocoad_backend_name(const tocoad_detector *detector);
 TOCOAD_EDGE_API const char *tocoad_search_name(const tocoad_detector *detector);
