@@ -85,6 +85,24 @@ def test_detector_runs_the_int8_model_on_onnxrt(int8_bundle):
     assert abs(p8.raw_score - p32.raw_score) / p32.raw_score < 0.2
 
 
+def test_search_auto_scores_int8_embeddings_exactly(int8_bundle, i4_run):
+    """auto chooses by speed among the searches with exact image scores only. With INT8 embeddings the index alone
+    (its tuned ef is the map's ef) was the fastest, and its upper-bound scores would move decisions off the
+    thresholds, which are set on exact scores."""
+    from tocoad_edge.data import load_dataset, read_image
+    from tocoad_edge.runtime import Detector
+
+    data, _ = i4_run
+    frames = [read_image(t.path) for t in load_dataset(data, require_test=True).test]
+    for precision in ("fp32", "int8"):
+        with Detector.open(int8_bundle, precision=precision, search="auto", threads=1) as auto, \
+                Detector.open(int8_bundle, precision=precision, search="exact", threads=1) as exact:
+            assert auto.search.name in ("exact", "graph", "refined")
+            assert "hnsw_ms" not in auto.describe()["search"]["selection"]
+            for f in frames:
+                assert auto.predict(f).raw_score == pytest.approx(exact.predict(f).raw_score, rel=1e-5)
+
+
 def test_gate_failure_fails_the_export_unless_allow_degraded(tmp_path, i4_run, monkeypatch):
     from tocoad_edge.calibration import gate, pipeline
     from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle

@@ -63,9 +63,12 @@ def test_projected_bundle_scores_exactly_with_refined_search(tiny_bundle, sample
 
 
 def test_search_auto_times_the_projected_index(tiny_bundle):
+    from tocoad_edge.runtime.detector import map_ef
+
     with Detector.open(tiny_bundle, search="auto") as det:
         selection = det.describe()["search"]["selection"]
-    assert {"exact_ms", "hnsw_ms"} <= set(selection) and selection["chosen"] in ("exact", "graph", "hnsw", "refined")
+    assert {"exact_ms", "refined_ms"} <= set(selection) and selection["chosen"] in ("exact", "graph", "refined")
+    assert selection["refined_ef"] == map_ef(det.manifest, "fp32")
 
 
 def test_old_format_bundle_still_opens_and_scores_the_same(old_format_bundle, tiny_bundle, sample_dataset):

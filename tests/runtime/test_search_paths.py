@@ -61,8 +61,9 @@ def test_bundle_search_paths_agree_within_configured_bound(caplog, sample_datase
     with caplog.at_level(logging.INFO, logger="tocoad_edge.runtime"):
         with Detector.open(bundle, search="auto", threads=1) as auto:
             sel = auto.describe()["search"]["selection"]
-            assert sel["chosen"] in ("exact", "graph", "hnsw", "refined") and sel["chosen"] == auto.search.name
-            assert sel["exact_ms"] > 0 and sel["graph_ms"] > 0 and sel["hnsw_ms"] > 0 and sel["refined_ms"] > 0
+            assert sel["chosen"] in ("exact", "graph", "refined") and sel["chosen"] == auto.search.name
+            assert sel["exact_ms"] > 0 and sel["graph_ms"] > 0 and sel["refined_ms"] > 0
+            assert "hnsw_ms" not in sel            # the index alone scores approximately: never auto's choice
     assert any("search auto:" in r.getMessage() for r in caplog.records)
 
 

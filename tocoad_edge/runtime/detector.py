@@ -97,8 +97,7 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
     if kind == "auto":
         from .search.select import choose_search
 
-        return choose_search(bank, manifest, paths, threads, ef=query_ef(manifest, precision) if index else None,
-                             refined_ef=map_ef(manifest, precision) if index else None)
+        return choose_search(bank, manifest, paths, threads, refined_ef=map_ef(manifest, precision) if index else None)
     if kind in ("hnsw", "refined"):
         if index is None:
             raise BundleError("this bundle has no HNSW index", fix="use search='exact' or re-export the bundle")
