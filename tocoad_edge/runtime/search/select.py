@@ -56,7 +56,8 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
                   threads: int | None, refined_ef: int | None = None) -> NearestNeighbourSearch:
     """``refined_ef``: the ef of the refined search's map (the bundle's index is not timed without it)."""
     exact = ExactSearch(bank, threads=threads)
-    index = manifest.memory_bank.index if refined_ef else None
+    map_ef = int(refined_ef or 0)
+    index = manifest.memory_bank.index if map_ef > 0 else None
     n_query = int(np.prod(manifest.features.grid))
     candidates: dict[str, NearestNeighbourSearch] = {"exact": exact}
     graph = _graph_search(bank, threads, n_query)
@@ -72,8 +73,8 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
         from .bundle_index import open_index_search
         from .refined import bounded_refined_search
 
-        refined = bounded_refined_search(open_index_search(bank, index, paths, ef=int(refined_ef or 0), threads=threads),
-                                         bank, threads)
+        refined = bounded_refined_search(open_index_search(bank, index, paths, ef=map_ef, threads=threads), bank,
+                                         threads)
         candidates["refined"] = refined
         # one frame through the refined path: HNSW distances, then the exact re-check of the image score
         frames["refined"] = lambda: refined.max_distance(queries, refined.query(queries))
@@ -82,11 +83,11 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
     name = min(timed, key=lambda k: timed[k][1])
     chosen = timed[name][0]
     chosen.selection = {"chosen": name, **{f"{k}_ms": round(t * 1e3, 3) for k, (_, t) in timed.items()},
-                        **({"refined_ef": int(refined_ef or 0)} if index is not None else {}),
+                        **({"refined_ef": map_ef} if index is not None else {}),
                         "threads": threads, "entries": int(len(bank))}
     log.info("search auto: %s (%s per frame%s, %d entries, threads=%s)", name,
              ", ".join(f"{k} {t * 1e3:.2f} ms" for k, (_, t) in timed.items()),
-             f"; refined map ef={refined_ef}" if index is not None else "", len(bank), threads)
+             f"; refined map ef={map_ef}" if index is not None else "", len(bank), threads)
     for srch, _ in timed.values():
         if srch is not chosen:
             srch.close()
