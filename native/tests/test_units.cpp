@@ -113,6 +113,18 @@ void test_manifest() {
     CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json(R"(, "channels": "3")"), "m.json"); }), "must be an integer"));
     CHECK(contains(error_of([] { tocoad::parse_manifest(manifest_json("", "3"), "m.json"); }), "unsupported schema version"));
     CHECK(tocoad::parse_manifest(manifest_json("", "2"), "m.json").schema_version == 2);  // 1 and 2 read
+    CHECK(m.search.ef_per_precision.empty() && m.search.ef_tuning.empty());   // "search": {} (older bundles)
+    std::string tuned = manifest_json();
+    tuned.replace(tuned.find(R"("search": {})"), 12,
+                  R"("search": {"ef_per_precision": {"fp32": 48, "int8": "16"},
+                     "ef_tuning": {"fp32": [{"ef": 16, "recall_at_1": 0.93, "mean_distance_rel_error": 0.004},
+                                            "junk", {"ef": -2}, {"ef": 32}], "int8": 7}})");
+    auto tm = tocoad::parse_manifest(tuned, "m.json");   // read leniently, like runtime/detector.py: bad entries skipped
+    CHECK(tm.search.ef_per_precision.size() == 1 && tm.search.ef_per_precision.at("fp32") == 48);
+    CHECK(tm.search.ef_tuning.size() == 1 && tm.search.ef_tuning.at("fp32").size() == 2);
+    const auto &row = tm.search.ef_tuning.at("fp32")[0];
+    CHECK(row.ef == 16 && row.recall_at_1 == 0.93 && row.mean_distance_rel_error == 0.004);
+    CHECK(tm.search.ef_tuning.at("fp32")[1].ef == 32 && tm.search.ef_tuning.at("fp32")[1].mean_distance_rel_error == 1.0);
     std::string projected = manifest_json("", "2");
     projected.replace(projected.find(R"("ef": 32})"), 9,
                       R"("ef": 32, "kind": "projected_hnsw", "projection": "p.npy", "dims": 3, "candidates": 4})");
