@@ -140,5 +140,10 @@ def test_demo_test_video_has_every_test_image(tmp_path):
     with open_source(str(video)) as src:
         frames = list(src)
     assert len(frames) == 2 * (3 + 3) and frames[0].image.shape == (64, 64, 3)
+    # lossless: each frame is its test image pixel for pixel (good first, then the defect classes, by name)
+    classes = sorted((p for p in (data / "test").iterdir()), key=lambda p: (p.name != "good", p.name))
+    images = [cv2.imread(str(f), cv2.IMREAD_COLOR) for c in classes for f in sorted(c.iterdir())]
+    for i, image in enumerate(images):
+        assert np.array_equal(frames[2 * i].image, image) and np.array_equal(frames[2 * i + 1].image, image)
     with pytest.raises(DataError):
         make_test_video(tmp_path / "nothing", tmp_path / "x.avi")

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     t = _step("stream: a video of the test images through the detector")
     from ..stream.demo_video import make_test_video, stream_video
 
-    video = make_test_video(data, out / "test_images.mp4")
+    video = make_test_video(data, out / "test_images.avi")      # lossless: the frames the evaluation scored
     summary = stream_video(out / "bundle", video, out / "overlay.mp4", out / "results.jsonl")
     print(f"   {json.dumps(summary)} ({time.perf_counter() - t:.1f} s)")
     print(f"\nDone. Look at {out / 'report_fp32'} (ROC curves, heat maps) and {out / 'overlay.mp4'}.")

@@ -13,7 +13,10 @@ from .grabbers import IMAGE_EXTENSIONS
 
 def make_test_video(data_root: str | Path, path: str | Path, *, fps: float = 5.0, hold_frames: int = 1) -> Path:
     """Write every image under ``data_root/test/*/`` (name order, good first) into a video, each shown for
-    ``hold_frames`` frames at the size of the first image."""
+    ``hold_frames`` frames at the size of the first image. ``.avi`` and ``.mkv`` are written lossless (FFV1, else
+    MJPG at full quality where this OpenCV lacks FFV1), so the stream scores the frames the evaluation scored;
+    ``.mp4`` uses mp4v, whose compression moves the scores (in the quick start's sample set it put 3 of the 12 good
+    images over the threshold)."""
     root = Path(data_root) / "test"
     classes = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (p.name != "good", p.name)) \
         if root.is_dir() else []
@@ -21,7 +24,7 @@ def make_test_video(data_root: str | Path, path: str | Path, *, fps: float = 5.0
     if not files:
         raise DataError(f"no test images under {root}", expected="test/<class>/*.png (MVTec AD layout)", got="none")
     path = Path(path)
-    fourcc = "mp4v" if path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"
+    codecs = ["mp4v"] if path.suffix.lower() in (".mp4", ".m4v", ".mov") else ["FFV1", "MJPG"]
     writer = None
     try:
         for f in files:
@@ -30,9 +33,7 @@ def make_test_video(data_root: str | Path, path: str | Path, *, fps: float = 5.0
                 continue
             if writer is None:
                 size = (image.shape[1], image.shape[0])
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-                if not writer.isOpened():
-                    raise ResourceError(f"cannot write the video {path}", fix="check the folder is writable")
+                writer = _open_writer(path, codecs, fps, size)
             if (image.shape[1], image.shape[0]) != size:
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             for _ in range(hold_frames):
@@ -41,6 +42,18 @@ def make_test_video(data_root: str | Path, path: str | Path, *, fps: float = 5.0
         if writer is not None:
             writer.release()
     return path
+
+
+def _open_writer(path: Path, codecs: list[str], fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """A writer for the first of ``codecs`` this OpenCV can write (MJPG at full quality)."""
+    for fourcc in codecs:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if writer.isOpened():
+            writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)       # MJPG's; the others ignore it
+            return writer
+        writer.release()
+    raise ResourceError(f"cannot write the video {path}", expected=f"a writable folder and one of the codecs {codecs}",
+                        got="OpenCV could not open a writer", fix="check the folder is writable, or write a .avi")
 
 
 def stream_video(bundle: str | Path, video: str | Path, overlay: str | Path, jsonl: str | Path) -> dict[str, Any]:
