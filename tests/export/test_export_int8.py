@@ -103,6 +103,30 @@ def test_search_auto_scores_int8_embeddings_exactly(int8_bundle, i4_run):
                 assert auto.predict(f).raw_score == pytest.approx(exact.predict(f).raw_score, rel=1e-5)
 
 
+def test_detector_warns_when_the_thresholds_were_chosen_for_the_other_precision(int8_bundle, i4_run, tmp_path,
+                                                                               caplog):
+    import logging
+    import shutil
+
+    from tocoad_edge.cli.threshold import main as threshold_main
+    from tocoad_edge.runtime import Detector
+
+    data, _ = i4_run
+    bundle = shutil.copytree(int8_bundle, tmp_path / "bundle")
+    assert threshold_main([str(bundle), "--data", str(data), "--policy", "labelled", "--target-fpr", "0.25",
+                           "--precision", "fp32"]) == 0
+    with caplog.at_level(logging.WARNING, logger="tocoad_edge.runtime"):
+        Detector.open(bundle, precision="fp32", search="exact").close()
+        assert not [r for r in caplog.records if "thresholds" in r.getMessage()]
+        Detector.open(bundle, precision="int8", search="exact").close()
+    warned = [r.getMessage() for r in caplog.records if "thresholds" in r.getMessage()]
+    assert len(warned) == 1 and "chosen on fp32 scores" in warned[0] and "--precision int8" in warned[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tocoad_edge.runtime"):
+        Detector.open(int8_bundle, precision="int8", search="exact").close()     # training threshold: no promise
+    assert not [r for r in caplog.records if "thresholds" in r.getMessage()]
+
+
 def test_gate_failure_fails_the_export_unless_allow_degraded(tmp_path, i4_run, monkeypatch):
     from tocoad_edge.calibration import gate, pipeline
     from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle

@@ -207,6 +207,7 @@ class Detector:
         log.info("opened bundle %s: backend=%s precision=%s search=%s entries=%d", bundle, backend_name, precision,
                  nn.name, manifest.memory_bank.entries)
         det = cls(bundle, manifest, be, nn, precision)
+        _check_decision_precision(manifest.decision, precision, bundle)
         det.threads = {"backbone": threads, "search": search_threads or threads}
         det._public_key = options.public_key
         return det
@@ -318,6 +319,7 @@ class Detector:
                                   "change under a running detector", expected=f"the same {part}", got="a different one",
                                   fix="open the new bundle (HotSwapDetector swaps a whole bundle safely)")
         self.manifest = dataclasses.replace(self.manifest, scoring=new.scoring, decision=new.decision)
+        _check_decision_precision(new.decision, self.precision, self.bundle_dir)
         log.info("decision reloaded from %s: image threshold %.6g, review threshold %s", self.bundle_dir,
                  new.scoring.image_threshold, new.scoring.review_threshold)
         return dict(new.decision)
@@ -386,3 +388,15 @@ class Detector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_decision_precision(decision: dict[str, Any], precision: str, bundle: Path) -> None:
+    """Warn when the thresholds were chosen on another model's scores than the one this detector runs: the FP32 and
+    INT8 models score images slightly differently, so a false-call rate promised on one is not promised on the other
+    (a threshold set at training, with no decision record, is not a promise and gets no warning)."""
+    set_on = decision.get("precision") if isinstance(decision, dict) else None
+    if isinstance(set_on, str) and set_on != precision:
+        log.warning("the thresholds of %s were chosen on %s scores (policy %s) but this detector runs the %s model: "
+                    "its false-call rate is not the one promised; choose them for it: tocoad-threshold %s --data DIR "
+                    "--policy %s --precision %s ...", bundle, set_on, decision.get("policy", "?"), precision, bundle,
+                    decision.get("policy", "normal-quantile"), precision)
