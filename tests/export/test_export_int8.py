@@ -103,8 +103,7 @@ def test_search_auto_scores_int8_embeddings_exactly(int8_bundle, i4_run):
                 assert auto.predict(f).raw_score == pytest.approx(exact.predict(f).raw_score, rel=1e-5)
 
 
-def test_detector_warns_when_the_thresholds_were_chosen_for_the_other_precision(int8_bundle, i4_run, tmp_path,
-                                                                               caplog):
+def test_detector_warns_when_the_thresholds_were_chosen_on_other_scores(int8_bundle, i4_run, tmp_path, caplog):
     import logging
     import shutil
 
@@ -123,7 +122,14 @@ def test_detector_warns_when_the_thresholds_were_chosen_for_the_other_precision(
     assert len(warned) == 1 and "chosen on fp32 scores" in warned[0] and "--precision int8" in warned[0]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="tocoad_edge.runtime"):
-        Detector.open(int8_bundle, precision="int8", search="exact").close()     # training threshold: no promise
+        Detector.open(bundle, precision="fp32", search="refined").close()        # exact scores too: no warning
+        assert not [r for r in caplog.records if "thresholds" in r.getMessage()]
+        Detector.open(bundle, precision="fp32", search="hnsw").close()
+    warned = [r.getMessage() for r in caplog.records if "thresholds" in r.getMessage()]
+    assert len(warned) == 1 and "chosen on exact image scores" in warned[0] and "--search" in warned[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tocoad_edge.runtime"):
+        Detector.open(int8_bundle, precision="int8", search="hnsw").close()     # training threshold: no promise
     assert not [r for r in caplog.records if "thresholds" in r.getMessage()]
 
 

@@ -207,7 +207,7 @@ class Detector:
         log.info("opened bundle %s: backend=%s precision=%s search=%s entries=%d", bundle, backend_name, precision,
                  nn.name, manifest.memory_bank.entries)
         det = cls(bundle, manifest, be, nn, precision)
-        _check_decision_precision(manifest.decision, precision, bundle)
+        _check_decision(manifest.decision, precision, nn.name, bundle)
         det.threads = {"backbone": threads, "search": search_threads or threads}
         det._public_key = options.public_key
         return det
@@ -319,7 +319,7 @@ class Detector:
                                   "change under a running detector", expected=f"the same {part}", got="a different one",
                                   fix="open the new bundle (HotSwapDetector swaps a whole bundle safely)")
         self.manifest = dataclasses.replace(self.manifest, scoring=new.scoring, decision=new.decision)
-        _check_decision_precision(new.decision, self.precision, self.bundle_dir)
+        _check_decision(new.decision, self.precision, self.search.name, self.bundle_dir)
         log.info("decision reloaded from %s: image threshold %.6g, review threshold %s", self.bundle_dir,
                  new.scoring.image_threshold, new.scoring.review_threshold)
         return dict(new.decision)
@@ -390,13 +390,27 @@ class Detector:
         self.close()
 
 
-def _check_decision_precision(decision: dict[str, Any], precision: str, bundle: Path) -> None:
-    """Warn when the thresholds were chosen on another model's scores than the one this detector runs: the FP32 and
-    INT8 models score images slightly differently, so a false-call rate promised on one is not promised on the other
-    (a threshold set at training, with no decision record, is not a promise and gets no warning)."""
-    set_on = decision.get("precision") if isinstance(decision, dict) else None
+# Searches whose image score is an upper bound of the exact one (the index alone); every other search scores exactly.
+APPROXIMATE_SEARCHES = ("hnsw", "projected")
+
+
+def _check_decision(decision: dict[str, Any], precision: str, search: str, bundle: Path) -> None:
+    """Warn when the thresholds were chosen on other scores than this detector computes: another model's (FP32 and
+    INT8 score images slightly differently), or approximate index scores against exact ones or the reverse. A
+    false-call rate promised on one is not promised on the other. (A threshold set at training, with no decision
+    record, is not a promise and gets no warning.)"""
+    if not isinstance(decision, dict):
+        return
+    policy = decision.get("policy", "normal-quantile")
+    set_on = decision.get("precision")
     if isinstance(set_on, str) and set_on != precision:
         log.warning("the thresholds of %s were chosen on %s scores (policy %s) but this detector runs the %s model: "
                     "its false-call rate is not the one promised; choose them for it: tocoad-threshold %s --data DIR "
-                    "--policy %s --precision %s ...", bundle, set_on, decision.get("policy", "?"), precision, bundle,
-                    decision.get("policy", "normal-quantile"), precision)
+                    "--policy %s --precision %s ...", bundle, set_on, policy, precision, bundle, policy, precision)
+    searched = decision.get("search")
+    if isinstance(searched, str) and (searched in APPROXIMATE_SEARCHES) != (search in APPROXIMATE_SEARCHES):
+        log.warning("the thresholds of %s were chosen on %s image scores (search %s) but this detector's search (%s) "
+                    "scores %s: its false-call rate is not the one promised; open it with the search the thresholds "
+                    "were chosen with, or choose them again with --search %s", bundle,
+                    "approximate" if searched in APPROXIMATE_SEARCHES else "exact", searched, search,
+                    "approximately" if search in APPROXIMATE_SEARCHES else "exactly", search)
