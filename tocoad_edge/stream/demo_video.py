@@ -13,10 +13,9 @@ from .grabbers import IMAGE_EXTENSIONS
 
 def make_test_video(data_root: str | Path, path: str | Path, *, fps: float = 5.0, hold_frames: int = 1) -> Path:
     """Write every image under ``data_root/test/*/`` (name order, good first) into a video, each shown for
-    ``hold_frames`` frames at the size of the first image. ``.avi`` and ``.mkv`` are written lossless (FFV1, else
-    MJPG at full quality where this OpenCV lacks FFV1), so the stream scores the frames the evaluation scored;
-    ``.mp4`` uses mp4v, whose compression moves the scores (in the quick start's sample set it put 3 of the 12 good
-    images over the threshold)."""
+    ``hold_frames`` frames at the size of the first image. ``.avi`` and ``.mkv`` get FFV1, a lossless codec, so the
+    stream scores the very frames the evaluation scored (MJPG at full quality where this OpenCV lacks FFV1);
+    ``.mp4`` gets mp4v, whose compression moves the scores enough to turn good images into false calls."""
     root = Path(data_root) / "test"
     classes = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (p.name != "good", p.name)) \
         if root.is_dir() else []

@@ -3,13 +3,11 @@ keep the fastest: exact, graph (exact search as an ONNX model, where onnxruntime
 bundle's index draws the map, ``bundle_index.py``; the patches that may carry the image score are re-checked
 exactly).
 
-The index alone (``search: hnsw``) is not a candidate. Its image scores are upper bounds: on the tuning images of
-the default magnetic-tile bundle up to 4.8 % above exact search at its FP32 ef and 6.9 % at its INT8 ef. The
-thresholds are set on exact scores (``tocoad-threshold`` and the trainer score exactly), so a search chosen for
-its speed would move the line's decisions. With INT8 embeddings, whose tuned ef equals the map's, it was always the
-fastest and ``auto`` took it (image AUROC 0.909 against 0.916 exact on the 304 magnetic-tile test images).
-``search: hnsw`` still gives it to whoever asks, with a threshold set on its scores (``tocoad-threshold --search
-hnsw``).
+The index alone (``search: hnsw``) is not a candidate: its image scores are upper bounds of the exact ones, by
+several per cent where the index misses a patch's nearest row, while the thresholds are set on exact scores
+(``tocoad-threshold`` and the trainer score exactly). Chosen for its speed, it would move the line's decisions;
+with INT8 embeddings, whose tuned ef is the map's, it is always the fastest. ``search: hnsw`` still gives it to
+whoever asks, with a threshold set on its scores (``tocoad-threshold --search hnsw``).
 
 The choice, the timings and the thread count are logged and kept in ``search.selection`` (reported by
 ``Detector.describe()`` and ``tocoad-bench``).
