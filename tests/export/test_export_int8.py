@@ -110,27 +110,23 @@ def test_detector_warns_when_the_thresholds_were_chosen_on_other_scores(int8_bun
     from tocoad_edge.cli.threshold import main as threshold_main
     from tocoad_edge.runtime import Detector
 
+    def warnings_on_open(bundle, precision, search):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tocoad_edge.runtime"):
+            Detector.open(bundle, precision=precision, search=search).close()
+        return [r.getMessage() for r in caplog.records if "thresholds" in r.getMessage()]
+
     data, _ = i4_run
     bundle = shutil.copytree(int8_bundle, tmp_path / "bundle")
     assert threshold_main([str(bundle), "--data", str(data), "--policy", "labelled", "--target-fpr", "0.25",
-                           "--precision", "fp32"]) == 0
-    with caplog.at_level(logging.WARNING, logger="tocoad_edge.runtime"):
-        Detector.open(bundle, precision="fp32", search="exact").close()
-        assert not [r for r in caplog.records if "thresholds" in r.getMessage()]
-        Detector.open(bundle, precision="int8", search="exact").close()
-    warned = [r.getMessage() for r in caplog.records if "thresholds" in r.getMessage()]
+                           "--precision", "fp32"]) == 0          # chosen on FP32 exact scores
+    assert warnings_on_open(bundle, "fp32", "exact") == []
+    assert warnings_on_open(bundle, "fp32", "refined") == []     # exact scores too
+    warned = warnings_on_open(bundle, "int8", "exact")
     assert len(warned) == 1 and "chosen on fp32 scores" in warned[0] and "--precision int8" in warned[0]
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="tocoad_edge.runtime"):
-        Detector.open(bundle, precision="fp32", search="refined").close()        # exact scores too: no warning
-        assert not [r for r in caplog.records if "thresholds" in r.getMessage()]
-        Detector.open(bundle, precision="fp32", search="hnsw").close()
-    warned = [r.getMessage() for r in caplog.records if "thresholds" in r.getMessage()]
+    warned = warnings_on_open(bundle, "fp32", "hnsw")
     assert len(warned) == 1 and "chosen on exact image scores" in warned[0] and "--search" in warned[0]
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="tocoad_edge.runtime"):
-        Detector.open(int8_bundle, precision="int8", search="hnsw").close()     # training threshold: no promise
-    assert not [r for r in caplog.records if "thresholds" in r.getMessage()]
+    assert warnings_on_open(int8_bundle, "int8", "hnsw") == []   # a training threshold makes no promise
 
 
 def test_gate_failure_fails_the_export_unless_allow_degraded(tmp_path, i4_run, monkeypatch):
