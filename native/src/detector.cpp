@@ -184,7 +184,8 @@ Prediction Detector::predict(const FrameView &frame) {
     } else {
         inputs.push_back(frame_to_model_input(frame, m.input.width, m.input.height));
     }
-    const std::size_t patches = per_tile * inputs.size();
+    const std::size_t tiles = inputs.size();   // 1 for an untiled frame
+    const std::size_t patches = per_tile * tiles;
     std::vector<float> embeddings;
     std::vector<float> distances(patches);
     std::optional<float> refined_raw;
@@ -194,9 +195,9 @@ Prediction Detector::predict(const FrameView &frame) {
         std::vector<float> all;
         for (const cv::Mat &input : inputs) {
             backend_->infer(input.ptr<uint8_t>(), embeddings);
-            if (inputs.size() > 1) all.insert(all.end(), embeddings.begin(), embeddings.end());
+            if (tiles > 1) all.insert(all.end(), embeddings.begin(), embeddings.end());
         }
-        if (inputs.size() > 1) embeddings.swap(all);
+        if (tiles > 1) embeddings.swap(all);
         search_->query(embeddings.data(), patches, distances.data());
         for (float v : distances)
             if (!std::isfinite(v))
@@ -204,12 +205,12 @@ Prediction Detector::predict(const FrameView &frame) {
                             "non-finite distances", "check the bundle with tocoad-export's parity report");
         if (exact_)  // refined: the patches that may carry the image score, re-checked exactly
             refined_raw = refined_image_score(embeddings.data(), static_cast<std::size_t>(m.memory_bank.dim),
-                                              distances.data(), inputs.size(), m.features.grid_h, m.features.grid_w,
+                                              distances.data(), tiles, m.features.grid_h, m.features.grid_w,
                                               m.features.stride, m.scoring, *exact_);
     }
     Prediction p;
     p.raw_score = refined_raw ? *refined_raw
-                              : image_score(distances.data(), layout ? layout->count() : 1, m.features.grid_h,
+                              : image_score(distances.data(), tiles, m.features.grid_h,
                                             m.features.grid_w, m.features.stride, m.scoring);
     p.score = normalise(p.raw_score, m.scoring);
     p.is_anomalous = p.raw_score > m.scoring.image_threshold;  // as the Python runtime decides
