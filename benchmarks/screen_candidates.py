@@ -12,6 +12,12 @@ OUT_DIR/<set>/<candidate>.json and prints one table row per candidate.
 and top-bottom; ``mirrors``: those and both at once, i.e. turned 180°); the pool is drawn from all of them, so the
 bank keeps its size. It exists only here, to find out whether the trainer should offer it.
 
+``--tone`` screens a per-image tone normalisation applied to every frame before the model (training and test):
+``standardize`` maps each image's own mean and standard deviation to the training images' medians of both (a
+darker or flatter part looks like a typical one; ``center`` shifts the mean only), ``clahe`` equalises contrast
+locally (OpenCV's CLAHE, clip 2, 8 × 8 tiles, on the luminance). It exists only here, to find out whether the
+runtime should offer one.
+
 ``--resize`` screens how a frame is brought to the model's input (the product resizes to a square, ``squash``):
 ``letterbox`` keeps the aspect ratio and pads with the image's mean colour, ``portrait`` first turns landscape
 crops upright (``portrait-letterbox`` both); ``--input-hw H W`` resizes to a non-square input instead of
@@ -46,6 +52,7 @@ from tocoad_edge.train.features import embed_images
 FPRS = (0.01, 0.05, 0.10)
 RESIZES = ("squash", "letterbox", "portrait", "portrait-letterbox")
 AUGMENTS = ("none", "flips", "mirrors")
+TONES = ("none", "standardize", "center", "clahe")
 
 
 def to_input(image: np.ndarray, hw: tuple[int, int], resize: str) -> np.ndarray:
@@ -70,6 +77,34 @@ def load_inputs(paths: list[Path], hw: tuple[int, int], resize: str) -> np.ndarr
     return out
 
 
+def toned(images: np.ndarray, tone: str, reference: tuple[float, float] | None) -> np.ndarray:
+    """``images [N, H, W, 3]`` uint8 after the per-image tone normalisation ``tone`` (see the module doc);
+    ``reference`` is the (mean, std) that ``standardize`` maps every image to."""
+    if tone == "none":
+        return images
+    out = np.empty_like(images)
+    if tone == "clahe":
+        clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+        for i, im in enumerate(images):
+            lab = cv2.cvtColor(im, cv2.COLOR_BGR2LAB)
+            lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
+            out[i] = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+        return out
+    assert reference is not None
+    mu_ref, sd_ref = reference
+    for i, im in enumerate(images):
+        x = im.astype(np.float32)
+        gain = sd_ref / max(float(x.std()), 1.0) if tone == "standardize" else 1.0
+        out[i] = np.clip((x - x.mean()) * gain + mu_ref, 0, 255).round()
+    return out
+
+
+def tone_reference(images: np.ndarray) -> tuple[float, float]:
+    """The training images' median per-image mean and standard deviation."""
+    flat = images.reshape(len(images), -1).astype(np.float32)
+    return float(np.median(flat.mean(1))), float(np.median(flat.std(1)))
+
+
 def augmented(images: np.ndarray, augment: str) -> np.ndarray:
     """``images [N, H, W, 3]`` and, for ``flips``, their left-right and top-bottom mirror images (``mirrors``:
     also both at once)."""
@@ -82,15 +117,17 @@ def augmented(images: np.ndarray, augment: str) -> np.ndarray:
 
 
 def screen(data: Path, config: Path, seed: int, pool: int, resize: str = "squash",
-           input_hw: tuple[int, int] | None = None, augment: str = "none") -> dict:
+           input_hw: tuple[int, int] | None = None, augment: str = "none", tone: str = "none") -> dict:
     cfg = load_train_config(config)
     ds = load_dataset(data, require_test=True)
     t0 = time.perf_counter()
     embedder = make_embedder(cfg)
     hw = input_hw or (cfg.data.image_size, cfg.data.image_size)
     with torch.inference_mode():
-        train = embed_images(embedder, augmented(load_inputs(list(ds.train), hw, resize), augment))
-        test = embed_images(embedder, load_inputs([t.path for t in ds.test], hw, resize))
+        train_images = load_inputs(list(ds.train), hw, resize)
+        reference = tone_reference(train_images)
+        train = embed_images(embedder, augmented(toned(train_images, tone, reference), augment))
+        test = embed_images(embedder, toned(load_inputs([t.path for t in ds.test], hw, resize), tone, reference))
     flat = train.reshape(-1, train.shape[-1])
     rng = np.random.default_rng(seed)
     if len(flat) > pool:
@@ -106,6 +143,8 @@ def screen(data: Path, config: Path, seed: int, pool: int, resize: str = "squash
         f"{config.stem}, {resize}" + (f" {hw[0]}x{hw[1]}" if input_hw else "")
     if augment != "none":
         name += f", bank with {augment}"
+    if tone != "none":
+        name += f", tone {tone}"
     row = {"set": data.name, "candidate": name, "image_auroc": auroc(labels, scores),
            "bank": [int(bank.shape[0]), int(bank.shape[1])], "seconds": time.perf_counter() - t0,
            "protocol": f"frozen backbone, greedy coreset of a random pool of {pool} patches, exact search"}
@@ -124,6 +163,7 @@ def main() -> None:
     ap.add_argument("--resize", choices=RESIZES, default="squash", help="how images reach the model input")
     ap.add_argument("--augment", choices=AUGMENTS, default="none",
                     help="mirror images of the training images in the bank's pool")
+    ap.add_argument("--tone", choices=TONES, default="none", help="per-image tone normalisation of every frame")
     ap.add_argument("--input-hw", type=int, nargs=2, metavar=("H", "W"), help="non-square model input")
     ap.add_argument("configs", type=Path, nargs="+", help="candidate training configs (YAML)")
     args = ap.parse_args()
@@ -136,7 +176,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for config in args.configs:
         hw = tuple(args.input_hw) if args.input_hw else None
-        row = screen(args.data, config, args.seed, args.pool, args.resize, hw, args.augment)
+        row = screen(args.data, config, args.seed, args.pool, args.resize, hw, args.augment, args.tone)
         (out / f"{row['candidate'].replace(', ', '_').replace(' ', '_')}.json").write_text(json.dumps(row, indent=1))
         r = [100 * row[f"recall_at_fpr_{f:g}"] for f in FPRS]
         print(f"| {row['set']} | {row['candidate']} | {100 * row['image_auroc']:.1f} | {r[0]:.1f} | {r[1]:.1f} "
