@@ -169,7 +169,8 @@ def _feature_spec(meta: dict[str, Any]) -> FeatureSpec:
                        stride=int(f["stride"]), grid=tuple(f["grid"]), dim=int(f["dim"]),
                        projection=f["projection"], mean=tuple(f["mean"]), std=tuple(f["std"]),
                        aggregation_mode=f.get("aggregation_mode", "mean"),
-                       aggregation_dim=int(f.get("aggregation_dim", 0)))
+                       aggregation_dim=int(f.get("aggregation_dim", 0)),
+                       tone_reference=None if f.get("tone_reference") is None else tuple(f["tone_reference"]))
 
 
 def _scoring_spec(meta: dict[str, Any]) -> ScoringSpec:

@@ -134,7 +134,8 @@ InputSpec parse_input(const Section &root) {
 
 FeatureSpec parse_features(const Section &root) {
     Section s = root.child("features", {"backbone", "layers", "aggregation", "stride", "grid", "dim", "projection",
-                                        "mean", "std", "aggregation_mode", "aggregation_dim"});
+                                        "mean", "std", "aggregation_mode", "aggregation_dim",
+                                        "tone_reference"});   // the tone runs inside the model graph
     FeatureSpec f;
     s.text("backbone");
     s.integer("aggregation");

@@ -30,9 +30,10 @@ def build_reference_embedder(manifest: Manifest, run_dir: str | Path | None):
                           expected="a baseline run without projection, or --run RUN",
                           got=f"stages={stages}, projection={f.projection}",
                           fix="pass --run with the tocoad-train folder the bundle was exported from")
-    from ..train.config import BackboneConfig, FeatureConfig, TrainConfig
+    from ..train.config import BackboneConfig, DataConfig, FeatureConfig, TrainConfig
 
-    cfg = TrainConfig(backbone=BackboneConfig(name=f.backbone, layers=tuple(f.layers)),
+    tone = DataConfig(tone="none" if f.tone_reference is None else "standardize", tone_reference=f.tone_reference)
+    cfg = TrainConfig(data=tone, backbone=BackboneConfig(name=f.backbone, layers=tuple(f.layers)),
                       features=FeatureConfig(aggregation=f.aggregation, aggregation_mode=f.aggregation_mode,
                                              aggregation_dim=f.aggregation_dim or FeatureConfig.aggregation_dim))
     return make_embedder(cfg), "backbone registry (frozen baseline weights)"

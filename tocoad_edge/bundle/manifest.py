@@ -142,6 +142,9 @@ class FeatureSpec:
     aggregation_dim: int = 0        # per-layer dimension for "patchcore"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # (mean, std) grey levels each model input is standardised to inside the model graph (data.tone: standardize);
+    # recorded so a rebuilt embedder (torch backend, reference pipeline) does the same; null: none
+    tone_reference: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ class Backbone(nn.Module):
 
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # (mean, std) grey levels every input is standardised to first (``models/tone.py``); None: inputs as they come
+    tone_reference: tuple[float, float] | None = None
 
     def layer_names(self) -> list[str]:
         raise NotImplementedError

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .backbones import Backbone
+from .tone import standardise_tone
 
 
 def unfold_pool_kernel(channels: int, k: int, dim: int) -> torch.Tensor:
@@ -82,9 +83,11 @@ class PatchEmbedder(nn.Module):
         return math.ceil(height / s), math.ceil(width / s)
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 NHWC BGR → normalised float NCHW RGB."""
+        """uint8 NHWC BGR → normalised float NCHW RGB (tone-standardised first where the backbone says so)."""
         x = frames.to(torch.float32).permute(0, 3, 1, 2)
         x = x.index_select(1, self.bgr_to_rgb)  # BGR → RGB as a Gather (portable to every ONNX runtime)
+        if self.backbone.tone_reference is not None:
+            x = standardise_tone(x, self.backbone.tone_reference)
         return (x - self.mean) / self.std
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ import torch
 
 from ..errors import DataError
 from ..models.base import Backbone
+from ..models.tone import standardise_tone
 
 Log = Callable[[str], None]
 M = TypeVar("M", bound=torch.nn.Module)
@@ -22,6 +23,8 @@ def to_float_rgb(images: Sequence[np.ndarray]) -> torch.Tensor:
 
 def normalise(x: torch.Tensor, backbone: Backbone) -> torch.Tensor:
     """float RGB 0..255 NCHW → the backbone's input normalisation (same as ``PatchEmbedder.preprocess``)."""
+    if backbone.tone_reference is not None:
+        x = standardise_tone(x, backbone.tone_reference)
     mean = torch.tensor(backbone.mean, dtype=x.dtype).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(backbone.std, dtype=x.dtype).view(1, 3, 1, 1) * 255.0
     return (x - mean) / std

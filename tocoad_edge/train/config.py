@@ -14,6 +14,9 @@ from ..bundle.manifest import IMAGE_SCORES, MAX_TILE_OVERLAP, MAX_TILE_SCALE, Ti
 from ..typed_config import from_dict, load_yaml, require, to_dict
 
 
+TONES = ("none", "standardize")
+
+
 @dataclass(frozen=True)
 class TilingConfig:
     """Cut images into tiles of image_size × image_size at native resolution instead of resizing them to it
@@ -41,8 +44,15 @@ class DataConfig:
     holdout_images: int = 16        # normal training images held out to set the threshold
     extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
     tiling: TilingConfig = field(default_factory=TilingConfig)
+    tone: str = "none"              # "standardize": each frame's mean and spread → the training images' (tone.py)
+    tone_reference: tuple[float, float] | None = None   # (mean, std) grey levels; null: the trainer measures them
 
     def __post_init__(self) -> None:
+        require(self.tone in TONES, "data.tone", " or ".join(TONES), self.tone)
+        require(self.tone_reference is None or (0 <= self.tone_reference[0] <= 255 and
+                                                0 < self.tone_reference[1] <= 255),
+                "data.tone_reference", "null or [mean, std] grey levels, mean in 0..255 and std in (0, 255]",
+                self.tone_reference)
         require(32 <= self.image_size <= 2048 and self.image_size % 16 == 0, "data.image_size",
                 "a multiple of 16 between 32 and 2048", self.image_size)
         require(self.max_train_images is None or self.max_train_images > 0, "data.max_train_images",

@@ -7,14 +7,25 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from ..errors import BundleError
+from ..errors import BundleError, ConfigError
 from ..models.backbones import Backbone, build_backbone
 from ..models.patch_embedder import PatchEmbedder
 
 
+def configured_backbone(cfg: TrainConfig, backbone: Backbone | None = None) -> Backbone:
+    """``backbone`` (or ``cfg.backbone`` built from its weights) with the config's input tone set on it."""
+    bb = backbone if backbone is not None else build_backbone(cfg.backbone.name, cfg.backbone.weights)
+    if cfg.data.tone == "standardize" and cfg.data.tone_reference is None:
+        raise ConfigError("data.tone: standardize needs the training images' tone", expected="data.tone_reference "
+                          "[mean, std]", got="null", fix="train with tocoad-train (it measures it and writes it to "
+                          "the run's config.yaml), or give data.tone_reference")
+    bb.tone_reference = cfg.data.tone_reference if cfg.data.tone == "standardize" else None
+    return bb
+
+
 def make_embedder(cfg: TrainConfig, backbone: Backbone | None = None,
                   projection: np.ndarray | None = None) -> PatchEmbedder:
-    bb = backbone if backbone is not None else build_backbone(cfg.backbone.name, cfg.backbone.weights)
+    bb = configured_backbone(cfg, backbone)
     proj = torch.from_numpy(np.ascontiguousarray(projection, dtype=np.float32)) if projection is not None else None
     return PatchEmbedder(bb, list(cfg.backbone.layers), cfg.features.aggregation, proj,
                          aggregation_mode=cfg.features.aggregation_mode,

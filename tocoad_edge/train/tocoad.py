@@ -17,7 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from .config import TrainConfig
-from ..models.backbones import Backbone, build_backbone
+from ..models.backbones import Backbone
+from .embedder_factory import configured_backbone
 from ..synth import AnomalyGenerator
 from ._common import Log, check_train_images, deterministic
 from .stage1 import train_discriminator
@@ -48,8 +49,7 @@ def finetune_backbone(cfg: TrainConfig, train_images: Sequence[np.ndarray], run_
     images = list(train_images)
     ckpt_dir = Path(run_dir) / "tocoad"
     with deterministic(cfg.seed, cfg.threads):
-        if backbone is None:
-            backbone = build_backbone(cfg.backbone.name, cfg.backbone.weights)
+        backbone = configured_backbone(cfg, backbone)
         layers = list(cfg.backbone.layers)
         backbone.check_layers(layers)
         generator = AnomalyGenerator.from_config(cfg.synth, images, cfg.seed)

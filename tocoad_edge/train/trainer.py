@@ -5,7 +5,7 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Collection, Iterator
 
@@ -21,6 +21,7 @@ from ..errors import DataError
 from ..memory import greedy_coreset
 from ..models.base import Backbone
 from ..models.patch_embedder import PatchEmbedder
+from ..models.tone import tone_reference
 from ..runtime.scoring import image_scores as score_images, score_kernel
 from ..runtime.search.exact import ExactSearch
 from .embedder_factory import make_embedder
@@ -111,8 +112,12 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
-        (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+        _write_config(run_dir, cfg)
         images = _load_images(data_dir, cfg, show_progress, set(exclude))
+        if cfg.data.tone == "standardize" and cfg.data.tone_reference is None:
+            cfg = replace(cfg, data=replace(cfg.data, tone_reference=tone_reference(images.train)))
+            log.info("tone: training images at mean %.1f, std %.1f grey levels", *cfg.data.tone_reference)
+            _write_config(run_dir, cfg)     # the resolved config: export and --select rebuild the same input
         timings: dict[str, float] = {}
         with _timed(timings, "finetune_s"):
             backbone = _finetune(cfg, images.train, run_dir, show_progress)
@@ -131,6 +136,10 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
     finally:
         logging.getLogger("tocoad_edge").removeHandler(handler)
         handler.close()
+
+
+def _write_config(run_dir: Path, cfg: TrainConfig) -> None:
+    (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
 
 
 def _load_images(data_dir: str | Path, cfg: TrainConfig, show_progress: bool, exclude: set[str]) -> _Images:
@@ -246,7 +255,9 @@ def _run_meta(data_dir: str | Path, cfg: TrainConfig, images: _Images, features:
                     "aggregation_dim": cfg.features.aggregation_dim,
                     "grid": list(embedder.grid_size(size, size)), "dim": int(bank.shape[1]),
                     "projection": cfg.features.projection,
-                    "mean": list(embedder.backbone.mean), "std": list(embedder.backbone.std)},
+                    "mean": list(embedder.backbone.mean), "std": list(embedder.backbone.std),
+                    "tone_reference": (None if embedder.backbone.tone_reference is None
+                                       else list(embedder.backbone.tone_reference))},
         "image_size": size,
         "tiling": to_dict(cfg.data.tiling.spec()),       # null: untiled
         "memory_bank": {"entries": int(bank.shape[0]), "dim": int(bank.shape[1]),

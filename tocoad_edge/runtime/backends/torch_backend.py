@@ -40,6 +40,7 @@ class TorchBackend(Backend):
         backbone = build_backbone(f.backbone,
                                   weights=None if f.backbone.startswith("efficientnet_lite") else str(weights))
         backbone.load_state_dict(load_file(str(weights)), strict=True)
+        backbone.tone_reference = f.tone_reference
         projection = None
         if f.projection != "none":
             raise BundleError("the torch backend does not rebuild in-graph projections yet",
