@@ -9,7 +9,8 @@ Writes OUT_DIR/
                      search_projection.npy, manifest.json, ...)
     bundle_full/     the same run exported with --search-index full --bank-dtype float32 (the index kind of
                      schema 1 bundles)
-    bundle_tiled/    the same data trained with data.tiling (64 px tiles of the 96 px images, overlap 0.25)
+    bundle_tiled/    the same data trained with data.tiling (64 px tiles of the 96 px images, overlap 0.25) and
+                     data.tone: standardize (the tone runs in the model graph, per tile: OpenCV DNN must run it)
     frames/          test frames as binary PPM (color, stored RGB) / PGM (gray), of several sizes
     reference/       tocoad_edge.runtime.Detector (ONNX Runtime) maps as float32 .npy, per frame and search
     reference.json   per frame: file, format, and per search (hnsw, exact, refined: bundle/; hnsw_full,
@@ -42,7 +43,8 @@ data: {image_size: 64, holdout_images: 3}
 memory: {coreset_ratio: 0.25}
 scoring: {gaussian_sigma: 2.0}
 """
-TILED_CONFIG = CONFIG.replace("holdout_images: 3}", "holdout_images: 3, tiling: {enabled: true, overlap: 0.25}}")
+TILED_CONFIG = CONFIG.replace("holdout_images: 3}",
+                              "holdout_images: 3, tone: standardize, tiling: {enabled: true, overlap: 0.25}}")
 
 
 def _stamp() -> str:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
-MIN_SPREAD = 1.0        # a flat frame (spread below one grey level) is shifted, not amplified into noise
+# added to each frame's variance (grey levels²): a flat frame (spread about one grey level or less) is shifted,
+# not amplified into noise
+VARIANCE_FLOOR = 1.0
 
 
 def tone_reference(images: np.ndarray) -> tuple[float, float]:
@@ -26,14 +29,14 @@ def tone_reference(images: np.ndarray) -> tuple[float, float]:
     for i, im in enumerate(images):     # one image at a time: no float copy of the whole set
         x = im.astype(np.float32)
         means[i], spreads[i] = x.mean(), x.std()
-    return float(np.median(means)), float(max(np.median(spreads), MIN_SPREAD))
+    return float(np.median(means)), float(max(np.median(spreads), np.sqrt(VARIANCE_FLOOR)))
 
 
 def standardise_tone(x: torch.Tensor, reference: tuple[float, float]) -> torch.Tensor:
     """Float ``[N, C, H, W]`` grey levels (0..255): each image's mean and standard deviation → ``reference``,
-    clipped to 0..255 like a frame the camera could have taken."""
+    clipped to 0..255 like a frame the camera could have taken.
+
+    A group norm with one group: ONNX's InstanceNormalization over the image as one channel, which OpenCV DNN
+    imports (a per-image scale written as ReduceMean and a broadcast Mul is a graph it cannot import)."""
     mean_ref, spread_ref = reference
-    mu = x.mean(dim=(1, 2, 3), keepdim=True)
-    centred = x - mu
-    spread = centred.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(MIN_SPREAD)
-    return (centred * (spread_ref / spread) + mean_ref).clamp(0.0, 255.0)
+    return (F.group_norm(x, 1, eps=VARIANCE_FLOOR) * spread_ref + mean_ref).clamp(0.0, 255.0)
