@@ -43,10 +43,11 @@ import torch
 from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.eval.metrics import auroc, recall_at_fpr
 from tocoad_edge.memory.coreset import greedy_coreset
+from tocoad_edge.models.tone import tone_reference
 from tocoad_edge.runtime.scoring import image_score
 from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.train.config import load_train_config
-from tocoad_edge.train.embedder_factory import make_embedder
+from tocoad_edge.train.embedder_factory import configured_backbone, make_embedder
 from tocoad_edge.train.features import embed_images
 
 FPRS = (0.01, 0.05, 0.10)
@@ -99,12 +100,6 @@ def toned(images: np.ndarray, tone: str, reference: tuple[float, float] | None) 
     return out
 
 
-def tone_reference(images: np.ndarray) -> tuple[float, float]:
-    """The training images' median per-image mean and standard deviation."""
-    flat = images.reshape(len(images), -1).astype(np.float32)
-    return float(np.median(flat.mean(1))), float(np.median(flat.std(1)))
-
-
 def augmented(images: np.ndarray, augment: str) -> np.ndarray:
     """``images [N, H, W, 3]`` and, for ``flips``, their left-right and top-bottom mirror images (``mirrors``:
     also both at once)."""
@@ -121,11 +116,12 @@ def screen(data: Path, config: Path, seed: int, pool: int, resize: str = "squash
     cfg = load_train_config(config)
     ds = load_dataset(data, require_test=True)
     t0 = time.perf_counter()
-    embedder = make_embedder(cfg)
     hw = input_hw or (cfg.data.image_size, cfg.data.image_size)
+    train_images = load_inputs(list(ds.train), hw, resize)
+    reference = tone_reference(train_images)
+    # the config's own tone (data.tone, in the model) is measured on the same images as the trainer would
+    embedder = make_embedder(cfg, configured_backbone(cfg, images=list(train_images)))
     with torch.inference_mode():
-        train_images = load_inputs(list(ds.train), hw, resize)
-        reference = tone_reference(train_images)
         train = embed_images(embedder, augmented(toned(train_images, tone, reference), augment))
         test = embed_images(embedder, toned(load_inputs([t.path for t in ds.test], hw, resize), tone, reference))
     flat = train.reshape(-1, train.shape[-1])

@@ -34,7 +34,7 @@ def test_standardised_embeddings_do_not_see_exposure_and_plain_ones_do():
 
     dark, frame = _exposed(_frame())
     toned = TrainConfig(data=DataConfig(image_size=64, tone="standardize", tone_reference=(120.0, 40.0)))
-    plain = TrainConfig(data=DataConfig(image_size=64))
+    plain = TrainConfig(data=DataConfig(image_size=64, tone="none"))
     t = _embed(toned, [frame, dark])
     p = _embed(plain, [frame, dark])
     assert np.abs(t[0] - t[1]).max() < 1e-3 * np.abs(t[0]).max()
@@ -46,7 +46,7 @@ def test_tone_needs_a_reference_and_a_known_mode():
     from tocoad_edge.train.embedder_factory import make_embedder
 
     with pytest.raises(ConfigError, match="tone_reference"):
-        make_embedder(TrainConfig(data=DataConfig(tone="standardize")))
+        make_embedder(TrainConfig())            # the default tone, and nothing to measure it on
     with pytest.raises(ConfigError) as bad:
         DataConfig(tone="clahe")
     assert "standardize" in str(bad.value) and "clahe" in str(bad.value)

@@ -8,6 +8,8 @@ statistics are over the whole model input (all channels); a tiled frame is stand
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -17,13 +19,14 @@ from torch.nn import functional as F
 VARIANCE_FLOOR = 1.0
 
 
-def tone_reference(images: np.ndarray) -> tuple[float, float]:
-    """The median per-image mean and standard deviation of uint8 ``images [N, H, W, 3]`` (grey levels)."""
-    if images.ndim != 4 or len(images) == 0:
+def tone_reference(images: Sequence[np.ndarray] | np.ndarray) -> tuple[float, float]:
+    """The median per-image mean and standard deviation of uint8 images (``[N, H, W, 3]`` or a sequence of
+    ``[H, W, 3]``), in grey levels."""
+    if len(images) == 0:
         from ..errors import DataError
 
-        raise DataError("the tone reference needs images", expected="uint8 [N, H, W, 3] with N >= 1",
-                        got=f"{images.dtype} {images.shape}")
+        raise DataError("the tone reference needs images", expected="at least one uint8 [H, W, 3] image",
+                        got="none")
     means = np.empty(len(images))
     spreads = np.empty(len(images))
     for i, im in enumerate(images):     # one image at a time: no float copy of the whole set

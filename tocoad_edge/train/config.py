@@ -44,7 +44,7 @@ class DataConfig:
     holdout_images: int = 16        # normal training images held out to set the threshold
     extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
     tiling: TilingConfig = field(default_factory=TilingConfig)
-    tone: str = "none"              # "standardize": each frame's mean and spread → the training images' (tone.py)
+    tone: str = "standardize"       # each frame's mean and spread → the training images' (models/tone.py); or none
     tone_reference: tuple[float, float] | None = None   # (mean, std) grey levels; null: the trainer measures them
 
     def __post_init__(self) -> None:

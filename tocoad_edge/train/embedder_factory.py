@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -12,14 +13,25 @@ from ..models.backbones import Backbone, build_backbone
 from ..models.patch_embedder import PatchEmbedder
 
 
-def configured_backbone(cfg: TrainConfig, backbone: Backbone | None = None) -> Backbone:
-    """``backbone`` (or ``cfg.backbone`` built from its weights) with the config's input tone set on it."""
+def configured_backbone(cfg: TrainConfig, backbone: Backbone | None = None,
+                        images: Sequence[np.ndarray] | None = None) -> Backbone:
+    """``backbone`` (or ``cfg.backbone`` built from its weights) with the config's input tone set on it. With
+    ``data.tone: standardize`` the reference is the config's, else the one ``backbone`` already carries, else
+    measured on ``images`` (the uint8 training images)."""
     bb = backbone if backbone is not None else build_backbone(cfg.backbone.name, cfg.backbone.weights)
-    if cfg.data.tone == "standardize" and cfg.data.tone_reference is None:
+    if cfg.data.tone == "none":
+        bb.tone_reference = None
+        return bb
+    reference = cfg.data.tone_reference or (backbone.tone_reference if backbone is not None else None)
+    if reference is None and images is not None:
+        from ..models.tone import tone_reference
+
+        reference = tone_reference(images)
+    if reference is None:
         raise ConfigError("data.tone: standardize needs the training images' tone", expected="data.tone_reference "
                           "[mean, std]", got="null", fix="train with tocoad-train (it measures it and writes it to "
-                          "the run's config.yaml), or give data.tone_reference")
-    bb.tone_reference = cfg.data.tone_reference if cfg.data.tone == "standardize" else None
+                          "the run's config.yaml), give data.tone_reference, or set data.tone: none")
+    bb.tone_reference = (float(reference[0]), float(reference[1]))
     return bb
 
 

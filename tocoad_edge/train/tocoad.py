@@ -49,7 +49,7 @@ def finetune_backbone(cfg: TrainConfig, train_images: Sequence[np.ndarray], run_
     images = list(train_images)
     ckpt_dir = Path(run_dir) / "tocoad"
     with deterministic(cfg.seed, cfg.threads):
-        backbone = configured_backbone(cfg, backbone)
+        backbone = configured_backbone(cfg, backbone, images)
         layers = list(cfg.backbone.layers)
         backbone.check_layers(layers)
         generator = AnomalyGenerator.from_config(cfg.synth, images, cfg.seed)
