@@ -77,3 +77,25 @@ def test_training_measures_the_tone_and_every_backend_applies_it(tmp_path, sampl
     # the exported graph standardises like the torch model, and the exposure no longer moves the score
     assert bright_ort.raw_score == pytest.approx(bright_torch.raw_score, rel=1e-4)
     assert dark_ort.raw_score == pytest.approx(bright_ort.raw_score, rel=2e-3)
+
+
+def test_a_run_trained_before_the_tone_existed_keeps_its_frames_as_they_come(tmp_path, tiny_run):
+    import shutil
+
+    import yaml
+
+    from tocoad_edge.train.embedder_factory import embedder_from_run
+
+    old = tmp_path / "old_run"
+    shutil.copytree(tiny_run, old)
+    cfg = yaml.safe_load((old / "config.yaml").read_text())
+    del cfg["data"]["tone"], cfg["data"]["tone_reference"]          # what a run folder of an earlier version holds
+    (old / "config.yaml").write_text(yaml.safe_dump(cfg))
+    meta = json.loads((old / "run.json").read_text())
+    del meta["feature"]["tone_reference"]
+    (old / "run.json").write_text(json.dumps(meta))
+
+    embedder, loaded = embedder_from_run(old)
+    assert loaded.data.tone == "none" and embedder.backbone.tone_reference is None
+    new_embedder, new_cfg = embedder_from_run(tiny_run)
+    assert new_cfg.data.tone == "standardize" and new_embedder.backbone.tone_reference is not None

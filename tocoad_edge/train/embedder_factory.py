@@ -1,6 +1,7 @@
 """Build the deployable ``PatchEmbedder`` from a config (training) or a run folder (export)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -74,4 +75,7 @@ def embedder_from_run(run_dir: str | Path) -> tuple[PatchEmbedder, TrainConfig]:
 
     run = RunFolder(Path(run_dir))
     cfg = load_train_config(run.file("config.yaml"))
+    if "tone_reference" not in run.meta()["feature"]:
+        # trained before data.tone existed: its config file has no tone, and the default would add one
+        cfg = replace(cfg, data=replace(cfg.data, tone="none", tone_reference=None))
     return load_run_embedder(run.path, cfg, run.projection()), cfg
