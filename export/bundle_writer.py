@@ -41,12 +41,10 @@ def _versions() -> dict[str, str]:
 
 
 def _load_run(run_dir: Path) -> tuple[RunFolder, TrainConfig, dict[str, Any]]:
-    from tocoad_edge.train.config import load_train_config
+    from tocoad_edge.train.embedder_factory import run_config
 
     run = RunFolder(Path(run_dir))
-    meta = run.meta()
-    cfg = load_train_config(run.file("config.yaml"))
-    return run, cfg, meta
+    return run, run_config(run), run.meta()
 
 
 def write_bundle(run_dir: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions()) -> Path:

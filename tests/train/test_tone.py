@@ -97,5 +97,9 @@ def test_a_run_trained_before_the_tone_existed_keeps_its_frames_as_they_come(tmp
 
     embedder, loaded = embedder_from_run(old)
     assert loaded.data.tone == "none" and embedder.backbone.tone_reference is None
+    from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
+
+    bundle = write_bundle(old, tmp_path / "old_bundle", ExportOptions())
+    assert json.loads((bundle / "manifest.json").read_text())["features"]["tone_reference"] is None
     new_embedder, new_cfg = embedder_from_run(tiny_run)
     assert new_cfg.data.tone == "standardize" and new_embedder.backbone.tone_reference is not None

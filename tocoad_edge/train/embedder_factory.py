@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
+from .run_folder import RunFolder
 from ..errors import BundleError, ConfigError
 from ..models.backbones import Backbone, build_backbone
 from ..models.patch_embedder import PatchEmbedder
@@ -68,14 +69,19 @@ def load_run_embedder(run_dir: Path, cfg: TrainConfig, projection: np.ndarray | 
     return make_embedder(cfg, bb, projection)
 
 
-def embedder_from_run(run_dir: str | Path) -> tuple[PatchEmbedder, TrainConfig]:
-    """A training run folder's embedder exactly as trained (its config, projection and weights), and the config."""
+def run_config(run: RunFolder) -> TrainConfig:
+    """The config a run folder was trained with, as it was trained."""
     from .config import load_train_config
-    from .run_folder import RunFolder
 
-    run = RunFolder(Path(run_dir))
     cfg = load_train_config(run.file("config.yaml"))
     if "tone_reference" not in run.meta()["feature"]:
         # trained before data.tone existed: its config file has no tone, and the default would add one
         cfg = replace(cfg, data=replace(cfg.data, tone="none", tone_reference=None))
+    return cfg
+
+
+def embedder_from_run(run_dir: str | Path) -> tuple[PatchEmbedder, TrainConfig]:
+    """A training run folder's embedder exactly as trained (its config, projection and weights), and the config."""
+    run = RunFolder(Path(run_dir))
+    cfg = run_config(run)
     return load_run_embedder(run.path, cfg, run.projection()), cfg
