@@ -48,6 +48,7 @@ def run_model_on(model, images: np.ndarray, input_name: str) -> np.ndarray:
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.add_session_config_entry("session.disable_quant_qdq", "1")
     sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
     return np.concatenate([sess.run(None, {input_name: images[i:i + 1]})[0] for i in range(len(images))])
 
