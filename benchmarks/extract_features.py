@@ -16,7 +16,7 @@ import torch
 
 from tocoad_edge.train.config import load_train_config
 from tocoad_edge.data import load_dataset
-from tocoad_edge.train.embedder_factory import configured_backbone, embedder_from_run, make_embedder
+from tocoad_edge.train.embedder_factory import embedder_from_run, make_embedder, with_tone_reference
 from tocoad_edge.train.features import embed_images
 from tocoad_edge.data import load_resized
 
@@ -34,13 +34,12 @@ def main() -> None:
         emb, cfg = embedder_from_run(args.run)
     else:
         cfg = load_train_config(args.config)
-        emb = None
     ds = load_dataset(args.data)
     size = cfg.data.image_size
     t0 = time.perf_counter()
     train_images = load_resized(ds.train, size)
-    if emb is None:         # the config's tone measured on the training images, as tocoad-train does
-        emb = make_embedder(cfg, configured_backbone(cfg, images=list(train_images)))
+    if not args.run:        # the config's tone measured on the training images, as tocoad-train does
+        emb = make_embedder(with_tone_reference(cfg, train_images))
     train = embed_images(emb, train_images)
     test = embed_images(emb, load_resized([t.path for t in ds.test], size))
     labels = np.array([t.label for t in ds.test], dtype=np.int64)

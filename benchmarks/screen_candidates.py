@@ -47,7 +47,7 @@ from tocoad_edge.models.tone import tone_reference
 from tocoad_edge.runtime.scoring import image_score
 from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.train.config import load_train_config
-from tocoad_edge.train.embedder_factory import configured_backbone, make_embedder
+from tocoad_edge.train.embedder_factory import make_embedder, with_tone_reference
 from tocoad_edge.train.features import embed_images
 
 FPRS = (0.01, 0.05, 0.10)
@@ -118,9 +118,9 @@ def screen(data: Path, config: Path, seed: int, pool: int, resize: str = "squash
     t0 = time.perf_counter()
     hw = input_hw or (cfg.data.image_size, cfg.data.image_size)
     train_images = load_inputs(list(ds.train), hw, resize)
-    reference = tone_reference(train_images)
+    reference = tone_reference(train_images) if tone in ("standardize", "center") else None
     # the config's own tone (data.tone, in the model) is measured on the same images as the trainer would
-    embedder = make_embedder(cfg, configured_backbone(cfg, images=list(train_images)))
+    embedder = make_embedder(with_tone_reference(cfg, train_images))
     with torch.inference_mode():
         train = embed_images(embedder, augmented(toned(train_images, tone, reference), augment))
         test = embed_images(embedder, toned(load_inputs([t.path for t in ds.test], hw, resize), tone, reference))

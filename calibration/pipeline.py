@@ -69,8 +69,8 @@ def onnx_embeddings(model: str | Path | bytes, images: np.ndarray, threads: int 
     run (the exported models have batch 1): the embeddings the gate and the parity report compare.
 
     Q/DQ pairs run as written (ONNX Runtime's QDQ fusion off): the gate judges the quantisation TensorRT will run,
-    not this CPU's int8 kernels, whose u8s8 sums saturate on CPUs without AVX-512 VNNI (there the same model showed
-    twice the embedding error)."""
+    not this CPU's int8 kernels, whose u8s8 sums saturate on CPUs without AVX-512 VNNI (there the gate would reject
+    models that TensorRT runs well)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -15,20 +15,24 @@ from ..models.backbones import Backbone, build_backbone
 from ..models.patch_embedder import PatchEmbedder
 
 
-def configured_backbone(cfg: TrainConfig, backbone: Backbone | None = None,
-                        images: Sequence[np.ndarray] | None = None) -> Backbone:
+def with_tone_reference(cfg: TrainConfig, images: Sequence[np.ndarray]) -> TrainConfig:
+    """``cfg`` with ``data.tone_reference`` measured on ``images`` (the uint8 training images) where ``data.tone:
+    standardize`` has none yet; otherwise ``cfg`` itself."""
+    if cfg.data.tone != "standardize" or cfg.data.tone_reference is not None:
+        return cfg
+    from ..models.tone import tone_reference
+
+    return replace(cfg, data=replace(cfg.data, tone_reference=tone_reference(images)))
+
+
+def configured_backbone(cfg: TrainConfig, backbone: Backbone | None = None) -> Backbone:
     """``backbone`` (or ``cfg.backbone`` built from its weights) with the config's input tone set on it. With
-    ``data.tone: standardize`` the reference is the config's, else the one ``backbone`` already carries, else
-    measured on ``images`` (the uint8 training images)."""
+    ``data.tone: standardize`` the reference is the config's, else the one ``backbone`` already carries."""
     bb = backbone if backbone is not None else build_backbone(cfg.backbone.name, cfg.backbone.weights)
     if cfg.data.tone == "none":
         bb.tone_reference = None
         return bb
     reference = cfg.data.tone_reference or (backbone.tone_reference if backbone is not None else None)
-    if reference is None and images is not None:
-        from ..models.tone import tone_reference
-
-        reference = tone_reference(images)
     if reference is None:
         raise ConfigError("data.tone: standardize needs the training images' tone", expected="data.tone_reference "
                           "[mean, std]", got="null", fix="train with tocoad-train (it measures it and writes it to "

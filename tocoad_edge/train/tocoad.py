@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import TrainConfig
 from ..models.backbones import Backbone
-from .embedder_factory import configured_backbone
+from .embedder_factory import configured_backbone, with_tone_reference
 from ..synth import AnomalyGenerator
 from ._common import Log, check_train_images, deterministic
 from .stage1 import train_discriminator
@@ -49,7 +49,8 @@ def finetune_backbone(cfg: TrainConfig, train_images: Sequence[np.ndarray], run_
     images = list(train_images)
     ckpt_dir = Path(run_dir) / "tocoad"
     with deterministic(cfg.seed, cfg.threads):
-        backbone = configured_backbone(cfg, backbone, images)
+        cfg = with_tone_reference(cfg, images)      # a caller's config may not have measured it
+        backbone = configured_backbone(cfg, backbone)
         layers = list(cfg.backbone.layers)
         backbone.check_layers(layers)
         generator = AnomalyGenerator.from_config(cfg.synth, images, cfg.seed)

@@ -5,7 +5,7 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterator
 
@@ -21,10 +21,9 @@ from ..errors import DataError
 from ..memory import greedy_coreset
 from ..models.base import Backbone
 from ..models.patch_embedder import PatchEmbedder
-from ..models.tone import tone_reference
 from ..runtime.scoring import image_scores as score_images, score_kernel
 from ..runtime.search.exact import ExactSearch
-from .embedder_factory import make_embedder
+from .embedder_factory import make_embedder, with_tone_reference
 from .features import embed_images
 from .projection import fit_projection
 from .run_folder import (BANK_NAME, CONFIG_NAME, LOG_NAME, META_NAME, PROJECTION_NAME, WEIGHTS_NAME, save_npy,
@@ -114,8 +113,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, show_p
         seed_everything(cfg.seed)
         _write_config(run_dir, cfg)
         images = _load_images(data_dir, cfg, show_progress, set(exclude))
-        if cfg.data.tone == "standardize" and cfg.data.tone_reference is None:
-            cfg = replace(cfg, data=replace(cfg.data, tone_reference=tone_reference(images.train)))
+        resolved = with_tone_reference(cfg, images.train)
+        if resolved is not cfg:
+            cfg = resolved
             log.info("tone: training images at mean %.1f, std %.1f grey levels", *cfg.data.tone_reference)
             _write_config(run_dir, cfg)     # the resolved config: export and --select rebuild the same input
         timings: dict[str, float] = {}
