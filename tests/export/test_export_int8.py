@@ -85,6 +85,31 @@ def test_detector_runs_the_int8_model_on_onnxrt(int8_bundle):
     assert abs(p8.raw_score - p32.raw_score) / p32.raw_score < 0.2
 
 
+def test_the_cpu_runtime_scores_int8_as_the_gate_measured_it(int8_bundle, i4_run):
+    """On x86 without VNNI ONNX Runtime's fused int8 kernels saturate (tests/runtime/test_int8_cpu_kernels.py), so
+    there the runtime runs the Q/DQ pairs as written: the embeddings the export's gate and parity report computed.
+    ``qdq="auto"`` chooses that exactly where the CPU check says so, and never for the FP32 model."""
+    from calibration.pipeline import onnx_embeddings
+    from tocoad_edge.data import load_dataset, read_image
+    from tocoad_edge.runtime import Detector
+    from tocoad_edge.runtime.backends.cpu_int8 import int8_sums_saturate
+    from tocoad_edge.runtime.frames import to_model_input
+
+    data, _ = i4_run
+    frames = [read_image(t.path) for t in load_dataset(data, require_test=True).test]
+    with Detector.open(int8_bundle, precision="int8", backend="onnxrt", qdq="as-written") as written, \
+            Detector.open(int8_bundle, precision="int8", backend="onnxrt") as auto, \
+            Detector.open(int8_bundle, precision="fp32", backend="onnxrt") as fp32:
+        assert written.backend.qdq_as_written is True
+        assert auto.backend.qdq_as_written is int8_sums_saturate()
+        assert fp32.backend.qdq_as_written is False
+        h, w = written.manifest.input.height, written.manifest.input.width
+        batch = np.concatenate([to_model_input(f, h, w) for f in frames])
+        gate = onnx_embeddings(int8_bundle / "backbone.int8.onnx", batch)
+        runtime = np.stack([written.embed(f)[0] for f in frames])
+    assert np.array_equal(runtime.reshape(gate.shape), gate)
+
+
 def test_search_auto_scores_int8_embeddings_exactly(int8_bundle, i4_run):
     """auto chooses by speed among the searches with exact image scores only. With INT8 embeddings the index alone
     (its tuned ef is the map's ef) was the fastest, and its upper-bound scores would move decisions off the

@@ -1,12 +1,24 @@
-"""ONNX Runtime backend (CPU by default; CUDA provider where available). Runs FP32 and Q/DQ INT8 models."""
+"""ONNX Runtime backend (CPU by default; CUDA provider where available). Runs FP32 and Q/DQ INT8 models.
+
+Backend options: ``providers`` (ONNX Runtime's list), ``qdq``: how the CPU provider runs a Q/DQ INT8 model —
+``"fused"`` (ONNX Runtime's int8 kernels), ``"as-written"`` (each QuantizeLinear/DequantizeLinear pair as written,
+float convolutions: what the export's INT8 gate measured), ``"auto"`` (the default: as written where the fused
+kernels saturate, ``cpu_int8.py``; fused elsewhere).
+"""
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...errors import BackendUnavailableError, BundleError
+from ...errors import BackendUnavailableError, BundleError, ConfigError
 from .base import Backend, TensorSpec
+from .cpu_int8 import int8_sums_saturate
+
+log = logging.getLogger(__name__)
+QDQ_MODES = ("auto", "fused", "as-written")
 
 _DTYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16"}
 
@@ -31,8 +43,29 @@ def session_options(ort: Any, threads: int | None) -> Any:
     return opts
 
 
+def _is_int8_model(model_path: Path, manifest: Any) -> bool:
+    """``model_path`` is the manifest's INT8 model (the runtime never guesses from the graph)."""
+    models = getattr(manifest, "models", None) or {}
+    int8 = models.get("int8")
+    return int8 is not None and Path(int8.file).name == model_path.name
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxrt"
+    qdq_as_written = False
+
+    def _runs_qdq_as_written(self, providers: list[Any]) -> bool:
+        """Whether this session runs the Q/DQ pairs as written (the option ``qdq``, see the module's docstring)."""
+        mode = self.options.get("qdq", "auto")
+        if mode not in QDQ_MODES:
+            raise ConfigError("unknown qdq mode for the ONNX Runtime backend", expected=f"one of {list(QDQ_MODES)}",
+                              got=repr(mode), fix="qdq='auto' runs the INT8 model as its gate measured it")
+        if mode != "auto":
+            return bool(mode == "as-written")
+        if list(providers) != ["CPUExecutionProvider"] or not _is_int8_model(self.model_path,
+                                                                             self.options.get("manifest")):
+            return False
+        return int8_sums_saturate()
 
     def _load_impl(self) -> None:
         try:
@@ -42,6 +75,12 @@ class OnnxRuntimeBackend(Backend):
                                           fix="pip install onnxruntime") from None
         opts = session_options(ort, self.threads)
         providers = self.options.get("providers") or ["CPUExecutionProvider"]
+        self.qdq_as_written = self._runs_qdq_as_written(providers)
+        if self.qdq_as_written:
+            # the fused u8s8 kernels would saturate here: run the scores the INT8 gate measured
+            opts.add_session_config_entry("session.disable_quant_qdq", "1")
+            log.info("INT8 model %s: Q/DQ pairs run as written (this CPU has no VNNI; ONNX Runtime's fused int8 "
+                     "kernels would saturate). The FP32 model is faster on a CPU.", self.model_path.name)
         try:
             self._session = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
