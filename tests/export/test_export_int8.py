@@ -103,6 +103,8 @@ def test_the_cpu_runtime_scores_int8_as_the_gate_measured_it(int8_bundle, i4_run
         assert written.backend.qdq_as_written is True
         assert auto.backend.qdq_as_written is int8_sums_saturate()
         assert fp32.backend.qdq_as_written is False
+        assert written.describe()["backend_details"] == {"qdq": "as-written"}
+        assert "backend_details" not in fp32.describe()
         h, w = written.manifest.input.height, written.manifest.input.width
         batch = np.concatenate([to_model_input(f, h, w) for f in frames])
         gate = onnx_embeddings(int8_bundle / "backbone.int8.onnx", batch)

@@ -217,8 +217,11 @@ class Detector:
         return self.manifest.model_id
 
     def describe(self) -> dict[str, Any]:
-        """Backend, precision, search (with the ``search: auto`` measurement) and thread pools, for reports."""
+        """Backend (with how it runs the model where that depends on the CPU), precision, search (with the ``search:
+        auto`` measurement) and thread pools, for reports."""
+        details = self.backend.describe()
         return {"model_id": self.model_id, "backend": self.backend.name, "precision": self.precision,
+                **({"backend_details": details} if details else {}),
                 "threads": self.thread_plan(), "search": self.search.describe()}
 
     def thread_plan(self) -> dict[str, Any]:

@@ -73,6 +73,10 @@ class Backend:
             batch = np.ascontiguousarray(batch)
         return self._infer_impl(batch)
 
+    def describe(self) -> dict[str, Any]:
+        """How this backend runs its model, where that depends on the machine (for reports); {} if not."""
+        return {}
+
     def close(self) -> None:
         if self._loaded:
             self._close_impl()

@@ -91,6 +91,12 @@ class OnnxRuntimeBackend(Backend):
                                  _DTYPES.get(inp.type, inp.type))
         self._outputs = [o.name for o in self._session.get_outputs()]
 
+    def describe(self) -> dict[str, Any]:
+        """``{"qdq": "as-written" | "fused"}`` for the bundle's INT8 model, {} for others."""
+        if not _is_int8_model(self.model_path, self.options.get("manifest")) and not self.qdq_as_written:
+            return {}
+        return {"qdq": "as-written" if self.qdq_as_written else "fused"}
+
     def _input_spec_impl(self) -> TensorSpec:
         return self._input
 
