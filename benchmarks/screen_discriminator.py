@@ -21,7 +21,6 @@ import torch
 
 from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.data.images import resize_to_input
-from tocoad_edge.eval.metrics import auroc, recall_at_fpr
 from tocoad_edge.runtime import Detector
 from tocoad_edge.runtime.scoring import score_kernel, smooth_grid
 from tocoad_edge.train._common import normalise, to_float_rgb
@@ -30,8 +29,7 @@ from tocoad_edge.train.discriminator import Discriminator
 from tocoad_edge.train.embedder_factory import configured_backbone, run_config
 from tocoad_edge.train.run_folder import RunFolder
 
-FPRS = (0.01, 0.05)
-
+from half_split import half_split_table  # noqa: E402  (same folder)
 
 @torch.no_grad()
 def discriminator_maps(run_dir: Path, paths: list, batch: int = 16) -> np.ndarray:
@@ -78,29 +76,16 @@ def main() -> None:
         sm = dmaps if k == 1 else np.stack([cv2.blur(m, (k, k)) for m in dmaps])
         scores[f"D max, box {k}"] = sm.reshape(len(sm), -1).max(1)
 
-    good, bad = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
-    rng = np.random.default_rng(0)
-    rows: dict[str, list[list[float]]] = {}
-    for _ in range(args.splits):
-        order = rng.permutation(good)
-        stats, held = order[:len(good) // 2], order[len(good) // 2:]
-        z = {n: (s - s[stats].mean()) / (s[stats].std() + 1e-12) for n, s in scores.items()}
-        idx = np.concatenate([held, bad])
-        y = labels[idx]
-        fused = dict(scores)
-        for n in scores:
-            if n == "smoothed-max":
-                continue
-            fused[f"sum, {n}"] = z["smoothed-max"] + z[n]
-            fused[f"sum, {n} x0.5"] = z["smoothed-max"] + 0.5 * z[n]
-            fused[f"max, {n}"] = np.maximum(z["smoothed-max"], z[n])
-        for name, s in fused.items():
-            rows.setdefault(name, []).append([auroc(y, s[idx])] + [recall_at_fpr(y, s[idx], f)[0] for f in FPRS])
-    print("| score | image AUROC | recall at FPR <= 1 % | <= 5 % |")
-    print("| --- | --- | --- | --- |")
-    for name, v in rows.items():
-        m = np.mean(v, 0)
-        print(f"| {name} | {m[0]:.4f} | {m[1] * 100:.1f} % | {m[2] * 100:.1f} % |")
+    def fuse(z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        fused = {}
+        for n in z:
+            if n != "smoothed-max":
+                fused[f"sum, {n}"] = z["smoothed-max"] + z[n]
+                fused[f"sum, {n} x0.5"] = z["smoothed-max"] + 0.5 * z[n]
+                fused[f"max, {n}"] = np.maximum(z["smoothed-max"], z[n])
+        return fused
+
+    half_split_table(labels, scores, fuse, args.splits)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,10 @@ import cv2
 import numpy as np
 
 from tocoad_edge.data import load_dataset, read_image
-from tocoad_edge.eval.metrics import auroc, recall_at_fpr
 from tocoad_edge.runtime import Detector
 from tocoad_edge.runtime.scoring import score_kernel, smooth_grid
 
-FPRS = (0.01, 0.05)
-
+from half_split import half_split_table  # noqa: E402  (same folder)
 
 def embed_all(det: Detector, paths: list) -> tuple[np.ndarray, np.ndarray]:
     """Exact patch-distance grids ``[n, h, w]`` and pooled vectors ``[n, 2D]`` of the images at ``paths``."""
@@ -90,23 +88,11 @@ def main() -> None:
         high = good[np.argsort(-patch[good])][:12]
         contact_sheet([paths[i] for i in high], patch[high], f"{args.sheets}_good_highest.png")
 
-    rng = np.random.default_rng(0)
-    rows: dict[str, list[list[float]]] = {}
-    for _ in range(args.splits):
-        order = rng.permutation(good)
-        stats, held = order[:len(good) // 2], order[len(good) // 2:]
-        zp = (patch - patch[stats].mean()) / patch[stats].std()
-        zg = (glob - glob[stats].mean()) / glob[stats].std()
-        idx = np.concatenate([held, bad])
-        y = labels[idx]
-        for name, s in {"smoothed-max": patch, "global": glob, "sum": zp + zg, "sum, global x0.5": zp + 0.5 * zg,
-                        "max": np.maximum(zp, zg)}.items():
-            rows.setdefault(name, []).append([auroc(y, s[idx])] + [recall_at_fpr(y, s[idx], f)[0] for f in FPRS])
-    print("| score | image AUROC | recall at FPR <= 1 % | <= 5 % |")
-    print("| --- | --- | --- | --- |")
-    for name, v in rows.items():
-        m = np.mean(v, 0)
-        print(f"| {name} | {m[0]:.4f} | {m[1] * 100:.1f} % | {m[2] * 100:.1f} % |")
+    def fuse(z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        zp, zg = z["smoothed-max"], z["global"]
+        return {"sum": zp + zg, "sum, global x0.5": zp + 0.5 * zg, "max": np.maximum(zp, zg)}
+
+    half_split_table(labels, {"smoothed-max": patch, "global": glob}, fuse, args.splits)
 
 
 if __name__ == "__main__":
