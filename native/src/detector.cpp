@@ -65,6 +65,16 @@ std::unique_ptr<Backend> open_backend(const std::string &dir, const Manifest &m,
         }
     }
     const ModelFile &model = chosen_model(m, precision);
+    if (precision == "int8")
+        // OpenCV DNN 4.6 cannot import the export's Q/DQ graph (per-channel DequantizeLinear scales); say so before
+        // it tries, with the way out, rather than pass on its importer's message
+        throw Error(TOCOAD_ERR_BACKEND_UNAVAILABLE, "the native CPU backend does not run INT8 models",
+                    "TOCOAD_PRECISION_FP32 on the CPU backend, or an INT8 TensorRT engine (TOCOAD_BACKEND_TENSORRT)",
+                    std::string("TOCOAD_PRECISION_INT8 with ") +
+                        (o.backend == TOCOAD_BACKEND_AUTO ? "TOCOAD_BACKEND_AUTO and no usable INT8 engine"
+                                                          : "TOCOAD_BACKEND_CPU"),
+                    "open with TOCOAD_PRECISION_FP32 (on a CPU the FP32 model is also the faster one), or build "
+                    "the engine on the device: tocoad-export engine BUNDLE --precision int8");
     return make_opencv_backend(listed_path(verified, model.file, "ONNX model"), model, m);
 }
 

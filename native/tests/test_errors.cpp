@@ -178,6 +178,29 @@ void test_bundles() {
     o.precision = TOCOAD_PRECISION_INT8;
     expect_bundle_error("no int8 model", open_with(fixture_bundle, &o), "no int8 model");
 
+    b = copy_bundle();  // a bundle with an INT8 model: the CPU backend refuses it before OpenCV tries to import it
+    {
+        json m = read_json(b + "/manifest.json");
+        m["models"]["int8"] = m["models"]["fp32"];
+        m["models"]["int8"]["precision"] = "int8";
+        write_file(b + "/manifest.json", m.dump(2));
+    }
+    for (tocoad_backend backend : {TOCOAD_BACKEND_CPU, TOCOAD_BACKEND_AUTO}) {
+        tocoad_open_options_init(&o);
+        o.backend = backend;
+        o.precision = TOCOAD_PRECISION_INT8;
+        Opened int8 = open_with(b, &o);
+        CHECK_MSG(int8.status == TOCOAD_ERR_BACKEND_UNAVAILABLE, int8.error);
+        CHECK_MSG(contains(int8.error, "does not run INT8 models") && contains(int8.error, "TOCOAD_PRECISION_FP32") &&
+                      contains(int8.error, "tocoad-export engine"), int8.error);
+        CHECK(int8.out_untouched);
+    }
+    tocoad_open_options_init(&o);
+    o.backend = TOCOAD_BACKEND_CPU;
+    tocoad_detector *fp32 = nullptr;      // the same bundle's FP32 model still opens
+    CHECK(tocoad_open(b.c_str(), &o, &fp32) == TOCOAD_OK && fp32 != nullptr);
+    tocoad_close(fp32);
+
     tocoad_open_options_init(&o);
     o.backend = TOCOAD_BACKEND_TENSORRT;
     Opened trt = open_with(fixture_bundle, &o);
