@@ -44,10 +44,12 @@ def run(path, **options):
         be.close()
 
 
-def test_as_written_is_exact_and_fused_saturates_where_the_cpu_check_says(tmp_path):
+def test_as_written_is_exact_and_fused_saturates_where_the_cpu_check_says(tmp_path, caplog):
     model = saturating_qdq_conv(tmp_path / "sat.onnx")
-    written, flag = run(model, qdq="as-written")
+    with caplog.at_level("INFO", logger="tocoad_edge.runtime.backends.onnxrt"):
+        written, flag = run(model, qdq="as-written")
     assert flag is True and np.allclose(written, 8.0)
+    assert "sat.onnx: Q/DQ pairs run as written (qdq='as-written')" in caplog.text
     fused, flag = run(model, qdq="fused")
     assert flag is False
     if int8_sums_saturate():

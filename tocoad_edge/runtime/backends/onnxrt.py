@@ -79,8 +79,10 @@ class OnnxRuntimeBackend(Backend):
         if self.qdq_as_written:
             # the fused u8s8 kernels would saturate here: run the scores the INT8 gate measured
             opts.add_session_config_entry("session.disable_quant_qdq", "1")
-            log.info("INT8 model %s: Q/DQ pairs run as written (this CPU has no VNNI; ONNX Runtime's fused int8 "
-                     "kernels would saturate). The FP32 model is faster on a CPU.", self.model_path.name)
+            why = ("qdq='as-written'" if self.options.get("qdq", "auto") != "auto" else
+                   "this CPU has no VNNI; ONNX Runtime's fused int8 kernels would saturate")
+            log.info("%s: Q/DQ pairs run as written (%s). The FP32 model is faster on a CPU.", self.model_path.name,
+                     why)
         try:
             self._session = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
