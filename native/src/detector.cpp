@@ -128,7 +128,7 @@ void Detector::open_search(const Manifest &m, const std::map<std::string, std::s
         search_name_ = search_->name();
     } else {  // refined, and auto on a bundle with an index: the Python runtime's default
         search_ = open_index(m, verified, shared, map_ef(m, precision));
-        exact_ = make_exact_search(shared);
+        exact_ = make_bounded_exact_search(shared);
         search_name_ = "refined";
     }
 }

@@ -39,6 +39,10 @@ inline float squared_l2(const float *q, const float *b, std::size_t dim) {
 // Exact search over the coreset (no BLAS; blocked loops). The bank is shared with the refined search's map search.
 std::unique_ptr<NearestSearch> make_exact_search(std::shared_ptr<const Matrix> bank);
 
+// The same answers as make_exact_search (bit for bit), pruned by a principal-direction lower bound: what the refined
+// search's re-checks use (search_bounded.cpp; tocoad_edge/runtime/search/bounded.py).
+std::unique_ptr<NearestSearch> make_bounded_exact_search(std::shared_ptr<const Matrix> bank);
+
 // The bundle's hnswlib index (file written by Python hnswlib), at spec.ef (the caller picks it: detector.cpp).
 std::unique_ptr<NearestSearch> make_hnsw_search(const std::string &index_path, const IndexSpec &spec, int64_t entries,
                                                 int64_t dim);

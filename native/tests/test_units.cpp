@@ -438,6 +438,53 @@ void test_refined_score() {
     }
 }
 
+// The bounded search answers exactly what the exact search answers, bit for bit: small and wide banks (the bound
+// keeps fewer dimensions than the bank has, or all but one), duplicate rows, queries on a bank row, far queries.
+void test_bounded_exact_search() {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    struct Shape {
+        std::size_t rows, dim, rank;
+    };
+    for (const Shape shape : {Shape{600, 40, 40}, Shape{2500, 160, 12}, Shape{64, 2, 2}, Shape{1, 16, 16}}) {
+        auto bank = std::make_shared<tocoad::Matrix>();
+        bank->rows = static_cast<int64_t>(shape.rows);
+        bank->cols = static_cast<int64_t>(shape.dim);
+        bank->source_dtype = "float32";
+        std::vector<float> basis(shape.rank * shape.dim);
+        for (float &v : basis) v = normal(rng);
+        for (std::size_t r = 0; r < shape.rows; ++r) {      // a low-rank cloud plus noise: the bound prunes there
+            std::vector<float> coef(shape.rank);
+            for (float &c : coef) c = 3.0f * normal(rng);
+            for (std::size_t k = 0; k < shape.dim; ++k) {
+                float v = 0.1f * normal(rng) + 2.0f;
+                for (std::size_t j = 0; j < shape.rank; ++j) v += coef[j] * basis[j * shape.dim + k];
+                bank->data.push_back(v);
+            }
+        }
+        if (shape.rows > 2)    // a duplicate row
+            std::copy_n(bank->data.begin(), shape.dim, bank->data.begin() + static_cast<std::ptrdiff_t>(shape.dim));
+        const std::shared_ptr<const tocoad::Matrix> shared = bank;
+        const std::size_t n = 37;
+        std::vector<float> queries(n * shape.dim);
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t k = 0; k < shape.dim; ++k) {
+                const float row = bank->data[(i % shape.rows) * shape.dim + k];
+                queries[i * shape.dim + k] = i % 3 == 0 ? row                          // on a bank row
+                                             : i % 3 == 1 ? row + 0.3f * normal(rng)   // near one
+                                                          : 25.0f * normal(rng);       // far from all
+            }
+        std::vector<float> exact(n), bounded(n);
+        tocoad::make_exact_search(shared)->query(queries.data(), n, exact.data());
+        tocoad::make_bounded_exact_search(shared)->query(queries.data(), n, bounded.data());
+        for (std::size_t i = 0; i < n; ++i)
+            CHECK_MSG(bounded[i] == exact[i], "bank " + std::to_string(shape.rows) + " x " + std::to_string(shape.dim) +
+                                                  ", query " + std::to_string(i) + ": bounded " +
+                                                  std::to_string(bounded[i]) + " vs exact " + std::to_string(exact[i]));
+        CHECK(exact[0] == 0.0f);
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -452,5 +499,6 @@ int main() {
     test_engine_record();
     test_engine_bindings();
     test_refined_score();
+    test_bounded_exact_search();
     return check::finish("test_units");
 }
