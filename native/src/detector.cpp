@@ -1,7 +1,9 @@
 #include "detector.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
+#include <thread>
 
 #include <opencv2/core.hpp>
 
@@ -155,6 +157,15 @@ void check_options(const tocoad_open_options &o) {
                     std::to_string(o.threads));
 }
 
+
+// Threads for one frame's map search: the option's count (0: this machine's cores), at most kMaxSearchParts.
+constexpr std::size_t kMaxSearchParts = 8;
+
+std::size_t search_parts(int32_t threads) {
+    const std::size_t wanted = threads > 0 ? static_cast<std::size_t>(threads) : std::thread::hardware_concurrency();
+    return std::max<std::size_t>(1, std::min(wanted, kMaxSearchParts));
+}
+
 }  // namespace
 
 std::unique_ptr<Detector> Detector::open(const std::string &bundle_dir, const tocoad_open_options &options) {
@@ -174,6 +185,7 @@ std::unique_ptr<Detector> Detector::open(const std::string &bundle_dir, const to
     const auto verified = verify_files(bundle_dir, m);  // every file, before any loader runs
     const std::string precision = options.precision == TOCOAD_PRECISION_INT8 ? "int8" : "fp32";
     if (options.threads > 0) cv::setNumThreads(options.threads);
+    d->search_parts_ = search_parts(options.threads);
     Matrix coreset = load_memory_bank(verified, m);
     d->open_search(m, verified, options.search, precision, std::move(coreset));
     d->backend_ = open_backend(bundle_dir, m, verified, options, precision);
@@ -208,7 +220,8 @@ Prediction Detector::predict(const FrameView &frame) {
             if (tiles > 1) all.insert(all.end(), embeddings.begin(), embeddings.end());
         }
         if (tiles > 1) embeddings.swap(all);
-        search_->query(embeddings.data(), patches, distances.data());
+        split_query(*search_, embeddings.data(), patches, static_cast<std::size_t>(m.memory_bank.dim),
+                    distances.data(), search_parts_);
         for (float v : distances)
             if (!std::isfinite(v))
                 throw Error(TOCOAD_ERR_INTERNAL, "the model produced NaN or inf embeddings", "finite values",

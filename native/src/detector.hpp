@@ -48,6 +48,7 @@ private:
     std::unique_ptr<NearestSearch> search_;
     std::unique_ptr<NearestSearch> exact_;
     std::string search_name_;
+    std::size_t search_parts_ = 1;   // the map search's queries split over this many threads (options.threads)
     std::mutex mutex_;
 };
 

@@ -15,7 +15,8 @@ class NearestSearch {
 public:
     virtual ~NearestSearch() = default;
     virtual const char *name() const = 0;
-    // queries: n x dim row-major; out: n distances. Not required to be thread-safe.
+    // queries: n x dim row-major; out: n distances. Safe to call from several threads at once (a frame's map
+    // search splits its queries over threads, detector.cpp: split_query): no state changes after construction.
     virtual void query(const float *queries, std::size_t n, float *out) const = 0;
 };
 
@@ -35,6 +36,12 @@ inline float squared_l2(const float *q, const float *b, std::size_t dim) {
     }
     return sum;
 }
+
+// search.query over n queries in `parts` contiguous ranges, the first on the calling thread and the others on their own
+// threads (fewer parts where a part would have under 64 queries). Each answer does not depend on the other queries,
+// so `out` is the same bit for bit as one call's; an exception in any part is rethrown after all have finished.
+void split_query(const NearestSearch &search, const float *queries, std::size_t n, std::size_t dim, float *out,
+                 std::size_t parts);
 
 // Exact search over the coreset (no BLAS; blocked loops). The bank is shared with the refined search's map search.
 std::unique_ptr<NearestSearch> make_exact_search(std::shared_ptr<const Matrix> bank);

@@ -1,9 +1,11 @@
 // Unit tests of the library's parts, on small inputs built here: sha256, .npy, manifest, bundle paths,
 // kernel size, protobuf rewriting of ONNX for OpenCV.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -485,6 +487,47 @@ void test_bounded_exact_search() {
     }
 }
 
+// A frame's map search split over threads gives the one-call answer bit for bit, whatever the number of parts
+// (fewer queries than parts, uneven ranges); an exception in a worker's part reaches the caller.
+void test_split_query() {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const std::size_t dim = 24, rows = 400;
+    auto bank = std::make_shared<tocoad::Matrix>();
+    bank->rows = rows;
+    bank->cols = dim;
+    bank->source_dtype = "float32";
+    for (std::size_t i = 0; i < rows * dim; ++i) bank->data.push_back(normal(rng));
+    const auto exact = tocoad::make_exact_search(bank);
+    for (std::size_t n : {1u, 63u, 200u, 785u}) {
+        std::vector<float> queries(n * dim);
+        for (float &v : queries) v = 1.3f * normal(rng);
+        std::vector<float> once(n);
+        exact->query(queries.data(), n, once.data());
+        for (std::size_t parts : {1u, 2u, 3u, 8u}) {
+            std::vector<float> split(n, -1.0f);
+            tocoad::split_query(*exact, queries.data(), n, dim, split.data(), parts);
+            CHECK_MSG(split == once, std::to_string(n) + " queries in " + std::to_string(parts) + " parts");
+        }
+    }
+
+    struct Failing final : tocoad::NearestSearch {
+        const char *name() const override { return "failing"; }
+        void query(const float *, std::size_t n, float *out) const override {
+            if (n < 200) throw std::runtime_error("part of " + std::to_string(n) + " queries");
+            std::fill_n(out, n, 0.0f);
+        }
+    };
+    std::vector<float> queries(300 * dim), out(300);   // two parts of 150 queries: both throw, one is rethrown
+    bool thrown = false;
+    try {
+        tocoad::split_query(Failing(), queries.data(), 300, dim, out.data(), 2);
+    } catch (const std::runtime_error &e) {
+        thrown = std::string(e.what()) == "part of 150 queries";
+    }
+    CHECK(thrown);
+}
+
 }  // namespace
 
 int main() {
@@ -500,5 +543,6 @@ int main() {
     test_engine_bindings();
     test_refined_score();
     test_bounded_exact_search();
+    test_split_query();
     return check::finish("test_units");
 }
