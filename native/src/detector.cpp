@@ -157,7 +157,6 @@ void check_options(const tocoad_open_options &o) {
                     std::to_string(o.threads));
 }
 
-
 // Threads for one frame's map search: the option's count (0: this machine's cores), at most kMaxSearchParts.
 constexpr std::size_t kMaxSearchParts = 8;
 

@@ -388,6 +388,17 @@ private:
     std::unique_ptr<tocoad::NearestSearch> inner_;
 };
 
+// A float32 bank of standard normal values.
+std::shared_ptr<tocoad::Matrix> normal_bank(std::mt19937 &rng, std::size_t rows, std::size_t dim) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    auto bank = std::make_shared<tocoad::Matrix>();
+    bank->rows = static_cast<int64_t>(rows);
+    bank->cols = static_cast<int64_t>(dim);
+    bank->source_dtype = "float32";
+    for (std::size_t i = 0; i < rows * dim; ++i) bank->data.push_back(normal(rng));
+    return bank;
+}
+
 // The refined image score equals the score of the fully exact distances (max and smoothed-max, one and two tiles),
 // given any upper bounds of them; and with tight bounds it re-checks a few patches, not the frame.
 void test_refined_score() {
@@ -395,11 +406,7 @@ void test_refined_score() {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::uniform_int_distribution<int> coin(0, 2);
     const std::size_t dim = 8, rows = 300;
-    auto bank = std::make_shared<tocoad::Matrix>();
-    bank->rows = rows;
-    bank->cols = dim;
-    bank->source_dtype = "float32";
-    for (std::size_t i = 0; i < rows * dim; ++i) bank->data.push_back(normal(rng));
+    const auto bank = normal_bank(rng, rows, dim);
     const std::shared_ptr<const tocoad::Matrix> shared = bank;
     for (std::size_t tiles : {1u, 2u}) {
         for (const char *mode : {"max", "smoothed-max"}) {
@@ -493,11 +500,7 @@ void test_split_query() {
     std::mt19937 rng(11);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     const std::size_t dim = 24, rows = 400;
-    auto bank = std::make_shared<tocoad::Matrix>();
-    bank->rows = rows;
-    bank->cols = dim;
-    bank->source_dtype = "float32";
-    for (std::size_t i = 0; i < rows * dim; ++i) bank->data.push_back(normal(rng));
+    const auto bank = normal_bank(rng, rows, dim);
     const auto exact = tocoad::make_exact_search(bank);
     for (std::size_t n : {1u, 63u, 200u, 785u}) {
         std::vector<float> queries(n * dim);
