@@ -46,7 +46,9 @@ public:
     const char *name() const override { return "bounded-exact"; }
 
     void query(const float *queries, std::size_t n, float *out) const override {
-        std::vector<float> lifted(kQueryBlock * lifted_dim_), bounds(kQueryBlock * rows_);
+        // sized for this call's block: a re-check of one patch needs one row of bounds, not kQueryBlock
+        const std::size_t block = std::min(kQueryBlock, n);
+        std::vector<float> lifted(block * lifted_dim_), bounds(block * rows_);
         for (std::size_t s = 0; s < n; s += kQueryBlock) {
             const std::size_t m = std::min(kQueryBlock, n - s);
             for (std::size_t i = 0; i < m; ++i) lift(queries + (s + i) * dim_, lifted.data() + i * lifted_dim_);
@@ -66,9 +68,7 @@ private:
         const float *b = bank_->data.data();
         const std::size_t first = static_cast<std::size_t>(std::min_element(bound, bound + rows_) - bound);
         float best = squared_l2(q, b + first * dim_, dim_);
-        float q_sq = 0.0f;
-        for (std::size_t k = 0; k < lifted_dim_; ++k) q_sq += q_lifted[k] * q_lifted[k];
-        const float margin = kBoundRtol * (q_sq + largest_sq_);
+        const float margin = kBoundRtol * (dot(q_lifted, q_lifted, lifted_dim_) + largest_sq_);
         for (std::size_t r = 0; r < rows_; ++r) {
             if (r == first || bound[r] > best + margin) continue;
             best = std::min(best, squared_l2(q, b + r * dim_, dim_));
