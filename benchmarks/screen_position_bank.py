@@ -7,7 +7,7 @@ training patches at grid positions within ``--radius`` cells of its own (every t
 Prints image AUROC and recall at FPR <= 1 % / 5 % on all test images for the bundle's global bank (exact search)
 and for each radius, all scored by ``smoothed-max``. ``--keep F``: each position keeps a random fraction F of the
 training images' patches, e.g. 0.1 for a bank the size of a 10 % coreset: chosen at random (seed 0), or with
-``--greedy`` by a greedy k-center coreset of each position's patches (PatchCore's selection, per position).
+``--greedy`` by the trainer's greedy coreset (``memory/coreset.py``) of each position's patches.
 """
 from __future__ import annotations
 
@@ -17,18 +17,9 @@ import numpy as np
 
 from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.eval.metrics import auroc, recall_at_fpr
+from tocoad_edge.memory.coreset import greedy_coreset
 from tocoad_edge.runtime import Detector
 from tocoad_edge.runtime.scoring import score_kernel, smooth_grid
-
-
-def greedy_coreset(x: np.ndarray, count: int) -> np.ndarray:
-    """Indices of ``count`` rows of ``x`` chosen greedily, each the farthest from those chosen before."""
-    chosen = [int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))]
-    nearest = ((x - x[chosen[0]]) ** 2).sum(1)
-    for _ in range(count - 1):
-        chosen.append(int(np.argmax(nearest)))
-        nearest = np.minimum(nearest, ((x - x[chosen[-1]]) ** 2).sum(1))
-    return np.array(chosen)
 
 
 def kept_patches(train: np.ndarray, keep: float, greedy: bool) -> np.ndarray:
@@ -42,7 +33,7 @@ def kept_patches(train: np.ndarray, keep: float, greedy: bool) -> np.ndarray:
     count = max(1, int(round(keep * m)))
     for i in range(gh):
         for j in range(gw):
-            mask[greedy_coreset(train[:, i, j], count), i, j] = True
+            mask[greedy_coreset(train[:, i, j], count=count), i, j] = True
     return mask
 
 
