@@ -1,5 +1,4 @@
 """Anomaly generator G: masks, untouched normal pixels, determinism, each method, texture sources."""
-import cv2
 import numpy as np
 import pytest
 
@@ -18,7 +17,7 @@ def _images(n=4, size=64, gray=False, seed=0):
     return imgs
 
 
-@pytest.mark.parametrize("method", ["perlin", "cutpaste", "seamless", "scratch", "mixed"])
+@pytest.mark.parametrize("method", ["perlin", "cutpaste", "seamless"])
 def test_unmasked_pixels_untouched_and_mask_covers_changes(method):
     imgs = _images()
     gen = AnomalyGenerator.from_config(SynthConfig(method=method, anomaly_probability=1.0), imgs, seed=3)
@@ -40,32 +39,6 @@ def test_perlin_mask_coverage_in_a_sensible_range():
     assert (cover >= 0.01).mean() >= 0.9          # redrawn until it covers at least min_coverage (almost always)
     assert cover.max() < 0.6                       # never the whole image
     assert cover.std() > 0.005                     # many scales: coverages differ
-
-
-def test_scratches_are_thin_lines_darker_or_brighter_than_the_surface():
-    flat = [np.full((128, 128, 3), 128, np.uint8)]
-    gen = AnomalyGenerator.from_config(SynthConfig(method="scratch", anomaly_probability=1.0, rotation_degrees=0.0),
-                                       flat, seed=0)
-    darker = brighter = 0
-    for k in range(30):
-        s = gen.sample(flat[0], k)
-        m = s.mask.astype(bool)
-        assert 8 <= m.sum() < 0.1 * m.size                 # a line, not an area
-        # thin: eroding the mask by a 5 x 5 square leaves almost nothing (a blob of the same area would survive)
-        core = cv2.erode(s.mask, np.ones((5, 5), np.uint8))
-        assert core.sum() <= 0.05 * m.sum()
-        shift = s.image[m].astype(int) - 128
-        assert (np.abs(shift) > 0).mean() > 0.9
-        darker += int(shift.mean() < 0)
-        brighter += int(shift.mean() > 0)
-    assert darker > brighter > 0                       # mostly dark (cracks), sometimes bright (scratches)
-
-
-def test_mixed_draws_both_perlin_areas_and_scratches():
-    imgs = _images(size=128)
-    gen = AnomalyGenerator.from_config(SynthConfig(method="mixed", anomaly_probability=1.0), imgs, seed=2)
-    thin = [cv2.erode(gen.sample(imgs[0], k).mask, np.ones((5, 5), np.uint8)).sum() == 0 for k in range(40)]
-    assert 5 < sum(thin) < 35
 
 
 def test_normal_samples_have_empty_mask_and_label_zero():
@@ -118,6 +91,8 @@ def test_texture_folder_errors_and_reads(tmp_path):
         FolderTextures(tmp_path / "missing")
     with pytest.raises(DataError, match="holds no images"):
         FolderTextures(tmp_path)
+    import cv2
+
     cv2.imwrite(str(tmp_path / "t.png"), np.full((20, 30, 3), 90, np.uint8))
     tex = FolderTextures(tmp_path).sample((40, 40), np.random.default_rng(0))
     assert tex.shape == (40, 40, 3) and tex.dtype == np.uint8

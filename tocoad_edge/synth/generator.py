@@ -20,7 +20,6 @@ from ..errors import DataError
 from .cutpaste import cutpaste
 from .foreground import foreground_mask
 from .perlin import perlin_mask, rotate_image
-from .scratch import scratch
 from .seamless import seamless_patch
 from .textures import TextureSource, build_texture_source
 
@@ -69,12 +68,9 @@ class AnomalyGenerator:
             anomaly = bool(rng.random() < cfg.anomaly_probability)
         if not anomaly:
             return SynthSample(base, np.zeros((h, w), np.uint8), 0, base)
-        method = cfg.method if cfg.method != "mixed" else ("perlin" if rng.random() < 0.5 else "scratch")
-        if method == "perlin":
+        if cfg.method == "perlin":
             out, mask = self._perlin(base, rng)
-        elif method == "scratch":
-            out, mask = scratch(base, rng)
-        elif method == "cutpaste":
+        elif cfg.method == "cutpaste":
             out, mask = cutpaste(base, rng)
         else:
             out, mask = seamless_patch(base, self._texture(base, rng), rng)

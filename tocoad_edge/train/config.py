@@ -121,8 +121,7 @@ class ScoringConfig:
 @dataclass(frozen=True)
 class SynthConfig:
     """Anomaly generator G (``tocoad_edge.synth``). Defaults are documented in docs/tocoad_method.md."""
-    # Perlin was best in the paper's ablation; scratch: thin lines (cracks); mixed: Perlin or scratch, even odds
-    method: Literal["perlin", "cutpaste", "seamless", "scratch", "mixed"] = "perlin"
+    method: Literal["perlin", "cutpaste", "seamless"] = "perlin"   # Perlin was best in the paper's ablation
     textures: str | None = None         # folder of texture images (e.g. DTD); tocoad-train --textures DIR
     # auto: the folder if given, else normal images + procedural
     texture_source: Literal["auto", "normal", "procedural", "folder"] = "auto"
