@@ -22,7 +22,7 @@ import torch
 from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.data.images import resize_to_input
 from tocoad_edge.runtime import Detector
-from tocoad_edge.runtime.scoring import score_kernel, smooth_grid
+from tocoad_edge.runtime.scoring import image_scores, score_kernel
 from tocoad_edge.train._common import normalise, to_float_rgb
 from tocoad_edge.train.checkpoints import load_tensors
 from tocoad_edge.train.discriminator import Discriminator
@@ -30,6 +30,7 @@ from tocoad_edge.train.embedder_factory import configured_backbone, run_config
 from tocoad_edge.train.run_folder import RunFolder
 
 from half_split import half_split_table  # noqa: E402  (same folder)
+
 
 @torch.no_grad()
 def discriminator_maps(run_dir: Path, paths: list, batch: int = 16) -> np.ndarray:
@@ -51,10 +52,9 @@ def discriminator_maps(run_dir: Path, paths: list, batch: int = 16) -> np.ndarra
 def patch_scores(bundle: str, paths: list) -> np.ndarray:
     det = Detector.open(bundle, search="exact")
     grid = det.manifest.features.grid
-    grids = np.stack([det.search.query(det.embed(read_image(p))[0]).reshape(grid) for p in paths])
+    distances = np.stack([det.search.query(det.embed(read_image(p))[0]) for p in paths])
     kernel = score_kernel("smoothed-max", det.manifest.scoring.gaussian_sigma, det.manifest.features.stride)
-    out: np.ndarray = smooth_grid(grids, kernel).reshape(len(grids), -1).max(1)
-    return out
+    return image_scores(distances, grid, kernel)
 
 
 def main() -> None:

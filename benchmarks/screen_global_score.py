@@ -22,9 +22,10 @@ import numpy as np
 
 from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.runtime import Detector
-from tocoad_edge.runtime.scoring import score_kernel, smooth_grid
+from tocoad_edge.runtime.scoring import image_scores, score_kernel
 
 from half_split import half_split_table  # noqa: E402  (same folder)
+
 
 def embed_all(det: Detector, paths: list) -> tuple[np.ndarray, np.ndarray]:
     """Exact patch-distance grids ``[n, h, w]`` and pooled vectors ``[n, 2D]`` of the images at ``paths``."""
@@ -72,7 +73,7 @@ def main() -> None:
     grids, pooled = embed_all(det, [t.path for t in ds.test])
     _, pooled_train = embed_all(det, list(ds.train))
     kernel = score_kernel("smoothed-max", det.manifest.scoring.gaussian_sigma, det.manifest.features.stride)
-    patch = smooth_grid(grids, kernel).reshape(len(grids), -1).max(1)
+    patch = image_scores(grids.reshape(len(grids), -1), det.manifest.features.grid, kernel)
     glob = global_scores(pooled, pooled_train, args.k)
 
     good, bad = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)

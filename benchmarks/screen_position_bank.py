@@ -19,7 +19,7 @@ from tocoad_edge.data import load_dataset, read_image
 from tocoad_edge.eval.metrics import auroc, recall_at_fpr
 from tocoad_edge.memory.coreset import greedy_coreset
 from tocoad_edge.runtime import Detector
-from tocoad_edge.runtime.scoring import score_kernel, smooth_grid
+from tocoad_edge.runtime.scoring import image_scores, score_kernel
 
 
 def kept_patches(train: np.ndarray, keep: float, greedy: bool) -> np.ndarray:
@@ -72,7 +72,7 @@ def main() -> None:
     kernel = score_kernel("smoothed-max", det.manifest.scoring.gaussian_sigma, det.manifest.features.stride)
 
     def report(name: str, grids: np.ndarray) -> None:
-        s = smooth_grid(grids, kernel).reshape(len(grids), -1).max(1)
+        s = image_scores(grids.reshape(len(grids), -1), (gh, gw), kernel)
         print(f"| {name} | {auroc(labels, s):.4f} | {recall_at_fpr(labels, s, 0.01)[0] * 100:.1f} % | "
               f"{recall_at_fpr(labels, s, 0.05)[0] * 100:.1f} % |", flush=True)
 
