@@ -6,6 +6,10 @@ weights with ``vpmaddubsw``, whose 16-bit pair sums saturate; ONNX Runtime docum
 7-bit weights (``reduce_range``) against it. The INT8 gate and the parity report run the graph as written (no
 fusion), so on such a CPU the fused kernels would give other scores than the ones the export measured. VNNI
 (``vpdpbusd``, AVX-512 or the 256-bit AVX-VNNI) and ARM's dot-product kernels accumulate in 32 bits.
+
+The bundle's INT8 model places Q/DQ for TensorRT (on layer inputs, not outputs), so ONNX Runtime finds the
+fusable group at one convolution only and runs the others in float on dequantized inputs: on x86 the INT8 model
+is slower than FP32 with or without VNNI (``benchmarks/int8_cpu_placement.py``). This check keeps its scores right.
 """
 from __future__ import annotations
 
