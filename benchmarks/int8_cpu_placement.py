@@ -8,10 +8,11 @@ output: docs/int8_and_tensorrt.md). ONNX Runtime's CPU provider turns a ``Dequan
 QuantizeLinear`` group into an int8 ``QLinearConv``; without the output ``QuantizeLinear`` it runs the convolution
 in float on dequantized inputs, and every ``DequantizeLinear`` is extra work. For comparison this script quantizes
 the bundle's FP32 model with ONNX Runtime's own tool (``quantize_static``, QDQ format, per-channel s8 weights, u8
-activations, MinMax ranges from ``--calibration`` training images), keeping in float the layers the bundle's INT8
-model keeps in float. Per model: one-thread p50 of the backbone on ``--frames`` test images (all models in turn on
-each frame), the embeddings' relative error against FP32 (the measure the export's INT8 gate bounds), and the
-node types in ONNX Runtime's optimized graph (how many convolutions became int8 kernels). No test label is read.
+activations, MinMax ranges from ``--calibration`` training images), keeping in float the layers the export kept
+in float (the manifest's ``calibration.layers_float``). Per model: one-thread p50 of the backbone on ``--frames``
+test images (all models in turn on each frame), the embeddings' relative error against FP32 (the measure the
+export's INT8 gate bounds), and the node types in ONNX Runtime's optimized graph (how many convolutions became int8
+kernels). No test label is read.
 
 Not part of the product: the export ships only the TensorRT placement, and the runtime uses FP32 on x86.
 """
@@ -27,12 +28,6 @@ from pathlib import Path
 import numpy as np
 
 
-def float_layers(int8_model) -> list[str]:
-    """Convolutions of the bundle's INT8 graph whose activation input is not dequantized: the float layers."""
-    dequantized = {o for n in int8_model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return [n.name for n in int8_model.graph.node if n.op_type == "Conv" and n.input[0] not in dequantized]
-
-
 def optimized_op_counts(ort, path: str, folder: Path) -> dict[str, int]:
     """Node types of ONNX Runtime's optimized graph of ``path`` (CPU provider, all graph optimizations)."""
     import onnx
@@ -46,10 +41,10 @@ def optimized_op_counts(ort, path: str, folder: Path) -> dict[str, int]:
 
 
 def main() -> None:
-    import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
+    from tocoad_edge.calibration.gate import relative_error
     from tocoad_edge.data import load_dataset, read_image
     from tocoad_edge.runtime.backends.onnxrt import session_options
     from tocoad_edge.runtime.frames import to_bgr_frame, to_model_input
@@ -66,6 +61,7 @@ def main() -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
     if "int8" not in manifest["models"]:
         raise SystemExit(f"{bundle} has no INT8 model: export it with --int8")
+    keep_float = manifest["calibration"]["layers_float"]          # what the export kept in float
     height, width = manifest["input"]["height"], manifest["input"]["width"]
     fp32, int8 = (str(bundle / manifest["models"][k]["file"]) for k in ("fp32", "int8"))
     ds = load_dataset(a.data, require_test=True)
@@ -86,7 +82,6 @@ def main() -> None:
             x = next(self._it, None)
             return None if x is None else {input_name: x}
 
-    keep_float = float_layers(onnx.load(int8))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         ortq = str(folder / "backbone.ortq.onnx")
@@ -109,7 +104,7 @@ def main() -> None:
                 outs[k] = s.run(None, {input_name: x})[0]
                 times[k].append((time.perf_counter() - t0) * 1e3)
             for k in paths:
-                errors[k].append(float(np.linalg.norm(outs[k] - outs["fp32"]) / np.linalg.norm(outs["fp32"])))
+                errors[k].append(relative_error(outs["fp32"], outs[k]))
 
     print(f"{len(frames)} frames, 1 thread, float layers kept: {len(keep_float)} ({', '.join(keep_float)})")
     print("| model | p50 ms | / FP32 | embedding error vs FP32 | int8 convolutions | float convolutions | "
