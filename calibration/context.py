@@ -33,7 +33,8 @@ class ExportOptions:
     bank_dtype: str = "float16"           # float16 | float32 (image scores moved < 1e-3 relative: docs/performance.md)
     search_index: str = "projected"       # projected (PCA + hnswlib + full-dimension re-rank) | full (hnswlib over D)
     search_dims: int = 32                 # projected: the index's dimension (export/search_index.py: why)
-    search_candidates: int = 16           # projected: neighbours re-ranked in the full dimension
+    search_candidates: int = 8            # projected: neighbours each patch walks to, re-ranked in the full dimension
+    search_lend: int = 2                  # projected: of those, the best each patch lends its grid neighbours
     with_torch_weights: bool = False      # also ship backbone.safetensors (only the optional torch backend reads it)
     bank: str = "full"                    # full | auto | RATIOxDIMSxDTYPE (export/bank_compression.py)
     data_dir: Path | None = None          # real labelled test data for the parity report (optional)
@@ -89,4 +90,4 @@ class ExportContext:
         if self.index is None:
             raise ExportError("the search index is not written yet", fix="a bug: write the bank before tuning")
         staged = {p.name: p for p in self.staging.iterdir() if p.is_file()}
-        return open_index_search(self.bank, self.index, staged, ef=ef, threads=threads)
+        return open_index_search(self.bank, self.index, staged, ef=ef, threads=threads, grid=self.features.grid)

@@ -149,7 +149,7 @@ def test_map_ef_is_the_smallest_ef_with_enough_recall(tiny_bundle):
     assert m.memory_bank.index.kind == "projected_hnsw"
     full = dataclasses.replace(m, memory_bank=dataclasses.replace(
         m.memory_bank, index=dataclasses.replace(m.memory_bank.index, kind="hnsw", projection=None, dims=None,
-                                                 candidates=1)))
+                                                 candidates=1, lend=0)))
     rows = [{"ef": 16, "recall_at_1": 0.95, "mean_distance_rel_error": 0.004},
             {"ef": 32, "recall_at_1": 0.985, "mean_distance_rel_error": 0.002},
             {"ef": 48, "recall_at_1": 0.999, "mean_distance_rel_error": 0.001}]

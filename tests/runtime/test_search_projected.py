@@ -106,3 +106,90 @@ def test_bad_projection_or_candidates_are_refused(bank_projection_index):
     other = pca_search_projection(bank, 12)                                  # 12 dims, index has 8
     with pytest.raises(BundleError):
         ProjectedSearch(bank, path, other, ef=16)
+
+
+def _grid_queries(bank, grids, h, w, seed):
+    """Patch grids like an image's: each patch is a bank row plus noise, and a patch's row is its upper or left
+    neighbour's about half the time (so neighbours often share their nearest rows, as neighbouring patches do)."""
+    rng = np.random.default_rng(seed)
+    rows = np.empty((grids, h, w), dtype=np.int64)
+    for g in range(grids):
+        for i in range(h):
+            for j in range(w):
+                coin = rng.random()
+                rows[g, i, j] = (rows[g, i - 1, j] if i and coin < 0.25 else rows[g, i, j - 1] if j and coin < 0.5
+                                 else rng.integers(0, len(bank)))
+    flat = rows.reshape(-1)
+    return (bank[flat] + 0.4 * rng.standard_normal((len(flat), bank.shape[1]))).astype(np.float32)
+
+
+def test_grid_neighbours_stay_in_their_grid():
+    from tocoad_edge.runtime.search.projected import grid_neighbours
+
+    # two 2 × 3 grids; up, down, left, right; a border patch counts itself for the missing neighbour
+    got = grid_neighbours(2, 2, 3)
+    first = [[0, 3, 0, 1], [1, 4, 0, 2], [2, 5, 1, 2],
+             [0, 3, 3, 4], [1, 4, 3, 5], [2, 5, 4, 5]]
+    np.testing.assert_array_equal(got[:6], first)
+    np.testing.assert_array_equal(got[6:], np.array(first) + 6)
+
+
+def test_lending_answers_the_best_of_own_and_lent_rows(bank_projection_index):
+    """Each patch's answer is the nearest of its own walked rows and the best ``lend`` rows of each grid neighbour
+    (each neighbour's rows ranked by its own float64 distances), found here with explicit loops."""
+    bank, projection, path = bank_projection_index
+    grids, h, w, k, lend = 2, 7, 9, 6, 2
+    q = _grid_queries(bank, grids, h, w, 11)
+    search = ProjectedSearch(bank, path, projection, ef=6, candidates=k, lend=lend, grid=(h, w), threads=1)
+    got = search.query(q)
+    own = search.candidate_rows(q)
+    b64, q64 = bank.astype(np.float64), q.astype(np.float64)
+    dist = [np.linalg.norm(b64[own[p]] - q64[p], axis=1) for p in range(len(q))]
+    best = [own[p][np.argsort(dist[p], kind="stable")[:lend]] for p in range(len(q))]
+    want = np.empty(len(q))
+    for g in range(grids):
+        for i in range(h):
+            for j in range(w):
+                p = (g * h + i) * w + j
+                rows = set(own[p].tolist())
+                for ni, nj in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+                    n = (g * h + min(max(ni, 0), h - 1)) * w + min(max(nj, 0), w - 1)
+                    rows |= set(best[n].tolist())
+                want[p] = np.linalg.norm(b64[sorted(rows)] - q64[p], axis=1).min()
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_lending_only_ever_lowers_a_patch_distance(bank_projection_index):
+    bank, projection, path = bank_projection_index
+    q = _grid_queries(bank, 3, 10, 10, 12)
+    # a short walk (2 rows) misses more, so there is something for the neighbours to lend
+    alone = ProjectedSearch(bank, path, projection, ef=2, candidates=2, threads=1).query(q)
+    lent = ProjectedSearch(bank, path, projection, ef=2, candidates=2, lend=2, grid=(10, 10), threads=1).query(q)
+    exact = _true_nn(bank, q)
+    assert np.all(lent <= alone * (1 + 1e-6)) and np.all(lent >= exact * (1 - 1e-5))
+    assert np.mean(lent / exact - 1) < np.mean(alone / exact - 1)           # and here, lowers the map error
+
+
+def test_lending_split_over_threads_gives_the_same_distances(bank_projection_index):
+    """The second thread's rows start mid-grid (3 grids of 10 × 10, cut at row 150): patches at the cut still get
+    what their neighbours on the other thread lend them."""
+    bank, projection, path = bank_projection_index
+    q = _grid_queries(bank, 3, 10, 10, 13)
+    one = ProjectedSearch(bank, path, projection, ef=4, candidates=4, lend=2, grid=(10, 10), threads=1)
+    two = ProjectedSearch(bank, path, projection, ef=4, candidates=4, lend=2, grid=(10, 10), threads=2)
+    assert two.splitter.splits(len(q))
+    np.testing.assert_array_equal(one.query(q), two.query(q))
+    assert two.describe()["lend"] == 2
+    two.close()
+
+
+def test_lending_needs_whole_grids_and_rows_it_walked(bank_projection_index):
+    bank, projection, path = bank_projection_index
+    search = ProjectedSearch(bank, path, projection, ef=4, candidates=4, lend=2, grid=(10, 10), threads=1)
+    with pytest.raises(InputError, match="whole patch grids") as err:
+        search.query(_queries(bank, 150, 14))
+    assert "a multiple of 10×10 = 100 rows" in str(err.value) and "150 rows" in str(err.value)
+    with pytest.raises(InputError, match="lends more rows than it walks"):
+        ProjectedSearch(bank, path, projection, ef=4, candidates=4, lend=5, grid=(10, 10))
+    with pytest.raises(InputError, match="needs the patch grid"):
+        ProjectedSearch(bank, path, projection, ef=4, candidates=4, lend=2)

@@ -108,6 +108,7 @@ class IndexSpec:
     projection: str | None = None   # projected_hnsw: float32 [D + 1, dims] .npy (matrix rows, then the bias)
     dims: int | None = None         # projected_hnsw: the index's dimension
     candidates: int = 1             # projected_hnsw: neighbours re-ranked in the bank's full dimension
+    lend: int = 0                   # projected_hnsw: best rows each patch lends its grid neighbours (projected.py)
 
     def __post_init__(self) -> None:
         require(self.kind in INDEX_KINDS, "memory_bank.index.kind", f"one of {list(INDEX_KINDS)}", self.kind)
@@ -118,6 +119,8 @@ class IndexSpec:
                 "an integer >= 1 for kind projected_hnsw, null for hnsw", self.dims)
         require(self.candidates >= 1 and (projected or self.candidates == 1), "memory_bank.index.candidates",
                 "an integer >= 1 (1 for kind hnsw)", self.candidates)
+        require(0 <= self.lend <= self.candidates and (projected or self.lend == 0), "memory_bank.index.lend",
+                f"an integer in 0 .. candidates ({self.candidates}); 0 for kind hnsw", self.lend)
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,10 @@ class Manifest:
             # manifest that tocoad-threshold or an engine build rewrites still reads in a schema 1 runtime
             for key in PROJECTED_INDEX_KEYS:
                 del data["memory_bank"]["index"][key]
+        if index is not None and index.lend == 0:
+            # an index without lending reads in runtimes from before lending; one with it is refused there by the
+            # unknown key, where answering without it would move the map
+            del data["memory_bank"]["index"]["lend"]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 

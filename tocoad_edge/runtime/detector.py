@@ -104,11 +104,12 @@ def create_search(kind: str, bank: np.ndarray, manifest: Manifest, paths: dict[s
         from .search.bundle_index import open_index_search
 
         if kind == "hnsw":
-            return open_index_search(bank, index, paths, ef=query_ef(manifest, precision), threads=threads)
+            return open_index_search(bank, index, paths, ef=query_ef(manifest, precision), threads=threads,
+                                     grid=manifest.features.grid)
         from .search.refined import bounded_refined_search
 
         return bounded_refined_search(open_index_search(bank, index, paths, ef=map_ef(manifest, precision),
-                                                        threads=threads), bank, threads)
+                                                        threads=threads, grid=manifest.features.grid), bank, threads)
     return ExactSearch(bank, threads=threads)
 
 

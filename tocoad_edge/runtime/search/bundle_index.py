@@ -13,8 +13,9 @@ from .base import NearestNeighbourSearch
 
 
 def open_index_search(bank: np.ndarray, index: IndexSpec, paths: dict[str, Path], *, ef: int,
-                      threads: int | None) -> NearestNeighbourSearch:
-    """``paths``: the bundle's verified files (name → path), so every file read here was hashed first."""
+                      threads: int | None, grid: tuple[int, int]) -> NearestNeighbourSearch:
+    """``paths``: the bundle's verified files (name → path), so every file read here was hashed first; ``grid``:
+    the patch grid (h, w) of one image or tile (``features.grid``), where neighbours lend each other rows."""
     index_path = _listed(paths, index.file, "index")
     if index.kind != "projected_hnsw":
         from .hnsw import HnswSearch
@@ -33,7 +34,8 @@ def open_index_search(bank: np.ndarray, index: IndexSpec, paths: dict[str, Path]
     if projection.ndim == 2 and projection.shape[1] != index.dims:
         raise BundleError(f"{index.projection} does not match the manifest", expected=f"{index.dims} dims",
                           got=f"{projection.shape[1]} dims", fix="re-export the bundle")
-    return ProjectedSearch(bank, index_path, projection, ef=ef, candidates=index.candidates, threads=threads)
+    return ProjectedSearch(bank, index_path, projection, ef=ef, candidates=index.candidates, lend=index.lend,
+                           grid=(int(grid[0]), int(grid[1])), threads=threads)
 
 
 def _listed(paths: dict[str, Path], name: str, role: str) -> Path:

@@ -71,8 +71,8 @@ def choose_search(bank: np.ndarray, manifest: Manifest, paths: dict[str, Path],
         from .bundle_index import open_index_search
         from .refined import bounded_refined_search
 
-        refined = bounded_refined_search(open_index_search(bank, index, paths, ef=map_ef, threads=threads), bank,
-                                         threads)
+        refined = bounded_refined_search(open_index_search(bank, index, paths, ef=map_ef, threads=threads,
+                                                           grid=manifest.features.grid), bank, threads)
         candidates["refined"] = refined
         # one frame through the refined path: HNSW distances, then the exact re-check of the image score
         frames["refined"] = lambda: refined.max_distance(queries, refined.query(queries))
