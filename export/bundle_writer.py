@@ -151,7 +151,8 @@ def _write_bank(staging: Path, bank_store: np.ndarray, cfg: TrainConfig,
     # The index is built over exactly what the runtime loads (float16 storage is widened on load).
     bank_loaded = bank_store.astype(np.float32)
     index = write_search_index(staging, bank_loaded, kind=options.search_index, dims=options.search_dims,
-                               candidates=min(options.search_candidates, len(bank_loaded)), M=options.hnsw_M,
+                               candidates=min(options.search_candidates, len(bank_loaded)),
+                               lend=min(options.search_lend, len(bank_loaded)), M=options.hnsw_M,
                                ef_construction=options.hnsw_ef_construction, seed=cfg.seed)
     return bank_loaded, index
 

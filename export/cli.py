@@ -47,8 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         "44 MB, search a few times faster); "
         "full: hnswlib over the bank itself (the only kind before manifest schema 2)"))
     b.add_argument("--search-dims", type=int, default=32, help="projected index: dimensions of the projection")
-    b.add_argument("--search-candidates", type=int, default=16,
-                   help="projected index: neighbours per query re-ranked in the full dimension")
+    b.add_argument("--search-candidates", type=int, default=8,
+                   help="projected index: neighbours each patch walks to, re-ranked in the full dimension")
+    b.add_argument("--search-lend", type=int, default=2, help=(
+        "projected index: of those, the best each patch lends its four grid neighbours, re-ranked there too "
+        "(0: none; 16 candidates and 0 was the default before lending, docs/performance.md)"))
     b.add_argument("--with-torch-weights", action="store_true", help=(
         "also ship backbone.safetensors (12 MB for EfficientNet-Lite0), read only by the optional torch backend"))
     b.add_argument("--bank", default="full", help=(
@@ -132,9 +135,24 @@ def _positive(value: int, flag: str) -> int:
     return value
 
 
+def _non_negative(value: int, flag: str) -> int:
+    if value < 0:
+        from tocoad_edge.errors import ConfigError
+
+        raise ConfigError(f"{flag} must not be negative", expected="an integer >= 0", got=str(value),
+                          fix=f"give {flag} 0 or more, or leave it at its default")
+    return value
+
+
 def _bundle(args: argparse.Namespace) -> int:
     from .bundle_writer import ExportOptions, manifest_summary, write_bundle
 
+    if args.search_lend > args.search_candidates:
+        from tocoad_edge.errors import ConfigError
+
+        raise ConfigError("--search-lend is larger than --search-candidates: a patch can only lend rows it found",
+                          expected=f"0 .. {args.search_candidates}", got=str(args.search_lend),
+                          fix="lower --search-lend or raise --search-candidates")
     opts = ExportOptions(int8=args.int8, dynamic_batch=args.dynamic_batch, allow_degraded=args.allow_degraded,
                          calibration_images=args.calibration_images, calibration_method=args.calibration_method,
                          int8_float=args.int8_float,
@@ -142,6 +160,7 @@ def _bundle(args: argparse.Namespace) -> int:
                          bank_dtype=args.bank_dtype, bank=_bank_option(args.bank),
                          search_index=args.search_index, search_dims=_positive(args.search_dims, "--search-dims"),
                          search_candidates=_positive(args.search_candidates, "--search-candidates"),
+                         search_lend=_non_negative(args.search_lend, "--search-lend"),
                          with_torch_weights=args.with_torch_weights,
                          data_dir=Path(args.data) if args.data else None,
                          force=args.force, sign_key=Path(args.sign_key) if args.sign_key else None)

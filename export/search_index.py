@@ -7,8 +7,11 @@ the bundle budget first, then the map error at the cheapest ef. hnswlib stores p
 4·d vector bytes and an 8-byte label; at M 16 the index is 7.2 / 8.9 / 10.6 MB for d = 32 / 48 / 64, and only
 d = 32 keeps the default INT8 bundle (3.8 + 1.1 MB models, 20.1 MB float16 bank) under 33 MB. At d = 32, 16
 candidates at ef 16 give a mean map error of 0.29 % (recall@1 0.91) against 0.54 % (0.84) for 8 candidates,
-and cost less than 8 candidates at ef 32 (0.43 %). The query ef is then tuned per precision like the full
-index's (``search_tuning.py``; ``search="refined"`` takes the smallest ef within 0.5 % mean map error)."""
+and cost less than 8 candidates at ef 32 (0.43 %). Lending (``lend``: each patch's best rows re-ranked for its
+grid neighbours too) gets the error of 16 candidates from 8 walked at ef 8, for about two thirds of the walk
+(``benchmarks/screen_lending.py``): 8 candidates and 2 lent are the defaults. The query ef is then tuned per
+precision like the full index's, from ef = candidates up (``search_tuning.py``; ``search="refined"`` takes the
+smallest ef within 0.5 % mean map error)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,7 +36,7 @@ def pca_search_projection(bank: np.ndarray, dims: int, seed: int = 0) -> np.ndar
 
 
 def write_search_index(staging: Path, bank: np.ndarray, *, kind: str, dims: int, candidates: int, M: int,
-                       ef_construction: int, seed: int) -> IndexSpec:
+                       ef_construction: int, seed: int, lend: int = 0) -> IndexSpec:
     """Write ``index.hnsw`` (and for ``projected`` ``search_projection.npy``) over ``bank`` exactly as the runtime
     loads it (float32); returns the manifest's index spec with a placeholder ef (tuned afterwards)."""
     if kind == "full" or dims >= bank.shape[1]:
@@ -44,4 +47,4 @@ def write_search_index(staging: Path, bank: np.ndarray, *, kind: str, dims: int,
         np.save(f, projection, allow_pickle=False)
     build_projected_index(bank, projection, staging / INDEX_NAME, M=M, ef_construction=ef_construction, seed=seed)
     return IndexSpec(file=INDEX_NAME, kind="projected_hnsw", M=M, ef_construction=ef_construction, seed=seed,
-                     projection=PROJECTION_NAME, dims=int(dims), candidates=int(candidates))
+                     projection=PROJECTION_NAME, dims=int(dims), candidates=int(candidates), lend=int(lend))

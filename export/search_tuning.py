@@ -27,6 +27,12 @@ EF_SAFETY_STEPS = 1
 PLATEAU_STEPS = 2
 
 
+def ef_candidates(smallest: int = EF_CANDIDATES[0]) -> tuple[int, ...]:
+    """The ef values a sweep measures: ``smallest`` first (a projected index's candidates, the least it can walk
+    with: 8 by default, where lending brings the map error down), then the ``EF_CANDIDATES`` above it."""
+    return (int(smallest),) + tuple(e for e in EF_CANDIDATES if e > smallest)
+
+
 def measure_ef(bank: np.ndarray, index: Path | HnswSearch | ProjectedSearch, patches: np.ndarray, *,
                bound: float = MAX_SCORE_ERROR, safety_steps: int = EF_SAFETY_STEPS,
                threads: int | None = None) -> list[dict]:
@@ -48,7 +54,8 @@ def measure_ef(bank: np.ndarray, index: Path | HnswSearch | ProjectedSearch, pat
                                                                          threads=threads)
     rows: list[dict] = []
     first_ok = None
-    for i, ef in enumerate(EF_CANDIDATES):
+    efs = ef_candidates(hnsw.candidates) if isinstance(hnsw, ProjectedSearch) else EF_CANDIDATES
+    for i, ef in enumerate(efs):
         hnsw.set_ef(ef)
         d = hnsw.query(flat)
         recall = float(np.mean(np.isclose(d, d_exact, rtol=1e-4, atol=1e-5)))

@@ -11,11 +11,12 @@ def test_manifest_round_trip(tiny_bundle):
     assert m.schema_version == 2
     assert set(m.files) >= {"backbone.onnx", "coreset.npy", "index.hnsw", "search_projection.npy", "parity.json"}
     assert m.features.grid == (8, 8) and m.features.dim == 384 and m.features.aggregation_mode == "patchcore"
-    assert m.memory_bank.index.ef >= 16
-    # the default export: float16 bank, projected index
+    # the default export: float16 bank, projected index with lending
     ix = m.memory_bank.index
+    assert ix.ef >= ix.candidates
     assert m.memory_bank.dtype == "float16"
-    assert (ix.kind, ix.projection, ix.dims, ix.candidates) == ("projected_hnsw", "search_projection.npy", 32, 16)
+    assert (ix.kind, ix.projection, ix.dims, ix.candidates, ix.lend) == \
+        ("projected_hnsw", "search_projection.npy", 32, 8, 2)
     assert m.search["index_kind"] == "projected_hnsw" and m.search["projected_dims"] == 32
     assert m.scoring.image_threshold > 0 and m.scoring.normalization_scale > 0
     paths = verify_files(tiny_bundle, m)

@@ -41,3 +41,13 @@ def test_bundle_needs_out(capsys):
         main(["bundle", "somerun"])
     assert exc.value.code == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_lending_more_rows_than_walked_is_refused_before_any_work(tmp_path, tiny_run, capsys):
+    out = tmp_path / "bundle"
+    assert main(["bundle", str(tiny_run), "--out", str(out), "--search-candidates", "4", "--search-lend", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--search-lend is larger than --search-candidates" in err and "expected: 0 .. 4" in err and "got: 5" in err
+    assert not out.exists()
+    assert main(["bundle", str(tiny_run), "--out", str(out), "--search-lend", "-1"]) == 2
+    assert "--search-lend must not be negative" in capsys.readouterr().err

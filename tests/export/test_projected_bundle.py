@@ -122,3 +122,35 @@ def test_projected_index_entry_keeps_its_keys_when_rewritten(tiny_bundle):
     before = json.loads((tiny_bundle / "manifest.json").read_text())["memory_bank"]["index"]
     assert json.loads(read_manifest(tiny_bundle).to_json())["memory_bank"]["index"] == before
     assert before["kind"] == "projected_hnsw" and before["dims"] >= 1 and before["candidates"] >= 1
+
+
+def test_default_index_lends_and_one_without_lending_is_written_as_before(tiny_run, tiny_bundle, tmp_path,
+                                                                           sample_dataset):
+    """The default export walks 8 candidates and lends 2 to each grid neighbour; ``--search-lend 0`` writes the
+    index entry without the key, so runtimes from before lending still read it, and its refined scores are the
+    same exact scores."""
+    import json
+
+    from tocoad_edge.export.bundle_writer import ExportOptions, write_bundle
+
+    lending = json.loads((tiny_bundle / "manifest.json").read_text())["memory_bank"]["index"]
+    assert (lending["candidates"], lending["lend"]) == (8, 2)
+    plain = write_bundle(tiny_run, tmp_path / "plain", ExportOptions(search_candidates=16, search_lend=0))
+    entry = json.loads((plain / "manifest.json").read_text())["memory_bank"]["index"]
+    assert "lend" not in entry and entry["candidates"] == 16
+    with Detector.open(plain, search="refined") as old, Detector.open(tiny_bundle, search="refined") as new:
+        assert old.describe()["search"]["approx"]["lend"] == 0
+        assert new.describe()["search"]["approx"]["lend"] == 2
+        for frame in _frames(sample_dataset):
+            assert new.predict(frame).raw_score == pytest.approx(old.predict(frame).raw_score, rel=1e-5)
+
+
+def test_lend_beyond_the_candidates_is_refused(tiny_bundle, tmp_path):
+    from tocoad_edge.errors import TocoadError
+
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    rewrite_manifest(copy, lambda d: d["memory_bank"]["index"].update(lend=9))
+    with pytest.raises(TocoadError, match="memory_bank.index.lend") as err:
+        Detector.open(copy, search="refined")
+    assert "0 .. candidates (8)" in str(err.value) and "9" in str(err.value)
