@@ -109,7 +109,8 @@ std::unique_ptr<NearestSearch> open_index(const Manifest &m, const std::map<std:
     const std::string &index_path = listed_path(verified, ix.file, "index");
     if (ix.kind == "projected_hnsw")
         return make_projected_search(index_path, ix, read_npy(listed_path(verified, ix.projection, "search projection")),
-                                     coreset);
+                                     coreset, static_cast<std::size_t>(m.features.grid_h),
+                                     static_cast<std::size_t>(m.features.grid_w));
     return make_hnsw_search(index_path, ix, m.memory_bank.entries, m.memory_bank.dim);
 }
 

@@ -167,7 +167,7 @@ ModelFile parse_model(const json &value, const std::string &key, const std::stri
 
 IndexSpec parse_index(const Section &bank) {
     Section s = bank.child("index", {"file", "kind", "space", "M", "ef_construction", "ef", "seed", "projection",
-                                     "dims", "candidates"});
+                                     "dims", "candidates", "lend"});
     IndexSpec ix;
     ix.file = s.text("file");
     ix.kind = s.text("kind", std::string("hnsw"));
@@ -181,12 +181,15 @@ IndexSpec parse_index(const Section &bank) {
     if (s.has("projection")) ix.projection = s.text("projection");
     if (s.has("dims")) ix.dims = static_cast<int>(s.integer("dims"));
     ix.candidates = static_cast<int>(s.integer("candidates", 1));
+    ix.lend = static_cast<int>(s.integer("lend", 0));
     require(projected == !ix.projection.empty(), s, "projection", "a file name for kind projected_hnsw, null for hnsw",
             ix.projection.empty() ? "null" : ix.projection);
     require(projected == (ix.dims > 0), s, "dims", "a positive integer for kind projected_hnsw, null for hnsw",
             std::to_string(ix.dims));
     require(ix.candidates >= 1 && (projected || ix.candidates == 1), s, "candidates", "an integer >= 1 (1 for hnsw)",
             std::to_string(ix.candidates));
+    require(ix.lend >= 0 && ix.lend <= ix.candidates && (projected || ix.lend == 0), s, "lend",
+            "an integer in 0 .. candidates (" + std::to_string(ix.candidates) + "); 0 for hnsw", std::to_string(ix.lend));
     require(ix.space == "l2", s, "space", "l2", ix.space);
     require(ix.ef > 0, s, "ef", "a positive integer", std::to_string(ix.ef));
     return ix;

@@ -64,6 +64,8 @@ struct IndexSpec {
     std::string projection;
     int dims = 0;
     int candidates = 1;
+    // projected_hnsw: the best rows each patch lends its four grid neighbours (0: none; search_hnsw.cpp)
+    int lend = 0;
 };
 
 struct MemoryBankSpec {

@@ -18,6 +18,15 @@ public:
     // queries: n x dim row-major; out: n distances. Safe to call from several threads at once (a frame's map
     // search splits its queries over threads, detector.cpp: split_query): no state changes after construction.
     virtual void query(const float *queries, std::size_t n, float *out) const = 0;
+    // Rows [begin, end) of a frame of n queries (`queries`: the whole frame, n x dim; `out`: the frame's n answers,
+    // of which these rows are written). By default the rows are answered alone; a search whose answers look at
+    // other rows of the frame (the projected search's lending between grid neighbours) answers them the same
+    // however the frame is cut.
+    virtual void query_rows(const float *queries, std::size_t n, std::size_t dim, std::size_t begin, std::size_t end,
+                            float *out) const {
+        (void)n;
+        query(queries + begin * dim, end - begin, out + begin);
+    }
 };
 
 // Squared L2 distance of two dim-vectors: eight partial sums, so the compiler vectorises it.
@@ -55,9 +64,11 @@ std::unique_ptr<NearestSearch> make_hnsw_search(const std::string &index_path, c
                                                 int64_t dim);
 
 // kind projected_hnsw: queries projected by `projection` ([dim + 1, spec.dims]: matrix rows, then the bias), the
-// index's spec.candidates neighbours re-ranked by their full-dimension distance in `bank`
-// (tocoad_edge/runtime/search/projected.py). Every answer is a real distance to a bank row.
+// index's spec.candidates neighbours re-ranked by their full-dimension distance in `bank`, and with spec.lend > 0
+// the best spec.lend rows of each of the four grid neighbours too (a frame is whole grids of grid_h x grid_w
+// patches, grid-major; tocoad_edge/runtime/search/projected.py). Every answer is a real distance to a bank row.
 std::unique_ptr<NearestSearch> make_projected_search(const std::string &index_path, const IndexSpec &spec,
-                                                     Matrix projection, std::shared_ptr<const Matrix> bank);
+                                                     Matrix projection, std::shared_ptr<const Matrix> bank,
+                                                     std::size_t grid_h, std::size_t grid_w);
 
 }  // namespace tocoad

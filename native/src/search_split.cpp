@@ -17,7 +17,7 @@ void split_query(const NearestSearch &search, const float *queries, std::size_t 
                  std::size_t parts) {
     parts = std::min(parts, std::max<std::size_t>(1, n / kMinQueriesPerPart));
     if (parts <= 1) {
-        search.query(queries, n, out);
+        search.query_rows(queries, n, dim, 0, n, out);
         return;
     }
     std::vector<std::thread> workers;
@@ -25,7 +25,7 @@ void split_query(const NearestSearch &search, const float *queries, std::size_t 
     const auto range = [&](std::size_t k) {
         const std::size_t begin = n * k / parts, end = n * (k + 1) / parts;
         try {
-            search.query(queries + begin * dim, end - begin, out + begin);
+            search.query_rows(queries, n, dim, begin, end, out);
         } catch (...) {
             errors[k] = std::current_exception();
         }

@@ -133,6 +133,15 @@ void test_manifest() {
     auto pm = tocoad::parse_manifest(projected, "m.json");
     CHECK(pm.memory_bank.index->kind == "projected_hnsw" && pm.memory_bank.index->projection == "p.npy" &&
           pm.memory_bank.index->dims == 3 && pm.memory_bank.index->candidates == 4);
+    CHECK(pm.memory_bank.index->lend == 0);   // absent: no lending, as in bundles from before it
+    const std::string last_key = R"("candidates": 4})";
+    std::string lending = projected;
+    lending.replace(lending.find(last_key), last_key.size(), R"("candidates": 4, "lend": 2})");
+    CHECK(tocoad::parse_manifest(lending, "m.json").memory_bank.index->lend == 2);
+    std::string lends_too_much = projected;
+    lends_too_much.replace(lends_too_much.find(last_key), last_key.size(), R"("candidates": 4, "lend": 5})");
+    const std::string too_much = error_of([&] { tocoad::parse_manifest(lends_too_much, "m.json"); });
+    CHECK(contains(too_much, "memory_bank.index.lend") && contains(too_much, "0 .. candidates (4)"));
     std::string no_dims = projected;
     no_dims.replace(no_dims.find(R"("dims": 3, )"), 11, "");
     CHECK(contains(error_of([&] { tocoad::parse_manifest(no_dims, "m.json"); }), "memory_bank.index.dims"));
