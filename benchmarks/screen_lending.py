@@ -1,0 +1,97 @@
+"""Screen: walk each patch with fewer candidates and let grid neighbours lend each other their best rows.
+
+    python benchmarks/screen_lending.py BUNDLE --data ../shared/data/magnetic_tile_dev [--frames 40]
+                                        [--settings 16/16/0,8/8/0,8/8/2,10/10/1] [--json OUT.json]
+
+Each setting is ``candidates/ef/lend`` of ``runtime/search/projected.py``'s ``ProjectedSearch`` over the bundle's own
+projected index and bank: ``lend`` 0 is the search without lending (16/16/0 was the export's default before it).
+Per setting: ms per frame of the first stage (projection, walk, re-rank and the lent rows' re-rank; one thread;
+the settings take turns on each frame, first one way round and then the other), and the map's mean relative excess
+over exact search, overall and on the worst frame. The export's rule for a refined map is
+``runtime/detector.py``'s ``REFINED_MAX_MAP_ERROR`` (0.5 %). Frames are spread over the test split; no label is
+read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tocoad_edge.data import load_dataset, read_image
+from tocoad_edge.runtime import Detector
+from tocoad_edge.runtime.search.exact import ExactSearch
+from tocoad_edge.runtime.search.projected import ProjectedSearch
+
+
+def parse_settings(text: str) -> list[tuple[int, int, int]]:
+    out = []
+    for item in text.split(","):
+        parts = item.split("/")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise SystemExit(f"--settings: expected candidates/ef/lend triples like 8/8/2, got {item!r}")
+        out.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True)
+    p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--settings", default="16/16/0,8/8/0,8/8/2,10/10/1")
+    p.add_argument("--rounds", type=int, default=3, help="timed passes over the frames (errors from the first)")
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+
+    det = Detector.open(a.bundle, search="refined", threads=1)
+    base = det.search.approx
+    if not isinstance(base, ProjectedSearch):
+        raise SystemExit(f"{a.bundle}: the screen needs a projected index (default export); got {base.name}")
+    if det.manifest.input.tiling is not None:
+        raise SystemExit(f"{a.bundle}: a tiled bundle; the screen takes one patch grid per frame")
+    grid = tuple(det.manifest.features.grid)
+    index = det.manifest.memory_bank.index
+    assert index is not None
+    index_path = Path(a.bundle) / index.file
+    searches = {s: ProjectedSearch(base.bank, index_path, base.projection, ef=s[1], candidates=s[0], lend=s[2],
+                                   grid=grid, threads=1) for s in parse_settings(a.settings)}
+    ds = load_dataset(a.data, require_test=True)
+    step = max(1, len(ds.test) // a.frames)
+    embeddings = [det.embed(read_image(item.path))[0] for item in ds.test[::step][:a.frames]]
+    exact = ExactSearch(base.bank, threads=1)
+    truth = [exact.query(e) for e in embeddings]
+    times: dict[tuple, list[float]] = {s: [] for s in searches}
+    errors: dict[tuple, list[float]] = {s: [] for s in searches}
+    load_before = os.getloadavg()
+    for r in range(a.rounds):
+        for i, (q, x) in enumerate(zip(embeddings, truth)):
+            order = list(searches.items())
+            for s, search in (order if (i + r) % 2 == 0 else order[::-1]):
+                t0 = time.perf_counter()
+                d = search.query(q)
+                times[s].append((time.perf_counter() - t0) * 1e3)
+                if r == 0:
+                    errors[s].append(float(np.mean((d - x) / x)))
+    load_after = os.getloadavg()
+    print(f"{a.bundle}: {len(embeddings)} frames, grid {grid[0]}×{grid[1]}, bank {base.entries} × {base.dim}, "
+          f"index {base.dims} dims, one thread, {a.rounds} rounds; load {load_before[0]:.2f} -> {load_after[0]:.2f}")
+    print("| candidates / ef / lend | first stage ms (p50) | mean map error | worst frame's map error |")
+    print("| --- | --- | --- | --- |")
+    rows = []
+    for s in searches:
+        row = {"candidates": s[0], "ef": s[1], "lend": s[2], "ms_p50": round(float(np.median(times[s])), 2),
+               "mean_map_error": float(np.mean(errors[s])), "worst_frame_error": float(np.max(errors[s]))}
+        rows.append(row)
+        print(f"| {s[0]} / {s[1]} / {s[2]} | {row['ms_p50']} | {100 * row['mean_map_error']:.3f} % | "
+              f"{100 * row['worst_frame_error']:.3f} % |")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"bundle": a.bundle, "data": a.data, "grid": grid, "rows": rows,
+                                            "load": [load_before, load_after]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
