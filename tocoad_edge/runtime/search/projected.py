@@ -148,9 +148,10 @@ class ProjectedSearch(NearestNeighbourSearch):
             return self._rerank(q, self.candidate_rows(q))   # busy-waiting on the core the next stage needs
 
     def _query_lending(self, q: Float32Array) -> Float32Array:
-        """Walk every patch with ``candidates`` rows, then re-rank the rows its grid neighbours lend it. Both passes
-        split the rows over the threads; the second starts when the first has finished everywhere, so a patch
-        at the cut borrows what a one-thread frame would have lent it."""
+        """Walk every patch with ``candidates`` rows, then re-rank the rows its grid neighbours lend it. With
+        several threads each walks its rows and one grid row either side: every neighbour of its rows is among
+        those, and a patch's walk depends only on its own query, so a patch at the cut borrows what a one-thread
+        frame would have lent it, with one hand-off to the pool per frame (as without lending)."""
         from ...errors import InputError
 
         assert self.grid is not None
@@ -163,30 +164,26 @@ class ProjectedSearch(NearestNeighbourSearch):
         neighbours = self._neighbours.get(grids)
         if neighbours is None:
             neighbours = self._neighbours[grids] = grid_neighbours(grids, h, w)
-        split = self.splitter.splits(len(q))
-        parts = np.array_split(np.arange(len(q)), self.splitter.threads) if split else [np.arange(len(q))]
-        cuts = [(int(p[0]), int(p[-1]) + 1) for p in parts]
-        walk_threads = 1 if split else -1
+        if not self.splitter.splits(len(q)):
+            with blas_threads(1):       # small GEMMs: no BLAS workers left spinning on the other core
+                return self._lend_rows(q, neighbours, (0, len(q)), -1)
+        cuts = [(int(p[0]), int(p[-1]) + 1) for p in np.array_split(np.arange(len(q)), self.splitter.threads)]
+        return np.concatenate(self.splitter.map(lambda cut: self._lend_rows(q, neighbours, cut, 1), cuts))
 
-        def walk(cut: tuple[int, int]) -> tuple[np.ndarray, Float32Array]:
-            labels = self.candidate_rows(q[cut[0]:cut[1]], walk_threads)
-            return labels, self._rank(q[cut[0]:cut[1]], labels)
-
-        with blas_threads(1):           # small GEMMs: no BLAS workers left spinning on the other core
-            walked = self.splitter.map(walk, cuts)
-            labels = np.concatenate([lab for lab, _ in walked])
-            rank = np.concatenate([r for _, r in walked])
-            best = (labels[np.arange(len(q)), rank.argmin(1)][:, None] if self.lend == 1 else
-                    np.take_along_axis(labels, np.argpartition(rank, self.lend - 1, axis=1)[:, :self.lend], axis=1))
-
-            def borrow(cut: tuple[int, int]) -> Float32Array:
-                s, e = cut
-                lent = best[neighbours[s:e]].reshape(e - s, 4 * self.lend)
-                both = np.concatenate([labels[s:e], lent], axis=1)
-                return self._winner_distance(q[s:e], both, np.concatenate([rank[s:e], self._rank(q[s:e], lent)],
-                                                                          axis=1))
-
-            return np.concatenate(self.splitter.map(borrow, cuts))
+    def _lend_rows(self, q: Float32Array, neighbours: np.ndarray, cut: tuple[int, int],
+                   walk_threads: int) -> Float32Array:
+        """Answers for the rows ``cut`` (start, stop) of the frame ``q``: walk them and one grid row either side,
+        rank each walk's rows, then re-rank each row's own rows with the best ``lend`` of each neighbour's."""
+        s, e = cut
+        lo, hi = max(0, s - self.grid[1]), min(len(q), e + self.grid[1])     # type: ignore[index]
+        labels = self.candidate_rows(q[lo:hi], walk_threads)
+        rank = self._rank(q[lo:hi], labels)
+        best = (labels[np.arange(hi - lo), rank.argmin(1)][:, None] if self.lend == 1 else
+                np.take_along_axis(labels, np.argpartition(rank, self.lend - 1, axis=1)[:, :self.lend], axis=1))
+        lent = best[neighbours[s:e] - lo].reshape(e - s, 4 * self.lend)
+        own = slice(s - lo, e - lo)
+        return self._winner_distance(q[s:e], np.concatenate([labels[own], lent], axis=1),
+                                     np.concatenate([rank[own], self._rank(q[s:e], lent)], axis=1))
 
     def _rerank(self, q: Float32Array, labels: np.ndarray) -> Float32Array:
         """Smallest full-dimension L2 distance from each query to its candidate rows. The candidates are ranked by
