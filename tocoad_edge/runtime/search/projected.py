@@ -13,8 +13,8 @@ right; a border patch counts itself for the missing one). Each patch's answer is
 and the ``4 · lend`` rows lent to it: still a true distance to a real bank row. A walk at ``ef`` 8 with 2 rows lent
 costs about two thirds of a walk at ``ef`` 16 and has the same map error on magnetic tile and elpv
 (``benchmarks/screen_lending.py``). Queries then come as whole patch grids (images or tiles, grid-major), and a
-patch's answer never depends on how a frame is split over threads: every thread walks its rows first, and lends
-only once all have.
+patch's answer never depends on how a frame is split over threads: a thread also walks the grid row either side
+of its rows, so it has every neighbour's walk at hand.
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus a gather of ``784 × k`` bank rows
 and one mat-vec over them; the gather and the ranking run on row blocks of ``ROWS_PER_BLOCK`` queries so
