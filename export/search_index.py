@@ -8,8 +8,8 @@ the bundle budget first, then the map error at the cheapest ef. hnswlib stores p
 d = 32 keeps the default INT8 bundle (3.8 + 1.1 MB models, 20.1 MB float16 bank) under 33 MB. At d = 32, 16
 candidates at ef 16 give a mean map error of 0.29 % (recall@1 0.91) against 0.54 % (0.84) for 8 candidates,
 and cost less than 8 candidates at ef 32 (0.43 %). Lending (``lend``: each patch's best rows re-ranked for its
-grid neighbours too) gets the error of 16 candidates from 8 walked at ef 8, for about two thirds of the walk
-(``benchmarks/screen_lending.py``): 8 candidates and 2 lent are the defaults. The query ef is then tuned per
+grid neighbours too) keeps the map error of 8 candidates walked at ef 8 near that of 16, for about two thirds of
+the walk (``benchmarks/screen_lending.py``, all four sets): 8 candidates and 2 lent are the defaults. The query ef is then tuned per
 precision like the full index's, from ef = candidates up (``search_tuning.py``; ``search="refined"`` takes the
 smallest ef within 0.5 % mean map error)."""
 from __future__ import annotations

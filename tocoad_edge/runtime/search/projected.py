@@ -10,9 +10,8 @@ Lending (``lend`` > 0, with the patch ``grid``). Neighbouring patches of an imag
 nearest bank rows, and a walk's cost grows with its ``ef``. So each patch walks with few candidates, and its
 ``lend`` best rows (by full-dimension distance) are also re-ranked for its four grid neighbours (up, down, left,
 right; a border patch counts itself for the missing one). Each patch's answer is the best of its own candidates
-and the ``4 · lend`` rows lent to it: still a true distance to a real bank row. A walk at ``ef`` 8 with 2 rows lent
-costs about two thirds of a walk at ``ef`` 16 and has the same map error on magnetic tile and elpv
-(``benchmarks/screen_lending.py``). Queries then come as whole patch grids (images or tiles, grid-major), and a
+and the ``4 · lend`` rows lent to it: still a true distance to a real bank row. A short walk plus the lent rows
+costs less than a long walk for about the same map error (``benchmarks/screen_lending.py`` measures both). Queries then come as whole patch grids (images or tiles, grid-major), and a
 patch's answer never depends on how a frame is split over threads: a thread also walks the grid row either side
 of its rows, so it has every neighbour's walk at hand.
 
@@ -174,8 +173,9 @@ class ProjectedSearch(NearestNeighbourSearch):
                    walk_threads: int) -> Float32Array:
         """Answers for the rows ``cut`` (start, stop) of the frame ``q``: walk them and one grid row either side,
         rank each walk's rows, then re-rank each row's own rows with the best ``lend`` of each neighbour's."""
+        assert self.grid is not None
         s, e = cut
-        lo, hi = max(0, s - self.grid[1]), min(len(q), e + self.grid[1])     # type: ignore[index]
+        lo, hi = max(0, s - self.grid[1]), min(len(q), e + self.grid[1])
         labels = self.candidate_rows(q[lo:hi], walk_threads)
         rank = self._rank(q[lo:hi], labels)
         best = (labels[np.arange(hi - lo), rank.argmin(1)][:, None] if self.lend == 1 else
