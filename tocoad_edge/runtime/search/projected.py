@@ -11,8 +11,8 @@ nearest bank rows, and a walk's cost grows with its ``ef``. So each patch walks 
 ``lend`` best rows (by full-dimension distance) are also re-ranked for its four grid neighbours (up, down, left,
 right; a border patch counts itself for the missing one). Each patch's answer is the best of its own candidates
 and the ``4 · lend`` rows lent to it: still a true distance to a real bank row. A short walk plus the lent rows
-costs less than a long walk for about the same map error (``benchmarks/screen_lending.py`` measures both). Queries then come as whole patch grids (images or tiles, grid-major), and a
-patch's answer never depends on how a frame is split over threads: a thread also walks the grid row either side
+costs less than a long walk for about the same map error (``benchmarks/screen_lending.py`` measures both).
+Queries then come as whole patch grids (images or tiles, grid-major), and a patch's answer never depends on how a frame is split over threads: a thread also walks the grid row either side
 of its rows, so it has every neighbour's walk at hand.
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus a gather of ``784 × k`` bank rows
