@@ -10,8 +10,8 @@ candidates at ef 16 give a mean map error of 0.29 % (recall@1 0.91) against 0.54
 and cost less than 8 candidates at ef 32 (0.43 %). Lending (``lend``: each patch's best rows re-ranked for its
 grid neighbours too) keeps the map error of 8 candidates walked at ef 8 near that of 16, for about two thirds of
 the walk (``benchmarks/screen_lending.py``, all four sets): 8 candidates and 2 lent are the defaults. The query
-ef is then tuned per precision like the full index's, from ef = candidates up (``search_tuning.py``; ``search="refined"`` takes the
-smallest ef within 0.5 % mean map error)."""
+ef is then tuned per precision like the full index's, from ef = candidates up (``search_tuning.py``;
+``search="refined"`` takes the smallest ef within 0.5 % mean map error)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -12,8 +12,9 @@ nearest bank rows, and a walk's cost grows with its ``ef``. So each patch walks 
 right; a border patch counts itself for the missing one). Each patch's answer is the best of its own candidates
 and the ``4 · lend`` rows lent to it: still a true distance to a real bank row. A short walk plus the lent rows
 costs less than a long walk for about the same map error (``benchmarks/screen_lending.py`` measures both).
-Queries then come as whole patch grids (images or tiles, grid-major), and a patch's answer never depends on how a frame is split over threads: a thread also walks the grid row either side
-of its rows, so it has every neighbour's walk at hand.
+Queries then come as whole patch grids (images or tiles, grid-major), and a patch's answer never depends on how
+a frame is split over threads: a thread also walks the grid row either side of its rows, so it has every
+neighbour's walk at hand.
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus a gather of ``784 × k`` bank rows
 and one mat-vec over them; the gather and the ranking run on row blocks of ``ROWS_PER_BLOCK`` queries so
