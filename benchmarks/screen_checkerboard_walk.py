@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from tocoad_edge.data import load_dataset, read_image
-from tocoad_edge.runtime import Detector
-from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.runtime.search.projected import ProjectedSearch, project
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from projected_frames import projected_frames  # noqa: E402  (same folder)
 
 
 def checkerboard(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,18 +77,8 @@ def main() -> None:
     p.add_argument("--json", default=None)
     a = p.parse_args()
 
-    det = Detector.open(a.bundle, search="refined", threads=1)
-    search = det.search.approx
-    if not isinstance(search, ProjectedSearch):
-        raise SystemExit(f"{a.bundle}: the screen needs a projected index (default export); got {search.name}")
+    det, search, embeddings, truth = projected_frames(a.bundle, a.data, a.frames)
     h, w = det.manifest.features.grid
-    if det.manifest.input.tiling is not None:
-        raise SystemExit(f"{a.bundle}: a tiled bundle; the screen takes one patch grid per frame")
-    ds = load_dataset(a.data, require_test=True)
-    step = max(1, len(ds.test) // a.frames)
-    embeddings = [det.embed(read_image(item.path))[0] for item in ds.test[::step][:a.frames]]
-    exact = ExactSearch(search.bank, threads=1)
-    truth = [exact.query(e) for e in embeddings]
     plan = checkerboard(h, w)
     settings = {"every patch walked (today)": lambda q: search.query(q)}
     for b in (int(v) for v in a.borrow.split(",")):

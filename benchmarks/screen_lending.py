@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from tocoad_edge.data import load_dataset, read_image
-from tocoad_edge.runtime import Detector
-from tocoad_edge.runtime.search.exact import ExactSearch
 from tocoad_edge.runtime.search.projected import ProjectedSearch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from projected_frames import projected_frames  # noqa: E402  (same folder)
 
 
 def parse_settings(text: str) -> list[tuple[int, int, int]]:
@@ -47,23 +48,13 @@ def main() -> None:
     p.add_argument("--json", default=None)
     a = p.parse_args()
 
-    det = Detector.open(a.bundle, search="refined", threads=1)
-    base = det.search.approx
-    if not isinstance(base, ProjectedSearch):
-        raise SystemExit(f"{a.bundle}: the screen needs a projected index (default export); got {base.name}")
-    if det.manifest.input.tiling is not None:
-        raise SystemExit(f"{a.bundle}: a tiled bundle; the screen takes one patch grid per frame")
+    det, base, embeddings, truth = projected_frames(a.bundle, a.data, a.frames)
     grid = tuple(det.manifest.features.grid)
     index = det.manifest.memory_bank.index
     assert index is not None
     index_path = Path(a.bundle) / index.file
     searches = {s: ProjectedSearch(base.bank, index_path, base.projection, ef=s[1], candidates=s[0], lend=s[2],
                                    grid=grid, threads=1) for s in parse_settings(a.settings)}
-    ds = load_dataset(a.data, require_test=True)
-    step = max(1, len(ds.test) // a.frames)
-    embeddings = [det.embed(read_image(item.path))[0] for item in ds.test[::step][:a.frames]]
-    exact = ExactSearch(base.bank, threads=1)
-    truth = [exact.query(e) for e in embeddings]
     times: dict[tuple, list[float]] = {s: [] for s in searches}
     errors: dict[tuple, list[float]] = {s: [] for s in searches}
     load_before = os.getloadavg()
