@@ -10,17 +10,16 @@ best rows. A patch of the other colour is re-ranked over the best rows of its up
 walk of its own. Every answer is still a true distance to a real bank row, so the refined search's image score
 stays exact. Only the map can move, and only upward.
 
-Per setting: ms per frame of the first stage (projection, walk and re-rank; one thread; each setting in turn on
-the same frames), and the map's mean relative excess over exact search. The export's rule for a refined map is
-``runtime/detector.py``'s ``REFINED_MAX_MAP_ERROR`` (0.5 %). Frames are spread over the test split; no label is
-read. This is a screen: the runtime does not do it.
+Per setting: ms per frame of the first stage (projection, walk and re-rank; one thread; the settings take turns
+on each frame, first one way round and then the other), and the map's mean relative excess over exact search. The
+export's rule for a refined map is ``runtime/detector.py``'s ``REFINED_MAX_MAP_ERROR`` (0.5 %). Frames are spread
+over the test split; no label is read. This is a screen: the runtime does not do it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 from tocoad_edge.runtime.search.projected import ProjectedSearch, project
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from projected_frames import projected_frames  # noqa: E402  (same folder)
+from projected_frames import projected_frames, time_first_stages  # noqa: E402  (same folder)
 
 
 def checkerboard(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,22 +82,14 @@ def main() -> None:
     settings = {"every patch walked (today)": lambda q: search.query(q)}
     for b in (int(v) for v in a.borrow.split(",")):
         settings[f"checkerboard, {b} rows lent"] = lambda q, b=b: first_stage_checkerboard(search, q, plan, b)
-    times: dict[str, list[float]] = {k: [] for k in settings}
-    errors: dict[str, list[float]] = {k: [] for k in settings}
-    for q, x in zip(embeddings, truth):
-        for name, fn in settings.items():
-            t0 = time.perf_counter()
-            d = fn(q)
-            times[name].append((time.perf_counter() - t0) * 1e3)
-            errors[name].append(float(np.mean((d - x) / x)))
+    measured = time_first_stages(settings, embeddings, truth)
     print(f"{a.bundle}: {len(embeddings)} frames, {h}×{w} patches, bank {search.entries} × {search.dim}, "
           f"{search.candidates} candidates, ef {search.ef}, one thread")
     print("| first stage | ms per frame (p50) | mean map error | worst frame's map error |")
     print("| --- | --- | --- | --- |")
     rows = []
     for name in settings:
-        row = {"setting": name, "ms_p50": round(float(np.median(times[name])), 2),
-               "mean_map_error": float(np.mean(errors[name])), "worst_frame_error": float(np.max(errors[name]))}
+        row = {"setting": name, **measured[name]}
         rows.append(row)
         print(f"| {name} | {row['ms_p50']} | {100 * row['mean_map_error']:.3f} % | "
               f"{100 * row['worst_frame_error']:.3f} % |")

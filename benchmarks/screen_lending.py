@@ -17,15 +17,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 from tocoad_edge.runtime.search.projected import ProjectedSearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from projected_frames import projected_frames  # noqa: E402  (same folder)
+from projected_frames import projected_frames, time_first_stages  # noqa: E402  (same folder)
 
 
 def parse_settings(text: str) -> list[tuple[int, int, int]]:
@@ -55,18 +52,8 @@ def main() -> None:
     index_path = Path(a.bundle) / index.file
     searches = {s: ProjectedSearch(base.bank, index_path, base.projection, ef=s[1], candidates=s[0], lend=s[2],
                                    grid=grid, threads=1) for s in parse_settings(a.settings)}
-    times: dict[tuple, list[float]] = {s: [] for s in searches}
-    errors: dict[tuple, list[float]] = {s: [] for s in searches}
     load_before = os.getloadavg()
-    for r in range(a.rounds):
-        for i, (q, x) in enumerate(zip(embeddings, truth)):
-            order = list(searches.items())
-            for s, search in (order if (i + r) % 2 == 0 else order[::-1]):
-                t0 = time.perf_counter()
-                d = search.query(q)
-                times[s].append((time.perf_counter() - t0) * 1e3)
-                if r == 0:
-                    errors[s].append(float(np.mean((d - x) / x)))
+    measured = time_first_stages({s: search.query for s, search in searches.items()}, embeddings, truth, a.rounds)
     load_after = os.getloadavg()
     print(f"{a.bundle}: {len(embeddings)} frames, grid {grid[0]}×{grid[1]}, bank {base.entries} × {base.dim}, "
           f"index {base.dims} dims, one thread, {a.rounds} rounds; load {load_before[0]:.2f} -> {load_after[0]:.2f}")
@@ -74,8 +61,7 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     rows = []
     for s in searches:
-        row = {"candidates": s[0], "ef": s[1], "lend": s[2], "ms_p50": round(float(np.median(times[s])), 2),
-               "mean_map_error": float(np.mean(errors[s])), "worst_frame_error": float(np.max(errors[s]))}
+        row = {"candidates": s[0], "ef": s[1], "lend": s[2], **measured[s]}
         rows.append(row)
         print(f"| {s[0]} / {s[1]} / {s[2]} | {row['ms_p50']} | {100 * row['mean_map_error']:.3f} % | "
               f"{100 * row['worst_frame_error']:.3f} % |")
