@@ -99,10 +99,11 @@ public:
                     float *out) const override {
         if (dim != dim_)
             throw_input("search queries have the wrong width", std::to_string(dim_), std::to_string(dim));
+        std::vector<float> projected(dims_);   // one buffer for the part's walks, not one allocation per patch
         if (lend_ == 0) {
             std::vector<Candidate> walked(candidates_);
             for (std::size_t i = begin; i < end; ++i) {
-                walk(queries + i * dim_, walked.data());
+                walk(queries + i * dim_, projected.data(), walked.data());
                 out[i] = std::sqrt(walked[0].squared);
             }
             return;
@@ -117,7 +118,8 @@ public:
         // too: each walk depends only on its own query, so a row lends the same rows whichever part walks it.
         const std::size_t lo = begin >= grid_w_ ? begin - grid_w_ : 0, hi = std::min(n, end + grid_w_);
         std::vector<Candidate> walked((hi - lo) * candidates_);
-        for (std::size_t i = lo; i < hi; ++i) walk(queries + i * dim_, walked.data() + (i - lo) * candidates_);
+        for (std::size_t i = lo; i < hi; ++i)
+            walk(queries + i * dim_, projected.data(), walked.data() + (i - lo) * candidates_);
         for (std::size_t i = begin; i < end; ++i) {
             const float *q = queries + i * dim_;
             float best = walked[(i - lo) * candidates_].squared;
@@ -141,9 +143,10 @@ private:
         std::size_t row;    // bank row
     };
 
-    // The query's candidates from the index, by increasing full-dimension distance (ties by row number).
-    void walk(const float *q, Candidate *out) const {
-        std::vector<float> projected(dims_, 0.0f);
+    // The query's candidates from the index, by increasing full-dimension distance (ties by row number);
+    // `projected`: dims_ floats of scratch for the projected query.
+    void walk(const float *q, float *projected, Candidate *out) const {
+        std::fill(projected, projected + dims_, 0.0f);
         const float *matrix = projection_.data.data();
         const float *bias = matrix + dim_ * dims_;
         // q·P, then + b (the Python runtime's order); rounding may differ from BLAS in the last bits, which can
@@ -154,7 +157,7 @@ private:
             for (std::size_t c = 0; c < dims_; ++c) projected[c] += qr * row[c];
         }
         for (std::size_t c = 0; c < dims_; ++c) projected[c] += bias[c];
-        auto result = index_.search(projected.data(), candidates_);
+        auto result = index_.search(projected, candidates_);
         for (std::size_t k = 0; !result.empty(); result.pop(), ++k) {
             const std::size_t row = static_cast<std::size_t>(result.top().second);
             out[k] = {squared_l2(q, bank_->data.data() + row * dim_, dim_), row};
