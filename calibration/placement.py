@@ -11,8 +11,11 @@ with) quantize:
   the two inputs' lowest common ancestor (ModelOpt's ``build_non_residual_input_map``);
 * the **input of a pooling op** (``AveragePool`` / ``MaxPool`` / ``GlobalAveragePool``) whose output feeds a
   quantized layer (through copy ops only), so the pool runs in INT8 between two INT8 layers;
-* the **input of a ``Resize``** fed straight by a convolution (the patch embedder's upsampling of the deep
-  feature map), so the convolution writes INT8.
+* the **input of a ``Resize``** computed from a convolution (the patch embedder's upsampling of the deep
+  feature map, after its aggregation convolutions and their ``Add``), so the convolution writes INT8;
+* the **data input of a ``Gather``** that reads a tensor already quantized for a weighted layer: ModelOpt inserts
+  one Q/DQ pair per tensor, read by all its consumers, so the gather (the patch embedder's channel gathers before
+  its aggregation convolutions) moves INT8 data.
 
 Outputs of weighted layers and of BN / ReLU / Clip are not quantized (TensorRT fuses those into the convolution).
 Each extra input is *tied* to the weighted layer whose fusion it serves: when the accuracy gate keeps that layer in
@@ -44,7 +47,7 @@ class QuantInput:
     index: int           # which of its inputs gets Q/DQ
     tensor: str          # that input's tensor name
     tied_to: str         # the weighted layer (node name) whose precision decides this one's
-    reason: str          # "residual_add" | "pool" | "resize"
+    reason: str          # "residual_add" | "pool" | "resize" | "gather"
 
 
 def _ancestor_depths(start, producers) -> dict[str, int]:
@@ -123,20 +126,50 @@ def pool_inputs(model, layer_inputs: dict[str, str]) -> list[QuantInput]:
 
 
 def resize_inputs(model, weighted: set[str]) -> list[QuantInput]:
-    """Inputs of ``Resize`` / ``Upsample`` fed straight by a weighted layer (through BN): ModelOpt's "prefer
-    quantized input" ops after a convolution, so the convolution writes INT8 and the resize reads it."""
+    """Inputs of ``Resize`` / ``Upsample`` computed from a weighted layer (through BN and ``Add``): ModelOpt's
+    "prefer quantized input" ops after a convolution, so the convolution writes INT8 and the resize reads it. Tied
+    to the nearest weighted layer upstream."""
     producers = graph_maps.producers(model)
     out = []
     for n in model.graph.node:
         if n.op_type in RESIZE_OPS and n.input[0] in producers:
-            layer = _backbone(producers[n.input[0]], producers, weighted)
+            layer = _upstream_layer(producers[n.input[0]], producers, weighted)
             if layer is not None:
                 out.append(QuantInput(n.name, 0, n.input[0], layer, "resize"))
     return out
 
 
+def _upstream_layer(node, producers, weighted: set[str]) -> str | None:
+    """The first weighted layer reached from ``node`` through BN and ``Add`` only (breadth first), or None."""
+    queue = deque([node])
+    seen = {node.name}
+    while queue:
+        n = queue.popleft()
+        if n.name in weighted:
+            return str(n.name)
+        if n.op_type not in (*EPILOGUE_OPS, "Add"):
+            continue
+        for t in n.input:
+            p = producers.get(t)
+            if p is not None and p.name not in seen:
+                seen.add(p.name)
+                queue.append(p)
+    return None
+
+
+def gather_inputs(model, layer_inputs: dict[str, str]) -> list[QuantInput]:
+    """Data inputs of ``Gather`` ops reading a weighted layer's activation input (``layer_inputs``: tensor → the
+    first weighted layer node reading it), tied to that layer."""
+    return [QuantInput(n.name, 0, n.input[0], layer_inputs[n.input[0]], "gather")
+            for n in model.graph.node if n.op_type == "Gather" and n.input and n.input[0] in layer_inputs]
+
+
 def extra_quant_inputs(model, layers) -> list[QuantInput]:
-    """Residual-add, pooling and resize inputs to quantize for the weighted ``layers`` (``qdq.QuantLayer``s)."""
+    """Residual-add, pooling, resize and gather inputs to quantize for the weighted ``layers``
+    (``qdq.QuantLayer``s)."""
     weighted = {ly.node for ly in layers}
+    first_reader: dict[str, str] = {}
+    for ly in layers:
+        first_reader.setdefault(ly.activation, ly.node)
     return (residual_add_inputs(model, weighted) + pool_inputs(model, {ly.activation: ly.node for ly in layers})
-            + resize_inputs(model, weighted))
+            + resize_inputs(model, weighted) + gather_inputs(model, first_reader))
