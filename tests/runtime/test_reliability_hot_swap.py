@@ -159,7 +159,9 @@ def test_predictions_continue_during_swaps(slot, bundle_copy, tmp_path):
         stop.set()
         worker.join(timeout=60)
     assert not errors and len(scores) > 0
-    assert set(scores) <= allowed
+    # the same frame's exact-search score can differ in its last bits between the calling threads (the BLAS GEMM
+    # expansion rounds differently there); the two models' scores differ by a factor of two
+    assert all(any(s == pytest.approx(a, rel=1e-5) for a in allowed) for s in scores)
     assert first._closed                                       # retired and closed, not leaked
     assert (slot.swaps, slot.failed_swaps) == (2, 1)
 
