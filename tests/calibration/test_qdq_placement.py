@@ -82,23 +82,30 @@ def test_placement_matches_modelopt_on_the_real_backbone(tmp_path):
     ours = qdq_pattern(build_qdq_model(model, {t: 0.05 for t in activation_tensors(model, layers)}, layers=layers))
     theirs = json.loads((FIXTURE.parent / "modelopt_qdq_pattern_lite0_64.json").read_text())
 
-    def placed(pattern):
-        return [e for e in pattern["consumers"] if e["op"] != "Shape"]
+    def placed(pattern):            # by (op, ordinal): the writers may order independent nodes differently
+        return sorted((e for e in pattern["consumers"] if e["op"] != "Shape"), key=lambda e: (e["op"], e["ordinal"]))
 
     assert placed(ours) == placed(theirs)
-    assert sum(e["op"] == "Add" for e in placed(ours)) == 6
+    # six residual Adds, and the Add of each aggregation's two depthwise convolutions
+    assert sum(e["op"] == "Add" for e in placed(ours)) == 8
+    assert [e["ordinal"] for e in placed(ours) if e["op"] == "Gather"] == [1, 2]  # blocks.4 is quantized for its reader
 
     # The export's default deliberately differs from ModelOpt's default placement in exactly one entry: the stem
     # convolution, whose input is the normalised image, stays float (``float_layers.py``). With
-    # ``--int8-float stem+embedding`` the two aggregation convolutions that write the embeddings and the Resize
-    # input tied to the deep one stay float too. Every other Q/DQ is ModelOpt's.
+    # ``--int8-float stem+embedding`` the four aggregation convolutions that write the embeddings stay float too,
+    # and with them the Q/DQ tied to them: each aggregation's Add and the Resize of the deep one. Every other
+    # Q/DQ is ModelOpt's.
     ordinal = {n.name: k for k, n in enumerate(n for n in model.graph.node if n.op_type == "Conv")}
     scales = {t: 0.05 for t in activation_tensors(model, layers)}
+    aggregation = ["/Conv", "/Conv_1", "/Conv_2", "/Conv_3"]
     assert float_layers(model, layers) == {"stem": ["/_conv_stem/Conv"]}
-    assert float_layers(model, layers, "embedding") == {"embedding": ["/Conv", "/Conv_1"]}
+    assert float_layers(model, layers, "embedding") == {"embedding": aggregation}
+    writes = {o for n in model.graph.node if n.name in aggregation for o in n.output}
+    adds = [k for k, n in enumerate(n for n in model.graph.node if n.op_type == "Add") if set(n.input) <= writes]
+    assert len(adds) == 2
     for rule, dropped in (("stem", {("Conv", 0)}),
-                          ("stem+embedding", {("Conv", 0), ("Conv", ordinal["/Conv"]), ("Conv", ordinal["/Conv_1"]),
-                                              ("Resize", 0)})):
+                          ("stem+embedding", {("Conv", 0), *(("Conv", ordinal[c]) for c in aggregation),
+                                              *(("Add", k) for k in adds), ("Resize", 0)})):
         keep = {n for names in float_layers(model, layers, rule).values() for n in names}
         ours_rule = qdq_pattern(build_qdq_model(model, scales, keep_float=keep, layers=layers))
         assert placed(ours_rule) == [e for e in placed(theirs) if (e["op"], e["ordinal"]) not in dropped]

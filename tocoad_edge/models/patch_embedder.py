@@ -26,6 +26,28 @@ def unfold_pool_kernel(channels: int, k: int, dim: int) -> torch.Tensor:
     return pool.t().reshape(dim, channels, k, k).to(torch.float32).contiguous()
 
 
+def unfold_pool_slots(channels: int, k: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``unfold_pool_kernel``'s convolution as ``S`` channel slots: ``index [S, dim]`` int64 and ``weight
+    [S, dim, 1, k, k]``, with ``conv = Σ_s depthwise(x[:, index[s]], weight[s])``.
+
+    Each output averages one contiguous run of the unfolded ``channels·k·k`` vector, so it reads only a few
+    consecutive input channels (two for the default layers at 192 dims): slot ``s`` holds each output's ``s``-th
+    channel (zero weights where an output reads fewer). A gather plus a depthwise convolution per slot does the few
+    multiply-adds the pooling needs; the dense kernel multiplies every channel, almost all of them by zero
+    (``[192, 40, 3, 3]`` at 28×28: 54 M multiply-adds for 1.4 M that count).
+    """
+    dense = unfold_pool_kernel(channels, k, dim)                        # [dim, C, k, k]
+    used = dense.abs().sum((2, 3)) > 0                                  # [dim, C]: contiguous runs of channels
+    first = used.to(torch.int64).argmax(1)
+    last = channels - 1 - used.flip(1).to(torch.int64).argmax(1)
+    slots = int((last - first).max()) + 1
+    rows = torch.arange(dim)
+    index = torch.stack([torch.clamp(first + s, max=channels - 1) for s in range(slots)])     # [S, dim]
+    weight = torch.stack([dense[rows, index[s]] * (first + s <= last).to(torch.float32)[:, None, None]
+                          for s in range(slots)])                                              # [S, dim, k, k]
+    return index.contiguous(), weight.unsqueeze(2).contiguous()
+
+
 class PatchEmbedder(nn.Module):
     """``forward(uint8 [N,H,W,3] BGR) -> float32 [N, h*w, D]`` patch embeddings.
 
@@ -47,13 +69,15 @@ class PatchEmbedder(nn.Module):
         self.aggregation = aggregation
         self.aggregation_mode = aggregation_mode
         self.aggregation_dim = aggregation_dim
-        self._unfold_pool: list[torch.Tensor] = []
+        self._pool_slots: list[int] = []
         if aggregation_mode == "patchcore":
             if not aggregation_dim or aggregation_dim < 1:
                 raise ValueError("aggregation_mode 'patchcore' needs aggregation_dim >= 1")
             for i, name in enumerate(self.layers):
-                w = unfold_pool_kernel(backbone.layer_channels(name), aggregation, aggregation_dim)
-                self.register_buffer(f"unfold_pool_{i}", w, persistent=False)
+                index, weight = unfold_pool_slots(backbone.layer_channels(name), aggregation, aggregation_dim)
+                self.register_buffer(f"unfold_pool_index_{i}", index, persistent=False)
+                self.register_buffer(f"unfold_pool_weight_{i}", weight, persistent=False)
+                self._pool_slots.append(len(index))
         self.register_buffer("bgr_to_rgb", torch.tensor([2, 1, 0], dtype=torch.int64), persistent=False)
         self.register_buffer("mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
@@ -98,7 +122,7 @@ class PatchEmbedder(nn.Module):
         k = self.aggregation
         for i, m in enumerate(maps):
             if self.aggregation_mode == "patchcore":
-                m = F.conv2d(m, getattr(self, f"unfold_pool_{i}"), padding=k // 2)
+                m = self._unfold_pool(m, i)
             elif k > 1:
                 m = F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False)
             if m.shape[-2:] != size:
@@ -108,6 +132,18 @@ class PatchEmbedder(nn.Module):
         if self.projection is not None:
             f = torch.einsum("ndhw,de->nehw", f, self.projection)
         return f
+
+    def _unfold_pool(self, m: torch.Tensor, i: int) -> torch.Tensor:
+        """PatchCore's aggregation of layer ``i`` (``unfold_pool_slots``): in ONNX a Gather and a grouped Conv
+        per slot, and an Add."""
+        index, weight = getattr(self, f"unfold_pool_index_{i}"), getattr(self, f"unfold_pool_weight_{i}")
+        out = None
+        for s in range(self._pool_slots[i]):
+            y = F.conv2d(m.index_select(1, index[s]), weight[s], padding=self.aggregation // 2,
+                         groups=self.aggregation_dim)
+            out = y if out is None else out + y
+        assert out is not None
+        return out
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:  # noqa: D102
         f = self.features(self.preprocess(frames))
