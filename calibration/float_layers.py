@@ -15,9 +15,9 @@ runs them in FP16. It is a deliberate difference from ModelOpt's *default* place
 ``tests/calibration/test_qdq_placement.py``). ``FLOAT_RULES`` names the choices the export offers.
 
 The default is the stem only. Measured on the default magnetic-tile model (docs/int8_and_tensorrt.md): with one
-layer at a time quantized, the stem alone gives 3.9 % embedding error, the two aggregation convolutions 0.8 %
-each, so keeping them float buys nothing; the layers that matter most (the first depthwise block) are found by
-the gate's sensitivity pass, not by a rule.
+layer at a time quantized, the stem alone gives 3.9 % embedding error, the aggregation convolutions (then two
+dense ones) 0.8 % each, so keeping them float buys nothing; the layers that matter most (the first depthwise
+block) are found by the gate's sensitivity pass, not by a rule.
 """
 from __future__ import annotations
 
