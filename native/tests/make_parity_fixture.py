@@ -19,7 +19,8 @@ Writes OUT_DIR/
                      reference/<frame>.tiled.<search>.npy)
 
 The C++ parity test (test_parity.cpp) scores the same frames through the C ABI and compares. The
-fixture is reused when OUT_DIR/fixture.stamp matches this script and the package version.
+fixture is reused when OUT_DIR/fixture.stamp matches this script, the package version and the Python sources that
+train, export and score it (a change to the exported graph must not leave a stale bundle in a build folder).
 """
 from __future__ import annotations
 
@@ -47,9 +48,18 @@ TILED_CONFIG = CONFIG.replace("holdout_images: 3}",
                               "holdout_images: 3, tone: standardize, tiling: {enabled: true, overlap: 0.25}}")
 
 
+# the packages whose code makes the fixture's bundles and references (repository layout: native/tests/ → root)
+SOURCE_PACKAGES = ("tocoad_edge", "export", "calibration")
+
+
 def _stamp() -> str:
     h = hashlib.sha256(Path(__file__).read_bytes())
     h.update(tocoad_edge.__version__.encode())
+    root = Path(__file__).resolve().parents[2]
+    for package in SOURCE_PACKAGES:
+        for source in sorted((root / package).rglob("*.py")):
+            h.update(source.relative_to(root).as_posix().encode())
+            h.update(source.read_bytes())
     return h.hexdigest()
 
 
