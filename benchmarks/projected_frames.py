@@ -51,3 +51,19 @@ def time_first_stages(settings: dict[Hashable, Callable[[np.ndarray], np.ndarray
                     errors[key].append(float(np.mean((d - x) / x)))
     return {k: {"ms_p50": round(float(np.median(times[k])), 2), "mean_map_error": float(np.mean(errors[k])),
                 "worst_frame_error": float(np.max(errors[k]))} for k in settings}
+
+
+def print_table(head: str, labelled: dict[Hashable, tuple[str, dict]], measured: dict[Hashable, dict[str, float]]
+                ) -> list[dict]:
+    """Print ``time_first_stages``' results as a markdown table, one row per setting in ``labelled`` (key → its
+    label in the first column ``head``, and the fields that describe it), and return the rows (fields and
+    figures) for the JSON."""
+    print(f"| {head} | first stage ms (p50) | mean map error | worst frame's map error |")
+    print("| --- | --- | --- | --- |")
+    rows = []
+    for key, (label, fields) in labelled.items():
+        row = {**fields, **measured[key]}
+        rows.append(row)
+        print(f"| {label} | {row['ms_p50']} | {100 * row['mean_map_error']:.3f} % | "
+              f"{100 * row['worst_frame_error']:.3f} % |")
+    return rows

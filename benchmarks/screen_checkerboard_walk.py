@@ -27,7 +27,7 @@ import numpy as np
 from tocoad_edge.runtime.search.projected import ProjectedSearch, project
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from projected_frames import projected_frames, time_first_stages  # noqa: E402  (same folder)
+from projected_frames import print_table, projected_frames, time_first_stages  # noqa: E402  (same folder)
 
 
 def checkerboard(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,14 +85,7 @@ def main() -> None:
     measured = time_first_stages(settings, embeddings, truth)
     print(f"{a.bundle}: {len(embeddings)} frames, {h}×{w} patches, bank {search.entries} × {search.dim}, "
           f"{search.candidates} candidates, ef {search.ef}, one thread")
-    print("| first stage | ms per frame (p50) | mean map error | worst frame's map error |")
-    print("| --- | --- | --- | --- |")
-    rows = []
-    for name in settings:
-        row = {"setting": name, **measured[name]}
-        rows.append(row)
-        print(f"| {name} | {row['ms_p50']} | {100 * row['mean_map_error']:.3f} % | "
-              f"{100 * row['worst_frame_error']:.3f} % |")
+    rows = print_table("first stage", {name: (name, {"setting": name}) for name in settings}, measured)
     if a.json:
         Path(a.json).write_text(json.dumps({"bundle": a.bundle, "data": a.data, "rows": rows}, indent=1))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from tocoad_edge.runtime.search.projected import ProjectedSearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from projected_frames import projected_frames, time_first_stages  # noqa: E402  (same folder)
+from projected_frames import print_table, projected_frames, time_first_stages  # noqa: E402  (same folder)
 
 
 def parse_settings(text: str) -> list[tuple[int, int, int]]:
@@ -57,14 +57,9 @@ def main() -> None:
     load_after = os.getloadavg()
     print(f"{a.bundle}: {len(embeddings)} frames, grid {grid[0]}×{grid[1]}, bank {base.entries} × {base.dim}, "
           f"index {base.dims} dims, one thread, {a.rounds} rounds; load {load_before[0]:.2f} -> {load_after[0]:.2f}")
-    print("| candidates / ef / lend | first stage ms (p50) | mean map error | worst frame's map error |")
-    print("| --- | --- | --- | --- |")
-    rows = []
-    for s in searches:
-        row = {"candidates": s[0], "ef": s[1], "lend": s[2], **measured[s]}
-        rows.append(row)
-        print(f"| {s[0]} / {s[1]} / {s[2]} | {row['ms_p50']} | {100 * row['mean_map_error']:.3f} % | "
-              f"{100 * row['worst_frame_error']:.3f} % |")
+    rows = print_table("candidates / ef / lend", {s: (f"{s[0]} / {s[1]} / {s[2]}",
+                                                       {"candidates": s[0], "ef": s[1], "lend": s[2]})
+                                                   for s in searches}, measured)
     if a.json:
         Path(a.json).write_text(json.dumps({"bundle": a.bundle, "data": a.data, "grid": grid, "rows": rows,
                                             "load": [load_before, load_after]}, indent=1))
