@@ -147,11 +147,13 @@ def _non_negative(value: int, flag: str) -> int:
 def _bundle(args: argparse.Namespace) -> int:
     from .bundle_writer import ExportOptions, manifest_summary, write_bundle
 
-    if args.search_lend > args.search_candidates:
+    candidates = _positive(args.search_candidates, "--search-candidates")
+    lend = _non_negative(args.search_lend, "--search-lend")
+    if lend > candidates:
         from tocoad_edge.errors import ConfigError
 
         raise ConfigError("--search-lend is larger than --search-candidates: a patch can only lend rows it found",
-                          expected=f"0 .. {args.search_candidates}", got=str(args.search_lend),
+                          expected=f"0 .. {candidates}", got=str(lend),
                           fix="lower --search-lend or raise --search-candidates")
     opts = ExportOptions(int8=args.int8, dynamic_batch=args.dynamic_batch, allow_degraded=args.allow_degraded,
                          calibration_images=args.calibration_images, calibration_method=args.calibration_method,
@@ -159,8 +161,7 @@ def _bundle(args: argparse.Namespace) -> int:
                          hnsw_M=args.hnsw_m, hnsw_ef_construction=args.hnsw_ef_construction,
                          bank_dtype=args.bank_dtype, bank=_bank_option(args.bank),
                          search_index=args.search_index, search_dims=_positive(args.search_dims, "--search-dims"),
-                         search_candidates=_positive(args.search_candidates, "--search-candidates"),
-                         search_lend=_non_negative(args.search_lend, "--search-lend"),
+                         search_candidates=candidates, search_lend=lend,
                          with_torch_weights=args.with_torch_weights,
                          data_dir=Path(args.data) if args.data else None,
                          force=args.force, sign_key=Path(args.sign_key) if args.sign_key else None)
