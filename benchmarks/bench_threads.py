@@ -8,7 +8,9 @@
         --data ../shared/data/magnetic_tile_dev --search refined --json /tmp/threads.json
 
 For each bundle and search kind, two detectors are opened (``threads=1`` and ``threads=2``); each test image is
-decoded once and scored by every detector in turn (so load from other processes hits all of them alike). Prints
+decoded once and scored by every detector in turn (so load from other processes hits all of them alike; with
+``--block N`` each detector scores N images per turn, who goes first alternating: each detector holds its own
+bank, index and bound matrix, and image by image every frame starts with caches the others filled). Prints
 p50 / p99 of ``predict`` and of each stage, the 2-thread / 1-thread p50 ratio, every detector's thread plan
 (ONNX Runtime pool and spin-wait, search split, BLAS pools) and the load average before and after.
 """
@@ -39,11 +41,15 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--search", default="exact,graph,refined")
     p.add_argument("--max-images", type=int, default=60)
+    p.add_argument("--block", type=int, default=1,
+                   help="frames each detector scores in a row before the next takes its turn (1: image by image)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", default=None)
     p.add_argument("--core-check", type=float, default=10.0,
                    help="seconds of second_core_check.py before and after (0: none), on the first bundle")
     args = p.parse_args()
+    if args.block < 1:
+        p.error(f"--block must be at least 1 frame per turn, got {args.block}")
     items = list(load_dataset(args.data, require_test=True).test)
     items = [items[i] for i in np.linspace(0, len(items) - 1, min(args.max_images, len(items))).round().astype(int)]
     frames = [read_image(t.path) for t in items]
@@ -59,13 +65,15 @@ def main() -> None:
         for f in frames[:args.warmup]:
             det.predict(f)
     times: dict[str, dict[str, list[float]]] = {k: {} for k in dets}
-    for f in frames:
-        for k, det in dets.items():
-            for stage, ms in det.predict(f).timings_ms.items():
-                times[k].setdefault(stage, []).append(ms)
+    for b, s in enumerate(range(0, len(frames), args.block)):
+        order = list(dets.items()) if b % 2 == 0 else list(dets.items())[::-1]
+        for k, det in order:
+            for f in frames[s:s + args.block]:
+                for stage, ms in det.predict(f).timings_ms.items():
+                    times[k].setdefault(stage, []).append(ms)
     if args.core_check > 0:
         core_check["after"] = summarise(probe(args.bundles[0], args.core_check))
-    out = {"bundles": list(args.bundles), "images": len(frames), "load_before": load_before,
+    out = {"bundles": list(args.bundles), "images": len(frames), "block": args.block, "load_before": load_before,
            "second_core_check": core_check,
            "load_after": os.getloadavg(), "cpus": os.cpu_count(), "detectors": {}}
     for k, det in dets.items():
