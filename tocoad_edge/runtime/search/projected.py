@@ -36,12 +36,12 @@ from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
 from .split import QuerySplitter
 
-# 64 queries × 16 candidates × 384 dims × 4 B = 1.5 MB: the mat-vec reads the gathered block while it is still in
-# cache. Smaller blocks mean more numpy calls per frame, and each call is a GIL hand-off when two threads re-rank
-# at once. np.take into a reused buffer beats fancy indexing, but only with mode="clip": with the default
-# mode="raise" numpy gathers into a temporary and copies it into ``out`` (its documented buffering), which made
-# the gather about 2.5 times slower.
-ROWS_PER_BLOCK = 64
+# A block's gathered rows (128 queries × 8 candidates × 384 dims × 4 B = 1.5 MB) are read by the mat-vec while
+# they are still in cache. Each numpy call hands the GIL back and forth when two threads re-rank at once, so
+# fewer, larger blocks pay at two threads; larger still, the gathered rows fall out of cache. np.take into a reused
+# buffer beats fancy indexing, but only with mode="clip": with the default mode="raise" numpy gathers into a
+# temporary and copies it into ``out`` (its documented buffering), which made the gather about 2.5 times slower.
+ROWS_PER_BLOCK = 128
 
 
 def check_projection(projection: np.ndarray, dim: int, where: str = "the search projection") -> Float32Array:
