@@ -1,0 +1,93 @@
+"""How much of two cores does a frame's work get here? The floor under any two-thread split of one frame.
+
+    python benchmarks/two_frames_at_once.py BUNDLE --data ../shared/data/magnetic_tile_dev [--stage search]
+
+Two processes, each pinned to one of the first two CPUs, each with its own one-thread detector on the same
+images. In turns they score the images alone (the other process waits at a barrier, taking turns who runs) and
+both at once. ``together / alone`` is what running a second copy of the same work on the other core costs each
+copy: memory bandwidth, the shared L3, the host's placement of the two vCPUs. Splitting one frame over two
+threads cannot beat ``together / alone / 2`` of the one-thread time (plus whatever part of the frame does not
+split), so a ratio near 1 here means the rest of a two-thread frame's loss is in the split itself (hand-offs,
+the GIL, the serial parts), not in the machine.
+
+``--stage``: ``predict`` (the whole frame), ``backbone`` (``embed``) or ``search`` (the first stage,
+``search.query``, on embeddings computed once).
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+STAGES = ("predict", "backbone", "search")
+
+
+def _worker(cpu: int, turn_first: bool, args: argparse.Namespace, barrier: Any, results: Any) -> None:
+    from tocoad_edge.data import load_dataset, read_image
+    from tocoad_edge.runtime import Detector
+
+    os.sched_setaffinity(0, {cpu})
+    items = list(load_dataset(args.data, require_test=True).test)
+    picks = np.linspace(0, len(items) - 1, min(args.max_images, len(items))).round().astype(int)
+    frames = [read_image(items[i].path) for i in picks]
+    with Detector.open(args.bundle, search=args.search, threads=1) as det:
+        embeddings = [det.embed(f)[0] for f in frames]
+        for f in frames[:3]:
+            det.predict(f)
+
+        def one(i: int) -> float:
+            t0 = time.perf_counter()
+            if args.stage == "predict":
+                det.predict(frames[i])
+            elif args.stage == "backbone":
+                det.embed(frames[i])
+            else:
+                det.search.query(embeddings[i])
+            return (time.perf_counter() - t0) * 1e3
+
+        times: dict[str, list[float]] = {"alone": [], "together": []}
+        for r in range(args.rounds):
+            barrier.wait()
+            if (r % 2 == 0) == turn_first:         # this process's turn alone; the other waits at the barrier
+                times["alone"] += [one(i) for i in range(len(frames))]
+            barrier.wait()
+            times["together"] += [one(i) for i in range(len(frames))]
+    results.put((cpu, {k: float(np.median(v)) for k, v in times.items()}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True)
+    p.add_argument("--stage", default="predict", choices=STAGES)
+    p.add_argument("--search", default="refined")
+    p.add_argument("--max-images", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=10, help="turns alone (half each) and together")
+    args = p.parse_args()
+    if args.rounds < 2:
+        p.error(f"--rounds must be at least 2 (each process needs a turn alone), got {args.rounds}")
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("needs Linux and at least two CPUs this process may run on")
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(cpu, k == 0, args, barrier, results)) for k, cpu in enumerate(cpus)]
+    for proc in procs:
+        proc.start()
+    got = sorted(results.get() for _ in procs)
+    for proc in procs:
+        proc.join()
+    print(f"| CPU | {args.stage} alone p50 | both at once p50 | together / alone |")
+    print("| --- | --- | --- | --- |")
+    for cpu, t in got:
+        print(f"| {cpu} | {t['alone']:.2f} ms | {t['together']:.2f} ms | {t['together'] / t['alone']:.2f} |")
+    worst = max(t["together"] / t["alone"] for _, t in got)
+    print(f"a two-thread split of one frame's {args.stage} is at best {worst / 2:.2f}x of one thread here")
+
+
+if __name__ == "__main__":
+    main()
