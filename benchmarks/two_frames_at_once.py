@@ -59,6 +59,36 @@ def _worker(cpu: int, turn_first: bool, args: argparse.Namespace, barrier: Any, 
     results.put((cpu, {k: float(np.median(v)) for k, v in times.items()}))
 
 
+def measure(bundle: str, data: str, *, stage: str = "predict", search: str = "refined", max_images: int = 20,
+            rounds: int = 10) -> list[tuple[int, dict[str, float]]]:
+    """``[(cpu, {"alone": p50 ms, "together": p50 ms})]`` for the first two CPUs this process may use."""
+    from tocoad_edge.errors import InputError
+
+    if stage not in STAGES:
+        raise InputError("unknown stage", expected=" or ".join(STAGES), got=repr(stage))
+    if rounds < 2:
+        raise InputError("each process needs a turn alone", expected="rounds >= 2", got=f"rounds={rounds}")
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else 0
+    if usable < 2:
+        raise InputError("two copies at once need two CPUs to pin them to",
+                         expected="Linux and at least two CPUs this process may run on",
+                         got=f"{usable} CPUs" if usable else "no CPU affinity on this system")
+    args = argparse.Namespace(bundle=str(bundle), data=str(data), stage=stage, search=search,
+                              max_images=int(max_images), rounds=int(rounds))
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(cpu, k == 0, args, barrier, results)) for k, cpu in enumerate(cpus)]
+    for proc in procs:
+        proc.start()
+    try:
+        got = sorted(results.get(timeout=600) for _ in procs)
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+    return got
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("bundle")
@@ -68,19 +98,13 @@ def main() -> None:
     p.add_argument("--max-images", type=int, default=20)
     p.add_argument("--rounds", type=int, default=10, help="turns alone (half each) and together")
     args = p.parse_args()
-    if args.rounds < 2:
-        p.error(f"--rounds must be at least 2 (each process needs a turn alone), got {args.rounds}")
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
-        raise SystemExit("needs Linux and at least two CPUs this process may run on")
-    cpus = sorted(os.sched_getaffinity(0))[:2]
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(cpu, k == 0, args, barrier, results)) for k, cpu in enumerate(cpus)]
-    for proc in procs:
-        proc.start()
-    got = sorted(results.get() for _ in procs)
-    for proc in procs:
-        proc.join()
+    from tocoad_edge.errors import InputError
+
+    try:
+        got = measure(args.bundle, args.data, stage=args.stage, search=args.search, max_images=args.max_images,
+                      rounds=args.rounds)
+    except InputError as exc:
+        p.error(str(exc))
     print(f"| CPU | {args.stage} alone p50 | both at once p50 | together / alone |")
     print("| --- | --- | --- | --- |")
     for cpu, t in got:
