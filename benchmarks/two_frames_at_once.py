@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,18 @@ STAGES = ("predict", "backbone", "search")
 
 
 def _worker(cpu: int, turn_first: bool, args: argparse.Namespace, barrier: Any, results: Any) -> None:
+    """One process's turns; any failure breaks the barrier, so that the other process stops waiting, and is
+    reported instead of the times."""
+    try:
+        results.put((cpu, _turns(cpu, turn_first, args, barrier)))
+    except threading.BrokenBarrierError:
+        results.put((cpu, {"error": "the other process stopped"}))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        barrier.abort()
+        results.put((cpu, {"error": f"{type(exc).__name__}: {exc}"}))
+
+
+def _turns(cpu: int, turn_first: bool, args: argparse.Namespace, barrier: Any) -> dict[str, float]:
     from tocoad_edge.data import load_dataset, read_image
     from tocoad_edge.runtime import Detector
 
@@ -56,7 +70,7 @@ def _worker(cpu: int, turn_first: bool, args: argparse.Namespace, barrier: Any, 
                 times["alone"] += [one(i) for i in range(len(frames))]
             barrier.wait()
             times["together"] += [one(i) for i in range(len(frames))]
-    results.put((cpu, {k: float(np.median(v)) for k, v in times.items()}))
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def measure(bundle: str, data: str, *, stage: str = "predict", search: str = "refined", max_images: int = 20,
@@ -73,6 +87,9 @@ def measure(bundle: str, data: str, *, stage: str = "predict", search: str = "re
         raise InputError("two copies at once need two CPUs to pin them to",
                          expected="Linux and at least two CPUs this process may run on",
                          got=f"{usable} CPUs" if usable else "no CPU affinity on this system")
+    for what, path in (("bundle", bundle), ("data", data)):
+        if not Path(path).is_dir():
+            raise InputError(f"the {what} folder does not exist", expected="a folder", got=str(path))
     args = argparse.Namespace(bundle=str(bundle), data=str(data), stage=stage, search=search,
                               max_images=int(max_images), rounds=int(rounds))
     cpus = sorted(os.sched_getaffinity(0))[:2]
@@ -86,6 +103,9 @@ def measure(bundle: str, data: str, *, stage: str = "predict", search: str = "re
     finally:
         for proc in procs:
             proc.join(timeout=60)
+    failed = [f"CPU {cpu}: {times['error']}" for cpu, times in got if "error" in times]
+    if failed:
+        raise RuntimeError("a worker process failed: " + "; ".join(failed))
     return got
 
 
@@ -103,7 +123,7 @@ def main() -> None:
     try:
         got = measure(args.bundle, args.data, stage=args.stage, search=args.search, max_images=args.max_images,
                       rounds=args.rounds)
-    except InputError as exc:
+    except (InputError, RuntimeError) as exc:
         p.error(str(exc))
     print(f"| CPU | {args.stage} alone p50 | both at once p50 | together / alone |")
     print("| --- | --- | --- | --- |")

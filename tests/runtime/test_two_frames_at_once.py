@@ -41,3 +41,20 @@ def test_bad_arguments_say_what_was_expected(bench, tiny_bundle, sample_dataset)
     with pytest.raises(InputError, match="turn alone") as e:
         bench.measure(str(tiny_bundle), str(sample_dataset), rounds=1)
     assert "rounds=1" in str(e.value)
+
+
+def test_missing_folders_are_named(bench, tiny_bundle, sample_dataset, tmp_path):
+    with pytest.raises(InputError, match="bundle folder does not exist") as e:
+        bench.measure(str(tmp_path / "nope"), str(sample_dataset))
+    assert str(tmp_path / "nope") in str(e.value)
+    with pytest.raises(InputError, match="data folder does not exist"):
+        bench.measure(str(tiny_bundle), str(tmp_path / "nodata"))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs to pin the two processes to")
+def test_a_worker_that_fails_is_reported_not_waited_for(bench, sample_dataset, tmp_path):
+    (tmp_path / "not_a_bundle").mkdir()
+    with pytest.raises(RuntimeError, match="a worker process failed") as e:
+        bench.measure(str(tmp_path / "not_a_bundle"), str(sample_dataset), max_images=1, rounds=2)
+    assert "manifest" in str(e.value).lower()
