@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tocoad_edge.data import load_dataset, read_image
+from tocoad_edge.data import evenly_spread, load_dataset, read_image
 from tocoad_edge.eval.metrics import auroc, spearman
 from tocoad_edge.runtime import Detector
 from tocoad_edge.runtime.search.exact import ExactSearch
@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=60)
     args = p.parse_args()
     items = list(load_dataset(args.data, require_test=True).test)
-    items = [items[i] for i in np.linspace(0, len(items) - 1, min(args.frames, len(items))).round().astype(int)]
+    items = evenly_spread(items, args.frames)
     det = Detector.open(args.bundle, search="exact", threads=1)
     dim = det.manifest.memory_bank.dim
     patches = np.stack([np.asarray(det.embed(read_image(t.path))[0]).reshape(-1, dim) for t in items])

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tocoad_edge.data import load_dataset, read_image
+from tocoad_edge.data import evenly_spread, load_dataset, read_image
 from tocoad_edge.runtime import Detector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from second_core_check import probe, summarise, summary_line  # noqa: E402  (same folder)
+from turns import add_block_option, turns  # noqa: E402  (same folder)
 
 
 def _pct(v: list[float]) -> dict:
@@ -41,17 +42,14 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--search", default="exact,graph,refined")
     p.add_argument("--max-images", type=int, default=60)
-    p.add_argument("--block", type=int, default=1,
-                   help="frames each detector scores in a row before the next takes its turn (1: image by image)")
+    add_block_option(p)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", default=None)
     p.add_argument("--core-check", type=float, default=10.0,
                    help="seconds of second_core_check.py before and after (0: none), on the first bundle")
     args = p.parse_args()
-    if args.block < 1:
-        p.error(f"--block must be at least 1 frame per turn, got {args.block}")
     items = list(load_dataset(args.data, require_test=True).test)
-    items = [items[i] for i in np.linspace(0, len(items) - 1, min(args.max_images, len(items))).round().astype(int)]
+    items = evenly_spread(items, args.max_images)
     frames = [read_image(t.path) for t in items]
     load_before = os.getloadavg()
     core_check = {"before": summarise(probe(args.bundles[0], args.core_check))} if args.core_check > 0 else {}
@@ -65,12 +63,10 @@ def main() -> None:
         for f in frames[:args.warmup]:
             det.predict(f)
     times: dict[str, dict[str, list[float]]] = {k: {} for k in dets}
-    for b, s in enumerate(range(0, len(frames), args.block)):
-        order = list(dets.items()) if b % 2 == 0 else list(dets.items())[::-1]
-        for k, det in order:
-            for f in frames[s:s + args.block]:
-                for stage, ms in det.predict(f).timings_ms.items():
-                    times[k].setdefault(stage, []).append(ms)
+    for (k, det), turn in turns(list(dets.items()), len(frames), args.block):
+        for i in turn:
+            for stage, ms in det.predict(frames[i]).timings_ms.items():
+                times[k].setdefault(stage, []).append(ms)
     if args.core_check > 0:
         core_check["after"] = summarise(probe(args.bundles[0], args.core_check))
     out = {"bundles": list(args.bundles), "images": len(frames), "block": args.block, "load_before": load_before,

@@ -41,15 +41,14 @@ def _worker(cpu: int, turn_first: bool, args: argparse.Namespace, barrier: Any, 
 
 
 def _turns(cpu: int, turn_first: bool, args: argparse.Namespace, barrier: Any) -> dict[str, float]:
-    from tocoad_edge.data import load_dataset, read_image
+    from tocoad_edge.data import evenly_spread, load_dataset, read_image
     from tocoad_edge.runtime import Detector
 
     os.sched_setaffinity(0, {cpu})
-    items = list(load_dataset(args.data, require_test=True).test)
-    picks = np.linspace(0, len(items) - 1, min(args.max_images, len(items))).round().astype(int)
-    frames = [read_image(items[i].path) for i in picks]
+    items = evenly_spread(list(load_dataset(args.data, require_test=True).test), args.max_images)
+    frames = [read_image(t.path) for t in items]
     with Detector.open(args.bundle, search=args.search, threads=1) as det:
-        embeddings = [det.embed(f)[0] for f in frames]
+        embeddings = [det.embed(f)[0] for f in frames] if args.stage == "search" else []
         for f in frames[:3]:
             det.predict(f)
 

@@ -58,6 +58,7 @@ from tocoad_edge.runtime.threads import blas_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from second_core_check import probe, summarise, summary_line  # noqa: E402  (benchmarks/)
+from turns import add_block_option, turns  # noqa: E402  (benchmarks/)
 
 MAX_FPR = 0.05
 
@@ -109,8 +110,7 @@ def main() -> None:
     p.add_argument("--threads", default="1,2",
                    help="thread counts timed in this process, e.g. 1,2 or 2 (one process per count keeps one "
                         "count's thread pools out of the other's timings)")
-    p.add_argument("--block", type=int, default=1,
-                   help="frames each runner times in a row before the next takes its turn (1: image by image)")
+    add_block_option(p)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--max-images", type=int, default=0, help="0: the whole test split")
     p.add_argument("--json", default="/work/runs/anomalib/bench_vs_anomalib.json")
@@ -118,8 +118,6 @@ def main() -> None:
                    help="seconds of benchmarks/second_core_check.py before and after the timed loop (0: none); "
                         "says whether the machine could run two threads at once while the two-thread rows ran")
     args = p.parse_args()
-    if args.block < 1:
-        p.error(f"--block must be at least 1 frame per turn, got {args.block}")
     THREADS = tuple(int(t) for t in args.threads.split(","))
 
     src = Path(args.anomalib)
@@ -145,20 +143,18 @@ def main() -> None:
     results: dict[str, list] = {"tocoad": [], "anomalib": []}
     stages: dict[str, dict[str, list[float]]] = {name: {} for name, _ in runners if name.startswith("tocoad")}
     t_start = time.perf_counter()
-    for b, s in enumerate(range(0, len(frames), args.block)):
-        order = runners if b % 2 == 0 else runners[::-1]
-        for name, run in order:
-            for frame in frames[s:s + args.block]:
-                t0 = time.perf_counter()
-                res = run(frame)
-                times[name].append((time.perf_counter() - t0) * 1e3)
-                if name in stages:
-                    for stage, ms in res.timings_ms.items():
-                        stages[name].setdefault(stage, []).append(ms)
-                if name == f"tocoad_{THREADS[0]}t":
-                    results["tocoad"].append((res.raw_score, res.anomaly_map))
-                elif name == f"anomalib_{THREADS[0]}t":
-                    results["anomalib"].append(res)
+    for (name, run), turn in turns(runners, len(frames), args.block):
+        for i in turn:
+            t0 = time.perf_counter()
+            res = run(frames[i])
+            times[name].append((time.perf_counter() - t0) * 1e3)
+            if name in stages:
+                for stage, ms in res.timings_ms.items():
+                    stages[name].setdefault(stage, []).append(ms)
+            if name == f"tocoad_{THREADS[0]}t":
+                results["tocoad"].append((res.raw_score, res.anomaly_map))
+            elif name == f"anomalib_{THREADS[0]}t":
+                results["anomalib"].append(res)
     wall_s = time.perf_counter() - t_start
     if args.core_check > 0:
         core_check["after"] = summarise(probe(args.bundle, args.core_check))

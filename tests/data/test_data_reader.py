@@ -61,3 +61,15 @@ def test_real_magnetic_tile_layout(shared_data):
     assert len(ds.train) == 350
     assert set(ds.defect_types) == {"blowhole", "crack", "fray"}
     assert all(t.mask_path is not None for t in ds.test if t.label)
+
+
+def test_evenly_spread_keeps_the_ends_and_both_classes(sample_dataset):
+    from tocoad_edge.data import evenly_spread, load_dataset
+
+    items = list(load_dataset(sample_dataset, require_test=True).test)     # the good ones first, then defects
+    picked = evenly_spread(items, 4)
+    assert len(picked) == 4 and picked[0] is items[0] and picked[-1] is items[-1]
+    assert {t.label for t in picked} == {0, 1}
+    positions = [items.index(t) for t in picked]
+    assert positions == sorted(set(positions))                              # in order, none twice
+    assert evenly_spread(items, 100) == items and evenly_spread(items, len(items)) == items

@@ -55,13 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_images(data: Path, max_images: int | None) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    from ..data import load_dataset, read_image
+    from ..data import evenly_spread, load_dataset, read_image
 
     ds = load_dataset(data, require_train=False, require_test=True)
     items = list(ds.test)
-    if max_images is not None and len(items) > max_images:
-        # Keep both classes: an even spread over the sorted list.
-        items = [items[i] for i in np.linspace(0, len(items) - 1, max_images).round().astype(int)]
+    if max_images is not None:
+        items = evenly_spread(items, max_images)
     if not items:
         raise DataError(f"no test images in {data}", fix="give --data a folder with test/good and test/<defect>")
     return [read_image(t.path) for t in items], np.array([t.label for t in items]), [t.path.name for t in items]

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence, TypeVar
+
+import numpy as np
 
 from ..errors import DataError
 from .images import IMAGE_EXTENSIONS
@@ -31,6 +34,17 @@ class MVTecDataset:
     @property
     def defect_types(self) -> list[str]:
         return sorted({t.defect for t in self.test if t.label == 1})
+
+
+T = TypeVar("T")
+
+
+def evenly_spread(items: Sequence[T], n: int) -> list[T]:
+    """At most ``n`` of ``items``, evenly spread over the list with its first and last (a test split is listed
+    good first, then each defect type: a spread keeps both classes where a prefix would not)."""
+    if n >= len(items):
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
 def _images_in(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
