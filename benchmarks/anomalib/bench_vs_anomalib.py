@@ -49,7 +49,7 @@ import onnxruntime as ort
 
 import tocoad_edge
 from tocoad_edge.bench.stats import summary
-from tocoad_edge.data import load_dataset, read_image, read_mask
+from tocoad_edge.data import evenly_spread, load_dataset, read_image, read_mask
 from tocoad_edge.eval.metrics import aupro, auroc, pixel_auroc, recall_at_fpr
 from tocoad_edge.eval.runner import at_eval_resolution
 from tocoad_edge.runtime import Detector
@@ -112,7 +112,7 @@ def main() -> None:
                         "count's thread pools out of the other's timings)")
     add_block_option(p)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--max-images", type=int, default=0, help="0: the whole test split")
+    p.add_argument("--max-images", type=int, default=0, help="0: the whole test split; else spread over it")
     p.add_argument("--json", default="/work/runs/anomalib/bench_vs_anomalib.json")
     p.add_argument("--core-check", type=float, default=10.0,
                    help="seconds of benchmarks/second_core_check.py before and after the timed loop (0: none); "
@@ -125,7 +125,7 @@ def main() -> None:
     onnx_path = Path(meta["onnx"]) if meta else src
     items = list(load_dataset(args.data, require_test=True).test)
     if args.max_images:
-        items = items[:args.max_images]
+        items = evenly_spread(items, args.max_images)       # a prefix would be good images only
     frames = [read_image(t.path) for t in items]
     labels = np.array([t.label for t in items])
     load_before = os.getloadavg()
