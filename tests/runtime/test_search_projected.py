@@ -193,3 +193,16 @@ def test_lending_needs_whole_grids_and_rows_it_walked(bank_projection_index):
         ProjectedSearch(bank, path, projection, ef=4, candidates=4, lend=5, grid=(10, 10))
     with pytest.raises(InputError, match="needs the patch grid"):
         ProjectedSearch(bank, path, projection, ef=4, candidates=4, lend=2)
+
+
+def test_re_rank_in_small_blocks_gives_the_same_distances(bank_projection_index, monkeypatch):
+    """Blocks of 3 queries (the last one short) against the whole frame in one block."""
+    import tocoad_edge.runtime.search.projected as projected
+
+    bank, projection, path = bank_projection_index
+    q = _queries(bank, 100, seed=11)
+    whole = ProjectedSearch(bank, path, projection, ef=16, candidates=8, threads=1).query(q)
+    monkeypatch.setattr(projected, "GATHER_BYTES", 3 * 8 * bank.shape[1] * 4)
+    blocked = ProjectedSearch(bank, path, projection, ef=16, candidates=8, threads=1)
+    np.testing.assert_array_equal(blocked.query(q), whole)
+    assert len(blocked._buffers.rerank[8][0]) == 3

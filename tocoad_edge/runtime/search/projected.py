@@ -17,7 +17,7 @@ a frame is split over threads: a thread also walks the grid row either side of i
 neighbour's walk at hand.
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus a gather of ``784 × k`` bank rows
-and one mat-vec over them; the gather and the ranking run on row blocks of ``ROWS_PER_BLOCK`` queries so
+and one mat-vec over them; the gather and the ranking run on row blocks of at most ``GATHER_BYTES`` of rows so
 the gathered rows (``block × k × D`` float32) stay in cache. With ``threads`` > 1 the frame's rows are split over
 ``QuerySplitter`` threads (the caller and ``threads − 1`` workers), each walking and re-ranking its own rows
 (numpy and hnswlib's ``knn_query`` release the GIL).
@@ -36,12 +36,12 @@ from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
 from .split import QuerySplitter
 
-# A block's gathered rows (128 queries × 8 candidates × 384 dims × 4 B = 1.5 MB) are read by the mat-vec while
-# they are still in cache. Each numpy call hands the GIL back and forth when two threads re-rank at once, so
-# fewer, larger blocks pay at two threads; larger still, the gathered rows fall out of cache. np.take into a reused
-# buffer beats fancy indexing, but only with mode="clip": with the default mode="raise" numpy gathers into a
-# temporary and copies it into ``out`` (its documented buffering), which made the gather about 2.5 times slower.
-ROWS_PER_BLOCK = 128
+# A block's gathered rows (128 queries × 8 candidates, or 64 × 16, × 384 dims × 4 B = 1.5 MB) are read by the
+# mat-vec while they are still in cache. Each numpy call hands the GIL back and forth when two threads re-rank at
+# once, so fewer, larger blocks pay at two threads; larger still, the gathered rows fall out of cache. np.take into
+# a reused buffer beats fancy indexing, but only with mode="clip": with the default mode="raise" numpy gathers into
+# a temporary and copies it into ``out`` (its documented buffering), which made the gather about 2.5 times slower.
+GATHER_BYTES = 3 << 19
 
 
 def check_projection(projection: np.ndarray, dim: int, where: str = "the search projection") -> Float32Array:
@@ -212,8 +212,9 @@ class ProjectedSearch(NearestNeighbourSearch):
         rank: Float32Array = np.take(self.norms, labels)                         # |b|², [n, k]
         minus_2q = q * np.float32(-2.0)                                          # exact: a power of two
         gathered, products = self._buffers_for_thread(k)
-        for s in range(0, n_rows, ROWS_PER_BLOCK):
-            e = min(s + ROWS_PER_BLOCK, n_rows)
+        step = len(gathered)
+        for s in range(0, n_rows, step):
+            e = min(s + step, n_rows)
             block = gathered[:e - s]
             # "clip" changes no value: the labels are bank row numbers, and the take of the norms above has
             # already checked them; it only skips numpy's buffered copy
@@ -223,16 +224,17 @@ class ProjectedSearch(NearestNeighbourSearch):
         return rank
 
     def _buffers_for_thread(self, k: int) -> tuple[Float32Array, Float32Array]:
-        """This thread's gather buffer ``[ROWS_PER_BLOCK, k, D]`` and product buffer for ``k`` rows per query, kept
-        between frames: a fresh 1.5 MB array per call is a fresh mmap, and its page faults cost as much as the
-        gather itself."""
+        """This thread's gather buffer ``[rows, k, D]`` (``GATHER_BYTES`` of float32 rows, at least one query's) and
+        product buffer for ``k`` rows per query, kept between frames: a fresh 1.5 MB array per call is a fresh
+        mmap, and its page faults cost as much as the gather itself."""
         kept: dict[int, tuple[Float32Array, Float32Array]] | None = getattr(self._buffers, "rerank", None)
         if kept is None:
             kept = self._buffers.rerank = {}
         buffers = kept.get(k)
         if buffers is None:
-            buffers = kept[k] = (np.empty((ROWS_PER_BLOCK, k, self.dim), dtype=np.float32),
-                                 np.empty((ROWS_PER_BLOCK, k, 1), dtype=np.float32))
+            rows = max(1, GATHER_BYTES // (k * self.dim * 4))
+            buffers = kept[k] = (np.empty((rows, k, self.dim), dtype=np.float32),
+                                 np.empty((rows, k, 1), dtype=np.float32))
         return buffers
 
     def describe(self) -> dict[str, Any]:
