@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tocoad_edge" / "__init__.py").read_text()).group(1)
@@ -49,6 +49,11 @@ extras = {
     # MQTT results and fleet rollout (tocoad_edge.fleet); the tests also need the mosquitto broker (apt)
     "fleet": ["paho-mqtt>=2.1,<3", "cryptography>=42"],
 }
+# The searches' inner loops (tocoad_edge/runtime/search/_kernels.c, reached through ctypes). It needs a C compiler,
+# as hnswlib (a core dependency, built from source) already does.
+kernels = Extension("tocoad_edge.runtime.search._kernels", ["tocoad_edge/runtime/search/_kernels.c"],
+                    extra_compile_args=["-O3", "-fopenmp-simd"])
+
 extras["all"] = sorted({r for k, v in extras.items() if k != "jetson" for r in v})
 
 setup(
@@ -69,6 +74,7 @@ setup(
     package_dir={"tocoad_edge": "tocoad_edge", "tocoad_edge.export": "export",
                  "tocoad_edge.calibration": "calibration"},
     package_data={"tocoad_edge": ["py.typed", "stream/static/*"]},
+    ext_modules=[kernels],
     install_requires=core,
     extras_require=extras,
     entry_points={

@@ -43,10 +43,11 @@ def test_projection_file_layout_centres_the_projected_bank(bank_projection_index
     np.testing.assert_allclose(projection[:-1].T @ projection[:-1], np.eye(8), atol=1e-4)
 
 
-def test_reranked_distances_are_real_distances_never_below_exact(bank_projection_index):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_reranked_distances_are_real_distances_never_below_exact(bank_projection_index, compiled):
     bank, projection, path = bank_projection_index
     q = _queries(bank, 500, 1)
-    search = ProjectedSearch(bank, path, projection, ef=16, candidates=4, threads=1)
+    search = ProjectedSearch(bank, path, projection, ef=16, candidates=4, threads=1, compiled=compiled)
     got = search.query(q)
     exact = _true_nn(bank, q)
     assert np.all(got >= exact * (1 - 1e-6))
@@ -134,13 +135,16 @@ def test_grid_neighbours_stay_in_their_grid():
     np.testing.assert_array_equal(got[6:], np.array(first) + 6)
 
 
-def test_lending_answers_the_best_of_own_and_lent_rows(bank_projection_index):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_lending_answers_the_best_of_own_and_lent_rows(bank_projection_index, compiled):
     """Each patch's answer is the nearest of its own walked rows and the best ``lend`` rows of each grid neighbour
     (each neighbour's rows ranked by its own float64 distances), found here with explicit loops."""
     bank, projection, path = bank_projection_index
     grids, h, w, k, lend = 2, 7, 9, 6, 2
     q = _grid_queries(bank, grids, h, w, 11)
-    search = ProjectedSearch(bank, path, projection, ef=6, candidates=k, lend=lend, grid=(h, w), threads=1)
+    search = ProjectedSearch(bank, path, projection, ef=6, candidates=k, lend=lend, grid=(h, w), threads=1,
+                             compiled=compiled)
+    assert search.describe()["kernels"] == ("compiled" if compiled else "numpy")
     got = search.query(q)
     own = search.candidate_rows(q)
     b64, q64 = bank.astype(np.float64), q.astype(np.float64)
@@ -196,13 +200,13 @@ def test_lending_needs_whole_grids_and_rows_it_walked(bank_projection_index):
 
 
 def test_re_rank_in_small_blocks_gives_the_same_distances(bank_projection_index, monkeypatch):
-    """Blocks of 3 queries (the last one short) against the whole frame in one block."""
+    """numpy's re-rank in blocks of 3 queries (the last one short) against the whole frame in one block."""
     import tocoad_edge.runtime.search.projected as projected
 
     bank, projection, path = bank_projection_index
     q = _queries(bank, 100, seed=11)
-    whole = ProjectedSearch(bank, path, projection, ef=16, candidates=8, threads=1).query(q)
+    whole = ProjectedSearch(bank, path, projection, ef=16, candidates=8, threads=1, compiled=False).query(q)
     monkeypatch.setattr(projected, "GATHER_BYTES", 3 * 8 * bank.shape[1] * 4)
-    blocked = ProjectedSearch(bank, path, projection, ef=16, candidates=8, threads=1)
+    blocked = ProjectedSearch(bank, path, projection, ef=16, candidates=8, threads=1, compiled=False)
     np.testing.assert_array_equal(blocked.query(q), whole)
     assert len(blocked._buffers.rerank[8][0]) == 3

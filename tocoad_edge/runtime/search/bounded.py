@@ -51,10 +51,15 @@ class BoundedExactSearch(NearestNeighbourSearch):
     name = "bounded-exact"
 
     def __init__(self, bank: np.ndarray, *, threads: int | None = None, prefix_dims: int = PREFIX_DIMS,
-                 splitter: QuerySplitter | None = None):
+                 splitter: QuerySplitter | None = None, compiled: bool = True):
         """``splitter``: another search's pool to split the bank over (the refined search passes its first
-        stage's, so a frame wakes one worker thread, not two); it stays that search's to resize and close."""
+        stage's, so a frame wakes one worker thread, not two); it stays that search's to resize and close.
+        ``compiled``: check the survivors with the compiled loop where it was built (``kernels.py``; False:
+        numpy's, the reference)."""
         super().__init__(bank, threads)
+        from .kernels import compiled_kernels
+
+        self.kernels = compiled_kernels() if compiled else None
         if self.entries < 1:
             from ...errors import InputError
 
@@ -132,6 +137,12 @@ class BoundedExactSearch(NearestNeighbourSearch):
             best = np.einsum("ij,ij->i", diff, diff)                       # a true distance: an upper bound
         else:
             best = best.copy()
+        if self.kernels is not None:
+            # one pass over the bound that tightens its threshold as nearer rows turn up: fewer full distances
+            checked = self.kernels.bounded_survivors(np.ascontiguousarray(bound), q, self.bank[lo:hi],
+                                                     q_sq.astype(np.float32, copy=False), self.largest_sq,
+                                                     BOUND_RTOL, best)
+            return best, checked
         # |q~|² moves to the threshold side (no pass over the [n, rows] bound to add it), and the survivors come
         # from one flat index: a 2-D nonzero over the bound cost several times the comparison itself
         margin = BOUND_RTOL * (q_sq + self.largest_sq + best)
@@ -173,7 +184,8 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self._products = {}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "prefix_dims": self.prefix_dims}
+        return {**super().describe(), "prefix_dims": self.prefix_dims,
+                "kernels": "numpy" if self.kernels is None else "compiled"}
 
     def close(self) -> None:
         self._close_products()

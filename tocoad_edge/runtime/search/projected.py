@@ -16,11 +16,12 @@ Queries then come as whole patch grids (images or tiles, grid-major), and a patc
 a frame is split over threads: a thread also walks the grid row either side of its rows, so it has every
 neighbour's walk at hand.
 
-Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus a gather of ``784 × k`` bank rows
-and one mat-vec over them; the gather and the ranking run on row blocks of at most ``GATHER_BYTES`` of rows so
-the gathered rows (``block × k × D`` float32) stay in cache. With ``threads`` > 1 the frame's rows are split over
-``QuerySplitter`` threads (the caller and ``threads − 1`` workers), each walking and re-ranking its own rows
-(numpy and hnswlib's ``knn_query`` release the GIL).
+Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus ``784 × k`` dot products with bank
+rows. The compiled re-rank (``kernels.py``) reads the rows where they lie, in one call that holds no GIL. The numpy
+re-rank, the reference, gathers them in row blocks of at most ``GATHER_BYTES`` (``block × k × D`` float32) so they
+stay in cache. With ``threads`` > 1 the frame's rows are split over ``QuerySplitter`` threads (the caller and
+``threads − 1`` workers), each walking and re-ranking its own rows (hnswlib's ``knn_query``, the compiled re-rank
+and numpy's loops release the GIL).
 """
 from __future__ import annotations
 
@@ -89,14 +90,17 @@ class ProjectedSearch(NearestNeighbourSearch):
 
     def __init__(self, bank: np.ndarray, index_path: str | Path, projection: np.ndarray, *, ef: int = 32,
                  candidates: int = 8, lend: int = 0, grid: tuple[int, int] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, compiled: bool = True):
         """``lend``: best rows each patch lends to its grid neighbours (0: none); with ``lend`` > 0, ``grid`` is
-        the patch grid ``(h, w)`` of one image or tile, and every query is whole grids."""
+        the patch grid ``(h, w)`` of one image or tile, and every query is whole grids. ``compiled``: re-rank with
+        the compiled loop where it was built (``kernels.py``; False: numpy's, the reference)."""
         super().__init__(bank, threads)
         from ...errors import InputError
+        from .kernels import compiled_kernels
 
         self.bank = np.ascontiguousarray(bank, dtype=np.float32)
         self.norms = np.einsum("ij,ij->i", self.bank, self.bank)     # |b|², ranks the candidates
+        self.kernels = compiled_kernels() if compiled else None
         self._buffers = threading.local()                               # per-thread gather buffers
         self.projection = check_projection(projection, self.dim)
         self.dims = int(self.projection.shape[1])
@@ -178,6 +182,9 @@ class ProjectedSearch(NearestNeighbourSearch):
         s, e = cut
         lo, hi = max(0, s - self.grid[1]), min(len(q), e + self.grid[1])
         labels = self.candidate_rows(q[lo:hi], walk_threads)
+        if self.kernels is not None:
+            return self.kernels.rerank_lending(q[lo:hi], labels, self.bank, self.norms, neighbours[s:e] - lo,
+                                               (s - lo, e - s), self.lend)
         rank = self._rank(q[lo:hi], labels)
         best = (labels[np.arange(hi - lo), rank.argmin(1)][:, None] if self.lend == 1 else
                 np.take_along_axis(labels, np.argpartition(rank, self.lend - 1, axis=1)[:, :self.lend], axis=1))
@@ -192,6 +199,8 @@ class ProjectedSearch(NearestNeighbourSearch):
         winner's distance by differences: the distance to a real bank row to float32 rounding, so it can only be
         above the exact nearest-neighbour distance, never below it by cancellation. Where two candidates tie
         within rounding the ranking may pick either; the answer is still a true distance to that row."""
+        if self.kernels is not None:
+            return self.kernels.rerank_lending(q, labels, self.bank, self.norms, None, (0, len(q)), 0)
         return self._winner_distance(q, labels, self._rank(q, labels))
 
     def _winner_distance(self, q: Float32Array, labels: np.ndarray, rank: Float32Array) -> Float32Array:
@@ -239,7 +248,7 @@ class ProjectedSearch(NearestNeighbourSearch):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "ef": self.ef, "projected_dims": self.dims, "candidates": self.candidates,
-                "lend": self.lend}
+                "lend": self.lend, "kernels": "numpy" if self.kernels is None else "compiled"}
 
     def close(self) -> None:
         self.splitter.close()

@@ -1,0 +1,134 @@
+"""The compiled search loops (runtime/search/_kernels.c through kernels.py) against the numpy code they replace and
+against float64 brute force: the same answers, any number of threads at once, and bad input refused before the C
+code reads it."""
+import threading
+
+import numpy as np
+import pytest
+
+from tocoad_edge.errors import BundleError, InputError
+from tocoad_edge.export.search_index import pca_search_projection
+from tocoad_edge.runtime.search.bounded import BoundedExactSearch
+from tocoad_edge.runtime.search.kernels import compiled_kernels
+from tocoad_edge.runtime.search.projected import ProjectedSearch, build_projected_index, grid_neighbours
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    k = compiled_kernels()
+    assert k is not None, "the search kernels were not built: pip install -e . builds them (it needs a C compiler)"
+    return k
+
+
+@pytest.fixture(scope="module")
+def bank_and_index(tmp_path_factory):
+    rng = np.random.default_rng(21)
+    basis = rng.standard_normal((10, 40)).astype(np.float32)
+    bank = (rng.standard_normal((2500, 10)) @ basis + 0.1 * rng.standard_normal((2500, 40))).astype(np.float32)
+    projection = pca_search_projection(bank, 6)
+    path = tmp_path_factory.mktemp("kernels") / "index.hnsw"
+    build_projected_index(bank, projection, path, M=8, ef_construction=60)
+    return bank, projection, path
+
+
+def _grid_queries(bank, grids, h, w, seed):
+    """Patch grids whose neighbours are alike, as in images: a smooth walk through bank rows plus noise."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(bank), (grids, h // 2 + 1, w // 2 + 1))
+    coarse = bank[rows]
+    fine = np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2)[:, :h, :w]
+    return (fine + 0.3 * rng.standard_normal(fine.shape)).reshape(-1, bank.shape[1]).astype(np.float32)
+
+
+def _true_nn(bank, q):
+    d = np.linalg.norm(bank.astype(np.float64)[None] - q.astype(np.float64)[:, None], axis=2)
+    return d.min(1)
+
+
+def test_the_kernels_are_built_and_reported(kernels, bank_and_index):
+    bank, projection, path = bank_and_index
+    assert kernels.path.endswith(".so")
+    assert ProjectedSearch(bank, path, projection, threads=1).describe()["kernels"] == "compiled"
+    assert BoundedExactSearch(bank, threads=1).describe()["kernels"] == "compiled"
+    assert BoundedExactSearch(bank, threads=1, compiled=False).describe()["kernels"] == "numpy"
+
+
+@pytest.mark.parametrize("lend, candidates", [(0, 8), (1, 4), (2, 8), (3, 3)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_and_numpy_re_ranks_give_the_same_distances(bank_and_index, lend, candidates, threads):
+    bank, projection, path = bank_and_index
+    h, w = 9, 11
+    q = _grid_queries(bank, 3, h, w, seed=lend * 10 + candidates)
+    kw = dict(ef=candidates, candidates=candidates, lend=lend, grid=(h, w) if lend else None, threads=threads)
+    compiled = ProjectedSearch(bank, path, projection, compiled=True, **kw)
+    reference = ProjectedSearch(bank, path, projection, compiled=False, **kw)
+    got, want = compiled.query(q), reference.query(q)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert np.all(got >= _true_nn(bank, q) * (1 - 1e-5))
+    compiled.close()
+    reference.close()
+
+
+def test_bounded_survivors_give_exact_distances_with_fewer_full_rows(bank_and_index):
+    """Same exact answers as numpy and as brute force; the compiled loop tightens its threshold as nearer rows turn
+    up, so it never computes more full distances than numpy's one-threshold pass."""
+    bank, _, _ = bank_and_index
+    rng = np.random.default_rng(5)
+    q = (bank[rng.integers(0, len(bank), 40)] + 0.2 * rng.standard_normal((40, bank.shape[1]))).astype(np.float32)
+    loose = (_true_nn(bank, q) * 1.3).astype(np.float32)          # true distances to no row: upper bounds only
+    compiled = BoundedExactSearch(bank, threads=1, compiled=True)
+    reference = BoundedExactSearch(bank, threads=1, compiled=False)
+    got, want = compiled.query_below(q, loose), reference.query_below(q, loose)
+    np.testing.assert_allclose(got, _true_nn(bank, q), rtol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert 0 < compiled.rows_checked <= reference.rows_checked
+
+
+def test_the_kernels_run_on_several_threads_at_once(kernels, bank_and_index):
+    """No shared state: four threads re-ranking different frames at once get each frame's one-thread answer."""
+    bank, projection, path = bank_and_index
+    search = ProjectedSearch(bank, path, projection, ef=8, candidates=8, lend=2, grid=(9, 11), threads=1)
+    frames = [_grid_queries(bank, 1, 9, 11, seed=s) for s in range(8)]
+    want = [search.query(f) for f in frames]
+    got = [None] * len(frames)
+
+    def work(i):
+        for _ in range(20):
+            got[i] = search.query(frames[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(frames))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, wnt in zip(got, want):
+        np.testing.assert_array_equal(g, wnt)
+
+
+def test_bad_labels_neighbours_and_layouts_are_refused(kernels, bank_and_index):
+    bank = np.ascontiguousarray(bank_and_index[0])
+    norms = np.einsum("ij,ij->i", bank, bank)
+    q = bank[:6].copy()
+    labels = np.tile(np.arange(4, dtype=np.uint64), (6, 1))
+    nb = grid_neighbours(1, 2, 3)
+    np.testing.assert_allclose(kernels.rerank_lending(q, labels, bank, norms, nb, (0, 6), 1),
+                               np.linalg.norm(bank[:4][None] - q[:, None], axis=2).min(1), rtol=1e-5, atol=1e-6)
+    bad = labels.copy()
+    bad[3, 2] = len(bank)
+    with pytest.raises(BundleError, match="a row the memory bank does not have") as err:
+        kernels.rerank_lending(q, bad, bank, norms, nb, (0, 6), 1)
+    assert f"0 .. {len(bank) - 1}" in str(err.value)
+    far = nb.copy()
+    far[1, 0] = 6
+    with pytest.raises(InputError, match="outside the walked rows"):
+        kernels.rerank_lending(q, labels, bank, norms, far, (0, 6), 1)
+    with pytest.raises(InputError, match="wrong layout") as err:
+        kernels.rerank_lending(q[:, ::2], labels, bank, norms, nb, (0, 6), 1)
+    assert "float32" in str(err.value) and "strided" in str(err.value)
+    with pytest.raises(InputError, match="out of range"):
+        kernels.rerank_lending(q, labels, bank, norms, nb, (4, 6), 1)
+    with pytest.raises(InputError, match="out of range"):
+        kernels.rerank_lending(q, labels, bank, norms, nb, (0, 6), 5)
+    with pytest.raises(InputError, match="wrong layout"):
+        kernels.bounded_survivors(np.zeros((2, 5), np.float64), q[:2], bank[:5], np.zeros(2, np.float32), 1.0, 1e-5,
+                                  np.ones(2, np.float32))

@@ -1,0 +1,121 @@
+"""The compiled inner loops of the projected and bounded searches (``_kernels.c``), through ctypes.
+
+ctypes releases the GIL for the length of each call, so the threads that split a frame run these loops at once:
+numpy's per-call GIL hand-offs were the part of a frame that two threads did not split. ``compiled_kernels()`` is
+None where the extension was not built (``pip install`` builds it from source; the install goes on without it where
+no C compiler is at hand): the searches then run their numpy code, which gives the same answers, and
+``describe()`` says ``"kernels": "numpy"``.
+
+Each wrapper checks shapes and dtypes before the call (the C code trusts the sizes it is given) and turns the C
+code's error codes into ``InputError``s that say what was expected.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from ..arrays import Float32Array
+
+_BAD_LABEL, _BAD_NEIGHBOUR, _BAD_LEND = -1, -2, -3
+
+
+def _pointer(a: np.ndarray) -> Any:
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
+class CompiledKernels:
+    """The loaded library's two loops."""
+
+    def __init__(self, library: ctypes.CDLL, path: str):
+        self.path = path
+        self._rerank = library.tk_rerank_lending
+        self._rerank.restype = ctypes.c_int64
+        i64, ptr = ctypes.c_int64, ctypes.c_void_p
+        self._rerank.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, i64, ptr, i64, i64, i64, ptr, ptr, ptr]
+        self._survivors = library.tk_bounded_survivors
+        self._survivors.restype = ctypes.c_int64
+        self._survivors.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, ctypes.c_float, ctypes.c_float, ptr]
+
+    def rerank_lending(self, q: Float32Array, labels: np.ndarray, bank: Float32Array, norms: Float32Array,
+                       neighbours: np.ndarray | None, own: tuple[int, int], lend: int) -> Float32Array:
+        """The distance from each of the rows ``own`` (start, count) of the walked queries ``q [walked, D]`` to
+        the best-ranked of its candidates ``labels [walked, k]`` and of the ``lend`` best rows of each of its
+        ``neighbours [count, 4]`` (row numbers within ``q``; None with ``lend`` 0). What
+        ``ProjectedSearch._lend_rows`` and ``_rerank`` compute with numpy."""
+        walked, dim = q.shape
+        start, count = own
+        if labels.dtype != np.uint64:                   # hnswlib's labels are uint64 already
+            labels = labels.astype(np.uint64)
+        labels = np.ascontiguousarray(labels)
+        k = labels.shape[1] if labels.ndim == 2 else -1
+        nb = np.ascontiguousarray(neighbours, dtype=np.int64) if lend else np.zeros((count, 4), dtype=np.int64)
+        _check(q, (walked, dim), np.float32, "queries")
+        _check(labels, (walked, k), np.uint64, "candidate rows")
+        _check(bank, (len(bank), dim), np.float32, "bank")
+        _check(norms, (len(bank),), np.float32, "bank norms")
+        _check(nb, (count, 4), np.int64, "grid neighbours")
+        if not (0 <= start and start + count <= walked and 0 <= lend <= k <= 64):
+            from ...errors import InputError
+
+            raise InputError("re-rank rows out of range", expected=f"own rows within the {walked} walked, "
+                             f"0 <= lend <= candidates <= 64", got=f"own {own}, lend {lend}, candidates {k}")
+        rank = np.empty((walked, k), dtype=np.float32)
+        lent = np.empty((walked, max(lend, 1)), dtype=np.int64)
+        out = np.empty(count, dtype=np.float32)
+        code = self._rerank(_pointer(q), walked, dim, _pointer(labels), k, _pointer(bank), _pointer(norms), len(bank),
+                            _pointer(nb), start, count, lend, _pointer(rank), _pointer(lent), _pointer(out))
+        if code < 0:
+            _raise(code, entries=len(bank), walked=walked)
+        return out
+
+    def bounded_survivors(self, bound: Float32Array, q: Float32Array, bank_rows: Float32Array, q_sq: Float32Array,
+                          largest_sq: float, rtol: float, best: Float32Array) -> int:
+        """Lower ``best [n]`` (squared distances, in place) to the nearest of ``bank_rows [rows, D]`` whose lower
+        bound ``bound [n, rows]`` (less ``q_sq``) passes; how many full distances that took. What
+        ``BoundedExactSearch._nearest_in_rows`` computes with numpy once it has the bound."""
+        n, rows = bound.shape
+        dim = q.shape[1]
+        _check(bound, (n, rows), np.float32, "bound")
+        _check(q, (n, dim), np.float32, "queries")
+        _check(bank_rows, (rows, dim), np.float32, "bank rows")
+        _check(q_sq, (n,), np.float32, "query norms")
+        _check(best, (n,), np.float32, "best distances")
+        checked = self._survivors(_pointer(bound), n, rows, _pointer(q), dim, _pointer(bank_rows), _pointer(q_sq),
+                                  float(largest_sq), float(rtol), _pointer(best))
+        return int(checked)
+
+
+def _check(a: np.ndarray, shape: tuple[int, ...], dtype: type, what: str) -> None:
+    if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
+        from ...errors import InputError
+
+        raise InputError(f"the search kernel's {what} have the wrong layout",
+                         expected=f"C-contiguous {np.dtype(dtype).name} {list(shape)}",
+                         got=f"{'C-contiguous' if a.flags.c_contiguous else 'strided'} {a.dtype} {list(a.shape)}")
+
+
+def _raise(code: int, *, entries: int, walked: int) -> None:
+    from ...errors import BundleError, InputError
+
+    if code == _BAD_LABEL:
+        raise BundleError("the search index returned a row the memory bank does not have",
+                          expected=f"bank row numbers 0 .. {entries - 1}", got="a larger label",
+                          fix="re-export the bundle (its index and coreset do not match)")
+    if code == _BAD_NEIGHBOUR:
+        raise InputError("a grid neighbour lies outside the walked rows", expected=f"row numbers 0 .. {walked - 1}",
+                         got="a row outside them")
+    raise InputError("the search kernel refused its arguments", expected="0 <= lend <= candidates <= 64",
+                     got=f"error code {code}")
+
+
+@functools.lru_cache(maxsize=1)
+def compiled_kernels() -> CompiledKernels | None:
+    """The compiled loops, or None where the extension was not built."""
+    spec = importlib.util.find_spec(f"{__package__}._kernels")
+    if spec is None or not spec.origin:
+        return None
+    return CompiledKernels(ctypes.CDLL(spec.origin), spec.origin)
