@@ -1,5 +1,5 @@
-"""The bounded re-check's bound product: numpy for one query, ONNX Runtime (the bank share prepacked) for more;
-both the same product as float64 arithmetic, query-major."""
+"""The bounded re-check's bound product on the reference path: numpy for one query, ONNX Runtime (the bank share
+prepacked) for more; both the same product as float64 arithmetic, query-major. And what each path prepares."""
 import numpy as np
 import pytest
 
@@ -21,11 +21,12 @@ def test_product_is_query_major_and_matches_float64(n):
 
 
 def test_bounded_search_prepares_one_product_per_share_when_opened_and_when_the_shares_are_re_cut():
+    """The reference path (compiled=False): one ONNX Runtime session per share, made at open and when re-cut."""
     rng = np.random.default_rng(4)
     bank = rng.standard_normal((4000, 32)).astype(np.float32)
     q = (bank[:6] + 0.3 * rng.standard_normal((6, 32))).astype(np.float32)
     brute = np.sqrt(((q[:, None] - bank[None]) ** 2).sum(-1).min(1))
-    search = BoundedExactSearch(bank, threads=2, prefix_dims=8)
+    search = BoundedExactSearch(bank, threads=2, prefix_dims=8, compiled=False)
     # sessions made at open, not during the first pass of a running line
     assert sorted(search._products) == [(0, 2000), (2000, 4000)]
     assert all(p._session is not None for p in search._products.values())
@@ -37,3 +38,21 @@ def test_bounded_search_prepares_one_product_per_share_when_opened_and_when_the_
     np.testing.assert_allclose(search.query(q), brute, rtol=1e-5)
     search.close()
     assert search._products == {}
+
+
+def test_the_compiled_bound_blocks_each_share_when_opened_and_when_the_shares_are_re_cut():
+    """The compiled path: each share's blocked rows made at open and when re-cut, and no ONNX Runtime session
+    unless a query comes without upper bounds."""
+    rng = np.random.default_rng(4)
+    bank = rng.standard_normal((4000, 32)).astype(np.float32)
+    q = (bank[:6] + 0.3 * rng.standard_normal((6, 32))).astype(np.float32)
+    brute = np.sqrt(((q[:, None] - bank[None]) ** 2).sum(-1).min(1)).astype(np.float32)
+    search = BoundedExactSearch(bank, threads=2, prefix_dims=8)
+    assert sorted(search._blocked_rows) == [(0, 2000), (2000, 4000)] and search._products == {}
+    np.testing.assert_allclose(search.query_below(q, brute * np.float32(1.5)), brute, rtol=1e-5)
+    assert search._products == {}
+    search.set_threads(3)
+    assert sorted(search._blocked_rows) == [(0, 1333), (1333, 2666), (2666, 4000)]
+    np.testing.assert_allclose(search.query_below(q, brute * np.float32(1.5)), brute, rtol=1e-5)
+    search.close()
+    assert search._blocked_rows == {}

@@ -69,19 +69,37 @@ def test_compiled_and_numpy_re_ranks_give_the_same_distances(bank_and_index, len
     reference.close()
 
 
-def test_bounded_survivors_give_exact_distances_with_fewer_full_rows(bank_and_index):
-    """Same exact answers as numpy and as brute force; the compiled loop tightens its threshold as nearer rows turn
-    up, so it never computes more full distances than numpy's one-threshold pass."""
+@pytest.mark.parametrize("queries", [1, 2, 3, 5, 9, 40])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_compiled_bound_gives_exact_distances_with_fewer_full_rows(bank_and_index, queries, threads):
+    """Same exact answers as ONNX Runtime's bound with numpy's survivors and as brute force, for every size of the
+    last group of queries and for a bank (2500 rows, not a multiple of the block) split over threads; the compiled
+    loop tightens its threshold as nearer rows turn up, so it never computes more full distances."""
     bank, _, _ = bank_and_index
-    rng = np.random.default_rng(5)
-    q = (bank[rng.integers(0, len(bank), 40)] + 0.2 * rng.standard_normal((40, bank.shape[1]))).astype(np.float32)
+    rng = np.random.default_rng(queries)
+    q = (bank[rng.integers(0, len(bank), queries)] + 0.2 * rng.standard_normal((queries, bank.shape[1])))
+    q = q.astype(np.float32)
     loose = (_true_nn(bank, q) * 1.3).astype(np.float32)          # true distances to no row: upper bounds only
-    compiled = BoundedExactSearch(bank, threads=1, compiled=True)
-    reference = BoundedExactSearch(bank, threads=1, compiled=False)
+    compiled = BoundedExactSearch(bank, threads=threads, compiled=True)
+    reference = BoundedExactSearch(bank, threads=threads, compiled=False)
     got, want = compiled.query_below(q, loose), reference.query_below(q, loose)
     np.testing.assert_allclose(got, _true_nn(bank, q), rtol=1e-5)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert 0 < compiled.rows_checked <= reference.rows_checked
+    # without upper bounds the compiled search takes the reference's first guess, and is exact the same way
+    np.testing.assert_allclose(compiled.query(q), _true_nn(bank, q), rtol=1e-5)
+    compiled.close()
+    reference.close()
+
+
+def test_blocked_rows_hold_the_rows_column_by_column(kernels):
+    rows = np.arange(21 * 3, dtype=np.float32).reshape(21, 3)
+    blocked = kernels.block_rows(rows)
+    b = kernels.block
+    assert blocked.shape == (-(-21 // b), 3, b)
+    flat = blocked.transpose(0, 2, 1).reshape(-1, 3)              # back to rows, padding rows last
+    np.testing.assert_array_equal(flat[:21], rows)
+    assert not flat[21:].any()
 
 
 def test_the_kernels_run_on_several_threads_at_once(kernels, bank_and_index):
@@ -129,6 +147,11 @@ def test_bad_labels_neighbours_and_layouts_are_refused(kernels, bank_and_index):
         kernels.rerank_lending(q, labels, bank, norms, nb, (4, 6), 1)
     with pytest.raises(InputError, match="out of range"):
         kernels.rerank_lending(q, labels, bank, norms, nb, (0, 6), 5)
-    with pytest.raises(InputError, match="wrong layout"):
-        kernels.bounded_survivors(np.zeros((2, 5), np.float64), q[:2], bank[:5], np.zeros(2, np.float32), 1.0, 1e-5,
-                                  np.ones(2, np.float32))
+    blocked = kernels.block_rows(np.ones((5, 3), np.float32))
+    args = (np.ones((2, 3), np.float32), q[:2], bank[:5], np.zeros(2, np.float32), 1.0, 1e-5, np.ones(2, np.float32))
+    with pytest.raises(InputError, match="blocked bound rows have the wrong layout") as err:
+        kernels.bounded_nearest(blocked, kernels.block + 1, *args)    # blocked for 5 rows: one block, not two
+    assert f"[2, 3, {kernels.block}]" in str(err.value) and f"[1, 3, {kernels.block}]" in str(err.value)
+    with pytest.raises(InputError, match="bound coordinates have the wrong layout"):
+        kernels.bounded_nearest(blocked, 5, np.ones((2, 3), np.float64), *args[1:])
+    assert kernels.bounded_nearest(blocked, 5, *args) >= 0

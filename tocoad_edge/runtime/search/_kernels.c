@@ -1,9 +1,10 @@
 /* The searches' inner loops in C, called through ctypes (kernels.py), which releases the GIL for each call.
 
-Two loops that numpy runs as dozens of small calls per frame: each call retakes the GIL, so two threads that split
-a frame hand it back and forth, and each re-rank gathers copies of the bank rows before it can read them. Here each
-is one call that reads the bank rows where they lie. The numpy code in projected.py and bounded.py stays the
-reference (and the path where this file could not be compiled); the tests hold each loop to it.
+Two loops that numpy (and ONNX Runtime, for the bound) run as dozens of small calls per frame: each call retakes
+the GIL, so two threads that split a frame hand it back and forth, each re-rank gathers copies of the bank rows
+before it can read them, and the bound is written out in full before its survivors are picked. Here each is one
+call that reads the rows where they lie. The numpy code in projected.py and bounded.py stays the reference (and
+the path where this file was not built); the tests hold each loop to it.
 
 Every index read from the caller's arrays is checked before it is used: a bad label is an error code, never a read
 outside the bank. No allocation, no global state: any number of threads may call at once. */
@@ -105,32 +106,92 @@ TK_CLONES TK_EXPORT int64_t tk_rerank_lending(const float *q, int64_t walked, in
     return 0;
 }
 
-/* The bounded re-check's survivors in one bank share (bounded.py, ``_nearest_in_rows``).
+/* The bounded re-check over one bank share (bounded.py, ``_nearest_in_rows``): the lower bound of every row and the
+full distance of the rows it cannot rule out, in one pass over the share.
 
-bound [n, rows]: each query's lower bound of its squared distance to each row, less |q~|² (q_sq); best [n]: squared
-true distances to some rows, lowered in place to the nearest row of the share that is nearer. A row is a survivor
-while its bound is within the rounding margin of the best so far, and the threshold tightens as the best falls, so
-later rows need to beat the nearest found so far. Returns how many full distances it computed. */
-TK_CLONES TK_EXPORT int64_t tk_bounded_survivors(const float *bound, int64_t n, int64_t rows, const float *q,
-                                                 int64_t dim, const float *bank_rows, const float *q_sq,
-                                                 float largest_sq, float rtol, float *best) {
+The share's rows [rows, kdim] of the bound's coordinates ([b', r(b), |·|²]) are stored in blocks of TK_BLOCK rows,
+each block [kdim][TK_BLOCK] (``tk_block_rows``), so that the bound of a block for up to TK_GROUP queries is
+TK_BLOCK-wide vector multiply-adds kept in registers, and each block is read from memory once for all the queries.
+
+qa [n, kdim]: the queries' coordinates (−2 q~, 1); q_sq [n]: |q~|²; best [n]: squared true distances to some rows,
+lowered in place to the nearest row of the share. A row is a survivor while its bound is within the rounding
+margin of the best so far; the threshold tightens as the best falls. scratch: n · (kdim + 1) floats. Returns how
+many full distances it computed. */
+#define TK_BLOCK 16
+#define TK_GROUP 4
+
+TK_EXPORT int64_t tk_block_size(void) { return TK_BLOCK; }
+
+TK_EXPORT void tk_block_rows(const float *rows_in, int64_t rows, int64_t kdim, float *blocked) {
+    int64_t blocks = (rows + TK_BLOCK - 1) / TK_BLOCK;
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t c = 0; c < kdim; c++)
+            for (int64_t r = 0; r < TK_BLOCK; r++) {
+                int64_t j = b * TK_BLOCK + r;
+                blocked[(b * kdim + c) * TK_BLOCK + r] = j < rows ? rows_in[j * kdim + c] : 0.0f;
+            }
+}
+
+/* acc[u][r]: the bound of block row r for query u of a group of m (a constant once inlined, so acc stays in
+   registers); weights [kdim][m]. */
+static inline __attribute__((always_inline)) void group_bound(const float *block, const float *weights, int64_t kdim,
+                                                              int m, float acc[TK_GROUP][TK_BLOCK]) {
+    for (int u = 0; u < m; u++)
+        for (int r = 0; r < TK_BLOCK; r++) acc[u][r] = 0.0f;
+    for (int64_t c = 0; c < kdim; c++) {
+        const float *column = block + c * TK_BLOCK;
+        for (int u = 0; u < m; u++) {
+            float w = weights[c * m + u];
+#pragma omp simd
+            for (int r = 0; r < TK_BLOCK; r++) acc[u][r] += w * column[r];
+        }
+    }
+}
+
+static inline float threshold_for(float nearest, float q_sq, float largest_sq, float rtol) {
+    return nearest + rtol * (q_sq + largest_sq + nearest) - q_sq;
+}
+
+TK_CLONES TK_EXPORT int64_t tk_bounded_nearest(const float *qa, int64_t n, int64_t kdim, const float *blocked,
+                                               int64_t rows, const float *q, int64_t dim, const float *bank_rows,
+                                               const float *q_sq, float largest_sq, float rtol, float *best,
+                                               float *scratch) {
+    float *weights = scratch, *threshold = scratch + n * kdim;
     int64_t checked = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const float *bi = bound + i * rows;
-        const float *qi = q + i * dim;
-        float nearest = best[i];
-        float threshold = nearest + rtol * (q_sq[i] + largest_sq + nearest) - q_sq[i];
-        for (int64_t j = 0; j < rows; j++) {
-            if (bi[j] <= threshold) {
-                float d = squared_distance(bank_rows + j * dim, qi, dim);
-                checked++;
-                if (d < nearest) {
-                    nearest = d;
-                    threshold = d + rtol * (q_sq[i] + largest_sq + d) - q_sq[i];
+    for (int64_t i = 0; i < n; i++) threshold[i] = threshold_for(best[i], q_sq[i], largest_sq, rtol);
+    for (int64_t g = 0; g < n; g += TK_GROUP) {         /* each group's weights [kdim][m], after the groups before */
+        int64_t m = n - g < TK_GROUP ? n - g : TK_GROUP;
+        for (int64_t c = 0; c < kdim; c++)
+            for (int64_t u = 0; u < m; u++) weights[g * kdim + c * m + u] = qa[(g + u) * kdim + c];
+    }
+    float acc[TK_GROUP][TK_BLOCK];
+    int64_t blocks = (rows + TK_BLOCK - 1) / TK_BLOCK;
+    for (int64_t b = 0; b < blocks; b++) {
+        const float *block = blocked + b * kdim * TK_BLOCK;
+        for (int64_t g = 0; g < n; g += TK_GROUP) {
+            int m = (int)(n - g < TK_GROUP ? n - g : TK_GROUP);
+            const float *w = weights + g * kdim;
+            switch (m) { /* one specialisation per group size */
+            case 1: group_bound(block, w, kdim, 1, acc); break;
+            case 2: group_bound(block, w, kdim, 2, acc); break;
+            case 3: group_bound(block, w, kdim, 3, acc); break;
+            default: group_bound(block, w, kdim, TK_GROUP, acc); break;
+            }
+            for (int u = 0; u < m; u++) {
+                int64_t i = g + u;
+                for (int r = 0; r < TK_BLOCK; r++) {
+                    int64_t j = b * TK_BLOCK + r;
+                    if (acc[u][r] <= threshold[i] && j < rows) {
+                        float d = squared_distance(bank_rows + j * dim, q + i * dim, dim);
+                        checked++;
+                        if (d < best[i]) {
+                            best[i] = d;
+                            threshold[i] = threshold_for(d, q_sq[i], largest_sq, rtol);
+                        }
+                    }
                 }
             }
         }
-        best[i] = nearest;
     }
     return checked;
 }

@@ -1,4 +1,6 @@
-"""The bounded re-check's bound for one bank share: ``[n, p + 2] · [p + 2, rows]`` for the n queries of a pass.
+"""The bounded re-check's bound for one bank share: ``[n, p + 2] · [p + 2, rows]`` for the n queries of a pass, on
+the reference path (where the compiled loop of ``kernels.py`` was not built or not asked for, and for a query without
+upper bounds).
 
 For two queries or more the product is run by ONNX Runtime, whose MLAS GEMM takes the share as a constant and
 prepacks it once, when the session is made. OpenBLAS runs this shape (a tall ``[rows, p + 2]`` matrix, a handful

@@ -14,6 +14,9 @@ at most ``u²`` (plus a rounding margin) can be nearer, and their full distances
 (each a true distance to that row, so the minimum is the exact nearest-neighbour distance, not an expansion
 that cancellation could push below it).
 
+The compiled loop (``kernels.py``) computes the bound of a block of rows and the full distances of its survivors in
+one pass over the share; the reference path takes the bound of the whole share from ``BoundProduct`` first.
+
 The principal directions are computed from the bank when the search is opened (a ``D × D`` covariance, one
 ``eigh``); the bound holds for any orthonormal ``V_p``, so their quality only changes how many rows survive.
 """
@@ -54,8 +57,8 @@ class BoundedExactSearch(NearestNeighbourSearch):
                  splitter: QuerySplitter | None = None, compiled: bool = True):
         """``splitter``: another search's pool to split the bank over (the refined search passes its first
         stage's, so a frame wakes one worker thread, not two); it stays that search's to resize and close.
-        ``compiled``: check the survivors with the compiled loop where it was built (``kernels.py``; False:
-        numpy's, the reference)."""
+        ``compiled``: the bound and its survivors in the compiled loop where it was built (``kernels.py``; False:
+        ONNX Runtime's product and numpy's survivors, the reference)."""
         super().__init__(bank, threads)
         from .kernels import compiled_kernels
 
@@ -75,6 +78,7 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self.largest_sq = float(self.augmented[:, self.prefix_dims + 1].max())
         self.rows_checked = 0           # full-distance rows computed so far (for reports)
         self._products: dict[tuple[int, int], BoundProduct] = {}
+        self._blocked_rows: dict[tuple[int, int], Float32Array] = {}
         self._owns_splitter = splitter is None
         self.splitter = QuerySplitter(self.threads) if splitter is None else splitter
         self._prepare_products()
@@ -131,18 +135,20 @@ class BoundedExactSearch(NearestNeighbourSearch):
         ``best`` where no row there is nearer (``best``: squared true distances to some rows, or None); and how
         many full-distance rows that took."""
         lo, hi = span
+        if self.kernels is not None and best is not None:
+            # the bound and the survivors in one pass over the share, its threshold tightening as nearer rows
+            # turn up (without a first guess, numpy's argmin over the bound below gives one)
+            best = best.copy()
+            checked = self.kernels.bounded_nearest(self._blocked(span), hi - lo, qa, q, self.bank[lo:hi],
+                                                   q_sq.astype(np.float32, copy=False), self.largest_sq,
+                                                   BOUND_RTOL, best)
+            return best, checked
         bound = self._product(span)(qa)                                    # [n, rows]: |b~|² − 2 q~·b~
         if best is None:
             diff = self.bank[lo + bound.argmin(1)] - q
             best = np.einsum("ij,ij->i", diff, diff)                       # a true distance: an upper bound
         else:
             best = best.copy()
-        if self.kernels is not None:
-            # one pass over the bound that tightens its threshold as nearer rows turn up: fewer full distances
-            checked = self.kernels.bounded_survivors(np.ascontiguousarray(bound), q, self.bank[lo:hi],
-                                                     q_sq.astype(np.float32, copy=False), self.largest_sq,
-                                                     BOUND_RTOL, best)
-            return best, checked
         # |q~|² moves to the threshold side (no pass over the [n, rows] bound to add it), and the survivors come
         # from one flat index: a 2-D nonzero over the bound cost several times the comparison itself
         margin = BOUND_RTOL * (q_sq + self.largest_sq + best)
@@ -159,10 +165,22 @@ class BoundedExactSearch(NearestNeighbourSearch):
         return list(zip(cuts[:-1], cuts[1:]))
 
     def _prepare_products(self) -> None:
-        """Make each share's product now, not in the middle of a running line: ONNX Runtime takes tens of
-        milliseconds to make a session and prepack a share, a spike a PLC's watchdog could see."""
+        """Make each share's bound now, not in the middle of a running line: the compiled loop's blocked rows, or
+        else ONNX Runtime's session, which takes tens of milliseconds to make and prepack a share, a spike a PLC's
+        watchdog could see. (With the compiled loop a session is made only for a query without upper bounds.)"""
         for span in self._shares():
-            self._product(span).prepare()
+            if self.kernels is not None:
+                self._blocked(span)
+            else:
+                self._product(span).prepare()
+
+    def _blocked(self, span: tuple[int, int]) -> Float32Array:
+        """The share ``span``'s bound coordinates in the compiled loop's blocked layout (kept, like a session)."""
+        blocked = self._blocked_rows.get(span)
+        if blocked is None:
+            assert self.kernels is not None
+            blocked = self._blocked_rows[span] = self.kernels.block_rows(self.augmented[span[0]:span[1]])
+        return blocked
 
     def _product(self, span: tuple[int, int]) -> BoundProduct:
         """The bound's product over the bank rows ``span`` (one per share, kept: ONNX Runtime prepacked it)."""
@@ -182,6 +200,7 @@ class BoundedExactSearch(NearestNeighbourSearch):
         for product in self._products.values():
             product.close()
         self._products = {}
+        self._blocked_rows = {}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "prefix_dims": self.prefix_dims,

@@ -36,9 +36,15 @@ class CompiledKernels:
         self._rerank.restype = ctypes.c_int64
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
         self._rerank.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, i64, ptr, i64, i64, i64, ptr, ptr, ptr]
-        self._survivors = library.tk_bounded_survivors
-        self._survivors.restype = ctypes.c_int64
-        self._survivors.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, ctypes.c_float, ctypes.c_float, ptr]
+        self._nearest = library.tk_bounded_nearest
+        self._nearest.restype = ctypes.c_int64
+        self._nearest.argtypes = [ptr, i64, i64, ptr, i64, ptr, i64, ptr, ptr, ctypes.c_float, ctypes.c_float, ptr,
+                                  ptr]
+        self._block_rows = library.tk_block_rows
+        self._block_rows.restype = None
+        self._block_rows.argtypes = [ptr, i64, i64, ptr]
+        library.tk_block_size.restype = ctypes.c_int64
+        self.block = int(library.tk_block_size())
 
     def rerank_lending(self, q: Float32Array, labels: np.ndarray, bank: Float32Array, norms: Float32Array,
                        neighbours: np.ndarray | None, own: tuple[int, int], lend: int) -> Float32Array:
@@ -72,20 +78,33 @@ class CompiledKernels:
             _raise(code, entries=len(bank), walked=walked)
         return out
 
-    def bounded_survivors(self, bound: Float32Array, q: Float32Array, bank_rows: Float32Array, q_sq: Float32Array,
-                          largest_sq: float, rtol: float, best: Float32Array) -> int:
-        """Lower ``best [n]`` (squared distances, in place) to the nearest of ``bank_rows [rows, D]`` whose lower
-        bound ``bound [n, rows]`` (less ``q_sq``) passes; how many full distances that took. What
-        ``BoundedExactSearch._nearest_in_rows`` computes with numpy once it has the bound."""
-        n, rows = bound.shape
+    def block_rows(self, matrix: Float32Array) -> Float32Array:
+        """``matrix [rows, k]`` (a bank share's bound coordinates) in the blocked layout ``bounded_nearest`` reads:
+        ``[ceil(rows / block), k, block]``, the last block padded with zeros."""
+        rows, k = matrix.shape
+        source = np.ascontiguousarray(matrix, dtype=np.float32)
+        blocked = np.empty((-(-rows // self.block), k, self.block), dtype=np.float32)
+        self._block_rows(_pointer(source), rows, k, _pointer(blocked))
+        return blocked
+
+    def bounded_nearest(self, blocked: Float32Array, rows: int, qa: Float32Array, q: Float32Array,
+                        bank_rows: Float32Array, q_sq: Float32Array, largest_sq: float, rtol: float,
+                        best: Float32Array) -> int:
+        """Lower ``best [n]`` (squared distances, in place) to the nearest of ``bank_rows [rows, D]`` that the
+        bound (``blocked``: ``block_rows`` of the share's coordinates; ``qa [n, k]``, ``q_sq [n]``) cannot rule
+        out; how many full distances that took. What ``BoundedExactSearch._nearest_in_rows`` computes with numpy
+        and ONNX Runtime."""
+        n, k = qa.shape
         dim = q.shape[1]
-        _check(bound, (n, rows), np.float32, "bound")
+        _check(blocked, (-(-rows // self.block), k, self.block), np.float32, "blocked bound rows")
+        _check(qa, (n, k), np.float32, "bound coordinates")
         _check(q, (n, dim), np.float32, "queries")
         _check(bank_rows, (rows, dim), np.float32, "bank rows")
         _check(q_sq, (n,), np.float32, "query norms")
         _check(best, (n,), np.float32, "best distances")
-        checked = self._survivors(_pointer(bound), n, rows, _pointer(q), dim, _pointer(bank_rows), _pointer(q_sq),
-                                  float(largest_sq), float(rtol), _pointer(best))
+        scratch = np.empty(n * (k + 1), dtype=np.float32)
+        checked = self._nearest(_pointer(qa), n, k, _pointer(blocked), rows, _pointer(q), dim, _pointer(bank_rows),
+                                _pointer(q_sq), float(largest_sq), float(rtol), _pointer(best), _pointer(scratch))
         return int(checked)
 
 
