@@ -70,6 +70,21 @@ def set_blas_threads(n: int) -> None:
             lib.set_num_threads(int(n))
 
 
+def set_opencv_threads(n: int) -> None:
+    """Run OpenCV's own loops on ``n`` threads, for the whole process (OpenCV has no other scope). Its pool defaults
+    to every core: beside a search that already keeps its own threads busy, its loops in the anomaly map contend
+    with them, and with one search thread they take a core the caller did not give the detector."""
+    import cv2
+
+    cv2.setNumThreads(int(n))
+
+
+def opencv_threads() -> int:
+    import cv2
+
+    return int(cv2.getNumThreads())
+
+
 def blas_info() -> list[dict[str, Any]]:
     """BLAS libraries loaded in this process and their thread counts (for reports)."""
     ctl = _blas_controller()
@@ -84,8 +99,8 @@ SEARCH_SPLIT = {"exact": "query rows split between the caller and threads - 1 po
                          "(search/split.py)",
                 "hnsw": "query rows split as for exact; each thread walks its rows (a projected index: and re-ranks "
                         "them)",
-                "refined": "the index search as for hnsw; bounded exact re-checks of 1-4 rows on one thread (with "
-                           "two or more search threads a second thread draws the anomaly map meanwhile)",
+                "refined": "the index search as for hnsw; the bounded exact re-checks split the bank's rows over the "
+                           "search threads (with two or more, one more thread draws the anomaly map meanwhile)",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 
@@ -97,4 +112,5 @@ def thread_plan(backbone_threads: int | None, search_threads: int | None, search
             "onnxruntime": {"intra_op": backbone_threads, "inter_op": 1 if backbone_threads else None,
                             "spin_wait": spin},
             "search_split": SEARCH_SPLIT.get(search_kind, search_kind), "blas": blas_info(),
+            "opencv": opencv_threads(),
             "cpus_available": cpu_count()}
