@@ -11,6 +11,7 @@ from tocoad_edge.export.search_index import pca_search_projection
 from tocoad_edge.runtime.search.bounded import BoundedExactSearch
 from tocoad_edge.runtime.search.kernels import compiled_kernels
 from tocoad_edge.runtime.search.projected import ProjectedSearch, build_projected_index, grid_neighbours
+from tocoad_edge.runtime.search.refined import bounded_refined_search
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,8 @@ def test_the_kernels_are_built_and_reported(kernels, bank_and_index):
     assert ProjectedSearch(bank, path, projection, threads=1).describe()["kernels"] == "compiled"
     assert BoundedExactSearch(bank, threads=1).describe()["kernels"] == "compiled"
     assert BoundedExactSearch(bank, threads=1, compiled=False).describe()["kernels"] == "numpy"
+    refined = bounded_refined_search(ProjectedSearch(bank, path, projection, threads=1), bank, 1).describe()
+    assert refined["approx"]["kernels"] == refined["exact"]["kernels"] == "compiled"
 
 
 @pytest.mark.parametrize("lend, candidates", [(0, 8), (1, 4), (2, 8), (3, 3)])

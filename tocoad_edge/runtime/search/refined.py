@@ -126,7 +126,7 @@ class RefinedSearch(NearestNeighbourSearch):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "ef": getattr(self.approx, "ef", None), "approx": self.approx.describe(),
-                "image_score": "exact"}
+                "exact": self.exact.describe(), "image_score": "exact"}
 
     def close(self) -> None:
         self.approx.close()
