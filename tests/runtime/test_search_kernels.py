@@ -132,24 +132,30 @@ def test_bad_labels_neighbours_and_layouts_are_refused(kernels, bank_and_index):
     q = bank[:6].copy()
     labels = np.tile(np.arange(4, dtype=np.uint64), (6, 1))
     nb = grid_neighbours(1, 2, 3)
-    np.testing.assert_allclose(kernels.rerank_lending(q, labels, bank, norms, nb, (0, 6), 1),
+    lent = np.empty((6, 1), np.int64)
+    rank = kernels.rank_and_lend(q, labels, bank, norms, lent)
+    np.testing.assert_allclose(kernels.answer(q, labels, rank, bank, norms, nb, lent),
                                np.linalg.norm(bank[:4][None] - q[:, None], axis=2).min(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(lent[:4, 0], np.arange(4))       # each of the first rows is its own best
     bad = labels.copy()
     bad[3, 2] = len(bank)
     with pytest.raises(BundleError, match="a row the memory bank does not have") as err:
-        kernels.rerank_lending(q, bad, bank, norms, nb, (0, 6), 1)
+        kernels.rank_and_lend(q, bad, bank, norms, lent)
     assert f"0 .. {len(bank) - 1}" in str(err.value)
+    with pytest.raises(BundleError, match="a row the memory bank does not have"):
+        kernels.answer(q, labels, rank, bank, norms, nb, np.full((6, 1), -1, np.int64))
     far = nb.copy()
     far[1, 0] = 6
-    with pytest.raises(InputError, match="outside the walked rows"):
-        kernels.rerank_lending(q, labels, bank, norms, far, (0, 6), 1)
-    with pytest.raises(InputError, match="wrong layout") as err:
-        kernels.rerank_lending(q[:, ::2], labels, bank, norms, nb, (0, 6), 1)
+    with pytest.raises(InputError, match="outside the frame's rows") as err:
+        kernels.answer(q, labels, rank, bank, norms, far, lent)
+    assert "0 .. 5" in str(err.value)
+    with pytest.raises(InputError, match="queries have the wrong layout") as err:
+        kernels.rank_and_lend(q[:, ::2], labels, bank, norms, lent)
     assert "float32" in str(err.value) and "strided" in str(err.value)
-    with pytest.raises(InputError, match="out of range"):
-        kernels.rerank_lending(q, labels, bank, norms, nb, (4, 6), 1)
-    with pytest.raises(InputError, match="out of range"):
-        kernels.rerank_lending(q, labels, bank, norms, nb, (0, 6), 5)
+    with pytest.raises(InputError, match="refused its arguments"):
+        kernels.rank_and_lend(q, labels, bank, norms, np.empty((6, 5), np.int64))      # lend 5 of 4 candidates
+    with pytest.raises(InputError, match="candidate ranks have the wrong layout"):
+        kernels.answer(q, labels, rank[:5], bank, norms, nb, lent)
     blocked = kernels.block_rows(np.ones((5, 3), np.float32))
     args = (np.ones((2, 3), np.float32), q[:2], bank[:5], np.zeros(2, np.float32), 1.0, 1e-5, np.ones(2, np.float32))
     with pytest.raises(InputError, match="blocked bound rows have the wrong layout") as err:
@@ -158,3 +164,32 @@ def test_bad_labels_neighbours_and_layouts_are_refused(kernels, bank_and_index):
     with pytest.raises(InputError, match="bound coordinates have the wrong layout"):
         kernels.bounded_nearest(blocked, 5, np.ones((2, 3), np.float64), *args[1:])
     assert kernels.bounded_nearest(blocked, 5, *args) >= 0
+
+
+@pytest.mark.parametrize("failing", ["caller", "worker"])
+def test_a_thread_that_fails_in_a_split_frame_raises_its_own_error_and_the_other_does_not_wait(bank_and_index,
+                                                                                             monkeypatch, failing):
+    """The threads of a split frame meet once; when one fails before they meet, the other stops waiting and the
+    caller gets the failing thread's error, not a broken barrier."""
+    import tocoad_edge.runtime.search.projected as projected
+
+    bank, projection, path = bank_and_index
+    search = ProjectedSearch(bank, path, projection, ef=8, candidates=8, lend=2, grid=(9, 11), threads=2)
+    q = _grid_queries(bank, 2, 9, 11, seed=3)
+    want = search.query(q)
+    walk = search.candidate_rows
+
+    first = q[0] if failing == "caller" else q[len(q) // 2]         # the caller walks the first half
+
+    def failing_half(rows, threads=-1):
+        if len(rows) < len(q) and np.array_equal(rows[0], first):
+            raise MemoryError("no memory for the walk")
+        return walk(rows, threads)
+
+    monkeypatch.setattr(search, "candidate_rows", failing_half)
+    monkeypatch.setattr(projected, "MEET_TIMEOUT_S", 60.0)        # the test fails by hanging, never by timing out
+    with pytest.raises(MemoryError, match="no memory for the walk"):
+        search.query(q)
+    monkeypatch.setattr(search, "candidate_rows", walk)
+    np.testing.assert_array_equal(search.query(q), want)           # the search still works after the failure
+    search.close()

@@ -45,34 +45,26 @@ static inline float squared_distance(const float *a, const float *b, int64_t n) 
     return acc;
 }
 
-/* The projected search's re-rank, with lending (projected.py, ``_lend_rows``; ``lend`` 0: ``_rerank``).
+/* The projected search's re-rank, with lending (projected.py), in two steps so that the threads of a split frame
+can each walk and rank only their own rows and meet once between the steps.
 
-q [walked, dim]: the queries walked; labels [walked, k]: their candidate bank rows. Each walked row's candidates are
-ranked by |b|² − 2 q·b (``rank`` [walked, k], scratch) and its ``lend`` best kept (``lent`` [walked, lend],
-scratch). Then for the rows own_start .. own_start + own_count: the best-ranked of its own candidates and of the
-rows lent by its four neighbours (``neighbours`` [own_count, 4], row numbers within the walked rows), and ``out``
-[own_count] the full distance to it by differences (a true distance to that row, never below it by cancellation).
-A tie keeps the first: own candidates in order, then the neighbours' in order, as numpy's argmin does. */
-TK_CLONES TK_EXPORT int64_t tk_rerank_lending(const float *q, int64_t walked, int64_t dim, const uint64_t *labels,
-                                              int64_t k, const float *bank, const float *norms, int64_t entries,
-                                              const int64_t *neighbours, int64_t own_start, int64_t own_count,
-                                              int64_t lend, float *rank, int64_t *lent, float *out) {
+tk_rank_and_lend: q [rows, dim], the queries; labels [rows, k], their candidate bank rows. Each row's candidates
+are ranked by |b|² − 2 q·b (``rank`` [rows, k]), and with ``lend`` > 0 its ``lend`` best-ranked rows are written
+to ``lent`` [rows, lend] (best first; a tie keeps the first in candidate order). */
+TK_CLONES TK_EXPORT int64_t tk_rank_and_lend(const float *q, int64_t rows, int64_t dim, const uint64_t *labels,
+                                             int64_t k, const float *bank, const float *norms, int64_t entries,
+                                             int64_t lend, float *rank, int64_t *lent) {
     if (lend < 0 || lend > k || k > 64) return TK_BAD_LEND;
-    for (int64_t i = 0; i < walked * k; i++)
+    for (int64_t i = 0; i < rows * k; i++)
         if (labels[i] >= (uint64_t)entries) return TK_BAD_LABEL;
-    if (lend > 0)
-        for (int64_t i = 0; i < own_count * 4; i++)
-            if (neighbours[i] < 0 || neighbours[i] >= walked) return TK_BAD_NEIGHBOUR;
-    /* with lending every walked row lends; without, only the own rows need ranking */
-    int64_t first = lend > 0 ? 0 : own_start, last = lend > 0 ? walked : own_start + own_count;
-    for (int64_t i = first; i < last; i++) {
+    for (int64_t i = 0; i < rows; i++) {
         const float *qi = q + i * dim;
         float *ri = rank + i * k;
         for (int64_t j = 0; j < k; j++) {
             int64_t row = (int64_t)labels[i * k + j];
             ri[j] = norms[row] - 2.0f * dot(qi, bank + row * dim, dim);
         }
-        uint64_t taken = 0; /* the lend best by selection: lend <= k <= 64 */
+        uint64_t taken = 0; /* selection of the lend best: lend <= k <= 64 */
         for (int64_t t = 0; t < lend; t++) {
             int64_t arg = -1;
             for (int64_t j = 0; j < k; j++)
@@ -81,8 +73,27 @@ TK_CLONES TK_EXPORT int64_t tk_rerank_lending(const float *q, int64_t walked, in
             lent[i * lend + t] = (int64_t)labels[i * k + arg];
         }
     }
-    for (int64_t r = 0; r < own_count; r++) {
-        int64_t i = own_start + r;
+    return 0;
+}
+
+/* tk_answer: for each row, the best-ranked of its own candidates (labels, rank from tk_rank_and_lend) and of the
+rows lent by its four neighbours (``neighbours`` [rows, 4]: row numbers into ``lent`` [lent_rows, lend], the whole
+frame's), and ``out`` [rows] the full distance to it by differences (a true distance to that row, never below it by
+cancellation). A tie keeps the first: own candidates in order, then the neighbours' in order, as numpy's argmin. */
+TK_CLONES TK_EXPORT int64_t tk_answer(const float *q, int64_t rows, int64_t dim, const uint64_t *labels, int64_t k,
+                                      const float *rank, const float *bank, const float *norms, int64_t entries,
+                                      const int64_t *neighbours, const int64_t *lent, int64_t lent_rows,
+                                      int64_t lend, float *out) {
+    if (lend < 0 || k > 64) return TK_BAD_LEND;
+    for (int64_t i = 0; i < rows * k; i++)
+        if (labels[i] >= (uint64_t)entries) return TK_BAD_LABEL;
+    if (lend > 0) {
+        for (int64_t i = 0; i < rows * 4; i++)
+            if (neighbours[i] < 0 || neighbours[i] >= lent_rows) return TK_BAD_NEIGHBOUR;
+        for (int64_t i = 0; i < lent_rows * lend; i++)
+            if (lent[i] < 0 || lent[i] >= entries) return TK_BAD_LABEL;
+    }
+    for (int64_t i = 0; i < rows; i++) {
         const float *qi = q + i * dim;
         int64_t winner = (int64_t)labels[i * k];
         float best = rank[i * k];
@@ -92,7 +103,7 @@ TK_CLONES TK_EXPORT int64_t tk_rerank_lending(const float *q, int64_t walked, in
                 winner = (int64_t)labels[i * k + j];
             }
         for (int64_t side = 0; side < (lend > 0 ? 4 : 0); side++) {
-            const int64_t *from = lent + neighbours[r * 4 + side] * lend;
+            const int64_t *from = lent + neighbours[i * 4 + side] * lend;
             for (int64_t t = 0; t < lend; t++) {
                 float v = norms[from[t]] - 2.0f * dot(qi, bank + from[t] * dim, dim);
                 if (v < best) {
@@ -101,7 +112,7 @@ TK_CLONES TK_EXPORT int64_t tk_rerank_lending(const float *q, int64_t walked, in
                 }
             }
         }
-        out[r] = sqrtf(squared_distance(qi, bank + winner * dim, dim));
+        out[i] = sqrtf(squared_distance(qi, bank + winner * dim, dim));
     }
     return 0;
 }

@@ -32,10 +32,13 @@ class CompiledKernels:
 
     def __init__(self, library: ctypes.CDLL, path: str):
         self.path = path
-        self._rerank = library.tk_rerank_lending
-        self._rerank.restype = ctypes.c_int64
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
-        self._rerank.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, i64, ptr, i64, i64, i64, ptr, ptr, ptr]
+        self._rank_and_lend = library.tk_rank_and_lend
+        self._rank_and_lend.restype = ctypes.c_int64
+        self._rank_and_lend.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, i64, i64, ptr, ptr]
+        self._answer = library.tk_answer
+        self._answer.restype = ctypes.c_int64
+        self._answer.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, ptr, i64, ptr, ptr, i64, i64, ptr]
         self._nearest = library.tk_bounded_nearest
         self._nearest.restype = ctypes.c_int64
         self._nearest.argtypes = [ptr, i64, i64, ptr, i64, ptr, i64, ptr, ptr, ctypes.c_float, ctypes.c_float, ptr,
@@ -46,37 +49,57 @@ class CompiledKernels:
         library.tk_block_size.restype = ctypes.c_int64
         self.block = int(library.tk_block_size())
 
-    def rerank_lending(self, q: Float32Array, labels: np.ndarray, bank: Float32Array, norms: Float32Array,
-                       neighbours: np.ndarray | None, own: tuple[int, int], lend: int) -> Float32Array:
-        """The distance from each of the rows ``own`` (start, count) of the walked queries ``q [walked, D]`` to
-        the best-ranked of its candidates ``labels [walked, k]`` and of the ``lend`` best rows of each of its
-        ``neighbours [count, 4]`` (row numbers within ``q``; None with ``lend`` 0). What
-        ``ProjectedSearch._lend_rows`` and ``_rerank`` compute with numpy."""
-        walked, dim = q.shape
-        start, count = own
-        if labels.dtype != np.uint64:                   # hnswlib's labels are uint64 already
-            labels = labels.astype(np.uint64)
-        labels = np.ascontiguousarray(labels)
+    def rank_and_lend(self, q: Float32Array, labels: np.ndarray, bank: Float32Array, norms: Float32Array,
+                      lent: np.ndarray | None) -> Float32Array:
+        """Rank each query's candidate rows ``labels [n, k]`` by ``|b|² − 2 q·b`` (returned, ``[n, k]``) and, with
+        ``lent`` (``[n, lend]`` int64, written), keep each query's ``lend`` best rows in it, best first. The first
+        half of ``ProjectedSearch._lend_rows``."""
+        n, dim = q.shape
+        labels = _labels(labels)
         k = labels.shape[1] if labels.ndim == 2 else -1
-        nb = np.ascontiguousarray(neighbours, dtype=np.int64) if lend else np.zeros((count, 4), dtype=np.int64)
-        _check(q, (walked, dim), np.float32, "queries")
-        _check(labels, (walked, k), np.uint64, "candidate rows")
+        lend = 0 if lent is None else (lent.shape[1] if lent.ndim == 2 else -1)
+        _check(q, (n, dim), np.float32, "queries")
+        _check(labels, (n, k), np.uint64, "candidate rows")
         _check(bank, (len(bank), dim), np.float32, "bank")
         _check(norms, (len(bank),), np.float32, "bank norms")
-        _check(nb, (count, 4), np.int64, "grid neighbours")
-        if not (0 <= start and start + count <= walked and 0 <= lend <= k <= 64):
-            from ...errors import InputError
-
-            raise InputError("re-rank rows out of range", expected=f"own rows within the {walked} walked, "
-                             f"0 <= lend <= candidates <= 64", got=f"own {own}, lend {lend}, candidates {k}")
-        rank = np.empty((walked, k), dtype=np.float32)
-        lent = np.empty((walked, max(lend, 1)), dtype=np.int64)
-        out = np.empty(count, dtype=np.float32)
-        code = self._rerank(_pointer(q), walked, dim, _pointer(labels), k, _pointer(bank), _pointer(norms), len(bank),
-                            _pointer(nb), start, count, lend, _pointer(rank), _pointer(lent), _pointer(out))
+        if lent is not None:
+            _check(lent, (n, lend), np.int64, "lent rows")
+        rank = np.empty((n, k), dtype=np.float32)
+        code = self._rank_and_lend(_pointer(q), n, dim, _pointer(labels), k, _pointer(bank), _pointer(norms), len(bank),
+                                   lend, _pointer(rank), None if lent is None else _pointer(lent))
         if code < 0:
-            _raise(code, entries=len(bank), walked=walked)
+            _raise(code, entries=len(bank), rows=n)
+        return rank
+
+    def answer(self, q: Float32Array, labels: np.ndarray, rank: Float32Array, bank: Float32Array,
+               norms: Float32Array, neighbours: np.ndarray | None, lent: np.ndarray | None) -> Float32Array:
+        """The distance from each query to the best-ranked of its candidates (``labels``, ``rank`` from
+        ``rank_and_lend``) and of the rows its ``neighbours [n, 4]`` lend (row numbers into ``lent``, the whole
+        frame's ``[rows, lend]``; both None without lending). The second half of ``ProjectedSearch._lend_rows``."""
+        n, dim = q.shape
+        labels = _labels(labels)
+        k = labels.shape[1] if labels.ndim == 2 else -1
+        _check(q, (n, dim), np.float32, "queries")
+        _check(labels, (n, k), np.uint64, "candidate rows")
+        _check(rank, (n, k), np.float32, "candidate ranks")
+        _check(bank, (len(bank), dim), np.float32, "bank")
+        _check(norms, (len(bank),), np.float32, "bank norms")
+        lend, lent_rows, lent_at, neighbours_at = 0, 0, None, None
+        if lent is not None and neighbours is not None:
+            lent_rows, lend = lent.shape if lent.ndim == 2 else (-1, -1)
+            _check(lent, (lent_rows, lend), np.int64, "lent rows")
+            _check(neighbours, (n, 4), np.int64, "grid neighbours")
+            lent_at, neighbours_at = _pointer(lent), _pointer(neighbours)
+        out = np.empty(n, dtype=np.float32)
+        code = self._answer(_pointer(q), n, dim, _pointer(labels), k, _pointer(rank), _pointer(bank), _pointer(norms),
+                            len(bank), neighbours_at, lent_at, lent_rows, lend, _pointer(out))
+        if code < 0:
+            _raise(code, entries=len(bank), rows=lent_rows)
         return out
+
+    def rerank(self, q: Float32Array, labels: np.ndarray, bank: Float32Array, norms: Float32Array) -> Float32Array:
+        """The distance from each query to the best-ranked of its candidates (no lending)."""
+        return self.answer(q, labels, self.rank_and_lend(q, labels, bank, norms, None), bank, norms, None, None)
 
     def block_rows(self, matrix: Float32Array) -> Float32Array:
         """``matrix [rows, k]`` (a bank share's bound coordinates) in the blocked layout ``bounded_nearest`` reads:
@@ -117,15 +140,22 @@ def _check(a: np.ndarray, shape: tuple[int, ...], dtype: type, what: str) -> Non
                          got=f"{'C-contiguous' if a.flags.c_contiguous else 'strided'} {a.dtype} {list(a.shape)}")
 
 
-def _raise(code: int, *, entries: int, walked: int) -> None:
+def _labels(labels: np.ndarray) -> np.ndarray:
+    """hnswlib's labels are uint64 and C-contiguous already; anything else is converted (and then checked)."""
+    if labels.dtype != np.uint64 and labels.dtype.kind in "iu":
+        labels = labels.astype(np.uint64)
+    return np.ascontiguousarray(labels)
+
+
+def _raise(code: int, *, entries: int, rows: int) -> None:
     from ...errors import BundleError, InputError
 
     if code == _BAD_LABEL:
         raise BundleError("the search index returned a row the memory bank does not have",
-                          expected=f"bank row numbers 0 .. {entries - 1}", got="a larger label",
+                          expected=f"bank row numbers 0 .. {entries - 1}", got="a row outside them",
                           fix="re-export the bundle (its index and coreset do not match)")
     if code == _BAD_NEIGHBOUR:
-        raise InputError("a grid neighbour lies outside the walked rows", expected=f"row numbers 0 .. {walked - 1}",
+        raise InputError("a grid neighbour lies outside the frame's rows", expected=f"row numbers 0 .. {rows - 1}",
                          got="a row outside them")
     raise InputError("the search kernel refused its arguments", expected="0 <= lend <= candidates <= 64",
                      got=f"error code {code}")

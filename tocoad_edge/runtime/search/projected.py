@@ -43,6 +43,9 @@ from .split import QuerySplitter
 # a reused buffer beats fancy indexing, but only with mode="clip": with the default mode="raise" numpy gathers into
 # a temporary and copies it into ``out`` (its documented buffering), which made the gather about 2.5 times slower.
 GATHER_BYTES = 3 << 19
+# How long a thread of a split frame waits for the others' lent rows before it gives up (a walk takes milliseconds;
+# only a thread stopped by the system could take this long).
+MEET_TIMEOUT_S = 10.0
 
 
 def check_projection(projection: np.ndarray, dim: int, where: str = "the search projection") -> Float32Array:
@@ -168,11 +171,55 @@ class ProjectedSearch(NearestNeighbourSearch):
         neighbours = self._neighbours.get(grids)
         if neighbours is None:
             neighbours = self._neighbours[grids] = grid_neighbours(grids, h, w)
+        if self.kernels is not None:
+            return self._lend_compiled(q, neighbours)
         if not self.splitter.splits(len(q)):
             with blas_threads(1):       # small GEMMs: no BLAS workers left spinning on the other core
                 return self._lend_rows(q, neighbours, (0, len(q)), -1)
         cuts = [(int(p[0]), int(p[-1]) + 1) for p in np.array_split(np.arange(len(q)), self.splitter.threads)]
         return np.concatenate(self.splitter.map(lambda cut: self._lend_rows(q, neighbours, cut, 1), cuts))
+
+    def _lend_compiled(self, q: Float32Array, neighbours: np.ndarray) -> Float32Array:
+        """``_query_lending`` with the compiled loops. Each thread walks and ranks only its own rows and writes
+        their lent rows into the frame's table; the threads meet once, and each then answers its rows from the whole
+        table. The same answers as walking a grid row either side of each cut, without those extra walks."""
+        assert self.kernels is not None
+        kernels, n = self.kernels, len(q)
+        lent = np.empty((n, self.lend), dtype=np.int64)
+        out = np.empty(n, dtype=np.float32)
+        if not self.splitter.splits(n):
+            with blas_threads(1):
+                labels = self.candidate_rows(q, -1)
+                rank = kernels.rank_and_lend(q, labels, self.bank, self.norms, lent)
+                out[:] = kernels.answer(q, labels, rank, self.bank, self.norms, neighbours, lent)
+            return out
+        met = threading.Barrier(self.splitter.threads)
+        failed: list[BaseException] = []
+
+        def rows(cut: tuple[int, int]) -> None:
+            s, e = cut
+            try:
+                labels = self.candidate_rows(q[s:e], 1)
+                rank = kernels.rank_and_lend(q[s:e], labels, self.bank, self.norms, lent[s:e])
+                met.wait(timeout=MEET_TIMEOUT_S)       # every thread's rows are in the table
+            except threading.BrokenBarrierError:
+                if failed:
+                    return                              # the thread that failed raises why
+                from ...errors import ResourceError
+
+                raise ResourceError("a thread of a split frame did not finish its rows in time",
+                                    expected=f"every thread's walk within {MEET_TIMEOUT_S:g} s",
+                                    got="a thread that did not arrive",
+                                    fix="check the machine's load; threads=1 runs the frame on one thread") from None
+            except BaseException as exc:
+                failed.append(exc)
+                met.abort()                             # the others stop waiting
+                raise
+            out[s:e] = kernels.answer(q[s:e], labels, rank, self.bank, self.norms, neighbours[s:e], lent)
+
+        cuts = [(int(p[0]), int(p[-1]) + 1) for p in np.array_split(np.arange(n), self.splitter.threads)]
+        self.splitter.map(rows, cuts)
+        return out
 
     def _lend_rows(self, q: Float32Array, neighbours: np.ndarray, cut: tuple[int, int],
                    walk_threads: int) -> Float32Array:
@@ -182,9 +229,6 @@ class ProjectedSearch(NearestNeighbourSearch):
         s, e = cut
         lo, hi = max(0, s - self.grid[1]), min(len(q), e + self.grid[1])
         labels = self.candidate_rows(q[lo:hi], walk_threads)
-        if self.kernels is not None:
-            return self.kernels.rerank_lending(q[lo:hi], labels, self.bank, self.norms, neighbours[s:e] - lo,
-                                               (s - lo, e - s), self.lend)
         rank = self._rank(q[lo:hi], labels)
         best = (labels[np.arange(hi - lo), rank.argmin(1)][:, None] if self.lend == 1 else
                 np.take_along_axis(labels, np.argpartition(rank, self.lend - 1, axis=1)[:, :self.lend], axis=1))
@@ -200,7 +244,7 @@ class ProjectedSearch(NearestNeighbourSearch):
         above the exact nearest-neighbour distance, never below it by cancellation. Where two candidates tie
         within rounding the ranking may pick either; the answer is still a true distance to that row."""
         if self.kernels is not None:
-            return self.kernels.rerank_lending(q, labels, self.bank, self.norms, None, (0, len(q)), 0)
+            return self.kernels.rerank(q, labels, self.bank, self.norms)
         return self._winner_distance(q, labels, self._rank(q, labels))
 
     def _winner_distance(self, q: Float32Array, labels: np.ndarray, rank: Float32Array) -> Float32Array:
