@@ -13,8 +13,9 @@ right; a border patch counts itself for the missing one). Each patch's answer is
 and the ``4 · lend`` rows lent to it: still a true distance to a real bank row. A short walk plus the lent rows
 costs less than a long walk for about the same map error (``benchmarks/screen_lending.py`` measures both).
 Queries then come as whole patch grids (images or tiles, grid-major), and a patch's answer never depends on how
-a frame is split over threads: a thread also walks the grid row either side of its rows, so it has every
-neighbour's walk at hand.
+a frame is split over threads: with the compiled loops each thread walks and ranks its own rows, writes their lent
+rows into the frame's table, and the threads meet once before answering; on the numpy path a thread also walks the
+grid row either side of its rows, so it has every neighbour's walk at hand.
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus ``784 × k`` dot products with bank
 rows. The compiled re-rank (``kernels.py``) reads the rows where they lie, in one call that holds no GIL. The numpy
@@ -155,10 +156,11 @@ class ProjectedSearch(NearestNeighbourSearch):
             return self._rerank(q, self.candidate_rows(q))   # busy-waiting on the core the next stage needs
 
     def _query_lending(self, q: Float32Array) -> Float32Array:
-        """Walk every patch with ``candidates`` rows, then re-rank the rows its grid neighbours lend it. With
-        several threads each walks its rows and one grid row either side: every neighbour of its rows is among
-        those, and a patch's walk depends only on its own query, so a patch at the cut borrows what a one-thread
-        frame would have lent it, with one hand-off to the pool per frame (as without lending)."""
+        """Walk every patch with ``candidates`` rows, then re-rank the rows its grid neighbours lend it. With the
+        compiled loops: ``_lend_compiled``. On the numpy path, with several threads, each walks its rows and one grid
+        row either side: every neighbour of its rows is among those, and a patch's walk depends only on its own
+        query, so a patch at the cut borrows what a one-thread frame would have lent it, with one hand-off to the
+        pool per frame (as without lending)."""
         from ...errors import InputError
 
         assert self.grid is not None
