@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 from tocoad_edge.errors import BundleError, InputError
-from tocoad_edge.export.search_index import pca_search_projection
 from tocoad_edge.runtime.search.bounded import BoundedExactSearch
 from tocoad_edge.runtime.search.kernels import compiled_kernels
-from tocoad_edge.runtime.search.projected import ProjectedSearch, build_projected_index, grid_neighbours
+from tocoad_edge.runtime.search.projected import ProjectedSearch, grid_neighbours
 from tocoad_edge.runtime.search.refined import bounded_refined_search
+
+from search_helpers import grid_queries as _grid_queries
+from search_helpers import projected_bank_and_index
+from search_helpers import true_nn as _true_nn
 
 
 @pytest.fixture(scope="module")
@@ -23,27 +26,7 @@ def kernels():
 
 @pytest.fixture(scope="module")
 def bank_and_index(tmp_path_factory):
-    rng = np.random.default_rng(21)
-    basis = rng.standard_normal((10, 40)).astype(np.float32)
-    bank = (rng.standard_normal((2500, 10)) @ basis + 0.1 * rng.standard_normal((2500, 40))).astype(np.float32)
-    projection = pca_search_projection(bank, 6)
-    path = tmp_path_factory.mktemp("kernels") / "index.hnsw"
-    build_projected_index(bank, projection, path, M=8, ef_construction=60)
-    return bank, projection, path
-
-
-def _grid_queries(bank, grids, h, w, seed):
-    """Patch grids whose neighbours are alike, as in images: a smooth walk through bank rows plus noise."""
-    rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(bank), (grids, h // 2 + 1, w // 2 + 1))
-    coarse = bank[rows]
-    fine = np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2)[:, :h, :w]
-    return (fine + 0.3 * rng.standard_normal(fine.shape)).reshape(-1, bank.shape[1]).astype(np.float32)
-
-
-def _true_nn(bank, q):
-    d = np.linalg.norm(bank.astype(np.float64)[None] - q.astype(np.float64)[:, None], axis=2)
-    return d.min(1)
+    return projected_bank_and_index(tmp_path_factory.mktemp("kernels"), rows=2500, dim=40, rank=10, dims=6, seed=21)
 
 
 def test_the_kernels_are_built_and_reported(kernels, bank_and_index):

@@ -6,32 +6,19 @@ import pytest
 from tocoad_edge.errors import BundleError, InputError
 from tocoad_edge.export.search_index import pca_search_projection
 from tocoad_edge.runtime.search.exact import ExactSearch
-from tocoad_edge.runtime.search.projected import ProjectedSearch, build_projected_index, project
+from tocoad_edge.runtime.search.projected import ProjectedSearch, project
 from tocoad_edge.runtime.search.refined import RefinedSearch
+
+from search_helpers import grid_queries as _grid_queries
+from search_helpers import projected_bank_and_index
+from search_helpers import queries_near as _queries
+from search_helpers import true_nn as _true_nn
 
 
 @pytest.fixture(scope="module")
 def bank_projection_index(tmp_path_factory):
     """A bank with most variance in a few directions (like patch embeddings), projected to 8 of 48 dims."""
-    rng = np.random.default_rng(3)
-    basis = rng.standard_normal((12, 48)).astype(np.float32)
-    bank = (rng.standard_normal((3000, 12)) @ basis + 0.1 * rng.standard_normal((3000, 48))).astype(np.float32)
-    projection = pca_search_projection(bank, 8)
-    path = tmp_path_factory.mktemp("proj") / "index.hnsw"
-    build_projected_index(bank, projection, path, M=8, ef_construction=60)
-    return bank, projection, path
-
-
-def _true_nn(bank, q):
-    """float64 nearest-neighbour distances (the float32 GEMM form of ExactSearch rounds at ~1e-4 relative)."""
-    b = bank.astype(np.float64)
-    d2 = (q.astype(np.float64) ** 2).sum(1)[:, None] - 2 * q.astype(np.float64) @ b.T + (b ** 2).sum(1)[None]
-    return np.sqrt(np.maximum(d2.min(1), 0.0))
-
-
-def _queries(bank, n, seed, noise=0.2):
-    rng = np.random.default_rng(seed)
-    return (bank[rng.integers(0, len(bank), n)] + noise * rng.standard_normal((n, bank.shape[1]))).astype(np.float32)
+    return projected_bank_and_index(tmp_path_factory.mktemp("proj"), rows=3000, dim=48, rank=12, dims=8, seed=3)
 
 
 def test_projection_file_layout_centres_the_projected_bank(bank_projection_index):
@@ -107,21 +94,6 @@ def test_bad_projection_or_candidates_are_refused(bank_projection_index):
     other = pca_search_projection(bank, 12)                                  # 12 dims, index has 8
     with pytest.raises(BundleError):
         ProjectedSearch(bank, path, other, ef=16)
-
-
-def _grid_queries(bank, grids, h, w, seed):
-    """Patch grids like an image's: each patch is a bank row plus noise, and a patch's row is its upper or left
-    neighbour's about half the time (so neighbours often share their nearest rows, as neighbouring patches do)."""
-    rng = np.random.default_rng(seed)
-    rows = np.empty((grids, h, w), dtype=np.int64)
-    for g in range(grids):
-        for i in range(h):
-            for j in range(w):
-                coin = rng.random()
-                rows[g, i, j] = (rows[g, i - 1, j] if i and coin < 0.25 else rows[g, i, j - 1] if j and coin < 0.5
-                                 else rng.integers(0, len(bank)))
-    flat = rows.reshape(-1)
-    return (bank[flat] + 0.4 * rng.standard_normal((len(flat), bank.shape[1]))).astype(np.float32)
 
 
 def test_grid_neighbours_stay_in_their_grid():
