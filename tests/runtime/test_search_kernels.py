@@ -176,3 +176,19 @@ def test_a_thread_that_fails_in_a_split_frame_raises_its_own_error_and_the_other
     monkeypatch.setattr(search, "candidate_rows", walk)
     np.testing.assert_array_equal(search.query(q), want)           # the search still works after the failure
     search.close()
+
+
+def test_a_library_from_another_version_of_the_loops_is_not_used(kernels, monkeypatch, caplog):
+    """An editable install whose extension was not rebuilt after an update: the searches run numpy, and say why."""
+    import tocoad_edge.runtime.search.kernels as module
+
+    monkeypatch.setattr(module, "INTERFACE", module.INTERFACE + 1)
+    module.compiled_kernels.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger=module.__name__):
+            assert module.compiled_kernels() is None
+        assert "out of date" in caplog.text and "pip install -e ." in caplog.text
+    finally:
+        monkeypatch.undo()
+        module.compiled_kernels.cache_clear()
+    assert module.compiled_kernels() is not None

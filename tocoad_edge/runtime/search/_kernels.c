@@ -23,6 +23,11 @@ outside the bank. No allocation, no global state: any number of threads may call
 #endif
 #define TK_EXPORT __attribute__((visibility("default")))
 
+/* The interface's version: kernels.py refuses a library built from another version of this file (an editable
+   install whose extension was not rebuilt after an update). */
+#define TK_INTERFACE 2
+TK_EXPORT int64_t tk_interface(void) { return TK_INTERFACE; }
+
 /* Error codes (kernels.py turns them into expected/got errors). */
 #define TK_BAD_LABEL (-1)
 #define TK_BAD_NEIGHBOUR (-2)

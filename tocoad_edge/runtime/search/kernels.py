@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+import logging
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,10 @@ import numpy as np
 from ..arrays import Float32Array
 
 _BAD_LABEL, _BAD_NEIGHBOUR, _BAD_LEND = -1, -2, -3
+# The version of _kernels.c's interface this module calls (its TK_INTERFACE).
+INTERFACE = 2
+
+log = logging.getLogger(__name__)
 
 
 def _pointer(a: np.ndarray) -> Any:
@@ -163,8 +168,19 @@ def _raise(code: int, *, entries: int, rows: int) -> None:
 
 @functools.lru_cache(maxsize=1)
 def compiled_kernels() -> CompiledKernels | None:
-    """The compiled loops, or None where the extension was not built."""
+    """The compiled loops, or None where the extension was not built or was built from another version of
+    ``_kernels.c`` (the searches then run their numpy code, and say so in a warning and in ``describe()``)."""
     spec = importlib.util.find_spec(f"{__package__}._kernels")
     if spec is None or not spec.origin:
         return None
-    return CompiledKernels(ctypes.CDLL(spec.origin), spec.origin)
+    library = ctypes.CDLL(spec.origin)
+    version = getattr(library, "tk_interface", None)
+    if version is not None:
+        version.restype = ctypes.c_int64
+    found = int(version()) if version is not None else None
+    if found != INTERFACE:
+        log.warning("the compiled search loops at %s are out of date (interface %s, this version needs %d): the "
+                    "searches run their numpy code; rebuild them with pip install -e . (or reinstall)", spec.origin,
+                    found, INTERFACE)
+        return None
+    return CompiledKernels(library, spec.origin)
