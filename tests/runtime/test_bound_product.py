@@ -40,19 +40,22 @@ def test_bounded_search_prepares_one_product_per_share_when_opened_and_when_the_
     assert search._products == {}
 
 
-def test_the_compiled_bound_blocks_each_share_when_opened_and_when_the_shares_are_re_cut():
-    """The compiled path: each share's blocked rows made at open and when re-cut, and no ONNX Runtime session
-    unless a query comes without upper bounds."""
+def test_the_compiled_bound_blocks_the_bank_once_and_cuts_shares_at_whole_blocks():
+    """The compiled path: the whole bank's blocked rows made when the search opens; each share, however many
+    threads, a view of them starting at a whole block; no ONNX Runtime session unless a query comes without upper
+    bounds."""
     rng = np.random.default_rng(4)
     bank = rng.standard_normal((4000, 32)).astype(np.float32)
     q = (bank[:6] + 0.3 * rng.standard_normal((6, 32))).astype(np.float32)
     brute = np.sqrt(((q[:, None] - bank[None]) ** 2).sum(-1).min(1)).astype(np.float32)
     search = BoundedExactSearch(bank, threads=2, prefix_dims=8)
-    assert sorted(search._blocked_rows) == [(0, 2000), (2000, 4000)] and search._products == {}
-    np.testing.assert_allclose(search.query_below(q, brute * np.float32(1.5)), brute, rtol=1e-5)
-    assert search._products == {}
-    search.set_threads(3)
-    assert sorted(search._blocked_rows) == [(0, 1333), (1333, 2666), (2666, 4000)]
-    np.testing.assert_allclose(search.query_below(q, brute * np.float32(1.5)), brute, rtol=1e-5)
+    block = search.kernels.block
+    for threads in (2, 3):
+        search.set_threads(threads)
+        shares = search._shares()
+        assert len(shares) == threads and shares[0][0] == 0 and shares[-1][1] == 4000
+        assert all(lo % block == 0 and lo < hi for lo, hi in shares)
+        assert all(np.shares_memory(search._blocked(span), search._blocked_rows) for span in shares)
+        np.testing.assert_allclose(search.query_below(q, brute * np.float32(1.5)), brute, rtol=1e-5)
+        assert search._products == {}
     search.close()
-    assert search._blocked_rows == {}

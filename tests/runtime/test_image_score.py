@@ -66,15 +66,18 @@ def test_manifest_refuses_an_unknown_image_score():
         ScoringSpec(image_score="mean")
 
 
-@pytest.mark.parametrize("exact_kind,threads", [("exact", 1), ("bounded", 1), ("bounded", 2)])
+@pytest.mark.parametrize("exact_kind,threads", [("exact", 1), ("bounded", 1), ("bounded", 2), ("compiled", 1),
+                                                ("compiled", 2)])
 def test_refined_smoothed_max_equals_smoothing_the_exact_distances(tmp_path, exact_kind, threads):
+    """The numpy loop over an exact or bounded search, and the compiled loop (one call over the whole bank)."""
     import threading
 
     rng = np.random.default_rng(3)
     bank = rng.standard_normal((3000, 16)).astype(np.float32)
     build_hnsw_index(bank, tmp_path / "i.hnsw", M=8, ef_construction=40)
     poor = HnswSearch(bank, tmp_path / "i.hnsw", ef=1, threads=threads)  # many wrong neighbours: loose bounds
-    exact = ExactSearch(bank, threads=1) if exact_kind == "exact" else BoundedExactSearch(bank, threads=threads)
+    exact = (ExactSearch(bank, threads=1) if exact_kind == "exact" else
+             BoundedExactSearch(bank, threads=threads, compiled=exact_kind == "compiled"))
     seen = set()
     where = "_query_impl" if exact_kind == "exact" else "_nearest_in_rows"    # the bounded search's bank shares
     inner = getattr(exact, where)
@@ -95,8 +98,10 @@ def test_refined_smoothed_max_equals_smoothing_the_exact_distances(tmp_path, exa
             got = refined.max_smoothed(emb, poor.query(emb), grid, k)
             assert got == pytest.approx(want, rel=1e-5)
             assert refined.exact_queries - before < n                        # not every patch re-checked
-    # with two search threads the bank of a pass's re-checks is split between the caller and the search pool
-    assert seen == ({"MainThread", "tocoad-search"} if threads == 2 else {"MainThread"})
+    # with two search threads the bank of a pass's re-checks is split between the caller and the search pool; the
+    # compiled loop runs whole on the calling thread
+    assert seen == (set() if exact_kind == "compiled" else {"MainThread", "tocoad-search"} if threads == 2
+                    else {"MainThread"})
     # the approximate bounds alone are not the exact score
     emb = (bank[rng.integers(0, 3000, 120)] + 0.4 * rng.standard_normal((120, 16))).astype(np.float32)
     assert float(smooth_grid(poor.query(emb).reshape(1, 12, 10), k).max()) > \

@@ -114,7 +114,8 @@ def test_upper_bounds_from_an_approximate_search_give_the_same_exact_answers(tmp
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_the_bank_is_split_over_the_search_threads_for_two_or_more_queries(threads):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_the_bank_is_split_over_the_search_threads_for_two_or_more_queries(threads, compiled):
     """With several threads each takes a contiguous share of the bank's rows; the nearest row may sit in any
     share (here: each query's nearest row is placed in a different one), and the answers stay exact."""
     import threading
@@ -122,11 +123,12 @@ def test_the_bank_is_split_over_the_search_threads_for_two_or_more_queries(threa
     rng = np.random.default_rng(21)
     bank, scales = clustered_bank(rng, n=1200, dim=24)
     q = (rng.standard_normal((6, 24)) * scales * 2).astype(np.float32)
-    cuts = np.linspace(0, len(bank), threads + 1).astype(int)
+    shares = BoundedExactSearch(bank, threads=threads, compiled=compiled)._shares()  # depend on the size alone
+    cuts = [lo for lo, _ in shares] + [len(bank)]
     for i in range(len(q)):                                  # query i's near twin in share i % threads
         bank[cuts[i % threads] + 7 * i] = q[i] + 0.01
     want = brute_force(bank, q)
-    split = BoundedExactSearch(bank, threads=threads)
+    split = BoundedExactSearch(bank, threads=threads, compiled=compiled)
     spans = []
     inner = split._nearest_in_rows
 
@@ -149,7 +151,10 @@ def test_the_bank_is_split_over_the_search_threads_for_two_or_more_queries(threa
     assert spans == [("MainThread", (0, len(bank)))]       # one query: a GEMV, not worth a hand-off
     split.close()
     tiny = bank[:2]                                         # fewer rows than threads: no empty share
-    np.testing.assert_allclose(BoundedExactSearch(tiny, threads=3).query(q), brute_force(tiny, q), rtol=1e-5)
+    np.testing.assert_allclose(BoundedExactSearch(tiny, threads=3, compiled=compiled).query(q), brute_force(tiny, q),
+                               rtol=1e-5)
+    if compiled:                                            # shares start at whole blocks of the compiled loop
+        assert all(lo % split.kernels.block == 0 for lo, _ in shares)
 
 
 def test_the_runtime_refined_search_splits_its_rechecks_over_the_first_stage_pool(tmp_path):

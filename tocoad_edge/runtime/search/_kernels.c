@@ -25,13 +25,14 @@ outside the bank. No allocation, no global state: any number of threads may call
 
 /* The interface's version: kernels.py refuses a library built from another version of this file (an editable
    install whose extension was not rebuilt after an update). */
-#define TK_INTERFACE 2
+#define TK_INTERFACE 3
 TK_EXPORT int64_t tk_interface(void) { return TK_INTERFACE; }
 
 /* Error codes (kernels.py turns them into expected/got errors). */
 #define TK_BAD_LABEL (-1)
 #define TK_BAD_NEIGHBOUR (-2)
 #define TK_BAD_LEND (-3)
+#define TK_BAD_KERNEL (-4)
 
 static inline float dot(const float *a, const float *b, int64_t n) {
     float acc = 0.0f;
@@ -168,10 +169,10 @@ static inline float threshold_for(float nearest, float q_sq, float largest_sq, f
     return nearest + rtol * (q_sq + largest_sq + nearest) - q_sq;
 }
 
-TK_CLONES TK_EXPORT int64_t tk_bounded_nearest(const float *qa, int64_t n, int64_t kdim, const float *blocked,
-                                               int64_t rows, const float *q, int64_t dim, const float *bank_rows,
-                                               const float *q_sq, float largest_sq, float rtol, float *best,
-                                               float *scratch) {
+static inline __attribute__((always_inline)) int64_t
+bounded_nearest(const float *qa, int64_t n, int64_t kdim, const float *blocked, int64_t rows, const float *q,
+                int64_t dim, const float *bank_rows, const float *q_sq, float largest_sq, float rtol, float *best,
+                float *scratch) {
     float *weights = scratch, *threshold = scratch + n * kdim;
     int64_t checked = 0;
     for (int64_t i = 0; i < n; i++) threshold[i] = threshold_for(best[i], q_sq[i], largest_sq, rtol);
@@ -210,6 +211,140 @@ TK_CLONES TK_EXPORT int64_t tk_bounded_nearest(const float *qa, int64_t n, int64
         }
     }
     return checked;
+}
+
+TK_CLONES TK_EXPORT int64_t tk_bounded_nearest(const float *qa, int64_t n, int64_t kdim, const float *blocked,
+                                               int64_t rows, const float *q, int64_t dim, const float *bank_rows,
+                                               const float *q_sq, float largest_sq, float rtol, float *best,
+                                               float *scratch) {
+    return bounded_nearest(qa, n, kdim, blocked, rows, q, dim, bank_rows, q_sq, largest_sq, rtol, best, scratch);
+}
+
+/* The refined search's ``smoothed-max`` image score (refined.py, ``max_smoothed``), its whole loop in one call on one
+thread: the first stage's distances ``upper`` [P] (true distances to some bank rows, so upper bounds) on a grid of
+``tiles`` × h × w patches are smoothed by the separable ``kernel`` (2·radius + 1 taps, mirrored borders with the
+edge repeated, as OpenCV's BORDER_REFLECT); the cell with the largest smoothed bound has every patch under its kernel
+re-checked exactly (the bounded search over the whole bank: bound coordinates lifted here with ``center`` [dim]
+and ``directions`` [dim, p]), and this repeats until no cell that still holds an approximate distance can beat the
+best cell whose patches are all exact (within ``refine_rtol``). ``score``: that cell's smoothed value;
+``counts``: patches re-checked, full rows computed. ``exact_out`` [P]: the distances, exact where re-checked.
+Scratch sizes: ``tk_smoothed_max_scratch``. */
+static inline int64_t reflect(int64_t i, int64_t n) {
+    while (i < 0 || i >= n) i = i < 0 ? -i - 1 : 2 * n - i - 1;
+    return i;
+}
+
+static void smooth(const float *d, int64_t tiles, int64_t h, int64_t w, const float *kernel, int64_t radius,
+                   float *tmp, float *out) {
+    for (int64_t t = 0; t < tiles; t++) {
+        const float *src = d + t * h * w;
+        float *rows = tmp + t * h * w, *dst = out + t * h * w;
+        for (int64_t i = 0; i < h; i++)
+            for (int64_t j = 0; j < w; j++) {
+                float acc = 0.0f;
+                for (int64_t k = -radius; k <= radius; k++) acc += kernel[k + radius] * src[i * w + reflect(j + k, w)];
+                rows[i * w + j] = acc;
+            }
+        for (int64_t i = 0; i < h; i++)
+            for (int64_t j = 0; j < w; j++) {
+                float acc = 0.0f;
+                for (int64_t k = -radius; k <= radius; k++) acc += kernel[k + radius] * rows[reflect(i + k, h) * w + j];
+                dst[i * w + j] = acc;
+            }
+    }
+}
+
+TK_EXPORT int64_t tk_smoothed_max_scratch(int64_t patches, int64_t dim, int64_t p, int64_t radius) {
+    int64_t window = (2 * radius + 1) * (2 * radius + 1), kdim = p + 2;
+    /* d, tmp, bound; per window: queries, qa, q_sq, best, the bounded pass's scratch; one centred row */
+    return 3 * patches + window * (dim + kdim + 2 + kdim + 1) + dim;
+}
+
+TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int64_t h, int64_t w, int64_t dim,
+                                            const float *upper, const float *kernel, int64_t radius,
+                                            float refine_rtol, const float *center, const float *directions,
+                                            int64_t p, const float *blocked, int64_t entries, const float *bank,
+                                            float largest_sq, float bound_rtol, float *scratch, uint8_t *exact,
+                                            float *exact_out, double *score, int64_t *counts) {
+    int64_t patches = tiles * h * w, window = (2 * radius + 1) * (2 * radius + 1), kdim = p + 2;
+    float *d = scratch, *tmp = d + patches, *bound = tmp + patches;
+    float *queries = bound + patches, *qa = queries + window * dim, *q_sq = qa + window * kdim;
+    float *best = q_sq + window, *pass_scratch = best + window, *centred = pass_scratch + window * (kdim + 1);
+    int64_t todo[1024];
+    if (window > 1024 || radius < 0) return TK_BAD_KERNEL; /* todo holds one window */
+    for (int64_t i = 0; i < patches; i++) {
+        d[i] = upper[i];
+        exact[i] = 0;
+    }
+    counts[0] = counts[1] = 0;
+    float top = -INFINITY;
+    smooth(d, tiles, h, w, kernel, radius, tmp, bound);
+    int64_t cell = 0;
+    for (int64_t c = 1; c < patches; c++)
+        if (bound[c] > bound[cell]) cell = c;
+    while (bound[cell] * (1.0f + refine_rtol) >= top) {
+        int64_t t = cell / (h * w), ci = cell / w % h, cj = cell % w, n = 0;
+        for (int64_t i = ci - radius < 0 ? 0 : ci - radius; i <= ci + radius && i < h; i++)
+            for (int64_t j = cj - radius < 0 ? 0 : cj - radius; j <= cj + radius && j < w; j++) {
+                int64_t at = (t * h + i) * w + j;
+                if (!exact[at]) todo[n++] = at;
+            }
+        for (int64_t u = 0; u < n; u++) { /* lift each query: [(x − c)·V, |the rest|], then (−2·lift, 1) */
+            const float *x = emb + todo[u] * dim;
+            float *lifted = qa + u * kdim, all = 0.0f, held = 0.0f;
+            for (int64_t c = 0; c < dim; c++) {
+                centred[c] = x[c] - center[c];
+                all += centred[c] * centred[c];
+                queries[u * dim + c] = x[c];
+            }
+            for (int64_t k = 0; k < p; k++) {
+                float v = 0.0f;
+                for (int64_t c = 0; c < dim; c++) v += centred[c] * directions[c * p + k];
+                lifted[k] = v;
+                held += v * v;
+            }
+            float rest = all - held;
+            lifted[p] = sqrtf(rest > 0.0f ? rest : 0.0f);
+            q_sq[u] = held + lifted[p] * lifted[p];
+            for (int64_t k = 0; k <= p; k++) lifted[k] *= -2.0f;
+            lifted[p + 1] = 1.0f;
+            best[u] = d[todo[u]] * d[todo[u]];
+        }
+        counts[1] += bounded_nearest(qa, n, kdim, blocked, entries, queries, dim, bank, q_sq, largest_sq, bound_rtol,
+                                     best, pass_scratch);
+        for (int64_t u = 0; u < n; u++) {
+            d[todo[u]] = sqrtf(best[u]);
+            exact[todo[u]] = 1;
+        }
+        counts[0] += n;
+        smooth(d, tiles, h, w, kernel, radius, tmp, bound);
+        /* a cell is settled when every patch under its kernel is exact (its smoothed value is then exact) */
+        int pending = 0;
+        float settled_top = -INFINITY;
+        for (int64_t c = 0; c < patches; c++) {
+            int64_t tt = c / (h * w), i0 = c / w % h, j0 = c % w, open = 0;
+            for (int64_t i = i0 - radius < 0 ? 0 : i0 - radius; i <= i0 + radius && i < h && !open; i++)
+                for (int64_t j = j0 - radius < 0 ? 0 : j0 - radius; j <= j0 + radius && j < w; j++)
+                    if (!exact[(tt * h + i) * w + j]) {
+                        open = 1;
+                        break;
+                    }
+            if (open) {
+                pending = 1;
+            } else {
+                if (bound[c] > settled_top) settled_top = bound[c];
+                bound[c] = -INFINITY;
+            }
+        }
+        if (settled_top > top) top = settled_top;
+        if (!pending) break;
+        cell = 0;
+        for (int64_t c = 1; c < patches; c++)
+            if (bound[c] > bound[cell]) cell = c;
+    }
+    for (int64_t i = 0; i < patches; i++) exact_out[i] = d[i];
+    *score = top;
+    return 0;
 }
 
 /* A module to import, so that setuptools builds this file like any extension and importlib finds it; its

@@ -78,7 +78,9 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self.largest_sq = float(self.augmented[:, self.prefix_dims + 1].max())
         self.rows_checked = 0           # full-distance rows computed so far (for reports)
         self._products: dict[tuple[int, int], BoundProduct] = {}
-        self._blocked_rows: dict[tuple[int, int], Float32Array] = {}
+        # the compiled loop's blocked bound rows of the whole bank; each share is a view of it (shares are cut at
+        # whole blocks)
+        self._blocked_rows = None if self.kernels is None else self.kernels.block_rows(self.augmented)
         self._owns_splitter = splitter is None
         self.splitter = QuerySplitter(self.threads) if splitter is None else splitter
         self._prepare_products()
@@ -159,28 +161,40 @@ class BoundedExactSearch(NearestNeighbourSearch):
 
     def _shares(self) -> list[tuple[int, int]]:
         """The bank's row spans a pass of several queries is split into: one per search thread, never an empty
-        one (a tiny bank has fewer shares)."""
+        one (a tiny bank has fewer shares); with the compiled loop cut at whole blocks of rows."""
         wanted = min(self.splitter.threads, self.entries)
         cuts = np.linspace(0, self.entries, wanted + 1).astype(int).tolist()
+        if self.kernels is not None:
+            step = self.kernels.block
+            cuts = sorted({0, self.entries, *(min(self.entries, round(c / step) * step) for c in cuts[1:-1])})
         return list(zip(cuts[:-1], cuts[1:]))
 
     def _prepare_products(self) -> None:
-        """Make each share's bound now, not in the middle of a running line: the compiled loop's blocked rows, or
-        else ONNX Runtime's session, which takes tens of milliseconds to make and prepack a share, a spike a PLC's
-        watchdog could see. (With the compiled loop a session is made only for a query without upper bounds.)"""
-        for span in self._shares():
-            if self.kernels is not None:
-                self._blocked(span)
-            else:
+        """Make each share's ONNX Runtime session now, not in the middle of a running line: it takes tens of
+        milliseconds to make and prepack a share, a spike a PLC's watchdog could see. (The compiled loop's blocked
+        rows are made when the search opens; with it a session is made only for a query without upper bounds.)"""
+        if self.kernels is None:
+            for span in self._shares():
                 self._product(span).prepare()
 
     def _blocked(self, span: tuple[int, int]) -> Float32Array:
-        """The share ``span``'s bound coordinates in the compiled loop's blocked layout (kept, like a session)."""
-        blocked = self._blocked_rows.get(span)
-        if blocked is None:
-            assert self.kernels is not None
-            blocked = self._blocked_rows[span] = self.kernels.block_rows(self.augmented[span[0]:span[1]])
-        return blocked
+        """The share ``span``'s blocked bound rows: a view of the whole bank's (a share starts at a whole block)."""
+        assert self._blocked_rows is not None and self.kernels is not None and span[0] % self.kernels.block == 0
+        step = self.kernels.block
+        return self._blocked_rows[span[0] // step:-(-span[1] // step)]
+
+    def smoothed_max(self, embeddings: np.ndarray, upper: Float32Array, grid: tuple[int, int, int],
+                     kernel: np.ndarray, refine_rtol: float) -> tuple[float, int]:
+        """``RefinedSearch.max_smoothed`` over this bank in one compiled call on the calling thread (the refined
+        search asks where the compiled loops were built): the score and how many patches were re-checked."""
+        assert self.kernels is not None and self._blocked_rows is not None
+        q = np.ascontiguousarray(embeddings, dtype=np.float32)
+        score, _, rechecked, rows = self.kernels.smoothed_max(
+            q, np.ascontiguousarray(upper, dtype=np.float32).reshape(-1), grid,
+            np.ascontiguousarray(kernel, dtype=np.float32), refine_rtol, self.center, self.directions,
+            self._blocked_rows, self.bank, self.largest_sq, BOUND_RTOL)
+        self.rows_checked += rows
+        return score, rechecked
 
     def _product(self, span: tuple[int, int]) -> BoundProduct:
         """The bound's product over the bank rows ``span`` (one per share, kept: ONNX Runtime prepacked it)."""
@@ -200,7 +214,6 @@ class BoundedExactSearch(NearestNeighbourSearch):
         for product in self._products.values():
             product.close()
         self._products = {}
-        self._blocked_rows = {}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "prefix_dims": self.prefix_dims,

@@ -20,9 +20,9 @@ import numpy as np
 
 from ..arrays import Float32Array
 
-_BAD_LABEL, _BAD_NEIGHBOUR, _BAD_LEND = -1, -2, -3
+_BAD_LABEL, _BAD_NEIGHBOUR, _BAD_LEND, _BAD_KERNEL = -1, -2, -3, -4
 # The version of _kernels.c's interface this module calls (its TK_INTERFACE).
-INTERFACE = 2
+INTERFACE = 3
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,13 @@ class CompiledKernels:
         self._block_rows.argtypes = [ptr, i64, i64, ptr]
         library.tk_block_size.restype = ctypes.c_int64
         self.block = int(library.tk_block_size())
+        self._smoothed_max = library.tk_smoothed_max
+        self._smoothed_max.restype = ctypes.c_int64
+        self._smoothed_max.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, i64, ctypes.c_float, ptr, ptr, i64, ptr,
+                                       i64, ptr, ctypes.c_float, ctypes.c_float, ptr, ptr, ptr, ptr, ptr]
+        self._smoothed_max_scratch = library.tk_smoothed_max_scratch
+        self._smoothed_max_scratch.restype = ctypes.c_int64
+        self._smoothed_max_scratch.argtypes = [i64, i64, i64, i64]
 
     def rank_and_lend(self, q: Float32Array, labels: np.ndarray, bank: Float32Array, norms: Float32Array,
                       lent: np.ndarray | None) -> Float32Array:
@@ -138,6 +145,40 @@ class CompiledKernels:
         return int(checked)
 
 
+    def smoothed_max(self, embeddings: Float32Array, upper: Float32Array, grid: tuple[int, int, int],
+                     kernel: Float32Array, refine_rtol: float, center: Float32Array, directions: Float32Array,
+                     blocked: Float32Array, bank: Float32Array, largest_sq: float,
+                     bound_rtol: float) -> tuple[float, Float32Array, int, int]:
+        """The ``smoothed-max`` image score of one image's patches ``embeddings [P, D]`` from the first stage's
+        distances ``upper [P]``, exact: ``RefinedSearch.max_smoothed`` with a ``BoundedExactSearch`` over the
+        whole bank (``center``, ``directions``, ``blocked``: its lift and blocked bound rows), in one call. Returns
+        the score, the distances (exact where re-checked), the patches re-checked and the full rows computed."""
+        tiles, h, w = (int(v) for v in grid)
+        patches, dim = embeddings.shape
+        p = directions.shape[1] if directions.ndim == 2 else -1
+        entries = len(bank)
+        radius = len(kernel) // 2
+        _check(embeddings, (tiles * h * w, dim), np.float32, "patch embeddings")
+        _check(upper, (patches,), np.float32, "first-stage distances")
+        _check(kernel, (2 * radius + 1,), np.float32, "score kernel")
+        _check(center, (dim,), np.float32, "bank centre")
+        _check(directions, (dim, p), np.float32, "principal directions")
+        _check(blocked, (-(-entries // self.block), p + 2, self.block), np.float32, "blocked bound rows")
+        _check(bank, (entries, dim), np.float32, "bank")
+        scratch = np.empty(int(self._smoothed_max_scratch(patches, dim, p, radius)), dtype=np.float32)
+        exact = np.empty(patches, dtype=np.uint8)
+        distances = np.empty(patches, dtype=np.float32)
+        score = np.zeros(1, dtype=np.float64)
+        counts = np.zeros(2, dtype=np.int64)
+        code = self._smoothed_max(_pointer(embeddings), tiles, h, w, dim, _pointer(upper), _pointer(kernel), radius,
+                                  float(refine_rtol), _pointer(center), _pointer(directions), p, _pointer(blocked),
+                                  entries, _pointer(bank), float(largest_sq), float(bound_rtol), _pointer(scratch),
+                                  _pointer(exact), _pointer(distances), _pointer(score), _pointer(counts))
+        if code < 0:
+            _raise(code, entries=entries, rows=patches)
+        return float(score[0]), distances, int(counts[0]), int(counts[1])
+
+
 def _check(a: np.ndarray, shape: tuple[int, ...], dtype: type, what: str) -> None:
     if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
         from ...errors import InputError
@@ -164,6 +205,9 @@ def _raise(code: int, *, entries: int, rows: int) -> None:
     if code == _BAD_NEIGHBOUR:
         raise InputError("a grid neighbour lies outside the frame's rows", expected=f"row numbers 0 .. {rows - 1}",
                          got="a row outside them")
+    if code == _BAD_KERNEL:
+        raise InputError("the smoothed-max score's kernel is too wide", expected="at most 31 taps (15 each side)",
+                         got="a wider kernel", fix="a smaller gaussian_sigma in the bundle's scoring")
     raise InputError("the search kernel refused its arguments", expected="0 <= lend <= candidates <= 64",
                      got=f"error code {code}")
 
