@@ -99,8 +99,9 @@ SEARCH_SPLIT = {"exact": "query rows split between the caller and threads - 1 po
                          "(search/split.py)",
                 "hnsw": "query rows split as for exact; each thread walks its rows (a projected index: and re-ranks "
                         "them)",
-                "refined": "the index search as for hnsw; the bounded exact re-checks split the bank's rows over the "
-                           "search threads (with two or more, one more thread draws the anomaly map meanwhile)",
+                "refined": "the index search as for hnsw; the exact re-checks of a smoothed-max score in one compiled "
+                           "call on the calling thread (a max score's: the bank's rows split over the search threads); "
+                           "with two or more threads, one more draws the anomaly map meanwhile",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 

@@ -14,7 +14,9 @@ blocks of ``block`` (default 4), stopping at the first block whose largest bound
 
 The ``smoothed-max`` image score (``max_smoothed``) is exact the same way: smoothing with non-negative weights keeps
 upper bounds upper bounds, so the cell with the largest smoothed bound has every patch under its kernel re-checked,
-and this repeats until no cell that still holds an approximate distance can beat the best exact cell.
+and this repeats until no cell that still holds an approximate distance can beat the best exact cell. Over a
+``BoundedExactSearch`` with the compiled loops the whole of this loop is one compiled call (``smoothed_max`` there);
+the numpy loop below is the reference.
 """
 from __future__ import annotations
 
