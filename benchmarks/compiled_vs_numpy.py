@@ -65,7 +65,7 @@ def measure(bundle: str, data: str, *, threads: tuple[int, ...] = (1, 2), max_im
             on, off = np.array(times[True]), np.array(times[False])
             result[n] = {"compiled_p50_ms": float(np.median(on)), "numpy_p50_ms": float(np.median(off)),
                          "paired_median_ms": float(np.median(on - off)), "frames": len(on),
-                         "kernels": [s.describe().get("kernels") for s in searches if s is not det.search]}
+                         "kernels": [s.describe().get("kernels") for s in searches]}
     return result
 
 

@@ -1,10 +1,11 @@
 /* The searches' inner loops in C, called through ctypes (kernels.py), which releases the GIL for each call.
 
-Two loops that numpy (and ONNX Runtime, for the bound) run as dozens of small calls per frame: each call retakes
-the GIL, so two threads that split a frame hand it back and forth, each re-rank gathers copies of the bank rows
-before it can read them, and the bound is written out in full before its survivors are picked. Here each is one
-call that reads the rows where they lie. The numpy code in projected.py and bounded.py stays the reference (and
-the path where this file was not built); the tests hold each loop to it.
+Three loops that numpy (and ONNX Runtime, for the bound) ran as dozens of small calls per frame: the projected
+search's re-rank, the bounded re-check over a bank share, and the refined search's whole smoothed-max loop. Each
+numpy call retakes the GIL, so two threads that split a frame hand it back and forth, each re-rank gathered copies
+of the bank rows before it could read them, and the bound was written out in full before its survivors were
+picked. Here each is one call that reads the rows where they lie. The numpy code in projected.py, bounded.py and
+refined.py stays the reference (and the path where this file was not built); the tests hold each loop to it.
 
 Every index read from the caller's arrays is checked before it is used: a bad label is an error code, never a read
 outside the bank. No allocation, no global state: any number of threads may call at once. */
@@ -25,7 +26,7 @@ outside the bank. No allocation, no global state: any number of threads may call
 
 /* The interface's version: kernels.py refuses a library built from another version of this file (an editable
    install whose extension was not rebuilt after an update). */
-#define TK_INTERFACE 3
+#define TK_INTERFACE 4
 TK_EXPORT int64_t tk_interface(void) { return TK_INTERFACE; }
 
 /* Error codes (kernels.py turns them into expected/got errors). */
@@ -227,8 +228,15 @@ edge repeated, as OpenCV's BORDER_REFLECT); the cell with the largest smoothed b
 re-checked exactly (the bounded search over the whole bank: bound coordinates lifted here with ``center`` [dim]
 and ``directions`` [dim, p]), and this repeats until no cell that still holds an approximate distance can beat the
 best cell whose patches are all exact (within ``refine_rtol``). ``score``: that cell's smoothed value;
-``counts``: patches re-checked, full rows computed. ``exact_out`` [P]: the distances, exact where re-checked.
-Scratch sizes: ``tk_smoothed_max_scratch``. */
+``counts``: patches re-checked, full rows computed. ``exact`` [P]: scratch. Float scratch size:
+``tk_smoothed_max_scratch``. */
+static int64_t argmax(const float *v, int64_t n) { /* the first of the largest, as numpy's argmax */
+    int64_t at = 0;
+    for (int64_t c = 1; c < n; c++)
+        if (v[c] > v[at]) at = c;
+    return at;
+}
+
 static inline int64_t reflect(int64_t i, int64_t n) {
     while (i < 0 || i >= n) i = i < 0 ? -i - 1 : 2 * n - i - 1;
     return i;
@@ -265,7 +273,7 @@ TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int
                                             float refine_rtol, const float *center, const float *directions,
                                             int64_t p, const float *blocked, int64_t entries, const float *bank,
                                             float largest_sq, float bound_rtol, float *scratch, uint8_t *exact,
-                                            float *exact_out, double *score, int64_t *counts) {
+                                            double *score, int64_t *counts) {
     int64_t patches = tiles * h * w, window = (2 * radius + 1) * (2 * radius + 1), kdim = p + 2;
     float *d = scratch, *tmp = d + patches, *bound = tmp + patches;
     float *queries = bound + patches, *qa = queries + window * dim, *q_sq = qa + window * kdim;
@@ -279,9 +287,7 @@ TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int
     counts[0] = counts[1] = 0;
     float top = -INFINITY;
     smooth(d, tiles, h, w, kernel, radius, tmp, bound);
-    int64_t cell = 0;
-    for (int64_t c = 1; c < patches; c++)
-        if (bound[c] > bound[cell]) cell = c;
+    int64_t cell = argmax(bound, patches);
     while (bound[cell] * (1.0f + refine_rtol) >= top) {
         int64_t t = cell / (h * w), ci = cell / w % h, cj = cell % w, n = 0;
         for (int64_t i = ci - radius < 0 ? 0 : ci - radius; i <= ci + radius && i < h; i++)
@@ -338,11 +344,8 @@ TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int
         }
         if (settled_top > top) top = settled_top;
         if (!pending) break;
-        cell = 0;
-        for (int64_t c = 1; c < patches; c++)
-            if (bound[c] > bound[cell]) cell = c;
+        cell = argmax(bound, patches);
     }
-    for (int64_t i = 0; i < patches; i++) exact_out[i] = d[i];
     *score = top;
     return 0;
 }

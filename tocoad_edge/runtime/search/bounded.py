@@ -189,7 +189,7 @@ class BoundedExactSearch(NearestNeighbourSearch):
         search asks where the compiled loops were built): the score and how many patches were re-checked."""
         assert self.kernels is not None and self._blocked_rows is not None
         q = np.ascontiguousarray(embeddings, dtype=np.float32)
-        score, _, rechecked, rows = self.kernels.smoothed_max(
+        score, rechecked, rows = self.kernels.smoothed_max(
             q, np.ascontiguousarray(upper, dtype=np.float32).reshape(-1), grid,
             np.ascontiguousarray(kernel, dtype=np.float32), refine_rtol, self.center, self.directions,
             self._blocked_rows, self.bank, self.largest_sq, BOUND_RTOL)

@@ -1,10 +1,10 @@
-"""The compiled inner loops of the projected and bounded searches (``_kernels.c``), through ctypes.
+"""The compiled inner loops of the projected, bounded and refined searches (``_kernels.c``), through ctypes.
 
 ctypes releases the GIL for the length of each call, so the threads that split a frame run these loops at once:
 numpy's per-call GIL hand-offs were the part of a frame that two threads did not split. ``compiled_kernels()`` is
-None where the extension was not built (``pip install`` builds it from source; the install goes on without it where
-no C compiler is at hand): the searches then run their numpy code, which gives the same answers, and
-``describe()`` says ``"kernels": "numpy"``.
+None where the extension was not built (``pip install`` builds it; a checkout run without installing has none) or
+was built from another version of ``_kernels.c``: the searches then run their numpy code, which gives the same
+answers, and ``describe()`` says ``"kernels": "numpy"``.
 
 Each wrapper checks shapes and dtypes before the call (the C code trusts the sizes it is given) and turns the C
 code's error codes into ``InputError``s that say what was expected.
@@ -22,7 +22,7 @@ from ..arrays import Float32Array
 
 _BAD_LABEL, _BAD_NEIGHBOUR, _BAD_LEND, _BAD_KERNEL = -1, -2, -3, -4
 # The version of _kernels.c's interface this module calls (its TK_INTERFACE).
-INTERFACE = 3
+INTERFACE = 4
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _pointer(a: np.ndarray) -> int:
 
 
 class CompiledKernels:
-    """The loaded library's two loops."""
+    """The loaded library's loops: the re-rank (two steps), the bounded pass, the smoothed-max loop."""
 
     def __init__(self, library: ctypes.CDLL, path: str):
         self.path = path
@@ -58,7 +58,7 @@ class CompiledKernels:
         self._smoothed_max = library.tk_smoothed_max
         self._smoothed_max.restype = ctypes.c_int64
         self._smoothed_max.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, i64, ctypes.c_float, ptr, ptr, i64, ptr,
-                                       i64, ptr, ctypes.c_float, ctypes.c_float, ptr, ptr, ptr, ptr, ptr]
+                                       i64, ptr, ctypes.c_float, ctypes.c_float, ptr, ptr, ptr, ptr]
         self._smoothed_max_scratch = library.tk_smoothed_max_scratch
         self._smoothed_max_scratch.restype = ctypes.c_int64
         self._smoothed_max_scratch.argtypes = [i64, i64, i64, i64]
@@ -144,15 +144,14 @@ class CompiledKernels:
                                 _pointer(q_sq), float(largest_sq), float(rtol), _pointer(best), _pointer(scratch))
         return int(checked)
 
-
     def smoothed_max(self, embeddings: Float32Array, upper: Float32Array, grid: tuple[int, int, int],
                      kernel: Float32Array, refine_rtol: float, center: Float32Array, directions: Float32Array,
                      blocked: Float32Array, bank: Float32Array, largest_sq: float,
-                     bound_rtol: float) -> tuple[float, Float32Array, int, int]:
+                     bound_rtol: float) -> tuple[float, int, int]:
         """The ``smoothed-max`` image score of one image's patches ``embeddings [P, D]`` from the first stage's
         distances ``upper [P]``, exact: ``RefinedSearch.max_smoothed`` with a ``BoundedExactSearch`` over the
         whole bank (``center``, ``directions``, ``blocked``: its lift and blocked bound rows), in one call. Returns
-        the score, the distances (exact where re-checked), the patches re-checked and the full rows computed."""
+        the score, the patches re-checked and the full rows computed."""
         tiles, h, w = (int(v) for v in grid)
         patches, dim = embeddings.shape
         p = directions.shape[1] if directions.ndim == 2 else -1
@@ -167,16 +166,15 @@ class CompiledKernels:
         _check(bank, (entries, dim), np.float32, "bank")
         scratch = np.empty(int(self._smoothed_max_scratch(patches, dim, p, radius)), dtype=np.float32)
         exact = np.empty(patches, dtype=np.uint8)
-        distances = np.empty(patches, dtype=np.float32)
         score = np.zeros(1, dtype=np.float64)
         counts = np.zeros(2, dtype=np.int64)
         code = self._smoothed_max(_pointer(embeddings), tiles, h, w, dim, _pointer(upper), _pointer(kernel), radius,
                                   float(refine_rtol), _pointer(center), _pointer(directions), p, _pointer(blocked),
                                   entries, _pointer(bank), float(largest_sq), float(bound_rtol), _pointer(scratch),
-                                  _pointer(exact), _pointer(distances), _pointer(score), _pointer(counts))
+                                  _pointer(exact), _pointer(score), _pointer(counts))
         if code < 0:
             _raise(code, entries=entries, rows=patches)
-        return float(score[0]), distances, int(counts[0]), int(counts[1])
+        return float(score[0]), int(counts[0]), int(counts[1])
 
 
 def _check(a: np.ndarray, shape: tuple[int, ...], dtype: type, what: str) -> None:

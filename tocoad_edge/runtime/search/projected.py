@@ -188,13 +188,12 @@ class ProjectedSearch(NearestNeighbourSearch):
         assert self.kernels is not None
         kernels, n = self.kernels, len(q)
         lent = np.empty((n, self.lend), dtype=np.int64)
-        out = np.empty(n, dtype=np.float32)
         if not self.splitter.splits(n):
             with blas_threads(1):
                 labels = self.candidate_rows(q, -1)
                 rank = kernels.rank_and_lend(q, labels, self.bank, self.norms, lent)
-                out[:] = kernels.answer(q, labels, rank, self.bank, self.norms, neighbours, lent)
-            return out
+                return kernels.answer(q, labels, rank, self.bank, self.norms, neighbours, lent)
+        out = np.empty(n, dtype=np.float32)
         met = threading.Barrier(self.splitter.threads)
         failed: list[BaseException] = []
 
