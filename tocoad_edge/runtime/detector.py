@@ -141,6 +141,8 @@ class Detector:
 
         ``threads``: ONNX Runtime intra-op threads (and search threads unless ``search_threads`` is given).
         For ``predict_stream`` on a small CPU give each stage its own core: ``threads=1, search_threads=1``.
+        With ``threads`` given, OpenCV's own pool is set to one thread, for the whole process (``runtime/threads.py``:
+        ``set_opencv_threads``): its default, every core, contends with the search's threads.
         ``search``: ``exact`` (BLAS), ``hnsw`` (at the ef tuned at export for this precision), ``refined`` (HNSW at
         a lower ef draws the anomaly map; the image score is exact: the patches whose HNSW distance could hold the
         maximum are re-checked exactly), ``graph`` (exact search as an ONNX model run by ONNX Runtime,
@@ -210,6 +212,10 @@ class Detector:
         det = cls(bundle, manifest, be, nn, precision)
         _check_decision(manifest.decision, precision, nn.name, bundle)
         det.threads = {"backbone": threads, "search": search_threads or threads}
+        if threads:
+            from .threads import set_opencv_threads
+
+            set_opencv_threads(1)
         det._public_key = options.public_key
         return det
 

@@ -70,9 +70,16 @@ def set_blas_threads(n: int) -> None:
             lib.set_num_threads(int(n))
 
 
+def set_opencv_threads(n: int) -> None:
+    """Run OpenCV's own loops on ``n`` threads, for the whole process (OpenCV has no other scope). Its pool defaults
+    to every core: beside a search that already keeps its own threads busy, its loops in the anomaly map contend
+    with them, and with one search thread they take a core the caller did not give the detector."""
+    import cv2
+
+    cv2.setNumThreads(int(n))
+
+
 def opencv_threads() -> int:
-    """OpenCV's own pool (left at its default, every core: measured against one thread it was as fast or faster
-    at one and two search threads once the re-check ran as one compiled call; docs/performance.md)."""
     import cv2
 
     return int(cv2.getNumThreads())
