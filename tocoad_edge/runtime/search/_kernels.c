@@ -19,8 +19,19 @@ outside the bank. No allocation, no global state: any number of threads may call
    runs fast on any x86-64 CPU; elsewhere (aarch64: NEON is the baseline) the compiler's vectorised baseline. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
 #define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* Every cloned function starts with TK_CLEAN_EXIT. An AVX or AVX-512 function must leave the vector registers'
+   upper halves zeroed (vzeroupper) before any SSE-encoded code runs on its thread, or that code (the interpreter,
+   numpy's and OpenCV's baseline loops, the next frame's resize) runs several times slower until something zeroes
+   them, on the CPUs measured. GCC 12 omits the vzeroupper at the exits of these clones, so it is done here at
+   every return; on a CPU without AVX the instruction is skipped (the baseline clone runs there). */
+static void tk_clean_upper(int *unused) {
+    (void)unused;
+    if (__builtin_cpu_supports("avx")) __asm__ volatile("vzeroupper");
+}
+#define TK_CLEAN_EXIT int tk_exit_ __attribute__((cleanup(tk_clean_upper))) = 0
 #else
 #define TK_CLONES
+#define TK_CLEAN_EXIT (void)0
 #endif
 #define TK_EXPORT __attribute__((visibility("default")))
 
@@ -61,6 +72,7 @@ to ``lent`` [rows, lend] (best first; a tie keeps the first in candidate order).
 TK_CLONES TK_EXPORT int64_t tk_rank_and_lend(const float *q, int64_t rows, int64_t dim, const uint64_t *labels,
                                              int64_t k, const float *bank, const float *norms, int64_t entries,
                                              int64_t lend, float *rank, int64_t *lent) {
+    TK_CLEAN_EXIT;
     if (lend < 0 || lend > k || k > 64) return TK_BAD_LEND;
     for (int64_t i = 0; i < rows * k; i++)
         if (labels[i] >= (uint64_t)entries) return TK_BAD_LABEL;
@@ -91,6 +103,7 @@ TK_CLONES TK_EXPORT int64_t tk_answer(const float *q, int64_t rows, int64_t dim,
                                       const float *rank, const float *bank, const float *norms, int64_t entries,
                                       const int64_t *neighbours, const int64_t *lent, int64_t lent_rows,
                                       int64_t lend, float *out) {
+    TK_CLEAN_EXIT;
     if (lend < 0 || k > 64) return TK_BAD_LEND;
     for (int64_t i = 0; i < rows * k; i++)
         if (labels[i] >= (uint64_t)entries) return TK_BAD_LABEL;
@@ -218,6 +231,7 @@ TK_CLONES TK_EXPORT int64_t tk_bounded_nearest(const float *qa, int64_t n, int64
                                                int64_t rows, const float *q, int64_t dim, const float *bank_rows,
                                                const float *q_sq, float largest_sq, float rtol, float *best,
                                                float *scratch) {
+    TK_CLEAN_EXIT;
     return bounded_nearest(qa, n, kdim, blocked, rows, q, dim, bank_rows, q_sq, largest_sq, rtol, best, scratch);
 }
 
@@ -230,7 +244,7 @@ and ``directions`` [dim, p]), and this repeats until no cell that still holds an
 best cell whose patches are all exact (within ``refine_rtol``). ``score``: that cell's smoothed value;
 ``counts``: patches re-checked, full rows computed. ``exact`` [P]: scratch. Float scratch size:
 ``tk_smoothed_max_scratch``. */
-static int64_t argmax(const float *v, int64_t n) { /* the first of the largest, as numpy's argmax */
+static inline __attribute__((always_inline)) int64_t argmax(const float *v, int64_t n) { /* the first of the largest, as numpy's argmax */
     int64_t at = 0;
     for (int64_t c = 1; c < n; c++)
         if (v[c] > v[at]) at = c;
@@ -242,7 +256,7 @@ static inline int64_t reflect(int64_t i, int64_t n) {
     return i;
 }
 
-static void smooth(const float *d, int64_t tiles, int64_t h, int64_t w, const float *kernel, int64_t radius,
+static inline __attribute__((always_inline)) void smooth(const float *d, int64_t tiles, int64_t h, int64_t w, const float *kernel, int64_t radius,
                    float *tmp, float *out) {
     for (int64_t t = 0; t < tiles; t++) {
         const float *src = d + t * h * w;
@@ -274,6 +288,7 @@ TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int
                                             int64_t p, const float *blocked, int64_t entries, const float *bank,
                                             float largest_sq, float bound_rtol, float *scratch, uint8_t *exact,
                                             double *score, int64_t *counts) {
+    TK_CLEAN_EXIT;
     int64_t patches = tiles * h * w, window = (2 * radius + 1) * (2 * radius + 1), kdim = p + 2;
     float *d = scratch, *tmp = d + patches, *bound = tmp + patches;
     float *queries = bound + patches, *qa = queries + window * dim, *q_sq = qa + window * kdim;
