@@ -192,3 +192,102 @@ def test_a_library_from_another_version_of_the_loops_is_not_used(kernels, monkey
         monkeypatch.undo()
         module.compiled_kernels.cache_clear()
     assert module.compiled_kernels() is not None
+
+
+def _smoothed_max_case(kernels, seed, rows=20000, dim=24):
+    """A bank of ``rows`` (about 20 chunks of a shared pass), a search over it, and one image's patches with loose
+    upper bounds (the exact distances raised by up to 30 %, so several passes re-check cells)."""
+    from tocoad_edge.runtime.scoring import score_kernel
+
+    rng = np.random.default_rng(seed)
+    bank = rng.standard_normal((rows, dim)).astype(np.float32)
+    search = BoundedExactSearch(bank, threads=1, prefix_dims=8)
+    grid = (1, 12, 14)
+    n = int(np.prod(grid))
+    emb = (bank[rng.integers(0, rows, n)] + 0.5 * rng.standard_normal((n, dim))).astype(np.float32)
+    emb[rng.integers(0, n)] += 3.0
+    exact = _true_nn(bank, emb).astype(np.float32)
+    upper = (exact * (1 + 0.3 * rng.random(n))).astype(np.float32)
+    kernel = np.ascontiguousarray(score_kernel("smoothed-max", 4.0, 8), dtype=np.float32)
+    args = (emb, upper, grid, kernel, 1e-3, search.center, search.directions, search._blocked_rows, search.bank,
+            search.largest_sq, 1e-5)
+    return search, exact, args
+
+
+def _help(kernels, split, ready, rows, taps, kdim):
+    ready.wait()
+    rows.append(kernels.help(split, taps, kdim))
+
+
+@pytest.mark.parametrize("helpers", [1, 2])
+def test_a_smoothed_max_loop_shared_with_helper_threads_gives_the_same_score(kernels, helpers):
+    """Helper threads take chunks of each pass over the bank: the score and the cells re-checked are those of the
+    loop alone (the same nearest rows, to the bit), and the helpers do take part."""
+    from tocoad_edge.runtime.scoring import smooth_grid
+
+    helped = 0
+    for seed in range(12):
+        search, exact, args = _smoothed_max_case(kernels, seed)
+        alone = kernels.smoothed_max(*args)
+        split = kernels.split_state()
+        ready = threading.Barrier(helpers + 1)
+        rows: list[int] = []
+        threads = [threading.Thread(target=_help, args=(kernels, split, ready, rows, len(args[3]),
+                                                         search.prefix_dims + 2)) for _ in range(helpers)]
+        for t in threads:
+            t.start()
+        ready.wait()
+        shared = kernels.smoothed_max(*args, split=split)
+        for t in threads:
+            t.join(timeout=60)
+            assert not t.is_alive()
+        assert shared[:2] == alone[:2]
+        assert shared[0] == pytest.approx(float(smooth_grid(exact.reshape(args[2]), args[3]).max()), rel=1e-5)
+        assert len(rows) == helpers and min(rows) >= 0
+        helped += sum(rows)
+    assert helped > 0                       # spinning helpers claim chunks of a 20-chunk pass
+
+
+def test_helpers_of_a_loop_that_refuses_its_arguments_stop_waiting(kernels):
+    search, _, args = _smoothed_max_case(kernels, 0, rows=2000)
+    split = kernels.split_state()
+    rows = []
+    helper = threading.Thread(target=lambda: rows.append(kernels.help(split, len(args[3]), search.prefix_dims + 2)))
+    helper.start()
+    bad = (args[0], args[1][:-1], *args[2:])                       # one distance short
+    with pytest.raises(InputError, match="first-stage distances"):
+        kernels.smoothed_max(*bad, split=split)
+    helper.join(timeout=60)
+    assert not helper.is_alive() and rows == [0]
+    with pytest.raises(InputError, match="split state"):
+        kernels.help(np.zeros(8, np.uint8), len(args[3]), search.prefix_dims + 2)
+    with pytest.raises(InputError, match="split state"):
+        kernels.smoothed_max(*args, split=np.zeros(8, np.uint8))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_refined_search_makes_its_beside_call_once_and_raises_its_error_after_the_loop(bank_and_index, threads):
+    """With two search threads the caller's ``beside`` (the detector's anomaly map) is made by the search's worker
+    while the loop runs; with one, after the loop on the calling thread. Its error reaches the caller, and the
+    search works as before afterwards."""
+    from tocoad_edge.runtime.scoring import score_kernel
+
+    bank, projection, path = bank_and_index
+    refined = bounded_refined_search(ProjectedSearch(bank, path, projection, ef=8, candidates=8, threads=threads),
+                                     bank, threads)
+    assert refined.runs_beside == (threads == 2)
+    q = _grid_queries(bank, 1, 9, 11, seed=5)
+    k = score_kernel("smoothed-max", 4.0, 8)
+    first = refined.query(q)
+    want = refined.max_smoothed(q, first, (1, 9, 11), k)
+    made = []
+    got = refined.max_smoothed(q, first, (1, 9, 11), k, beside=lambda: made.append(threading.current_thread().name))
+    assert got == want and len(made) == 1
+    assert made[0].startswith("tocoad-search") if threads == 2 else made[0] == threading.current_thread().name
+
+    def fails():
+        raise MemoryError("no memory for the map")
+    with pytest.raises(MemoryError, match="no memory for the map"):
+        refined.max_smoothed(q, first, (1, 9, 11), k, beside=fails)
+    assert refined.max_smoothed(q, first, (1, 9, 11), k) == want
+    refined.close()

@@ -164,20 +164,34 @@ def test_map_ef_is_the_smallest_ef_with_enough_recall(tiny_bundle):
     assert map_ef(projected, "fp32") == 32
 
 
-def test_two_thread_refined_predict_draws_the_same_map_beside_the_recheck(sample_dataset, tiny_bundle):
-    """With two search threads the anomaly map is drawn on a side thread while the refined search re-checks the
-    image score: score, decision and map are those of the one-thread detector, and close() stops the worker."""
+@pytest.mark.parametrize("compiled", [True, False])
+def test_two_thread_refined_predict_draws_the_same_map_beside_the_recheck(sample_dataset, tiny_bundle, compiled):
+    """With two search threads the anomaly map is drawn on another thread while the refined search re-checks the
+    image score: by the search's worker before it joins the compiled loop, or (numpy loop) on the detector's map
+    pool. Score, decision and map are those of the one-thread detector, and close() stops the workers."""
+    import threading
+
     from tocoad_edge.data import load_dataset, read_image
     from tocoad_edge.runtime import Detector
 
     frames = [read_image(t.path) for t in load_dataset(sample_dataset, require_test=True).test]
     with Detector.open(tiny_bundle, search="refined", threads=1) as one, \
             Detector.open(tiny_bundle, search="refined", threads=2) as two:
+        if not compiled:
+            one.search.exact.kernels = two.search.exact.kernels = None     # the numpy reference loop
+        drew, draw = [], two._normalised_map
+
+        def recorded(*args):
+            drew.append(threading.current_thread().name)
+            return draw(*args)
+        two._normalised_map = recorded
         for f in frames:
             a, b = one.predict(f), two.predict(f)
             assert b.raw_score == a.raw_score and b.is_anomalous == a.is_anomalous
             np.testing.assert_allclose(b.anomaly_map, a.anomaly_map, rtol=1e-5, atol=1e-5)
             assert b.anomaly_map.shape == f.shape[:2]
-        assert one._map_pool is None and two._map_pool is not None
-        pool = two._map_pool
-    assert pool._shutdown
+        assert two.search.runs_beside == compiled and one._map_pool is None
+        assert len(drew) == len(frames) and {n.split("_")[0] for n in drew} == {
+            "tocoad-search" if compiled else "tocoad-map"}
+        pools = [two._map_pool] if not compiled else [two.search.approx.splitter._pool]
+    assert all(p._shutdown for p in pools)

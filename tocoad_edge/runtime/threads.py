@@ -99,9 +99,10 @@ SEARCH_SPLIT = {"exact": "query rows split between the caller and threads - 1 po
                          "(search/split.py)",
                 "hnsw": "query rows split as for exact; each thread walks its rows (a projected index: and re-ranks "
                         "them)",
-                "refined": "the index search as for hnsw; the exact re-checks of a smoothed-max score in one compiled "
-                           "call on the calling thread (a max score's: the bank's rows split over the search threads); "
-                           "with two or more threads, one more draws the anomaly map meanwhile",
+                "refined": "the index search as for hnsw; a smoothed-max score's exact re-checks in one compiled loop on "
+                           "the calling thread, the other search threads taking chunks of each of its passes over the "
+                           "bank, the first after drawing the anomaly map (a max score's re-checks, or the numpy loop's: "
+                           "the bank's rows split over the search threads, one more thread drawing the map meanwhile)",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 

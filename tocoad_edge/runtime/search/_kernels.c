@@ -8,12 +8,17 @@ picked. Here each is one call that reads the rows where they lie. The numpy code
 refined.py stays the reference (and the path where this file was not built); the tests hold each loop to it.
 
 Every index read from the caller's arrays is checked before it is used: a bad label is an error code, never a read
-outside the bank. No allocation, no global state: any number of threads may call at once. */
+outside the bank. No allocation, no global state: any number of threads may call at once (the one shared state, a
+split smoothed-max loop's, is the caller's memory, passed to both of its threads). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
+#include <time.h>
 
 /* GCC on x86-64 glibc builds each loop for AVX-512, AVX2 and the baseline and picks one at load time, so one build
    runs fast on any x86-64 CPU; elsewhere (aarch64: NEON is the baseline) the compiler's vectorised baseline. */
@@ -37,7 +42,7 @@ static void tk_clean_upper(int *unused) {
 
 /* The interface's version: kernels.py refuses a library built from another version of this file (an editable
    install whose extension was not rebuilt after an update). */
-#define TK_INTERFACE 4
+#define TK_INTERFACE 5
 TK_EXPORT int64_t tk_interface(void) { return TK_INTERFACE; }
 
 /* Error codes (kernels.py turns them into expected/got errors). */
@@ -243,8 +248,10 @@ re-checked exactly (the bounded search over the whole bank: bound coordinates li
 and ``directions`` [dim, p]), and this repeats until no cell that still holds an approximate distance can beat the
 best cell whose patches are all exact (within ``refine_rtol``). ``score``: that cell's smoothed value;
 ``counts``: patches re-checked, full rows computed. ``exact`` [P]: scratch. Float scratch size:
-``tk_smoothed_max_scratch``. */
-static inline __attribute__((always_inline)) int64_t argmax(const float *v, int64_t n) { /* the first of the largest, as numpy's argmax */
+``tk_smoothed_max_scratch``. ``split_state``: NULL, or a state shared with a thread in tk_smoothed_max_help (below),
+which then takes chunks of each pass over the bank. */
+/* the first of the largest, as numpy's argmax */
+static inline __attribute__((always_inline)) int64_t argmax(const float *v, int64_t n) {
     int64_t at = 0;
     for (int64_t c = 1; c < n; c++)
         if (v[c] > v[at]) at = c;
@@ -276,23 +283,164 @@ static inline __attribute__((always_inline)) void smooth(const float *d, int64_t
     }
 }
 
-TK_EXPORT int64_t tk_smoothed_max_scratch(int64_t patches, int64_t dim, int64_t p, int64_t radius) {
-    int64_t window = (2 * radius + 1) * (2 * radius + 1), kdim = p + 2;
-    /* d, tmp, bound; per window: queries, qa, q_sq, best, the bounded pass's scratch; one centred row */
-    return 3 * patches + window * (dim + kdim + 2 + kdim + 1) + dim;
+/* A smoothed-max loop split over two threads (bounded.py, ``smoothed_max`` with a helper). The calling thread runs
+the loop (tk_smoothed_max with ``split_state``); a second thread calls tk_smoothed_max_help with the same state and,
+whenever the loop starts a pass over the bank, takes chunks of it. Chunks are claimed one at a time by either thread,
+so a helper that comes late (it first draws the anomaly map) or not at all only leaves more chunks to the loop's
+thread: the loop never waits for the helper except to finish a chunk it has claimed. Each chunk starts from the
+nearest distances found so far and lowers them with an atomic minimum, so the pass finds the same nearest rows,
+and the same distances, as one thread does: the minimum over the rows the bound cannot rule out.
+
+The state is the caller's memory, ``tk_split_size()`` bytes, zeroed before either thread starts. */
+#define TK_CHUNK_BLOCKS 64            /* 1024 bank rows: about 30 chunks a pass over a 26k-row bank */
+#define TK_MAX_WINDOW 1024
+#define TK_FINISHED UINT64_C(0xffffffff)
+#define TK_HELP_SPINS 20000           /* a helper spins this many rounds (tens of microseconds), then yields */
+#define TK_HELP_IDLE_NS 1000000000LL  /* and gives up after a second without a pass (a loop that never started) */
+
+typedef struct {
+    _Atomic uint64_t claim;           /* the pass's generation << 32 | its next unclaimed chunk */
+    _Atomic int64_t done;             /* chunks of this generation finished */
+    _Atomic int64_t chunks;           /* chunks in this generation's pass */
+    _Atomic int64_t helped;           /* full rows the helper computed, all passes */
+    /* the pass, written by the loop's thread before it publishes the generation, unchanged until every chunk is done */
+    const float *qa, *queries, *q_sq, *blocked, *bank;
+    int64_t n, kdim, dim, entries;
+    float largest_sq, rtol;
+    _Atomic uint32_t best[TK_MAX_WINDOW]; /* each query's nearest squared distance so far, as float bits (>= 0) */
+} tk_split;
+
+TK_EXPORT int64_t tk_split_size(void) { return (int64_t)sizeof(tk_split); }
+
+/* Ends the helper's wait where the loop's thread will not run (it failed before its call): the helper returns. */
+TK_EXPORT void tk_split_finish(void *split_state) {
+    atomic_store_explicit(&((tk_split *)split_state)->claim, TK_FINISHED << 32, memory_order_release);
 }
 
-TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int64_t h, int64_t w, int64_t dim,
-                                            const float *upper, const float *kernel, int64_t radius,
-                                            float refine_rtol, const float *center, const float *directions,
-                                            int64_t p, const float *blocked, int64_t entries, const float *bank,
-                                            float largest_sq, float bound_rtol, float *scratch, uint8_t *exact,
-                                            double *score, int64_t *counts) {
+/* Non-negative floats order as their bits do. */
+static inline uint32_t float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline void spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* The next chunk of generation ``gen``, or -1 where that pass has none left (or a newer one began). */
+static inline int64_t claim_chunk(tk_split *s, uint64_t gen) {
+    uint64_t v = atomic_load_explicit(&s->claim, memory_order_acquire);
+    while ((v >> 32) == gen &&
+           (int64_t)(v & 0xffffffffu) < atomic_load_explicit(&s->chunks, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&s->claim, &v, v + 1, memory_order_acq_rel, memory_order_acquire))
+            return (int64_t)(v & 0xffffffffu);
+    return -1;
+}
+
+/* One chunk of the pass: its rows' bounds and survivors, from the nearest distances found so far; ``best`` and
+   ``scratch``: the thread's own (n and n · (kdim + 1) floats). Returns the full rows computed. */
+static inline __attribute__((always_inline)) int64_t run_chunk(tk_split *s, int64_t c, float *best, float *scratch) {
+    int64_t blocks = (s->entries + TK_BLOCK - 1) / TK_BLOCK, b0 = c * TK_CHUNK_BLOCKS;
+    int64_t b1 = b0 + TK_CHUNK_BLOCKS < blocks ? b0 + TK_CHUNK_BLOCKS : blocks;
+    int64_t r0 = b0 * TK_BLOCK, r1 = b1 * TK_BLOCK < s->entries ? b1 * TK_BLOCK : s->entries;
+    for (int64_t u = 0; u < s->n; u++) best[u] = bits_float(atomic_load_explicit(&s->best[u], memory_order_relaxed));
+    int64_t checked = bounded_nearest(s->qa, s->n, s->kdim, s->blocked + b0 * s->kdim * TK_BLOCK, r1 - r0, s->queries,
+                                      s->dim, s->bank + r0 * s->dim, s->q_sq, s->largest_sq, s->rtol, best, scratch);
+    for (int64_t u = 0; u < s->n; u++) { /* atomic minimum */
+        uint32_t mine = float_bits(best[u]), held = atomic_load_explicit(&s->best[u], memory_order_relaxed);
+        while (mine < held && !atomic_compare_exchange_weak_explicit(&s->best[u], &held, mine, memory_order_relaxed,
+                                                                    memory_order_relaxed)) {
+        }
+    }
+    return checked;
+}
+
+/* The loop's side of a pass: publish it, take chunks until none are left, wait for the helper's, read the result. */
+static inline __attribute__((always_inline)) int64_t
+shared_pass(tk_split *s, const float *qa, int64_t n, int64_t kdim, const float *blocked, int64_t entries,
+            const float *queries, int64_t dim, const float *bank, const float *q_sq, float largest_sq, float rtol,
+            float *best, float *own_best, float *scratch) {
+    int64_t blocks = (entries + TK_BLOCK - 1) / TK_BLOCK, chunks = (blocks + TK_CHUNK_BLOCKS - 1) / TK_CHUNK_BLOCKS;
+    s->qa = qa, s->queries = queries, s->q_sq = q_sq, s->blocked = blocked, s->bank = bank;
+    s->n = n, s->kdim = kdim, s->dim = dim, s->entries = entries, s->largest_sq = largest_sq, s->rtol = rtol;
+    for (int64_t u = 0; u < n; u++) atomic_store_explicit(&s->best[u], float_bits(best[u]), memory_order_relaxed);
+    atomic_store_explicit(&s->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->chunks, chunks, memory_order_relaxed);
+    uint64_t gen = (atomic_load_explicit(&s->claim, memory_order_relaxed) >> 32) + 1;
+    atomic_store_explicit(&s->claim, gen << 32, memory_order_release);
+    int64_t checked = 0;
+    for (int64_t c; (c = claim_chunk(s, gen)) >= 0;) {
+        checked += run_chunk(s, c, own_best, scratch);
+        atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+    }
+    while (atomic_load_explicit(&s->done, memory_order_acquire) < chunks) spin_pause();
+    for (int64_t u = 0; u < n; u++) best[u] = bits_float(atomic_load_explicit(&s->best[u], memory_order_relaxed));
+    return checked;
+}
+
+static inline int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* The helper's side: take chunks of each pass the loop publishes, until it finishes. ``scratch``: window · (kdim + 2)
+   floats. Returns the full rows it computed, or -1 where no pass came within a second (a loop that never started). */
+TK_CLONES TK_EXPORT int64_t tk_smoothed_max_help(void *split_state, float *scratch) {
     TK_CLEAN_EXIT;
+    tk_split *s = split_state;
+    int64_t checked = 0, spins = 0, idle_since = now_ns();
+    for (;;) {
+        uint64_t gen = atomic_load_explicit(&s->claim, memory_order_acquire) >> 32;
+        if (gen == TK_FINISHED) return checked;
+        int64_t c = claim_chunk(s, gen);
+        if (c >= 0) {
+            int64_t rows = run_chunk(s, c, scratch, scratch + s->n);
+            checked += rows;
+            atomic_fetch_add_explicit(&s->helped, rows, memory_order_relaxed);
+            atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+            spins = 0;
+            idle_since = now_ns();
+            continue;
+        }
+        if (++spins < TK_HELP_SPINS) {
+            spin_pause();
+        } else {
+            sched_yield();
+            if (now_ns() - idle_since > TK_HELP_IDLE_NS) return -1;
+        }
+    }
+}
+
+TK_EXPORT int64_t tk_smoothed_max_scratch(int64_t patches, int64_t dim, int64_t p, int64_t radius) {
+    int64_t window = (2 * radius + 1) * (2 * radius + 1), kdim = p + 2;
+    /* d, tmp, bound; per window: queries, qa, q_sq, best, the bounded pass's scratch; one centred row; per window:
+       a split pass's own nearest distances */
+    return 3 * patches + window * (dim + kdim + 2 + kdim + 1) + dim + window;
+}
+
+/* The loop itself (tk_smoothed_max), built into each clone. */
+static inline __attribute__((always_inline)) int64_t
+smoothed_max(const float *emb, int64_t tiles, int64_t h, int64_t w, int64_t dim, const float *upper,
+             const float *kernel, int64_t radius, float refine_rtol, const float *center, const float *directions,
+             int64_t p, const float *blocked, int64_t entries, const float *bank, float largest_sq, float bound_rtol,
+             float *scratch, uint8_t *exact, double *score, int64_t *counts, tk_split *split) {
     int64_t patches = tiles * h * w, window = (2 * radius + 1) * (2 * radius + 1), kdim = p + 2;
     float *d = scratch, *tmp = d + patches, *bound = tmp + patches;
     float *queries = bound + patches, *qa = queries + window * dim, *q_sq = qa + window * kdim;
     float *best = q_sq + window, *pass_scratch = best + window, *centred = pass_scratch + window * (kdim + 1);
+    float *own_best = centred + dim; /* a split pass: this thread's copy of the nearest distances */
     int64_t todo[1024];
     if (window > 1024 || radius < 0) return TK_BAD_KERNEL; /* todo holds one window */
     for (int64_t i = 0; i < patches; i++) {
@@ -331,8 +479,12 @@ TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int
             lifted[p + 1] = 1.0f;
             best[u] = d[todo[u]] * d[todo[u]];
         }
-        counts[1] += bounded_nearest(qa, n, kdim, blocked, entries, queries, dim, bank, q_sq, largest_sq, bound_rtol,
-                                     best, pass_scratch);
+        if (split != NULL)
+            counts[1] += shared_pass(split, qa, n, kdim, blocked, entries, queries, dim, bank, q_sq, largest_sq,
+                                     bound_rtol, best, own_best, pass_scratch);
+        else
+            counts[1] += bounded_nearest(qa, n, kdim, blocked, entries, queries, dim, bank, q_sq, largest_sq,
+                                         bound_rtol, best, pass_scratch);
         for (int64_t u = 0; u < n; u++) {
             d[todo[u]] = sqrtf(best[u]);
             exact[todo[u]] = 1;
@@ -363,6 +515,23 @@ TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int
     }
     *score = top;
     return 0;
+}
+
+TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int64_t h, int64_t w, int64_t dim,
+                                            const float *upper, const float *kernel, int64_t radius,
+                                            float refine_rtol, const float *center, const float *directions,
+                                            int64_t p, const float *blocked, int64_t entries, const float *bank,
+                                            float largest_sq, float bound_rtol, float *scratch, uint8_t *exact,
+                                            double *score, int64_t *counts, void *split_state) {
+    TK_CLEAN_EXIT;
+    tk_split *split = split_state;
+    int64_t code = smoothed_max(emb, tiles, h, w, dim, upper, kernel, radius, refine_rtol, center, directions, p,
+                                blocked, entries, bank, largest_sq, bound_rtol, scratch, exact, score, counts, split);
+    if (split != NULL) {
+        counts[1] += atomic_load_explicit(&split->helped, memory_order_relaxed);
+        tk_split_finish(split); /* the helper returns */
+    }
+    return code;
 }
 
 /* A module to import, so that setuptools builds this file like any extension and importlib finds it; its

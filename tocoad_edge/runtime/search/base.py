@@ -1,7 +1,7 @@
 """The search protocol: ``query(embeddings [n, D] float32) -> distances [n] float32`` (L2, not squared)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -13,6 +13,8 @@ class NearestNeighbourSearch:
     # True where ``max_distance`` does real work (exact re-checks), so a caller with a spare core can draw the
     # anomaly map meanwhile; the base class's maximum is too cheap to hand to another thread.
     rechecks_image_score = False
+    # True where ``max_smoothed`` makes its ``beside`` call on another thread while its own work runs.
+    runs_beside = False
 
     def __init__(self, bank: np.ndarray, threads: int | None = None):
         self.entries, self.dim = int(bank.shape[0]), int(bank.shape[1])
@@ -34,13 +36,17 @@ class NearestNeighbourSearch:
         return float(distances.max())
 
     def max_smoothed(self, embeddings: np.ndarray, distances: Float32Array, grid: tuple[int, int, int],
-                     kernel: np.ndarray) -> float:
+                     kernel: np.ndarray, beside: Callable[[], object] | None = None) -> float:
         """The ``smoothed-max`` image score (``runtime/scoring.py``) of one image's patch ``embeddings`` [P, D]
         from this search's ``distances`` [P], laid out as ``grid`` (tiles, h, w): their smoothed maximum
-        (``RefinedSearch`` re-checks the patches under the candidate cells exactly)."""
+        (``RefinedSearch`` re-checks the patches under the candidate cells exactly). ``beside``: a call made once
+        before this returns: on another thread meanwhile where ``runs_beside``, else afterwards."""
         from ..scoring import image_score
 
-        return image_score(distances, grid, kernel)
+        score = image_score(distances, grid, kernel)
+        if beside is not None:
+            beside()
+        return score
 
     def image_scores(self, embeddings: np.ndarray, grid: tuple[int, int] | None = None,
                      kernel: np.ndarray | None = None) -> Float32Array:

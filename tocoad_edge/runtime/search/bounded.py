@@ -22,7 +22,7 @@ The principal directions are computed from the bank when the search is opened (a
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -183,16 +183,48 @@ class BoundedExactSearch(NearestNeighbourSearch):
         step = self.kernels.block
         return self._blocked_rows[span[0] // step:-(-span[1] // step)]
 
+    @property
+    def splits_smoothed_max(self) -> bool:
+        """True where ``smoothed_max`` shares its passes over the bank with the search's other threads."""
+        return self.kernels is not None and self.splitter.threads > 1
+
     def smoothed_max(self, embeddings: np.ndarray, upper: Float32Array, grid: tuple[int, int, int],
-                     kernel: np.ndarray, refine_rtol: float) -> tuple[float, int]:
-        """``RefinedSearch.max_smoothed`` over this bank in one compiled call on the calling thread (the refined
-        search asks where the compiled loops were built): the score and how many patches were re-checked."""
+                     kernel: np.ndarray, refine_rtol: float,
+                     beside: Callable[[], object] | None = None) -> tuple[float, int]:
+        """``RefinedSearch.max_smoothed`` over this bank in one compiled call (the refined search asks where the
+        compiled loops were built): the score and how many patches were re-checked. The loop runs on the calling
+        thread; with two or more search threads (``splits_smoothed_max``) the others take chunks of each of its
+        passes over the bank, the first of them after making ``beside`` (the detector's anomaly map), which
+        otherwise is made on the calling thread after the loop. Either way ``beside`` is made once, and its error,
+        if any, is raised after the loop's."""
         assert self.kernels is not None and self._blocked_rows is not None
-        q = np.ascontiguousarray(embeddings, dtype=np.float32)
-        score, rechecked, rows = self.kernels.smoothed_max(
-            q, np.ascontiguousarray(upper, dtype=np.float32).reshape(-1), grid,
-            np.ascontiguousarray(kernel, dtype=np.float32), refine_rtol, self.center, self.directions,
-            self._blocked_rows, self.bank, self.largest_sq, BOUND_RTOL)
+        kernels = self.kernels
+        kernel = np.ascontiguousarray(kernel, dtype=np.float32)
+        args = (np.ascontiguousarray(embeddings, dtype=np.float32),
+                np.ascontiguousarray(upper, dtype=np.float32).reshape(-1), grid, kernel, refine_rtol, self.center,
+                self.directions, self._blocked_rows, self.bank, self.largest_sq, BOUND_RTOL)
+        if not self.splits_smoothed_max:
+            score, rechecked, rows = kernels.smoothed_max(*args)
+            if beside is not None:
+                beside()
+        else:
+            split = kernels.split_state()
+            kdim = self.prefix_dims + 2
+
+            def part(helper: int) -> tuple[float, int, int] | None:
+                if not helper:
+                    return kernels.smoothed_max(*args, split=split)
+                try:
+                    if helper == 1 and beside is not None:
+                        beside()
+                finally:
+                    kernels.help(split, len(kernel), kdim)       # returns when the loop does
+                return None
+
+            # the caller runs the loop; map() waits for every helper before it returns or raises
+            loop = self.splitter.map(part, list(range(self.splitter.threads)))[0]
+            assert loop is not None
+            score, rechecked, rows = loop
         self.rows_checked += rows
         return score, rechecked
 

@@ -22,7 +22,7 @@ from ..arrays import Float32Array
 
 _BAD_LABEL, _BAD_NEIGHBOUR, _BAD_LEND, _BAD_KERNEL = -1, -2, -3, -4
 # The version of _kernels.c's interface this module calls (its TK_INTERFACE).
-INTERFACE = 4
+INTERFACE = 5
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,18 @@ class CompiledKernels:
         self._smoothed_max = library.tk_smoothed_max
         self._smoothed_max.restype = ctypes.c_int64
         self._smoothed_max.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, i64, ctypes.c_float, ptr, ptr, i64, ptr,
-                                       i64, ptr, ctypes.c_float, ctypes.c_float, ptr, ptr, ptr, ptr]
+                                       i64, ptr, ctypes.c_float, ctypes.c_float, ptr, ptr, ptr, ptr, ptr]
         self._smoothed_max_scratch = library.tk_smoothed_max_scratch
         self._smoothed_max_scratch.restype = ctypes.c_int64
         self._smoothed_max_scratch.argtypes = [i64, i64, i64, i64]
+        self._help = library.tk_smoothed_max_help
+        self._help.restype = ctypes.c_int64
+        self._help.argtypes = [ptr, ptr]
+        self._finish = library.tk_split_finish
+        self._finish.restype = None
+        self._finish.argtypes = [ptr]
+        library.tk_split_size.restype = ctypes.c_int64
+        self._split_size = int(library.tk_split_size())
 
     def rank_and_lend(self, q: Float32Array, labels: np.ndarray, bank: Float32Array, norms: Float32Array,
                       lent: np.ndarray | None) -> Float32Array:
@@ -147,23 +155,32 @@ class CompiledKernels:
     def smoothed_max(self, embeddings: Float32Array, upper: Float32Array, grid: tuple[int, int, int],
                      kernel: Float32Array, refine_rtol: float, center: Float32Array, directions: Float32Array,
                      blocked: Float32Array, bank: Float32Array, largest_sq: float,
-                     bound_rtol: float) -> tuple[float, int, int]:
+                     bound_rtol: float, split: np.ndarray | None = None) -> tuple[float, int, int]:
         """The ``smoothed-max`` image score of one image's patches ``embeddings [P, D]`` from the first stage's
         distances ``upper [P]``, exact: ``RefinedSearch.max_smoothed`` with a ``BoundedExactSearch`` over the
         whole bank (``center``, ``directions``, ``blocked``: its lift and blocked bound rows), in one call. Returns
-        the score, the patches re-checked and the full rows computed."""
+        the score, the patches re-checked and the full rows computed (the helpers' too). ``split``: a
+        ``split_state()`` shared with threads in ``help`` (they take chunks of each pass over the bank); the call
+        ends their wait when it returns, and when it raises before the loop starts."""
         tiles, h, w = (int(v) for v in grid)
         patches, dim = embeddings.shape
         p = directions.shape[1] if directions.ndim == 2 else -1
         entries = len(bank)
         radius = len(kernel) // 2
-        _check(embeddings, (tiles * h * w, dim), np.float32, "patch embeddings")
-        _check(upper, (patches,), np.float32, "first-stage distances")
-        _check(kernel, (2 * radius + 1,), np.float32, "score kernel")
-        _check(center, (dim,), np.float32, "bank centre")
-        _check(directions, (dim, p), np.float32, "principal directions")
-        _check(blocked, (-(-entries // self.block), p + 2, self.block), np.float32, "blocked bound rows")
-        _check(bank, (entries, dim), np.float32, "bank")
+        if split is not None:
+            _check(split, (self._split_size,), np.uint8, "split state (split_state())")
+        try:
+            _check(embeddings, (tiles * h * w, dim), np.float32, "patch embeddings")
+            _check(upper, (patches,), np.float32, "first-stage distances")
+            _check(kernel, (2 * radius + 1,), np.float32, "score kernel")
+            _check(center, (dim,), np.float32, "bank centre")
+            _check(directions, (dim, p), np.float32, "principal directions")
+            _check(blocked, (-(-entries // self.block), p + 2, self.block), np.float32, "blocked bound rows")
+            _check(bank, (entries, dim), np.float32, "bank")
+        except BaseException:
+            if split is not None:
+                self.finish(split)         # the helpers stop waiting for a loop that will not run
+            raise
         scratch = np.empty(int(self._smoothed_max_scratch(patches, dim, p, radius)), dtype=np.float32)
         exact = np.empty(patches, dtype=np.uint8)
         score = np.zeros(1, dtype=np.float64)
@@ -171,10 +188,32 @@ class CompiledKernels:
         code = self._smoothed_max(_pointer(embeddings), tiles, h, w, dim, _pointer(upper), _pointer(kernel), radius,
                                   float(refine_rtol), _pointer(center), _pointer(directions), p, _pointer(blocked),
                                   entries, _pointer(bank), float(largest_sq), float(bound_rtol), _pointer(scratch),
-                                  _pointer(exact), _pointer(score), _pointer(counts))
+                                  _pointer(exact), _pointer(score), _pointer(counts),
+                                  None if split is None else _pointer(split))
         if code < 0:
             _raise(code, entries=entries, rows=patches)
         return float(score[0]), int(counts[0]), int(counts[1])
+
+    def split_state(self) -> np.ndarray:
+        """A fresh state for one ``smoothed_max`` call split with ``help`` threads (zeroed memory; the caller keeps
+        it alive until every thread has returned)."""
+        return np.zeros(self._split_size, dtype=np.uint8)
+
+    def help(self, split: np.ndarray, kernel_taps: int, kdim: int) -> int:
+        """Take chunks of each pass of the ``smoothed_max`` call that shares ``split`` until it returns (a
+        ``kernel_taps``-tap kernel, ``kdim`` bound coordinates per row). Returns the full rows computed here, or -1
+        where that call's loop never started (its thread failed before it; the helper gives up after a second)."""
+        if split.dtype != np.uint8 or split.shape != (self._split_size,):
+            from ...errors import InputError
+
+            raise InputError("the split state has the wrong layout", expected=f"uint8 [{self._split_size}] "
+                             "(split_state())", got=f"{split.dtype} {list(split.shape)}")
+        scratch = np.empty(kernel_taps * kernel_taps * (kdim + 2), dtype=np.float32)
+        return int(self._help(_pointer(split), _pointer(scratch)))
+
+    def finish(self, split: np.ndarray) -> None:
+        """End the ``help`` threads' wait on ``split`` (where the loop's thread failed before its call)."""
+        self._finish(_pointer(split))
 
 
 def _check(a: np.ndarray, shape: tuple[int, ...], dtype: type, what: str) -> None:

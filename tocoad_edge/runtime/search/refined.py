@@ -15,12 +15,13 @@ blocks of ``block`` (default 4), stopping at the first block whose largest bound
 The ``smoothed-max`` image score (``max_smoothed``) is exact the same way: smoothing with non-negative weights keeps
 upper bounds upper bounds, so the cell with the largest smoothed bound has every patch under its kernel re-checked,
 and this repeats until no cell that still holds an approximate distance can beat the best exact cell. Over a
-``BoundedExactSearch`` with the compiled loops the whole of this loop is one compiled call (``smoothed_max`` there);
-the numpy loop below is the reference.
+``BoundedExactSearch`` with the compiled loops the whole of this loop is one compiled call (``smoothed_max`` there;
+with two or more search threads the others take chunks of its passes over the bank, the first after drawing the
+caller's ``beside``, the anomaly map); the numpy loop below is the reference.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -76,14 +77,31 @@ class RefinedSearch(NearestNeighbourSearch):
             s, size = s + len(idx), self.block
         return best
 
+    @property
+    def runs_beside(self) -> bool:   # type: ignore[override]
+        """True where the compiled loop shares its passes with the search's other threads, the first of which
+        makes ``max_smoothed``'s ``beside`` call meanwhile."""
+        return bool(self._compiled_smoothed_max() is not None and getattr(self.exact, "splits_smoothed_max", False))
+
+    def _compiled_smoothed_max(self) -> Any:
+        return getattr(self.exact, "smoothed_max", None) if getattr(self.exact, "kernels", None) else None
+
     def max_smoothed(self, embeddings: np.ndarray, distances: Float32Array, grid: tuple[int, int, int],
-                     kernel: np.ndarray) -> float:
-        compiled = getattr(self.exact, "smoothed_max", None) if getattr(self.exact, "kernels", None) else None
+                     kernel: np.ndarray, beside: Callable[[], object] | None = None) -> float:
+        compiled = self._compiled_smoothed_max()
         if compiled is not None:
             # the same loop, compiled, in one call (bounded.py): no numpy call per pass to hand the GIL around
-            score, rechecked = compiled(embeddings, distances, grid, kernel, BOUND_RTOL)
+            score, rechecked = compiled(embeddings, distances, grid, kernel, BOUND_RTOL, beside=beside)
             self.exact_queries += int(rechecked)
             return float(score)
+        best = self._max_smoothed_numpy(embeddings, distances, grid, kernel)
+        if beside is not None:
+            beside()
+        return best
+
+    def _max_smoothed_numpy(self, embeddings: np.ndarray, distances: Float32Array, grid: tuple[int, int, int],
+                            kernel: np.ndarray) -> float:
+        """``max_smoothed``'s loop in numpy: the reference."""
         from ..scoring import smooth_grid
 
         r = len(kernel) // 2
