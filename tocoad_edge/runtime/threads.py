@@ -98,11 +98,12 @@ def blas_info() -> list[dict[str, Any]]:
 SEARCH_SPLIT = {"exact": "query rows split between the caller and threads - 1 pool workers, one-thread BLAS each "
                          "(search/split.py)",
                 "hnsw": "query rows split as for exact; each thread walks its rows (a projected index: and re-ranks "
-                        "them)",
-                "refined": "the index search as for hnsw; a smoothed-max score's exact re-checks in one compiled loop on "
-                           "the calling thread, the other search threads taking chunks of each of its passes over the "
-                           "bank, the first after drawing the anomaly map (a max score's re-checks, or the numpy loop's: "
-                           "the bank's rows split over the search threads, one more thread drawing the map meanwhile)",
+                        "them; one that lends rows between neighbours cuts them into chunks the threads claim in turn)",
+                "refined": "the index search as for hnsw; a smoothed-max score's exact re-checks in one compiled "
+                           "loop on the calling thread, the other search threads taking chunks of each of its passes "
+                           "over the bank, the first after drawing the anomaly map (a max score's re-checks, or the "
+                           "numpy loop's: the bank's rows split over the search threads, one more thread drawing the "
+                           "map meanwhile)",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 

@@ -195,8 +195,8 @@ class BoundedExactSearch(NearestNeighbourSearch):
         compiled loops were built): the score and how many patches were re-checked. The loop runs on the calling
         thread; with two or more search threads (``splits_smoothed_max``) the others take chunks of each of its
         passes over the bank, the first of them after making ``beside`` (the detector's anomaly map), which
-        otherwise is made on the calling thread after the loop. Either way ``beside`` is made once, and its error,
-        if any, is raised after the loop's."""
+        otherwise (or where that thread had not started when the loop was done) is made on the calling thread
+        after the loop. Either way ``beside`` is made once, and its error, if any, is raised after the loop's."""
         assert self.kernels is not None and self._blocked_rows is not None
         kernels = self.kernels
         kernel = np.ascontiguousarray(kernel, dtype=np.float32)
@@ -210,21 +210,20 @@ class BoundedExactSearch(NearestNeighbourSearch):
         else:
             split = kernels.split_state()
             kdim = self.prefix_dims + 2
+            made = []
 
-            def part(helper: int) -> tuple[float, int, int] | None:
-                if not helper:
-                    return kernels.smoothed_max(*args, split=split)
+            def helper(i: int) -> None:
                 try:
-                    if helper == 1 and beside is not None:
+                    if i == 1 and beside is not None:
                         beside()
+                        made.append(i)
                 finally:
                     kernels.help(split, len(kernel), kdim)       # returns when the loop does
-                return None
 
-            # the caller runs the loop; map() waits for every helper before it returns or raises
-            loop = self.splitter.map(part, list(range(self.splitter.threads)))[0]
-            assert loop is not None
-            score, rechecked, rows = loop
+            (score, rechecked, rows), _ = self.splitter.lead_and_help(
+                lambda: kernels.smoothed_max(*args, split=split), helper)
+            if beside is not None and not made:
+                beside()                # its helper had not started when the loop was done
         self.rows_checked += rows
         return score, rechecked
 

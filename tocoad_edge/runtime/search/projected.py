@@ -36,7 +36,7 @@ from ..arrays import Float32Array
 from ..threads import blas_threads
 from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
-from .split import QuerySplitter
+from .split import Chunks, QuerySplitter
 
 # A block's gathered rows (128 queries × 8 candidates, or 64 × 16, × 384 dims × 4 B = 1.5 MB) are read by the
 # mat-vec while they are still in cache. Each numpy call hands the GIL back and forth when two threads re-rank at
@@ -47,6 +47,12 @@ GATHER_BYTES = 3 << 19
 # How long a thread of a split frame waits for the others' lent rows before it gives up (a walk takes milliseconds;
 # only a thread stopped by the system could take this long).
 MEET_TIMEOUT_S = 10.0
+# A split frame's rows are cut into this many chunks per thread (fewer where a chunk would hold under MIN_CHUNK_ROWS).
+# One: a worker that has not started when the caller is done with its own chunk leaves the rest to the caller.
+# Finer chunks would let a merely slowed thread hand over part of its share too, but each chunk's extra walk call,
+# projection, re-rank call and GIL hand-offs cost more per frame than that won back (docs/performance.md).
+CHUNKS_PER_THREAD = 1
+MIN_CHUNK_ROWS = 32
 
 
 def check_projection(projection: np.ndarray, dim: int, where: str = "the search projection") -> Float32Array:
@@ -182,9 +188,11 @@ class ProjectedSearch(NearestNeighbourSearch):
         return np.concatenate(self.splitter.map(lambda cut: self._lend_rows(q, neighbours, cut, 1), cuts))
 
     def _lend_compiled(self, q: Float32Array, neighbours: np.ndarray) -> Float32Array:
-        """``_query_lending`` with the compiled loops. Each thread walks and ranks only its own rows and writes
-        their lent rows into the frame's table; the threads meet once, and each then answers its rows from the whole
-        table. The same answers as walking a grid row either side of each cut, without those extra walks."""
+        """``_query_lending`` with the compiled loops. The frame's rows are cut into chunks that the threads claim one
+        at a time (``Chunks``): each walks and ranks the chunks it takes and writes their lent rows into the frame's
+        table; once every chunk is in, each answers the chunks it takes from the whole table. The same answers as
+        walking a grid row either side of each cut, without those extra walks; and a worker that the system starts
+        late leaves its chunk to the caller instead of holding up the frame."""
         assert self.kernels is not None
         kernels, n = self.kernels, len(q)
         lent = np.empty((n, self.lend), dtype=np.int64)
@@ -194,32 +202,39 @@ class ProjectedSearch(NearestNeighbourSearch):
                 rank = kernels.rank_and_lend(q, labels, self.bank, self.norms, lent)
                 return kernels.answer(q, labels, rank, self.bank, self.norms, neighbours, lent)
         out = np.empty(n, dtype=np.float32)
-        met = threading.Barrier(self.splitter.threads)
-        failed: list[BaseException] = []
+        cuts = [(int(p[0]), int(p[-1]) + 1)
+                for p in np.array_split(np.arange(n), min(self.splitter.threads * CHUNKS_PER_THREAD,
+                                                          n // MIN_CHUNK_ROWS))]
+        walked: list[tuple[np.ndarray, Float32Array] | None] = [None] * len(cuts)
+        ranked, answered = Chunks(len(cuts)), Chunks(len(cuts))
 
-        def rows(cut: tuple[int, int]) -> None:
-            s, e = cut
+        def rows(_: int = 0) -> None:
             try:
-                labels = self.candidate_rows(q[s:e], 1)
-                rank = kernels.rank_and_lend(q[s:e], labels, self.bank, self.norms, lent[s:e])
-                met.wait(timeout=MEET_TIMEOUT_S)       # every thread's rows are in the table
-            except threading.BrokenBarrierError:
-                if failed:
-                    return                              # the thread that failed raises why
-                from ...errors import ResourceError
-
-                raise ResourceError("a thread of a split frame did not finish its rows in time",
-                                    expected=f"every thread's walk within {MEET_TIMEOUT_S:g} s",
-                                    got="a thread that did not arrive",
-                                    fix="check the machine's load; threads=1 runs the frame on one thread") from None
-            except BaseException as exc:
-                failed.append(exc)
-                met.abort()                             # the others stop waiting
+                for c in ranked.claims():
+                    s, e = cuts[c]
+                    labels = self.candidate_rows(q[s:e], 1)
+                    walked[c] = labels, kernels.rank_and_lend(q[s:e], labels, self.bank, self.norms, lent[s:e])
+                    ranked.finish()
+                if not ranked.wait(MEET_TIMEOUT_S):     # every chunk's lent rows are in the table
+                    return                              # a thread failed: it raises why
+                for c in answered.claims():
+                    s, e = cuts[c]
+                    labels, rank = walked[c]  # type: ignore[misc]
+                    out[s:e] = kernels.answer(q[s:e], labels, rank, self.bank, self.norms, neighbours[s:e], lent)
+                    answered.finish()
+                answered.wait(MEET_TIMEOUT_S)
+            except BaseException:
+                ranked.fail()
+                answered.fail()                         # the others stop claiming and waiting
                 raise
-            out[s:e] = kernels.answer(q[s:e], labels, rank, self.bank, self.norms, neighbours[s:e], lent)
 
-        cuts = [(int(p[0]), int(p[-1]) + 1) for p in np.array_split(np.arange(n), self.splitter.threads)]
-        self.splitter.map(rows, cuts)
+        self.splitter.lead_and_help(rows, rows)
+        if ranked.failed:
+            from ...errors import ResourceError
+
+            # only where a helper failed and lead_and_help did not raise: never a frame with unanswered rows
+            raise ResourceError("a thread of a split frame failed", expected="every chunk answered",
+                                got="a failed thread", fix="threads=1 runs the frame on one thread")
         return out
 
     def _lend_rows(self, q: Float32Array, neighbours: np.ndarray, cut: tuple[int, int],

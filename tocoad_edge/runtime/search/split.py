@@ -9,8 +9,10 @@ hand-off to a sleeping worker costs its wake-up, so a caller that waits while th
 the frame and leaves a core idle."""
 from __future__ import annotations
 
+import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -56,17 +58,83 @@ class QuerySplitter:
 
             raise InputError("a split needs one part per thread at most", expected=f"1 .. {self.threads} parts",
                              got=f"{len(parts)} parts")
-        if len(parts) > 1 and self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="tocoad-search")
         with blas_threads(1):
-            others = [self._pool.submit(fn, part) for part in parts[1:]] if self._pool is not None else []
+            others = [self._workers().submit(fn, part) for part in parts[1:]]
             try:
                 first = fn(parts[0])
             finally:
                 wait(others)                    # never return while a worker still writes into the caller's arrays
         return [first, *(f.result() for f in others)]
 
+    def lead_and_help(self, lead: Callable[[], R], helper: Callable[[int], object]) -> tuple[R, int]:
+        """``lead()`` on the calling thread and ``helper(i)`` on each worker ``i`` (1 .. threads − 1), BLAS at one
+        thread. The helpers only take work the lead would otherwise do itself (``Chunks``, or the compiled
+        re-check's shared passes), so a helper that has not started when ``lead`` returns is cancelled: a frame
+        never waits for a wake-up it no longer needs. Returns lead's result and how many helpers ran; a helper's
+        error is raised after lead's."""
+        with blas_threads(1):
+            others = [self._workers().submit(helper, i) for i in range(1, self.threads)]
+            try:
+                first = lead()
+            finally:
+                # a helper that has not started never will; concurrent.futures.wait would still wait for a worker
+                # to take it off the queue, so only the others are waited for
+                ran = [f for f in others if not f.cancel()]
+                wait(ran)                       # never return while a worker still writes into the caller's arrays
+        for f in ran:
+            f.result()
+        return first, len(ran)
+
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max(1, self.threads - 1), thread_name_prefix="tocoad-search")
+        return self._pool
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+class Chunks:
+    """A frame's work cut into ``count`` chunks that the threads of a split claim one at a time, in order, so a
+    thread that is slow to start or is slowed by the system leaves more of them to the others instead of holding
+    up the frame; ``wait`` returns once every chunk is finished, by whichever thread."""
+
+    def __init__(self, count: int):
+        self.count = int(count)
+        self._next = itertools.count()      # next() on it is atomic under the GIL
+        self._finished = 0
+        self._lock = threading.Lock()
+        self._all = threading.Event()
+        self.failed = False
+
+    def claims(self) -> Iterator[int]:
+        """The chunks this thread takes, until none are left (or a thread failed)."""
+        while not self.failed:
+            i = next(self._next)
+            if i >= self.count:
+                return
+            yield i
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finished += 1
+            if self._finished == self.count:
+                self._all.set()
+
+    def fail(self) -> None:
+        """A thread failed: the others stop claiming and waiting (the failing thread raises why)."""
+        self.failed = True
+        self._all.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every chunk is finished; False where a thread failed meanwhile. A ``ResourceError`` after
+        ``timeout`` seconds (a thread stopped by the system in the middle of a chunk)."""
+        if not self._all.wait(timeout):
+            from ...errors import ResourceError
+
+            raise ResourceError("a thread of a split frame did not finish its part in time",
+                                expected=f"every chunk within {timeout:g} s", got="a chunk still running",
+                                fix="check the machine's load; threads=1 runs the frame on one thread")
+        return not self.failed
