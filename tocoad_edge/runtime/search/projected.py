@@ -221,20 +221,13 @@ class ProjectedSearch(NearestNeighbourSearch):
                     s, e = cuts[c]
                     labels, rank = walked[c]  # type: ignore[misc]
                     out[s:e] = kernels.answer(q[s:e], labels, rank, self.bank, self.norms, neighbours[s:e], lent)
-                    answered.finish()
-                answered.wait(MEET_TIMEOUT_S)
             except BaseException:
                 ranked.fail()
                 answered.fail()                         # the others stop claiming and waiting
                 raise
 
+        # returns once every chunk is answered: a worker that took one is waited for, and raises what it raised
         self.splitter.lead_and_help(rows, rows)
-        if ranked.failed:
-            from ...errors import ResourceError
-
-            # only where a helper failed and lead_and_help did not raise: never a frame with unanswered rows
-            raise ResourceError("a thread of a split frame failed", expected="every chunk answered",
-                                got="a failed thread", fix="threads=1 runs the frame on one thread")
         return out
 
     def _lend_rows(self, q: Float32Array, neighbours: np.ndarray, cut: tuple[int, int],
