@@ -356,3 +356,47 @@ def test_a_split_frame_does_not_wait_for_a_worker_that_has_not_started(bank_and_
         assert blocker.result() is True
     np.testing.assert_array_equal(two.query(q), first)                           # and with the worker back
     two.close()
+
+
+def test_a_split_frame_hands_its_worker_from_the_first_stage_to_the_re_check(bank_and_index, monkeypatch):
+    """``query_and_max_smoothed`` over a frame the first stage splits: the worker goes on from its half of the
+    first stage to the ``beside`` call and the re-check's passes. Distances, score and the distances ``beside`` is
+    given are those of one thread; ``beside`` is made once per frame; an error in ``beside`` or in either half of
+    the first stage reaches the caller, and the search works as before afterwards."""
+    import tocoad_edge.runtime.search.projected as projected
+    from tocoad_edge.runtime.scoring import score_kernel
+
+    bank, projection, path = bank_and_index
+    make = lambda threads: bounded_refined_search(                             # noqa: E731
+        ProjectedSearch(bank, path, projection, ef=8, candidates=8, lend=2, grid=(9, 11), threads=threads), bank,
+        threads)
+    one, two = make(1), make(2)
+    q = _grid_queries(bank, 2, 9, 11, seed=6)                  # two tiles: 198 rows, a frame the first stage splits
+    grid, k = (2, 9, 11), score_kernel("smoothed-max", 4.0, 8)
+    assert two.approx.hands_over(len(q)) and not one.approx.hands_over(len(q))
+    want_dist, want = one.query_and_max_smoothed(q, grid, k)
+    assert want == one.max_smoothed(q, one.query(q), grid, k)
+    given = []
+    for frame in range(10):
+        dist, score = two.query_and_max_smoothed(q, grid, k, beside=lambda d: given.append(d.copy()))
+        np.testing.assert_array_equal(dist, want_dist)
+        assert score == want and len(given) == frame + 1
+        np.testing.assert_array_equal(given[-1], want_dist)
+
+    def fails(_):
+        raise MemoryError("no memory for the map")
+    with pytest.raises(MemoryError, match="no memory for the map"):
+        two.query_and_max_smoothed(q, grid, k, beside=fails)
+    walk = two.approx.candidate_rows
+
+    def second_half_fails(rows, threads=-1):
+        if len(rows) < len(q) and np.array_equal(rows[0], q[len(q) // 2]):
+            raise MemoryError("no memory for the walk")
+        return walk(rows, threads)
+    monkeypatch.setattr(two.approx, "candidate_rows", second_half_fails)
+    monkeypatch.setattr(projected, "MEET_TIMEOUT_S", 60.0)        # the test fails by hanging, never by timing out
+    with pytest.raises(MemoryError, match="no memory for the walk"):
+        two.query_and_max_smoothed(q, grid, k, beside=lambda d: None)
+    monkeypatch.setattr(two.approx, "candidate_rows", walk)
+    assert two.query_and_max_smoothed(q, grid, k)[1] == want
+    two.close()

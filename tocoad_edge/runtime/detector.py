@@ -268,36 +268,37 @@ class Detector:
               frame_id: int | None = None) -> Prediction:
         """Patch embeddings → Prediction (second half of ``predict``)."""
         t0 = time.perf_counter()
-        dist = self.search.query(embeddings)
         sc = self.manifest.scoring
         grid = self.manifest.features.grid
         layout = self._layout(frame_hw) if self._tiling is not None else None
         tiles = layout.count if layout is not None else 1
-        if dist.size != tiles * grid[0] * grid[1]:
+        if len(embeddings) != tiles * grid[0] * grid[1]:
             raise BundleError("the model's patch grid does not match the manifest", expected=f"{grid[0] * grid[1]} "
-                              f"patches ({grid[0]}×{grid[1]}) per tile × {tiles} tile(s)", got=f"{dist.size} patches",
-                              fix="re-export the bundle")
+                              f"patches ({grid[0]}×{grid[1]}) per tile × {tiles} tile(s)",
+                              got=f"{len(embeddings)} patches", fix="re-export the bundle")
         kernel = score_kernel(sc.image_score, sc.gaussian_sigma, self.manifest.features.stride)
-        # With a second search thread the map is drawn while the refined search re-checks the image score: by that
-        # thread before it joins the re-check where the search shares its loop (runs_beside), else on the map pool.
         drawn: list[np.ndarray] = []
-        beside = kernel is not None and self.search.runs_beside
-        pool = None if beside else self._overlap_pool()
-        job = pool.submit(self._normalised_map, dist, frame_hw, layout) if pool is not None else None
-        # the refined search re-checks exactly: search time
-        if kernel is None:
-            raw = self.search.max_distance(embeddings, dist)
-        elif beside:
-            raw = self.search.max_smoothed(embeddings, dist, (tiles, grid[0], grid[1]), kernel,
-                                           beside=lambda: drawn.append(self._normalised_map(dist, frame_hw, layout)))
+        job = None
+        if kernel is not None and self.search.runs_beside:
+            # the search's worker draws the map between its part of the first stage and its part of the re-check
+            dist, raw = self.search.query_and_max_smoothed(
+                embeddings, (tiles, grid[0], grid[1]), kernel,
+                beside=lambda d: drawn.append(self._normalised_map(d, frame_hw, layout)))
         else:
-            raw = self.search.max_smoothed(embeddings, dist, (tiles, grid[0], grid[1]), kernel)
+            dist = self.search.query(embeddings)
+            # with a second search thread the map is drawn on the map pool while the refined search re-checks
+            pool = self._overlap_pool()
+            job = pool.submit(self._normalised_map, dist, frame_hw, layout) if pool is not None else None
+            # the refined search re-checks exactly: search time
+            raw = (self.search.max_distance(embeddings, dist) if kernel is None else
+                   self.search.max_smoothed(embeddings, dist, (tiles, grid[0], grid[1]), kernel))
         t1 = time.perf_counter()
         if not np.isfinite(raw):
             # Never a silent OK: a NaN score compares False with the threshold.
             raise BundleError("the model produced a non-finite anomaly score", expected="finite distances",
                               got=f"raw score {raw}", fix="the model or memory bank is damaged: re-export the bundle")
-        amap = drawn[0] if drawn else job.result() if job is not None else self._normalised_map(dist, frame_hw, layout)
+        amap = (drawn[0] if drawn else job.result() if job is not None else
+                self._normalised_map(dist, frame_hw, layout))
         norm = (raw - sc.normalization_offset) / sc.normalization_scale
         t2 = time.perf_counter()
         timings = dict(timings, search=(t1 - t0) * 1e3, postprocess=(t2 - t1) * 1e3)

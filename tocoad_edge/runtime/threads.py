@@ -101,9 +101,10 @@ SEARCH_SPLIT = {"exact": "query rows split between the caller and threads - 1 po
                         "them; one that lends rows between neighbours cuts them into chunks the threads claim in turn)",
                 "refined": "the index search as for hnsw; a smoothed-max score's exact re-checks in one compiled "
                            "loop on the calling thread, the other search threads taking chunks of each of its passes "
-                           "over the bank, the first after drawing the anomaly map (a max score's re-checks, or the "
-                           "numpy loop's: the bank's rows split over the search threads, one more thread drawing the "
-                           "map meanwhile)",
+                           "over the bank, the first after drawing the anomaly map (a lending index's worker goes on "
+                           "from its half of the first stage without going back to the pool; a max score's "
+                           "re-checks, or the numpy loop's: the bank's rows split over the search threads, one more "
+                           "thread drawing the map meanwhile)",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 

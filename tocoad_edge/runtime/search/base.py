@@ -23,12 +23,16 @@ class NearestNeighbourSearch:
 
     def query(self, embeddings: np.ndarray) -> Float32Array:
         """L2 distance of each row of ``embeddings`` to its nearest memory-bank entry."""
+        return self._query_impl(self._queries(embeddings))
+
+    def _queries(self, embeddings: np.ndarray) -> Float32Array:
+        """``embeddings`` as C-contiguous float32 ``[n, D]``; an ``InputError`` for another shape."""
         q = np.ascontiguousarray(embeddings, dtype=np.float32)
         if q.ndim != 2 or q.shape[1] != self.dim:
             from ...errors import InputError
 
             raise InputError("search queries have the wrong shape", expected=f"[n, {self.dim}]", got=str(q.shape))
-        return self._query_impl(q)
+        return q
 
     def max_distance(self, embeddings: np.ndarray, distances: Float32Array) -> float:
         """The image score from one image's patch ``embeddings`` [P, D] and this search's ``distances`` [P] of
@@ -47,6 +51,14 @@ class NearestNeighbourSearch:
         if beside is not None:
             beside()
         return score
+
+    def query_and_max_smoothed(self, embeddings: np.ndarray, grid: tuple[int, int, int], kernel: np.ndarray,
+                               beside: Callable[[Float32Array], object] | None = None) -> tuple[Float32Array, float]:
+        """``query`` and then ``max_smoothed`` of one image's (or frame's tiles') patches: their distances and image
+        score, with ``beside(distances)`` made once before this returns (``RefinedSearch`` hands its worker from
+        one to the other)."""
+        dist = self.query(embeddings)
+        return dist, self.max_smoothed(embeddings, dist, grid, kernel, None if beside is None else lambda: beside(dist))
 
     def image_scores(self, embeddings: np.ndarray, grid: tuple[int, int] | None = None,
                      kernel: np.ndarray | None = None) -> Float32Array:

@@ -197,35 +197,32 @@ class BoundedExactSearch(NearestNeighbourSearch):
         passes over the bank, the first of them after making ``beside`` (the detector's anomaly map), which
         otherwise (or where that thread had not started when the loop was done) is made on the calling thread
         after the loop. Either way ``beside`` is made once, and its error, if any, is raised after the loop's."""
-        assert self.kernels is not None and self._blocked_rows is not None
-        kernels = self.kernels
-        kernel = np.ascontiguousarray(kernel, dtype=np.float32)
-        args = (np.ascontiguousarray(embeddings, dtype=np.float32),
-                np.ascontiguousarray(upper, dtype=np.float32).reshape(-1), grid, kernel, refine_rtol, self.center,
-                self.directions, self._blocked_rows, self.bank, self.largest_sq, BOUND_RTOL)
+        loop = self.shared_loop(embeddings, grid, kernel, refine_rtol)
         if not self.splits_smoothed_max:
-            score, rechecked, rows = kernels.smoothed_max(*args)
+            result = loop.run(upper)
             if beside is not None:
                 beside()
-        else:
-            split = kernels.split_state()
-            kdim = self.prefix_dims + 2
-            made = []
+            return result
+        made = []
 
-            def helper(i: int) -> None:
-                try:
-                    if i == 1 and beside is not None:
-                        beside()
-                        made.append(i)
-                finally:
-                    kernels.help(split, len(kernel), kdim)       # returns when the loop does
+        def helper(i: int) -> None:
+            try:
+                if i == 1 and beside is not None:
+                    beside()
+                    made.append(i)
+            finally:
+                loop.help()             # returns when the loop does
 
-            (score, rechecked, rows), _ = self.splitter.lead_and_help(
-                lambda: kernels.smoothed_max(*args, split=split), helper)
-            if beside is not None and not made:
-                beside()                # its helper had not started when the loop was done
-        self.rows_checked += rows
-        return score, rechecked
+        result, _ = self.splitter.lead_and_help(lambda: loop.run(upper), helper)
+        if beside is not None and not made:
+            beside()                    # its helper had not started when the loop was done
+        return result
+
+    def shared_loop(self, embeddings: np.ndarray, grid: tuple[int, int, int], kernel: np.ndarray,
+                    refine_rtol: float) -> "SharedLoop":
+        """The compiled ``smoothed-max`` loop of one image's (or frame's tiles') patches, ready to run once the first
+        stage's distances are known, with any number of threads helping (``SharedLoop``)."""
+        return SharedLoop(self, embeddings, grid, kernel, refine_rtol)
 
     def _product(self, span: tuple[int, int]) -> BoundProduct:
         """The bound's product over the bank rows ``span`` (one per share, kept: ONNX Runtime prepacked it)."""
@@ -254,6 +251,40 @@ class BoundedExactSearch(NearestNeighbourSearch):
         self._close_products()
         if self._owns_splitter:
             self.splitter.close()
+
+
+class SharedLoop:
+    """One compiled ``smoothed-max`` loop over a ``BoundedExactSearch``'s bank: ``run(upper)`` on one thread runs it
+    (``upper``: the first stage's distances), ``help()`` on any others takes chunks of each of its passes until it
+    returns. ``run`` ends the helpers' wait however it ends; ``finish`` ends it where ``run`` will not be called."""
+
+    def __init__(self, search: BoundedExactSearch, embeddings: np.ndarray, grid: tuple[int, int, int],
+                 kernel: np.ndarray, refine_rtol: float):
+        assert search.kernels is not None and search._blocked_rows is not None
+        self.search, self.kernels, self.blocked = search, search.kernels, search._blocked_rows
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.grid, self.refine_rtol = grid, refine_rtol
+        self.kernel = np.ascontiguousarray(kernel, dtype=np.float32)
+        self.split = self.kernels.split_state()
+
+    def run(self, upper: Float32Array) -> tuple[float, int]:
+        """The score and how many patches were re-checked."""
+        s = self.search
+        try:
+            score, rechecked, rows = self.kernels.smoothed_max(
+                self.embeddings, np.ascontiguousarray(upper, dtype=np.float32).reshape(-1), self.grid, self.kernel,
+                self.refine_rtol, s.center, s.directions, self.blocked, s.bank, s.largest_sq, BOUND_RTOL,
+                split=self.split)
+        finally:
+            self.finish()
+        s.rows_checked += rows
+        return score, rechecked
+
+    def help(self) -> None:
+        self.kernels.help(self.split, len(self.kernel), self.search.prefix_dims + 2)
+
+    def finish(self) -> None:
+        self.kernels.finish(self.split)
 
 
 def _principal_directions(bank: Float32Array, p: int) -> tuple[Float32Array, Float32Array]:

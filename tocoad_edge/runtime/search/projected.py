@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar, cast
 
 import numpy as np
 
@@ -37,6 +37,8 @@ from ..threads import blas_threads
 from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
 from .split import Chunks, QuerySplitter
+
+R = TypeVar("R")
 
 # A block's gathered rows (128 queries × 8 candidates, or 64 × 16, × 384 dims × 4 B = 1.5 MB) are read by the
 # mat-vec while they are still in cache. Each numpy call hands the GIL back and forth when two threads re-rank at
@@ -167,18 +169,7 @@ class ProjectedSearch(NearestNeighbourSearch):
         row either side: every neighbour of its rows is among those, and a patch's walk depends only on its own
         query, so a patch at the cut borrows what a one-thread frame would have lent it, with one hand-off to the
         pool per frame (as without lending)."""
-        from ...errors import InputError
-
-        assert self.grid is not None
-        h, w = self.grid
-        if len(q) % (h * w):
-            raise InputError("a projected search that lends rows between neighbours takes whole patch grids",
-                             expected=f"a multiple of {h}×{w} = {h * w} rows (grid-major, one grid per image or "
-                             "tile)", got=f"{len(q)} rows", fix="query one or more whole images' patches")
-        grids = len(q) // (h * w)
-        neighbours = self._neighbours.get(grids)
-        if neighbours is None:
-            neighbours = self._neighbours[grids] = grid_neighbours(grids, h, w)
+        neighbours = self._grid_neighbours(len(q))
         if self.kernels is not None:
             return self._lend_compiled(q, neighbours)
         if not self.splitter.splits(len(q)):
@@ -187,28 +178,73 @@ class ProjectedSearch(NearestNeighbourSearch):
         cuts = [(int(p[0]), int(p[-1]) + 1) for p in np.array_split(np.arange(len(q)), self.splitter.threads)]
         return np.concatenate(self.splitter.map(lambda cut: self._lend_rows(q, neighbours, cut, 1), cuts))
 
+    def _grid_neighbours(self, rows: int) -> np.ndarray:
+        """Each row's four grid neighbours for a query of ``rows`` rows (whole patch grids), kept per grid count."""
+        from ...errors import InputError
+
+        assert self.grid is not None
+        h, w = self.grid
+        if rows % (h * w):
+            raise InputError("a projected search that lends rows between neighbours takes whole patch grids",
+                             expected=f"a multiple of {h}×{w} = {h * w} rows (grid-major, one grid per image or "
+                             "tile)", got=f"{rows} rows", fix="query one or more whole images' patches")
+        grids = rows // (h * w)
+        neighbours = self._neighbours.get(grids)
+        if neighbours is None:
+            neighbours = self._neighbours[grids] = grid_neighbours(grids, h, w)
+        return neighbours
+
+    def hands_over(self, rows: int) -> bool:
+        """True where ``query_then`` of ``rows`` queries splits the frame and hands its workers on to ``helper``."""
+        return bool(self.lend and self.kernels is not None and self.splitter.splits(rows))
+
+    def query_then(self, embeddings: np.ndarray, lead: Callable[[Float32Array], R],
+                   helper: Callable[[Float32Array], object]) -> tuple[Float32Array, R, bool]:
+        """``query``, then ``lead(distances)`` on the calling thread and ``helper(distances)`` on each worker that
+        took part in the split frame, without handing the workers back to the pool in between (one wake-up a frame
+        instead of two: the refined search's re-check follows its first stage this way). Returns the distances,
+        lead's result and whether any worker ran ``helper``: none does where the frame does not split (not
+        ``hands_over``: one thread, the numpy loops, no lending, too few rows) or where no worker had started by
+        the time the caller needed none."""
+        q = self._queries(embeddings)
+        if not self.hands_over(len(q)):
+            out = self._query_impl(q)
+            return out, lead(out), False
+        out, result, helped = self._lend_split(q, self._grid_neighbours(len(q)), lead, helper)
+        return out, cast(R, result), helped          # lead ran: where a thread failed, _lend_split raised
+
     def _lend_compiled(self, q: Float32Array, neighbours: np.ndarray) -> Float32Array:
-        """``_query_lending`` with the compiled loops. The frame's rows are cut into chunks that the threads claim one
-        at a time (``Chunks``): each walks and ranks the chunks it takes and writes their lent rows into the frame's
-        table; once every chunk is in, each answers the chunks it takes from the whole table. The same answers as
-        walking a grid row either side of each cut, without those extra walks; and a worker that the system starts
-        late leaves its chunk to the caller instead of holding up the frame."""
+        """``_query_lending`` with the compiled loops (``_lend_split`` where the frame splits)."""
+        assert self.kernels is not None
+        if self.splitter.splits(len(q)):
+            return self._lend_split(q, neighbours, None, None)[0]
+        lent = np.empty((len(q), self.lend), dtype=np.int64)
+        with blas_threads(1):
+            labels = self.candidate_rows(q, -1)
+            rank = self.kernels.rank_and_lend(q, labels, self.bank, self.norms, lent)
+            return self.kernels.answer(q, labels, rank, self.bank, self.norms, neighbours, lent)
+
+    def _lend_split(self, q: Float32Array, neighbours: np.ndarray, lead: Callable[[Float32Array], R] | None,
+                    helper: Callable[[Float32Array], object] | None) -> tuple[Float32Array, R | None, bool]:
+        """A lending frame over the search's threads. The frame's rows are cut into chunks that the threads claim
+        one at a time (``Chunks``): each walks and ranks the chunks it takes and writes their lent rows into the
+        frame's table; once every chunk is in, each answers the chunks it takes from the whole table. The same
+        answers as walking a grid row either side of each cut, without those extra walks; and a worker that the
+        system starts late leaves its chunk to the caller instead of holding up the frame. With ``lead`` (and
+        ``helper``), once every answer is in the caller goes on to ``lead`` and each worker to ``helper``
+        (``query_then``)."""
         assert self.kernels is not None
         kernels, n = self.kernels, len(q)
         lent = np.empty((n, self.lend), dtype=np.int64)
-        if not self.splitter.splits(n):
-            with blas_threads(1):
-                labels = self.candidate_rows(q, -1)
-                rank = kernels.rank_and_lend(q, labels, self.bank, self.norms, lent)
-                return kernels.answer(q, labels, rank, self.bank, self.norms, neighbours, lent)
         out = np.empty(n, dtype=np.float32)
         cuts = [(int(p[0]), int(p[-1]) + 1)
                 for p in np.array_split(np.arange(n), min(self.splitter.threads * CHUNKS_PER_THREAD,
                                                           n // MIN_CHUNK_ROWS))]
         walked: list[tuple[np.ndarray, Float32Array] | None] = [None] * len(cuts)
         ranked, answered = Chunks(len(cuts)), Chunks(len(cuts))
+        helped: list[int] = []
 
-        def rows(_: int = 0) -> None:
+        def rows(i: int = 0) -> R | None:
             try:
                 for c in ranked.claims():
                     s, e = cuts[c]
@@ -216,19 +252,28 @@ class ProjectedSearch(NearestNeighbourSearch):
                     walked[c] = labels, kernels.rank_and_lend(q[s:e], labels, self.bank, self.norms, lent[s:e])
                     ranked.finish()
                 if not ranked.wait(MEET_TIMEOUT_S):     # every chunk's lent rows are in the table
-                    return                              # a thread failed: it raises why
+                    return None                         # a thread failed: it raises why
                 for c in answered.claims():
                     s, e = cuts[c]
                     labels, rank = walked[c]  # type: ignore[misc]
                     out[s:e] = kernels.answer(q[s:e], labels, rank, self.bank, self.norms, neighbours[s:e], lent)
+                    answered.finish()
+                if lead is None or not answered.wait(MEET_TIMEOUT_S):     # every distance is in
+                    return None
             except BaseException:
                 ranked.fail()
                 answered.fail()                         # the others stop claiming and waiting
                 raise
+            if i == 0:
+                return lead(out)
+            assert helper is not None
+            helped.append(i)
+            helper(out)
+            return None
 
         # returns once every chunk is answered: a worker that took one is waited for, and raises what it raised
-        self.splitter.lead_and_help(rows, rows)
-        return out
+        result, _ = self.splitter.lead_and_help(rows, rows)
+        return out, result, bool(helped)
 
     def _lend_rows(self, q: Float32Array, neighbours: np.ndarray, cut: tuple[int, int],
                    walk_threads: int) -> Float32Array:

@@ -21,6 +21,7 @@ caller's ``beside``, the anomaly map); the numpy loop below is the reference.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 import cv2
@@ -98,6 +99,39 @@ class RefinedSearch(NearestNeighbourSearch):
         if beside is not None:
             beside()
         return best
+
+    def query_and_max_smoothed(self, embeddings: np.ndarray, grid: tuple[int, int, int], kernel: np.ndarray,
+                               beside: Callable[[Float32Array], object] | None = None) -> tuple[Float32Array, float]:
+        """``query`` and then ``max_smoothed`` of one image's (or frame's tiles') patches, with ``beside(distances)``
+        made once before this returns. Where the first stage splits its frame and the re-check shares its loop
+        (``runs_beside``, a lending index), the search's worker goes on from its part of the first stage to
+        ``beside`` and then to the re-check's passes without going back to its pool: one wake-up a frame, not two."""
+        hands_over = getattr(self.approx, "hands_over", None)
+        shared_loop = getattr(self.exact, "shared_loop", None)
+        if hands_over is None or shared_loop is None or not self.runs_beside or not hands_over(len(embeddings)):
+            # a frame the first stage does not split: the re-check hands its loop to the workers itself
+            return super().query_and_max_smoothed(embeddings, grid, kernel, beside)
+        loop = shared_loop(embeddings, grid, kernel, BOUND_RTOL)
+        turns = itertools.count()
+        made: list[bool] = []
+
+        def helper(dist: Float32Array) -> None:
+            try:
+                if beside is not None and next(turns) == 0:
+                    beside(dist)
+                    made.append(True)
+            finally:
+                loop.help()                 # returns when the loop does
+
+        try:
+            dist, (score, rechecked), _ = self.approx.query_then(  # type: ignore[attr-defined]
+                embeddings, loop.run, helper)
+        finally:
+            loop.finish()                   # a helper never waits for a loop that did not run
+        self.exact_queries += int(rechecked)
+        if beside is not None and not made:
+            beside(dist)                    # no worker had started by the time the loop was done
+        return dist, float(score)
 
     def _max_smoothed_numpy(self, embeddings: np.ndarray, distances: Float32Array, grid: tuple[int, int, int],
                             kernel: np.ndarray) -> float:
