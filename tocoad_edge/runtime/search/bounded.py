@@ -197,7 +197,7 @@ class BoundedExactSearch(NearestNeighbourSearch):
         passes over the bank, the first of them after making ``beside`` (the detector's anomaly map), which
         otherwise (or where that thread had not started when the loop was done) is made on the calling thread
         after the loop. Either way ``beside`` is made once, and its error, if any, is raised after the loop's."""
-        loop = self.shared_loop(embeddings, grid, kernel, refine_rtol)
+        loop = self.shared_loop(embeddings, grid, kernel, refine_rtol, shared=self.splits_smoothed_max)
         if not self.splits_smoothed_max:
             result = loop.run(upper)
             if beside is not None:
@@ -219,10 +219,10 @@ class BoundedExactSearch(NearestNeighbourSearch):
         return result
 
     def shared_loop(self, embeddings: np.ndarray, grid: tuple[int, int, int], kernel: np.ndarray,
-                    refine_rtol: float) -> "SharedLoop":
+                    refine_rtol: float, *, shared: bool = True) -> "SharedLoop":
         """The compiled ``smoothed-max`` loop of one image's (or frame's tiles') patches, ready to run once the first
-        stage's distances are known, with any number of threads helping (``SharedLoop``)."""
-        return SharedLoop(self, embeddings, grid, kernel, refine_rtol)
+        stage's distances are known, with any number of threads helping where ``shared`` (``SharedLoop``)."""
+        return SharedLoop(self, embeddings, grid, kernel, refine_rtol, shared=shared)
 
     def _product(self, span: tuple[int, int]) -> BoundProduct:
         """The bound's product over the bank rows ``span`` (one per share, kept: ONNX Runtime prepacked it)."""
@@ -256,16 +256,17 @@ class BoundedExactSearch(NearestNeighbourSearch):
 class SharedLoop:
     """One compiled ``smoothed-max`` loop over a ``BoundedExactSearch``'s bank: ``run(upper)`` on one thread runs it
     (``upper``: the first stage's distances), ``help()`` on any others takes chunks of each of its passes until it
-    returns. ``run`` ends the helpers' wait however it ends; ``finish`` ends it where ``run`` will not be called."""
+    returns. ``run`` ends the helpers' wait however it ends; ``finish`` ends it where ``run`` will not be called.
+    Not ``shared``: no state for helpers is made, and the loop's passes are the plain ones of one thread."""
 
     def __init__(self, search: BoundedExactSearch, embeddings: np.ndarray, grid: tuple[int, int, int],
-                 kernel: np.ndarray, refine_rtol: float):
+                 kernel: np.ndarray, refine_rtol: float, *, shared: bool = True):
         assert search.kernels is not None and search._blocked_rows is not None
         self.search, self.kernels, self.blocked = search, search.kernels, search._blocked_rows
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.grid, self.refine_rtol = grid, refine_rtol
         self.kernel = np.ascontiguousarray(kernel, dtype=np.float32)
-        self.split = self.kernels.split_state()
+        self.split = self.kernels.split_state() if shared else None
 
     def run(self, upper: Float32Array) -> tuple[float, int]:
         """The score and how many patches were re-checked."""
@@ -281,10 +282,12 @@ class SharedLoop:
         return score, rechecked
 
     def help(self) -> None:
-        self.kernels.help(self.split, len(self.kernel), self.search.prefix_dims + 2)
+        if self.split is not None:
+            self.kernels.help(self.split, len(self.kernel), self.search.prefix_dims + 2)
 
     def finish(self) -> None:
-        self.kernels.finish(self.split)
+        if self.split is not None:
+            self.kernels.finish(self.split)
 
 
 def _principal_directions(bank: Float32Array, p: int) -> tuple[Float32Array, Float32Array]:
