@@ -30,7 +30,7 @@ from ..arrays import Float32Array
 from ..threads import blas_threads
 from .base import NearestNeighbourSearch
 from .bound_product import BoundProduct
-from .split import QuerySplitter
+from .split import FirstHelperCall, QuerySplitter
 
 # Leading principal directions in the bound. Fewer let more rows through (each survivor is a gathered full
 # row); more make the bound GEMM over all M rows wider.
@@ -198,24 +198,18 @@ class BoundedExactSearch(NearestNeighbourSearch):
         otherwise (or where that thread had not started when the loop was done) is made on the calling thread
         after the loop. Either way ``beside`` is made once, and its error, if any, is raised after the loop's."""
         loop = self.shared_loop(embeddings, grid, kernel, refine_rtol, shared=self.splits_smoothed_max)
+        call = FirstHelperCall(beside)
         if not self.splits_smoothed_max:
             result = loop.run(upper)
-            if beside is not None:
-                beside()
-            return result
-        made = []
+        else:
+            def helper(_: int) -> None:
+                try:
+                    call.by_helper()
+                finally:
+                    loop.help()         # returns when the loop does
 
-        def helper(i: int) -> None:
-            try:
-                if i == 1 and beside is not None:
-                    beside()
-                    made.append(i)
-            finally:
-                loop.help()             # returns when the loop does
-
-        result, _ = self.splitter.lead_and_help(lambda: loop.run(upper), helper)
-        if beside is not None and not made:
-            beside()                    # its helper had not started when the loop was done
+            result = self.splitter.lead_and_help(lambda: loop.run(upper), helper)
+        call.by_caller()
         return result
 
     def shared_loop(self, embeddings: np.ndarray, grid: tuple[int, int, int], kernel: np.ndarray,

@@ -199,19 +199,19 @@ class ProjectedSearch(NearestNeighbourSearch):
         return bool(self.lend and self.kernels is not None and self.splitter.splits(rows))
 
     def query_then(self, embeddings: np.ndarray, lead: Callable[[Float32Array], R],
-                   helper: Callable[[Float32Array], object]) -> tuple[Float32Array, R, bool]:
+                   helper: Callable[[Float32Array], object]) -> tuple[Float32Array, R]:
         """``query``, then ``lead(distances)`` on the calling thread and ``helper(distances)`` on each worker that
         took part in the split frame, without handing the workers back to the pool in between (one wake-up a frame
-        instead of two: the refined search's re-check follows its first stage this way). Returns the distances,
-        lead's result and whether any worker ran ``helper``: none does where the frame does not split (not
-        ``hands_over``: one thread, the numpy loops, no lending, too few rows) or where no worker had started by
-        the time the caller needed none."""
+        instead of two: the refined search's re-check follows its first stage this way). Returns the distances
+        and lead's result. No worker runs ``helper`` where the frame does not split (not ``hands_over``: one
+        thread, the numpy loops, no lending, too few rows) or where none had started by the time the caller needed
+        none."""
         q = self._queries(embeddings)
         if not self.hands_over(len(q)):
             out = self._query_impl(q)
-            return out, lead(out), False
-        out, result, helped = self._lend_split(q, self._grid_neighbours(len(q)), lead, helper)
-        return out, cast(R, result), helped          # lead ran: where a thread failed, _lend_split raised
+            return out, lead(out)
+        out, result = self._lend_split(q, self._grid_neighbours(len(q)), lead, helper)
+        return out, cast(R, result)          # lead ran: where a thread failed, _lend_split raised
 
     def _lend_compiled(self, q: Float32Array, neighbours: np.ndarray) -> Float32Array:
         """``_query_lending`` with the compiled loops (``_lend_split`` where the frame splits)."""
@@ -225,7 +225,7 @@ class ProjectedSearch(NearestNeighbourSearch):
             return self.kernels.answer(q, labels, rank, self.bank, self.norms, neighbours, lent)
 
     def _lend_split(self, q: Float32Array, neighbours: np.ndarray, lead: Callable[[Float32Array], R] | None,
-                    helper: Callable[[Float32Array], object] | None) -> tuple[Float32Array, R | None, bool]:
+                    helper: Callable[[Float32Array], object] | None) -> tuple[Float32Array, R | None]:
         """A lending frame over the search's threads. The frame's rows are cut into chunks that the threads claim
         one at a time (``Chunks``): each walks and ranks the chunks it takes and writes their lent rows into the
         frame's table; once every chunk is in, each answers the chunks it takes from the whole table. The same
@@ -242,7 +242,6 @@ class ProjectedSearch(NearestNeighbourSearch):
                                                           n // MIN_CHUNK_ROWS))]
         walked: list[tuple[np.ndarray, Float32Array] | None] = [None] * len(cuts)
         ranked, answered = Chunks(len(cuts)), Chunks(len(cuts))
-        helped: list[int] = []
 
         def rows(i: int = 0) -> R | None:
             try:
@@ -267,13 +266,11 @@ class ProjectedSearch(NearestNeighbourSearch):
             if i == 0:
                 return lead(out)
             assert helper is not None
-            helped.append(i)
             helper(out)
             return None
 
         # returns once every chunk is answered: a worker that took one is waited for, and raises what it raised
-        result, _ = self.splitter.lead_and_help(rows, rows)
-        return out, result, bool(helped)
+        return out, self.splitter.lead_and_help(rows, rows)
 
     def _lend_rows(self, q: Float32Array, neighbours: np.ndarray, cut: tuple[int, int],
                    walk_threads: int) -> Float32Array:

@@ -21,7 +21,6 @@ caller's ``beside``, the anomaly map); the numpy loop below is the reference.
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable
 
 import cv2
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..arrays import Float32Array
 from .base import NearestNeighbourSearch
+from .split import FirstHelperCall
 
 # hnswlib and the GEMM form of the exact search round differently; a bound within this relative margin of the
 # running maximum is still refined, so rounding can never skip the true maximum.
@@ -112,25 +112,20 @@ class RefinedSearch(NearestNeighbourSearch):
             # a frame the first stage does not split: the re-check hands its loop to the workers itself
             return super().query_and_max_smoothed(embeddings, grid, kernel, beside)
         loop = shared_loop(embeddings, grid, kernel, BOUND_RTOL)
-        turns = itertools.count()
-        made: list[bool] = []
+        call = FirstHelperCall(beside)
 
         def helper(dist: Float32Array) -> None:
             try:
-                if beside is not None and next(turns) == 0:
-                    beside(dist)
-                    made.append(True)
+                call.by_helper(dist)
             finally:
                 loop.help()                 # returns when the loop does
 
         try:
-            dist, (score, rechecked), _ = self.approx.query_then(  # type: ignore[attr-defined]
-                embeddings, loop.run, helper)
+            dist, (score, rechecked) = self.approx.query_then(embeddings, loop.run, helper)  # type: ignore[attr-defined]
         finally:
             loop.finish()                   # a helper never waits for a loop that did not run
         self.exact_queries += int(rechecked)
-        if beside is not None and not made:
-            beside(dist)                    # no worker had started by the time the loop was done
+        call.by_caller(dist)                # where no worker had started by the time the loop was done
         return dist, float(score)
 
     def _max_smoothed_numpy(self, embeddings: np.ndarray, distances: Float32Array, grid: tuple[int, int, int],

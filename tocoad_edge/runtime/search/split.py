@@ -66,12 +66,12 @@ class QuerySplitter:
                 wait(others)                    # never return while a worker still writes into the caller's arrays
         return [first, *(f.result() for f in others)]
 
-    def lead_and_help(self, lead: Callable[[], R], helper: Callable[[int], object]) -> tuple[R, int]:
+    def lead_and_help(self, lead: Callable[[], R], helper: Callable[[int], object]) -> R:
         """``lead()`` on the calling thread and ``helper(i)`` on each worker ``i`` (1 .. threads − 1), BLAS at one
         thread. The helpers only take work the lead would otherwise do itself (``Chunks``, or the compiled
         re-check's shared passes), so a helper that has not started when ``lead`` returns is cancelled: a frame
-        never waits for a wake-up it no longer needs. Returns lead's result and how many helpers ran; a helper's
-        error is raised after lead's."""
+        never waits for a wake-up it no longer needs. Returns lead's result; a helper's error is raised after
+        lead's."""
         with blas_threads(1):
             others = [self._workers().submit(helper, i) for i in range(1, self.threads)]
             try:
@@ -83,7 +83,7 @@ class QuerySplitter:
                 wait(ran)                       # never return while a worker still writes into the caller's arrays
         for f in ran:
             f.result()
-        return first, len(ran)
+        return first
 
     def _workers(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -138,3 +138,23 @@ class Chunks:
                                 expected=f"every chunk within {timeout:g} s", got="a chunk still running",
                                 fix="check the machine's load; threads=1 runs the frame on one thread")
         return not self.failed
+
+
+class FirstHelperCall:
+    """A call one thread of a split makes (the detector's anomaly map): the first helper that asks, or the caller
+    afterwards where no helper did (none had started, or the frame did not split). Either way once."""
+
+    def __init__(self, call: Callable[..., object] | None):
+        self.call = call
+        self._turns = itertools.count()     # next() on it is atomic under the GIL
+        self._made = False
+
+    def by_helper(self, *args: object) -> None:
+        if self.call is not None and next(self._turns) == 0:
+            self.call(*args)
+            self._made = True
+
+    def by_caller(self, *args: object) -> None:
+        """After the split: make the call where no helper made it (a helper that failed in it has raised)."""
+        if self.call is not None and not self._made:
+            self.call(*args)
