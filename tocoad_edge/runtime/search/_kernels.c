@@ -51,6 +51,10 @@ TK_EXPORT int64_t tk_interface(void) { return TK_INTERFACE; }
 #define TK_BAD_LEND (-3)
 #define TK_BAD_KERNEL (-4)
 
+/* The most patches one smoothed-max kernel window covers (31 × 31 taps): the loop's list of a window's patches and
+   a split pass's shared distances are that long. */
+#define TK_MAX_WINDOW 1024
+
 static inline float dot(const float *a, const float *b, int64_t n) {
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
@@ -293,7 +297,6 @@ and the same distances, as one thread does: the minimum over the rows the bound 
 
 The state is the caller's memory, ``tk_split_size()`` bytes, zeroed before either thread starts. */
 #define TK_CHUNK_BLOCKS 64            /* 1024 bank rows: about 30 chunks a pass over a 26k-row bank */
-#define TK_MAX_WINDOW 1024
 #define TK_FINISHED UINT64_C(0xffffffff)
 #define TK_HELP_SPINS 20000           /* a helper spins this many rounds (tens of microseconds), then yields */
 #define TK_HELP_IDLE_NS 1000000000LL  /* and gives up after a second without a pass (a loop that never started) */
@@ -441,8 +444,8 @@ smoothed_max(const float *emb, int64_t tiles, int64_t h, int64_t w, int64_t dim,
     float *queries = bound + patches, *qa = queries + window * dim, *q_sq = qa + window * kdim;
     float *best = q_sq + window, *pass_scratch = best + window, *centred = pass_scratch + window * (kdim + 1);
     float *own_best = centred + dim; /* a split pass: this thread's copy of the nearest distances */
-    int64_t todo[1024];
-    if (window > 1024 || radius < 0) return TK_BAD_KERNEL; /* todo holds one window */
+    int64_t todo[TK_MAX_WINDOW];
+    if (window > TK_MAX_WINDOW || radius < 0) return TK_BAD_KERNEL; /* todo holds one window */
     for (int64_t i = 0; i < patches; i++) {
         d[i] = upper[i];
         exact[i] = 0;
