@@ -86,3 +86,35 @@ def test_blas_threads_limits_inside_the_block_and_restores_after():
         assert set(counts()) == {3}             # restored on the way out of an exception too
     finally:
         set_blas_threads(before)
+
+
+def test_lead_and_help_does_not_wait_for_a_helper_in_its_settled_last_step():
+    """A helper that has reached a last step touching nothing of the caller's (``settled``) is not waited for once
+    the lead returns; without ``settled``, or before a helper gets there, the caller waits for it."""
+    from tocoad_edge.runtime.search.split import QuerySplitter
+
+    splitter = QuerySplitter(2)
+    entered, release = threading.Event(), threading.Event()
+    last, done = [], []
+
+    def helper(i):
+        last.append(i)                  # from here on the helper touches nothing of the caller's
+        entered.set()
+        release.wait(30)
+        done.append(i)
+
+    def lead():
+        assert entered.wait(30)         # the helper has started and reached its last step
+        return "lead"
+
+    assert splitter.lead_and_help(lead, helper, settled=lambda n: len(last) >= n) == "lead"
+    assert done == []                   # returned while the helper still runs
+    release.set()
+    entered.clear()
+    last.clear()
+    timer = threading.Timer(0.05, release.set)
+    release.clear()
+    timer.start()
+    assert splitter.lead_and_help(lead, helper, settled=lambda n: False) == "lead"
+    assert done == [1, 1]               # not settled: waited for (the first helper finished before it started)
+    splitter.close()

@@ -42,7 +42,7 @@ static void tk_clean_upper(int *unused) {
 
 /* The interface's version: kernels.py refuses a library built from another version of this file (an editable
    install whose extension was not rebuilt after an update). */
-#define TK_INTERFACE 5
+#define TK_INTERFACE 6
 TK_EXPORT int64_t tk_interface(void) { return TK_INTERFACE; }
 
 /* Error codes (kernels.py turns them into expected/got errors). */
@@ -535,6 +535,312 @@ TK_CLONES TK_EXPORT int64_t tk_smoothed_max(const float *emb, int64_t tiles, int
         tk_split_finish(split); /* the helper returns */
     }
     return code;
+}
+
+/* The projected search's first stage in one call per thread (projected.py, ``_first_stage``): project each row, walk
+the HNSW graph for its candidates, rank them and lend the best, then, once every row is ranked, answer each row from
+its own candidates and its neighbours' lent rows. The threads of a split frame claim blocks of rows one at a time,
+so a thread that the system starts late or slows down leaves more blocks to the others, and they meet between the
+two steps by spinning on a counter, holding no GIL: no Python between a frame's blocks, no wake-up at the meeting.
+
+The walk is hnswlib's own search (hnswlib 0.8's searchKnn on an L2 index without deleted entries: a greedy descent
+through the upper layers, then the base layer's best-first search with ``ef`` candidates), read from the index
+file's own arrays (hnsw_graph.py), with hnswlib's distance as its portable x86-64 build computes it (four SSE lanes
+of squared differences, then their sum left to right) and its heaps as libstdc++'s priority_queue orders them, so
+that it finds hnswlib's rows in hnswlib's order (a test holds it to hnswlib). Built on x86-64 only: elsewhere
+hnswlib's build computes its distances another way, and the projected search walks with hnswlib itself. */
+#define TK_SHORT_WALK (-5)            /* the graph gave fewer than k rows (hnswlib refuses such a query too) */
+#define TK_STAGE_TIMEOUT (-6)         /* another thread kept a claimed block longer than the caller allows */
+#define TK_STAGE_ROWS 16              /* rows a thread claims at a time: 49 blocks in a 28 × 28 frame */
+
+typedef struct {
+    const uint8_t *level0;            /* [count][per_element]: list size (u32, low 16 bits), max_m0 links, vector, label */
+    const uint8_t *upper;             /* each upper-layer element's lists, levels × per_upper bytes */
+    const int64_t *upper_at;          /* [count] byte offset of the element's lists in ``upper`` (-1: none) */
+    int64_t count, per_element, data_at, label_at, per_upper, dim, max_level, entry;
+} tk_graph;
+
+typedef struct {
+    float d;
+    uint32_t id;
+} tk_pair;
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TK_WALKS 1
+/* hnswlib's distances round each product and each sum apart: no fused multiply-add here, whatever -march says */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+/* hnswlib's std::priority_queue with its CompareByFirst (a max-heap on d alone): libstdc++'s push_heap and
+   pop_heap step for step, so that ties in d leave the same element on top as in hnswlib. */
+static inline void heap_push(tk_pair *h, int64_t *n, float d, uint32_t id) {
+    int64_t hole = (*n)++, parent = (hole - 1) / 2;
+    while (hole > 0 && h[parent].d < d) {
+        h[hole] = h[parent];
+        hole = parent;
+        parent = (hole - 1) / 2;
+    }
+    h[hole].d = d, h[hole].id = id;
+}
+
+static inline void heap_pop(tk_pair *h, int64_t *n) {
+    int64_t len = *n - 1;
+    *n = len;
+    if (len <= 0) return;
+    tk_pair value = h[len];
+    h[len] = h[0];
+    int64_t hole = 0, child = 0;
+    while (child < (len - 1) / 2) {
+        child = 2 * (child + 1);
+        if (h[child].d < h[child - 1].d) child--;
+        h[hole] = h[child];
+        hole = child;
+    }
+    if ((len & 1) == 0 && child == (len - 2) / 2) {
+        child = 2 * (child + 1);
+        h[hole] = h[child - 1];
+        hole = child - 1;
+    }
+    int64_t parent = (hole - 1) / 2;
+    while (hole > 0 && h[parent].d < value.d) {
+        h[hole] = h[parent];
+        hole = parent;
+        parent = (hole - 1) / 2;
+    }
+    h[hole] = value;
+}
+
+/* hnswlib's L2SqrSIMD4Ext / L2SqrSIMD16ExtSSE (dim a multiple of 4): a product and a sum per lane, rounded apart,
+   then the four lanes left to right. */
+static inline float hnsw_l2(const float *a, const float *b, int64_t dim) {
+    __m128 sum = _mm_setzero_ps();
+    for (int64_t i = 0; i < dim; i += 4) {
+        __m128 diff = _mm_sub_ps(_mm_loadu_ps(a + i), _mm_loadu_ps(b + i));
+        sum = _mm_add_ps(sum, _mm_mul_ps(diff, diff));
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, sum);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+static inline const float *graph_vector(const tk_graph *g, uint32_t id) {
+    return (const float *)(g->level0 + (int64_t)id * g->per_element + g->data_at);
+}
+
+static inline uint64_t graph_label(const tk_graph *g, uint32_t id) {
+    uint64_t label;
+    memcpy(&label, g->level0 + (int64_t)id * g->per_element + g->label_at, sizeof label);
+    return label;
+}
+
+/* One query's ``k`` nearest rows by hnswlib's searchKnn, written to ``out`` as hnswlib's knn_query writes them
+   (nearest first; equal distances by label). ``visited``: [count] tags, ``tag`` the last one used; ``top``: ef + 1
+   pairs, ``cand``: count + 1. Indices come from hnsw_graph.py, which checked every one against ``count``. */
+static int64_t walk_one(const tk_graph *g, const float *q, int64_t ef, int64_t k, uint32_t *visited, uint32_t *tag,
+                        tk_pair *top, tk_pair *cand, uint64_t *out) {
+    uint32_t t = ++*tag;
+    if (t == 0) { /* the tags went round: clear them */
+        memset(visited, 0, (size_t)g->count * sizeof *visited);
+        t = *tag = 1;
+    }
+    uint32_t cur = (uint32_t)g->entry;
+    float curdist = hnsw_l2(q, graph_vector(g, cur), g->dim);
+    for (int64_t level = g->max_level; level > 0; level--) {
+        for (int changed = 1; changed;) {
+            changed = 0;
+            const uint32_t *list = (const uint32_t *)(g->upper + g->upper_at[cur] + (level - 1) * g->per_upper);
+            uint32_t size = list[0] & 0xffffu;
+            for (uint32_t i = 1; i <= size; i++) {
+                float d = hnsw_l2(q, graph_vector(g, list[i]), g->dim);
+                if (d < curdist) {
+                    curdist = d;
+                    cur = list[i];
+                    changed = 1;
+                }
+            }
+        }
+    }
+    int64_t nt = 0, nc = 0;
+    float lower = hnsw_l2(q, graph_vector(g, cur), g->dim);
+    heap_push(top, &nt, lower, cur);
+    heap_push(cand, &nc, -lower, cur);
+    visited[cur] = t;
+    while (nc > 0) {
+        tk_pair next = cand[0];
+        if (-next.d > lower) break;
+        heap_pop(cand, &nc);
+        const uint32_t *list = (const uint32_t *)(g->level0 + (int64_t)next.id * g->per_element);
+        uint32_t size = list[0] & 0xffffu;
+        for (uint32_t j = 1; j <= size; j++) {
+            uint32_t id = list[j];
+            if (visited[id] == t) continue;
+            visited[id] = t;
+            float d = hnsw_l2(q, graph_vector(g, id), g->dim);
+            if (nt < ef || lower > d) {
+                heap_push(cand, &nc, -d, id);
+                heap_push(top, &nt, d, id);
+                if (nt > ef) heap_pop(top, &nt);
+                if (nt > 0) lower = top[0].d;
+            }
+        }
+    }
+    while (nt > k) heap_pop(top, &nt);
+    if (nt < k) return TK_SHORT_WALK;
+    for (int64_t i = 0; i < k; i++) { /* nearest first, equal distances by label: hnswlib's result queue */
+        float d = top[i].d;
+        uint64_t label = graph_label(g, top[i].id);
+        int64_t at = i;
+        while (at > 0 && (top[at - 1].d > d || (top[at - 1].d == d && (uint64_t)top[at - 1].id > label))) {
+            top[at] = top[at - 1];
+            at--;
+        }
+        top[at].d = d, top[at].id = (uint32_t)label; /* from here on ``id`` holds the label (< count: checked) */
+    }
+    for (int64_t i = 0; i < k; i++) out[i] = top[i].id;
+    return 0;
+}
+#pragma GCC pop_options
+#else
+#define TK_WALKS 0
+#endif
+
+TK_EXPORT int64_t tk_walks(void) { return TK_WALKS; }
+
+/* ``queries`` [rows, g->dim] (already projected): each one's ``k`` nearest rows into ``labels`` [rows, k], as
+   hnswlib's knn_query gives them; the scratch as walk_one's. */
+TK_EXPORT int64_t tk_graph_walk(const tk_graph *g, const float *queries, int64_t rows, int64_t ef, int64_t k,
+                                uint32_t *visited, uint32_t *tag, tk_pair *heaps, uint64_t *labels) {
+#if TK_WALKS
+    if (k < 1 || ef < k || k > 64) return TK_BAD_LEND;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t code = walk_one(g, queries + r * g->dim, ef, k, visited, tag, heaps, heaps + ef + 1, labels + r * k);
+        if (code < 0) return code;
+    }
+    return 0;
+#else
+    (void)g, (void)queries, (void)rows, (void)ef, (void)k, (void)visited, (void)tag, (void)heaps, (void)labels;
+    return TK_SHORT_WALK;
+#endif
+}
+
+/* x [rows, dim] → x·P + b into ``out`` [rows, d] (``projection`` [dim + 1, d]: P, then b). Each value is summed in
+   the order of x's columns, one multiply-add at a time, however the rows are blocked, so a row's projection never
+   depends on the block it came in. Four rows × 16 columns are kept in registers over the whole sum. */
+#define TK_PROJECT_ROWS 4
+#define TK_PROJECT_COLS 16
+TK_CLONES static void project_rows(const float *x, int64_t rows, int64_t dim, const float *projection, int64_t d,
+                                   float *out) {
+    TK_CLEAN_EXIT;
+    const float *bias = projection + dim * d;
+    int64_t r = 0;
+    if (d % TK_PROJECT_COLS == 0)
+        for (; r + TK_PROJECT_ROWS <= rows; r += TK_PROJECT_ROWS)
+            for (int64_t j0 = 0; j0 < d; j0 += TK_PROJECT_COLS) {
+                float acc[TK_PROJECT_ROWS][TK_PROJECT_COLS] = {{0.0f}};
+                for (int64_t c = 0; c < dim; c++) {
+                    const float *pc = projection + c * d + j0;
+                    for (int64_t u = 0; u < TK_PROJECT_ROWS; u++) {
+                        const float v = x[(r + u) * dim + c];
+#pragma omp simd
+                        for (int64_t j = 0; j < TK_PROJECT_COLS; j++) acc[u][j] += v * pc[j];
+                    }
+                }
+                for (int64_t u = 0; u < TK_PROJECT_ROWS; u++)
+                    for (int64_t j = 0; j < TK_PROJECT_COLS; j++) out[(r + u) * d + j0 + j] = acc[u][j] + bias[j0 + j];
+            }
+    for (; r < rows; r++) { /* the rows left over, or a width the blocks do not fit: the same sums one row at a time */
+        float *o = out + r * d;
+        for (int64_t j = 0; j < d; j++) o[j] = 0.0f;
+        for (int64_t c = 0; c < dim; c++) {
+            const float v = x[r * dim + c], *pc = projection + c * d;
+#pragma omp simd
+            for (int64_t j = 0; j < d; j++) o[j] += v * pc[j];
+        }
+        for (int64_t j = 0; j < d; j++) o[j] += bias[j];
+    }
+}
+
+typedef struct {
+    _Atomic int64_t walk;             /* the next block to walk and rank */
+    _Atomic int64_t ranked;           /* rows ranked (their lent rows are in the table) */
+    _Atomic int64_t answer;           /* the next block to answer */
+    _Atomic int64_t answered;         /* rows answered */
+    _Atomic int64_t failed;           /* the first error code of any thread, 0 while none */
+} tk_stage;
+
+TK_EXPORT int64_t tk_stage_size(void) { return (int64_t)sizeof(tk_stage); }
+TK_EXPORT int64_t tk_stage_rows(void) { return TK_STAGE_ROWS; }
+
+/* Wait until ``*counter`` reaches ``target`` or a thread fails; TK_STAGE_TIMEOUT after ``timeout_ns``. */
+static int64_t stage_meet(tk_stage *s, _Atomic int64_t *counter, int64_t target, int64_t timeout_ns) {
+    int64_t spins = 0, since = 0;
+    while (atomic_load_explicit(counter, memory_order_acquire) < target) {
+        int64_t failed = atomic_load_explicit(&s->failed, memory_order_relaxed);
+        if (failed) return failed;
+        if (++spins < TK_HELP_SPINS) {
+            spin_pause();
+            continue;
+        }
+        sched_yield(); /* a thread that holds a block but not a core: let it have this one */
+        if (since == 0) since = now_ns();
+        if (now_ns() - since > timeout_ns) {
+            int64_t none = 0;
+            atomic_compare_exchange_strong(&s->failed, &none, TK_STAGE_TIMEOUT);
+            return TK_STAGE_TIMEOUT;
+        }
+    }
+    return atomic_load_explicit(&s->failed, memory_order_relaxed);
+}
+
+static int64_t stage_fail(tk_stage *s, int64_t code) {
+    int64_t none = 0;
+    atomic_compare_exchange_strong(&s->failed, &none, code);
+    return code;
+}
+
+/* One thread's part of a frame's first stage; every thread of the frame calls it with the same ``stage`` (zeroed)
+   and arrays. q [rows, dim]: the frame's patches; labels [rows, k], rank [rows, k], lent [rows, lend], out [rows]:
+   the frame's, each row written by the thread that claims its block; neighbours [rows, 4]: row numbers into lent.
+   visited, tag, heaps: this thread's, as tk_graph_walk's; projected: this thread's, TK_STAGE_ROWS × g->dim floats;
+   walked: this thread's, one int64 per block.
+   Returns 0 once every row is answered, or the first error code of any thread. */
+TK_EXPORT int64_t tk_first_stage(void *stage_state, const tk_graph *g, const float *q, int64_t rows, int64_t dim,
+                                 const float *projection, int64_t ef, int64_t k, const float *bank, const float *norms,
+                                 int64_t entries, int64_t lend, const int64_t *neighbours, int64_t *lent,
+                                 uint64_t *labels, float *rank, float *out, uint32_t *visited, uint32_t *tag,
+                                 tk_pair *heaps, float *projected, int64_t *walked, int64_t timeout_ns) {
+    tk_stage *s = stage_state;
+    int64_t blocks = (rows + TK_STAGE_ROWS - 1) / TK_STAGE_ROWS, code;
+    if (!TK_WALKS) return stage_fail(s, TK_SHORT_WALK);
+    if (k < 1 || ef < k || k > 64 || lend < 0 || lend > k) return stage_fail(s, TK_BAD_LEND);
+    /* walk every block this thread can claim first, then rank them: ranking reads scattered bank rows, which
+       would push the graph out of the cache between walks */
+    int64_t mine = 0;
+    for (int64_t b; (b = atomic_fetch_add_explicit(&s->walk, 1, memory_order_relaxed)) < blocks;) {
+        if (atomic_load_explicit(&s->failed, memory_order_relaxed)) break;
+        int64_t r0 = b * TK_STAGE_ROWS, n = rows - r0 < TK_STAGE_ROWS ? rows - r0 : TK_STAGE_ROWS;
+        project_rows(q + r0 * dim, n, dim, projection, g->dim, projected);
+        if ((code = tk_graph_walk(g, projected, n, ef, k, visited, tag, heaps, labels + r0 * k)) < 0)
+            return stage_fail(s, code);
+        walked[mine++] = b;
+    }
+    for (int64_t i = 0; i < mine; i++) {
+        int64_t r0 = walked[i] * TK_STAGE_ROWS, n = rows - r0 < TK_STAGE_ROWS ? rows - r0 : TK_STAGE_ROWS;
+        code = tk_rank_and_lend(q + r0 * dim, n, dim, labels + r0 * k, k, bank, norms, entries, lend, rank + r0 * k,
+                                lend ? lent + r0 * lend : NULL);
+        if (code < 0) return stage_fail(s, code);
+        atomic_fetch_add_explicit(&s->ranked, n, memory_order_release);
+    }
+    if ((code = stage_meet(s, &s->ranked, rows, timeout_ns)) != 0) return code; /* every lent row is in */
+    for (int64_t b; (b = atomic_fetch_add_explicit(&s->answer, 1, memory_order_relaxed)) < blocks;) {
+        int64_t r0 = b * TK_STAGE_ROWS, n = rows - r0 < TK_STAGE_ROWS ? rows - r0 : TK_STAGE_ROWS;
+        code = tk_answer(q + r0 * dim, n, dim, labels + r0 * k, k, rank + r0 * k, bank, norms, entries,
+                         lend ? neighbours + r0 * 4 : NULL, lend ? lent : NULL, rows, lend, out + r0);
+        if (code < 0) return stage_fail(s, code);
+        atomic_fetch_add_explicit(&s->answered, n, memory_order_release);
+    }
+    return stage_meet(s, &s->answered, rows, timeout_ns); /* every distance is in */
 }
 
 /* A module to import, so that setuptools builds this file like any extension and importlib finds it; its

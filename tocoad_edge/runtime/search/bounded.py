@@ -261,6 +261,7 @@ class SharedLoop:
         self.grid, self.refine_rtol = grid, refine_rtol
         self.kernel = np.ascontiguousarray(kernel, dtype=np.float32)
         self.split = self.kernels.split_state() if shared else None
+        self._last_helps: list[None] = []   # helpers in their last help (list.append is atomic under the GIL)
 
     def run(self, upper: Float32Array) -> tuple[float, int]:
         """The score and how many patches were re-checked."""
@@ -275,9 +276,18 @@ class SharedLoop:
         s.rows_checked += rows
         return score, rechecked
 
-    def help(self) -> None:
+    def help(self, *, last: bool = False) -> None:
+        """Take chunks of the loop's passes until it returns. ``last``: the helper's last step in the frame (it
+        touches nothing of the caller's afterwards, and help raises nothing), counted by ``settled``."""
+        if last:
+            self._last_helps.append(None)
         if self.split is not None:
             self.kernels.help(self.split, len(self.kernel), self.search.prefix_dims + 2)
+
+    def settled(self, helpers: int) -> bool:
+        """True where ``helpers`` helpers have come to their last help: the loop's thread, once ``run`` returned, need
+        not wait for them to return (``QuerySplitter.lead_and_help``'s ``settled``)."""
+        return len(self._last_helps) >= helpers
 
     def finish(self) -> None:
         if self.split is not None:

@@ -19,12 +19,52 @@ import logging
 import numpy as np
 
 from ..arrays import Float32Array
+from .hnsw_graph import HnswGraph
 
-_BAD_LABEL, _BAD_NEIGHBOUR, _BAD_LEND, _BAD_KERNEL = -1, -2, -3, -4
+_BAD_LABEL, _BAD_NEIGHBOUR, _BAD_LEND, _BAD_KERNEL, _SHORT_WALK, _STAGE_TIMEOUT = -1, -2, -3, -4, -5, -6
 # The version of _kernels.c's interface this module calls (its TK_INTERFACE).
-INTERFACE = 5
+INTERFACE = 6
 
 log = logging.getLogger(__name__)
+
+
+class _Graph(ctypes.Structure):
+    """``tk_graph``: an ``HnswGraph``'s arrays and numbers as the C walk reads them."""
+    _fields_ = [("level0", ctypes.c_void_p), ("upper", ctypes.c_void_p), ("upper_at", ctypes.c_void_p),
+                *((name, ctypes.c_int64) for name in ("count", "per_element", "data_at", "label_at", "per_upper",
+                                                      "dim", "max_level", "entry"))]
+
+
+class WalkGraph:
+    """An ``HnswGraph`` ready for the C walk: the structure it reads, and the arrays it points into (kept alive)."""
+
+    def __init__(self, graph: HnswGraph):
+        self.graph = graph
+        level0 = np.ascontiguousarray(graph.level0)
+        upper = np.ascontiguousarray(graph.upper) if graph.upper.size else np.zeros(4, dtype=np.uint8)
+        upper_at = np.ascontiguousarray(graph.upper_at, dtype=np.int64)
+        self._arrays = (level0, upper, upper_at)
+        self.struct = _Graph(_pointer(level0), _pointer(upper), _pointer(upper_at), graph.count, graph.per_element,
+                             graph.data_at, graph.label_at, graph.per_upper, graph.dim, graph.max_level, graph.entry)
+        self.address = ctypes.addressof(self.struct)
+
+    @property
+    def count(self) -> int:
+        return self.graph.count
+
+    @property
+    def dim(self) -> int:
+        return self.graph.dim
+
+
+class WalkScratch:
+    """One thread's memory for the C walk: the visited tags of every element, the last tag used, both heaps."""
+
+    def __init__(self, count: int, ef: int):
+        self.ef = int(ef)
+        self.visited = np.zeros(count, dtype=np.uint32)
+        self.tag = np.zeros(1, dtype=np.uint32)
+        self.heaps = np.empty(self.ef + 1 + count + 1, dtype=np.uint64)       # (float, uint32) pairs
 
 
 def _pointer(a: np.ndarray) -> int:
@@ -70,6 +110,19 @@ class CompiledKernels:
         self._finish.argtypes = [ptr]
         library.tk_split_size.restype = ctypes.c_int64
         self._split_size = int(library.tk_split_size())
+        library.tk_walks.restype = ctypes.c_int64
+        self.walks = bool(library.tk_walks())
+        self._graph_walk = library.tk_graph_walk
+        self._graph_walk.restype = ctypes.c_int64
+        self._graph_walk.argtypes = [ptr, ptr, i64, i64, i64, ptr, ptr, ptr, ptr]
+        self._first_stage = library.tk_first_stage
+        self._first_stage.restype = ctypes.c_int64
+        self._first_stage.argtypes = [ptr, ptr, ptr, i64, i64, ptr, i64, i64, ptr, ptr, i64, i64, ptr, ptr, ptr, ptr,
+                                      ptr, ptr, ptr, ptr, ptr, ptr, i64]
+        library.tk_stage_size.restype = ctypes.c_int64
+        self._stage_size = int(library.tk_stage_size())
+        library.tk_stage_rows.restype = ctypes.c_int64
+        self.stage_rows = int(library.tk_stage_rows())       # rows a thread of a split first stage claims at a time
 
     def rank_and_lend(self, q: Float32Array, labels: np.ndarray, bank: Float32Array, norms: Float32Array,
                       lent: np.ndarray | None) -> Float32Array:
@@ -216,6 +269,73 @@ class CompiledKernels:
         self._finish(_pointer(split))
 
 
+    def graph_walk(self, graph: WalkGraph, queries: Float32Array, ef: int, k: int,
+                   scratch: WalkScratch) -> np.ndarray:
+        """Each of ``queries [n, graph.dim]``'s ``k`` nearest graph rows by hnswlib's own search with ``ef``
+        candidates, uint64 ``[n, k]``, nearest first: what hnswlib's ``knn_query`` returns for them."""
+        n = len(queries)
+        _check(queries, (n, graph.dim), np.float32, "projected queries")
+        _check_walk(graph, ef, k, scratch)
+        labels = np.empty((n, k), dtype=np.uint64)
+        code = self._graph_walk(graph.address, _pointer(queries), n, int(ef), int(k), _pointer(scratch.visited),
+                                _pointer(scratch.tag), _pointer(scratch.heaps), _pointer(labels))
+        if code < 0:
+            _raise(code, entries=graph.count, rows=n)
+        return labels
+
+    def stage_state(self) -> np.ndarray:
+        """A fresh state for one frame's ``first_stage`` (zeroed; the caller keeps it alive until every thread of
+        the frame has returned)."""
+        return np.zeros(self._stage_size, dtype=np.uint8)
+
+    def first_stage(self, stage: np.ndarray, graph: WalkGraph, q: Float32Array, projection: Float32Array, ef: int,
+                    k: int, bank: Float32Array, norms: Float32Array, neighbours: np.ndarray | None,
+                    lent: np.ndarray | None, labels: np.ndarray, rank: Float32Array, out: Float32Array,
+                    scratch: WalkScratch, projected: Float32Array, timeout_s: float) -> None:
+        """This thread's part of a frame's first stage (``ProjectedSearch._first_stage``): blocks of ``q [n, D]``'s
+        rows, claimed through ``stage`` from every thread that calls this with it, projected, walked, ranked and
+        (with ``lent [n, lend]``) lent to their ``neighbours [n, 4]``; then, once every row is ranked, blocks
+        answered into ``out [n]``. ``labels``, ``rank``: the frame's ``[n, k]``; ``scratch``, ``projected``
+        (``[stage_rows, d]``): this thread's. Returns once every row is answered; raises what any thread met."""
+        n, dim = q.shape
+        d = graph.dim
+        lend = 0 if lent is None else (lent.shape[1] if lent.ndim == 2 else -1)
+        _check(stage, (self._stage_size,), np.uint8, "stage state (stage_state())")
+        _check(q, (n, dim), np.float32, "queries")
+        _check(projection, (dim + 1, d), np.float32, "projection")
+        _check(bank, (graph.count, dim), np.float32, "bank")
+        _check(norms, (graph.count,), np.float32, "bank norms")
+        _check(labels, (n, k), np.uint64, "candidate rows")
+        _check(rank, (n, k), np.float32, "candidate ranks")
+        _check(out, (n,), np.float32, "distances")
+        _check(projected, (self.stage_rows, d), np.float32, "projection scratch")
+        _check_walk(graph, ef, k, scratch)
+        if lent is not None:
+            _check(lent, (n, lend), np.int64, "lent rows")
+            assert neighbours is not None
+            _check(neighbours, (n, 4), np.int64, "grid neighbours")
+            if len(neighbours) and (neighbours.min() < 0 or neighbours.max() >= n):
+                _raise(_BAD_NEIGHBOUR, entries=graph.count, rows=n)
+        walked = np.empty(-(-n // self.stage_rows), dtype=np.int64)     # the blocks this thread walks
+        code = self._first_stage(_pointer(stage), graph.address, _pointer(q), n, dim, _pointer(projection), int(ef),
+                                 int(k), _pointer(bank), _pointer(norms), graph.count, lend,
+                                 None if neighbours is None else _pointer(neighbours),
+                                 None if lent is None else _pointer(lent), _pointer(labels), _pointer(rank),
+                                 _pointer(out), _pointer(scratch.visited), _pointer(scratch.tag),
+                                 _pointer(scratch.heaps), _pointer(projected), _pointer(walked), int(timeout_s * 1e9))
+        if code < 0:
+            _raise(code, entries=graph.count, rows=n)
+
+
+def _check_walk(graph: WalkGraph, ef: int, k: int, scratch: WalkScratch) -> None:
+    from ...errors import InputError
+
+    if not 1 <= k <= min(64, ef, graph.count) or scratch.ef < ef or scratch.visited.shape != (graph.count,):
+        raise InputError("the graph walk's sizes do not fit", expected=f"1 <= k <= ef, k <= 64 and k <= "
+                         f"{graph.count} rows, scratch for ef >= {ef} over {graph.count} rows",
+                         got=f"k={k}, ef={ef}, scratch for ef {scratch.ef} over {len(scratch.visited)} rows")
+
+
 def _check(a: np.ndarray, shape: tuple[int, ...], dtype: type, what: str) -> None:
     if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
         from ...errors import InputError
@@ -242,6 +362,16 @@ def _raise(code: int, *, entries: int, rows: int) -> None:
     if code == _BAD_NEIGHBOUR:
         raise InputError("a grid neighbour lies outside the frame's rows", expected=f"row numbers 0 .. {rows - 1}",
                          got="a row outside them")
+    if code == _SHORT_WALK:
+        raise BundleError("the HNSW graph gave a query fewer rows than it asked for", expected="as many rows as "
+                          "the search's candidates", got="fewer (hnswlib refuses such a query too)",
+                          fix="re-export the bundle, or a larger ef")
+    if code == _STAGE_TIMEOUT:
+        from ...errors import ResourceError
+
+        raise ResourceError("a thread of a split frame did not finish its part in time",
+                            expected="every block within the meeting's timeout", got="a block still running",
+                            fix="check the machine's load; threads=1 runs the frame on one thread")
     if code == _BAD_KERNEL:
         raise InputError("the smoothed-max score's kernel is too wide", expected="at most 31 taps (15 each side)",
                          got="a wider kernel", fix="a smaller gaussian_sigma in the bundle's scoring")

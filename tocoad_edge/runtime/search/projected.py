@@ -36,6 +36,8 @@ from ..arrays import Float32Array
 from ..threads import blas_threads
 from .base import NearestNeighbourSearch
 from .hnsw import build_hnsw_index, load_hnsw_index
+from .hnsw_graph import read_hnsw_graph
+from .kernels import WalkGraph, WalkScratch
 from .split import Chunks, QuerySplitter
 
 R = TypeVar("R")
@@ -131,6 +133,12 @@ class ProjectedSearch(NearestNeighbourSearch):
         self.grid = (int(grid[0]), int(grid[1])) if self.lend and grid is not None else None
         self._neighbours: dict[int, np.ndarray] = {}       # by grids per query: a frame's tiles, a batch's images
         self.index = load_hnsw_index(index_path, self.dims, self.entries)
+        # with the compiled loops and lending, the frame's first stage runs in one C call per thread, walking the
+        # same graph with hnswlib's own search (kernels.py, ``first_stage``), where the file and the CPU allow it
+        self.walk_graph = None
+        if self.kernels is not None and self.kernels.walks and self.lend:
+            graph = read_hnsw_graph(index_path, self.dims, self.entries)
+            self.walk_graph = None if graph is None else WalkGraph(graph)
         self.splitter = QuerySplitter(self.threads)
         self.set_ef(ef)
         self.set_threads(threads)
@@ -199,23 +207,27 @@ class ProjectedSearch(NearestNeighbourSearch):
         return bool(self.lend and self.kernels is not None and self.splitter.splits(rows))
 
     def query_then(self, embeddings: np.ndarray, lead: Callable[[Float32Array], R],
-                   helper: Callable[[Float32Array], object]) -> tuple[Float32Array, R]:
+                   helper: Callable[[Float32Array], object],
+                   settled: Callable[[int], bool] | None = None) -> tuple[Float32Array, R]:
         """``query``, then ``lead(distances)`` on the calling thread and ``helper(distances)`` on each worker that
         took part in the split frame, without handing the workers back to the pool in between (one wake-up a frame
         instead of two: the refined search's re-check follows its first stage this way). Returns the distances
         and lead's result. No worker runs ``helper`` where the frame does not split (not ``hands_over``: one
         thread, the numpy loops, no lending, too few rows) or where none had started by the time the caller needed
-        none."""
+        none. ``settled``: as ``QuerySplitter.lead_and_help``'s, for the helpers."""
         q = self._queries(embeddings)
         if not self.hands_over(len(q)):
             out = self._query_impl(q)
             return out, lead(out)
-        out, result = self._lend_split(q, self._grid_neighbours(len(q)), lead, helper)
-        return out, cast(R, result)          # lead ran: where a thread failed, _lend_split raised
+        split = self._lend_split if self.walk_graph is None else self._first_stage
+        out, result = split(q, self._grid_neighbours(len(q)), lead, helper, settled)
+        return out, cast(R, result)          # lead ran: where a thread failed, the split raised
 
     def _lend_compiled(self, q: Float32Array, neighbours: np.ndarray) -> Float32Array:
         """``_query_lending`` with the compiled loops (``_lend_split`` where the frame splits)."""
         assert self.kernels is not None
+        if self.walk_graph is not None:
+            return self._first_stage(q, neighbours, None, None)[0]
         if self.splitter.splits(len(q)):
             return self._lend_split(q, neighbours, None, None)[0]
         lent = np.empty((len(q), self.lend), dtype=np.int64)
@@ -225,7 +237,8 @@ class ProjectedSearch(NearestNeighbourSearch):
             return self.kernels.answer(q, labels, rank, self.bank, self.norms, neighbours, lent)
 
     def _lend_split(self, q: Float32Array, neighbours: np.ndarray, lead: Callable[[Float32Array], R] | None,
-                    helper: Callable[[Float32Array], object] | None) -> tuple[Float32Array, R | None]:
+                    helper: Callable[[Float32Array], object] | None,
+                    settled: Callable[[int], bool] | None = None) -> tuple[Float32Array, R | None]:
         """A lending frame over the search's threads. The frame's rows are cut into chunks that the threads claim
         one at a time (``Chunks``): each walks and ranks the chunks it takes and writes their lent rows into the
         frame's table; once every chunk is in, each answers the chunks it takes from the whole table. The same
@@ -270,7 +283,49 @@ class ProjectedSearch(NearestNeighbourSearch):
             return None
 
         # returns once every chunk is answered: a worker that took one is waited for, and raises what it raised
-        return out, self.splitter.lead_and_help(rows, rows)
+        return out, self.splitter.lead_and_help(rows, rows, settled)
+
+    def _first_stage(self, q: Float32Array, neighbours: np.ndarray, lead: Callable[[Float32Array], R] | None,
+                     helper: Callable[[Float32Array], object] | None,
+                     settled: Callable[[int], bool] | None = None) -> tuple[Float32Array, R | None]:
+        """A lending frame in one compiled call per thread (``kernels.first_stage``): the threads claim blocks of
+        rows, each projects, walks (hnswlib's search over ``walk_graph``), ranks and lends its blocks, and once
+        every row is ranked, answers blocks from the whole frame's table; they meet by spinning, without the GIL.
+        A row's answer depends on no block or thread. Where the frame splits, the caller and each worker go on
+        to ``lead`` and ``helper`` as in ``_lend_split``; a worker that starts after the caller is done finds no
+        block left and goes straight on."""
+        assert self.kernels is not None and self.walk_graph is not None
+        kernels, graph, n, k = self.kernels, self.walk_graph, len(q), self.candidates
+        stage = kernels.stage_state()
+        lent = np.empty((n, self.lend), dtype=np.int64)
+        labels = np.empty((n, k), dtype=np.uint64)
+        rank = np.empty((n, k), dtype=np.float32)
+        out = np.empty(n, dtype=np.float32)
+
+        def part(i: int = 0) -> R | None:
+            scratch, projected = self._walk_buffers()
+            kernels.first_stage(stage, graph, q, self.projection, self.ef, k, self.bank, self.norms,
+                                neighbours, lent, labels, rank, out, scratch, projected, MEET_TIMEOUT_S)
+            if i == 0:
+                return None if lead is None else lead(out)
+            if helper is not None:
+                helper(out)
+            return None
+
+        if not self.splitter.splits(n):
+            with blas_threads(1):
+                return out, part()
+        return out, self.splitter.lead_and_help(part, part, settled)
+
+    def _walk_buffers(self) -> tuple[WalkScratch, Float32Array]:
+        """This thread's walk scratch (visited tags over the whole graph, heaps for ``ef``) and projection rows,
+        kept between frames."""
+        assert self.kernels is not None and self.walk_graph is not None
+        kept: tuple[WalkScratch, Float32Array] | None = getattr(self._buffers, "walk", None)
+        if kept is None or kept[0].ef < self.ef:
+            kept = self._buffers.walk = (WalkScratch(self.walk_graph.count, self.ef),
+                                         np.empty((self.kernels.stage_rows, self.dims), dtype=np.float32))
+        return kept
 
     def _lend_rows(self, q: Float32Array, neighbours: np.ndarray, cut: tuple[int, int],
                    walk_threads: int) -> Float32Array:
@@ -343,7 +398,8 @@ class ProjectedSearch(NearestNeighbourSearch):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "ef": self.ef, "projected_dims": self.dims, "candidates": self.candidates,
-                "lend": self.lend, "kernels": "numpy" if self.kernels is None else "compiled"}
+                "lend": self.lend, "kernels": "numpy" if self.kernels is None else "compiled",
+                "walk": "hnswlib" if self.walk_graph is None else "compiled"}
 
     def close(self) -> None:
         self.splitter.close()

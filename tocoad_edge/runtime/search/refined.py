@@ -117,11 +117,14 @@ class RefinedSearch(NearestNeighbourSearch):
         def helper(dist: Float32Array) -> None:
             try:
                 call.by_helper(dist)
-            finally:
+            except BaseException:
                 loop.help()                 # returns when the loop does
+                raise
+            loop.help(last=True)            # the map is drawn: the caller need not wait for this thread to return
 
         try:
-            dist, (score, rechecked) = self.approx.query_then(embeddings, loop.run, helper)  # type: ignore[attr-defined]
+            dist, (score, rechecked) = self.approx.query_then(  # type: ignore[attr-defined]
+                embeddings, loop.run, helper, settled=loop.settled)
         finally:
             loop.finish()                   # a helper never waits for a loop that did not run
         self.exact_queries += int(rechecked)

@@ -66,21 +66,29 @@ class QuerySplitter:
                 wait(others)                    # never return while a worker still writes into the caller's arrays
         return [first, *(f.result() for f in others)]
 
-    def lead_and_help(self, lead: Callable[[], R], helper: Callable[[int], object]) -> R:
+    def lead_and_help(self, lead: Callable[[], R], helper: Callable[[int], object],
+                      settled: Callable[[int], bool] | None = None) -> R:
         """``lead()`` on the calling thread and ``helper(i)`` on each worker ``i`` (1 .. threads − 1), BLAS at one
-        thread. The helpers only take work the lead would otherwise do itself (``Chunks``, or the compiled
-        re-check's shared passes), so a helper that has not started when ``lead`` returns is cancelled: a frame
-        never waits for a wake-up it no longer needs. Returns lead's result; a helper's error is raised after
-        lead's."""
+        thread. The helpers only take work the lead would otherwise do itself (``Chunks``, the compiled first stage's
+        blocks, or the compiled re-check's shared passes), so a helper that has not started when ``lead`` returns is
+        cancelled: a frame never waits for a wake-up it no longer needs. ``settled(n)``: True where the ``n`` helpers
+        that did start have each reached a last step that touches nothing of the caller's and raises nothing (the
+        re-check's help, once the map is drawn); after a ``lead`` that returned, those are not waited for either, so
+        the frame does not pay for waking the caller once they return. Returns lead's result; a helper's error is
+        raised after lead's."""
         with blas_threads(1):
             others = [self._workers().submit(helper, i) for i in range(1, self.threads)]
             try:
                 first = lead()
-            finally:
-                # a helper that has not started never will; concurrent.futures.wait would still wait for a worker
-                # to take it off the queue, so only the others are waited for
-                ran = [f for f in others if not f.cancel()]
-                wait(ran)                       # never return while a worker still writes into the caller's arrays
+            except BaseException:
+                wait([f for f in others if not f.cancel()])     # never leave a worker in the caller's arrays
+                raise
+            # a helper that has not started never will; concurrent.futures.wait would still wait for a worker to
+            # take it off the queue, so only the others are waited for
+            ran = [f for f in others if not f.cancel()]
+            if ran and settled is not None and settled(len(ran)):
+                return first
+            wait(ran)                           # never return while a worker still writes into the caller's arrays
         for f in ran:
             f.result()
         return first
