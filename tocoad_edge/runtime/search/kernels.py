@@ -18,6 +18,7 @@ import logging
 
 import numpy as np
 
+from ...errors import BundleError, InputError, ResourceError
 from ..arrays import Float32Array
 from .hnsw_graph import HnswGraph
 
@@ -257,8 +258,6 @@ class CompiledKernels:
         ``kernel_taps``-tap kernel, ``kdim`` bound coordinates per row). Returns the full rows computed here, or -1
         where that call's loop never started (its thread failed before it; the helper gives up after a second)."""
         if split.dtype != np.uint8 or split.shape != (self._split_size,):
-            from ...errors import InputError
-
             raise InputError("the split state has the wrong layout", expected=f"uint8 [{self._split_size}] "
                              "(split_state())", got=f"{split.dtype} {list(split.shape)}")
         scratch = np.empty(kernel_taps * kernel_taps * (kdim + 2), dtype=np.float32)
@@ -313,9 +312,7 @@ class CompiledKernels:
         if lent is not None:
             _check(lent, (n, lend), np.int64, "lent rows")
             assert neighbours is not None
-            _check(neighbours, (n, 4), np.int64, "grid neighbours")
-            if len(neighbours) and (neighbours.min() < 0 or neighbours.max() >= n):
-                _raise(_BAD_NEIGHBOUR, entries=graph.count, rows=n)
+            _check(neighbours, (n, 4), np.int64, "grid neighbours")      # their values: checked in C
         walked = np.empty(-(-n // self.stage_rows), dtype=np.int64)     # the blocks this thread walks
         code = self._first_stage(_pointer(stage), graph.address, _pointer(q), n, dim, _pointer(projection), int(ef),
                                  int(k), _pointer(bank), _pointer(norms), graph.count, lend,
@@ -328,8 +325,6 @@ class CompiledKernels:
 
 
 def _check_walk(graph: WalkGraph, ef: int, k: int, scratch: WalkScratch) -> None:
-    from ...errors import InputError
-
     if not 1 <= k <= min(64, ef, graph.count) or scratch.ef < ef or scratch.visited.shape != (graph.count,):
         raise InputError("the graph walk's sizes do not fit", expected=f"1 <= k <= ef, k <= 64 and k <= "
                          f"{graph.count} rows, scratch for ef >= {ef} over {graph.count} rows",
@@ -338,8 +333,6 @@ def _check_walk(graph: WalkGraph, ef: int, k: int, scratch: WalkScratch) -> None
 
 def _check(a: np.ndarray, shape: tuple[int, ...], dtype: type, what: str) -> None:
     if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
-        from ...errors import InputError
-
         raise InputError(f"the search kernel's {what} have the wrong layout",
                          expected=f"C-contiguous {np.dtype(dtype).name} {list(shape)}",
                          got=f"{'C-contiguous' if a.flags.c_contiguous else 'strided'} {a.dtype} {list(a.shape)}")
@@ -353,8 +346,6 @@ def _labels(labels: np.ndarray) -> np.ndarray:
 
 
 def _raise(code: int, *, entries: int, rows: int) -> None:
-    from ...errors import BundleError, InputError
-
     if code == _BAD_LABEL:
         raise BundleError("the search index returned a row the memory bank does not have",
                           expected=f"bank row numbers 0 .. {entries - 1}", got="a row outside them",
@@ -367,8 +358,6 @@ def _raise(code: int, *, entries: int, rows: int) -> None:
                           "the search's candidates", got="fewer (hnswlib refuses such a query too)",
                           fix="re-export the bundle, or a larger ef")
     if code == _STAGE_TIMEOUT:
-        from ...errors import ResourceError
-
         raise ResourceError("a thread of a split frame did not finish its part in time",
                             expected="every block within the meeting's timeout", got="a block still running",
                             fix="check the machine's load; threads=1 runs the frame on one thread")

@@ -32,6 +32,7 @@ from typing import Any, Callable, TypeVar, cast
 
 import numpy as np
 
+from ...errors import BundleError, InputError
 from ..arrays import Float32Array
 from ..threads import blas_threads
 from .base import NearestNeighbourSearch
@@ -61,8 +62,6 @@ MIN_CHUNK_ROWS = 32
 
 def check_projection(projection: np.ndarray, dim: int, where: str = "the search projection") -> Float32Array:
     """``projection`` as float32 ``[dim + 1, d]`` with 1 <= d <= dim and finite values; a ``BundleError`` else."""
-    from ...errors import BundleError
-
     p = np.asarray(projection)
     if p.ndim != 2 or p.shape[0] != dim + 1 or not 1 <= p.shape[1] <= dim or p.dtype != np.float32:
         raise BundleError(f"{where} has the wrong shape or dtype",
@@ -109,7 +108,6 @@ class ProjectedSearch(NearestNeighbourSearch):
         the patch grid ``(h, w)`` of one image or tile, and every query is whole grids. ``compiled``: re-rank with
         the compiled loop where it was built (``kernels.py``; False: numpy's, the reference)."""
         super().__init__(bank, threads)
-        from ...errors import InputError
         from .kernels import compiled_kernels
 
         self.bank = np.ascontiguousarray(bank, dtype=np.float32)
@@ -188,8 +186,6 @@ class ProjectedSearch(NearestNeighbourSearch):
 
     def _grid_neighbours(self, rows: int) -> np.ndarray:
         """Each row's four grid neighbours for a query of ``rows`` rows (whole patch grids), kept per grid count."""
-        from ...errors import InputError
-
         assert self.grid is not None
         h, w = self.grid
         if rows % (h * w):
@@ -313,9 +309,9 @@ class ProjectedSearch(NearestNeighbourSearch):
             return None
 
         if not self.splitter.splits(n):
-            with blas_threads(1):
-                return out, part()
-        return out, self.splitter.lead_and_help(part, part, settled)
+            return out, part()
+        # nothing here calls BLAS (the projection is in the compiled call): its pool is left as it is
+        return out, self.splitter.lead_and_help(part, part, settled, blas_one=False)
 
     def _walk_buffers(self) -> tuple[WalkScratch, Float32Array]:
         """This thread's walk scratch (visited tags over the whole graph, heaps for ``ef``) and projection rows,

@@ -67,16 +67,17 @@ class QuerySplitter:
         return [first, *(f.result() for f in others)]
 
     def lead_and_help(self, lead: Callable[[], R], helper: Callable[[int], object],
-                      settled: Callable[[int], bool] | None = None) -> R:
+                      settled: Callable[[int], bool] | None = None, *, blas_one: bool = True) -> R:
         """``lead()`` on the calling thread and ``helper(i)`` on each worker ``i`` (1 .. threads − 1), BLAS at one
         thread. The helpers only take work the lead would otherwise do itself (``Chunks``, the compiled first stage's
         blocks, or the compiled re-check's shared passes), so a helper that has not started when ``lead`` returns is
         cancelled: a frame never waits for a wake-up it no longer needs. ``settled(n)``: True where the ``n`` helpers
         that did start have each reached a last step that touches nothing of the caller's and raises nothing (the
         re-check's help, once the map is drawn); after a ``lead`` that returned, those are not waited for either, so
-        the frame does not pay for waking the caller once they return. Returns lead's result; a helper's error is
-        raised after lead's."""
-        with blas_threads(1):
+        the frame does not pay for waking the caller once they return. ``blas_one``: False where neither calls BLAS
+        (the compiled first stage), which saves setting and restoring its pool on every frame. Returns lead's
+        result; a helper's error is raised after lead's."""
+        with blas_threads(1 if blas_one else None):
             others = [self._workers().submit(helper, i) for i in range(1, self.threads)]
             try:
                 first = lead()
