@@ -398,6 +398,24 @@ static inline int64_t now_ns(void) {
     return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+/* A search pool worker's wait between jobs (split.py): spin on ``word`` until it differs from ``seen`` or
+   ``spin_ns`` have passed, giving the CPU to any other thread that wants it every few rounds. A worker that waits
+   this way keeps its CPU awake: it starts the next frame's part within microseconds of the caller's call that
+   changes the word, where a blocked thread takes a wake-up (a tenth of a millisecond and more on a virtual
+   machine, whose idle CPU the host may also park). Returns 1 when the word changed, 0 after ``spin_ns``. */
+TK_EXPORT int64_t tk_idle_wait(const _Atomic int64_t *word, int64_t seen, int64_t spin_ns) {
+    int64_t start = now_ns();
+    for (int64_t rounds = 1; atomic_load_explicit(word, memory_order_acquire) == seen; rounds++) {
+        if (rounds % 64) {
+            spin_pause();
+            continue;
+        }
+        sched_yield();
+        if (now_ns() - start > spin_ns) return 0;
+    }
+    return 1;
+}
+
 /* The helper's side: take chunks of each pass the loop publishes, until it finishes. ``scratch``: window · (kdim + 2)
    floats. Returns the full rows it computed, or -1 where no pass came within a second (a loop that never started). */
 TK_CLONES TK_EXPORT int64_t tk_smoothed_max_help(void *split_state, float *scratch) {
@@ -803,14 +821,17 @@ static int64_t stage_fail(tk_stage *s, int64_t code) {
    and arrays. q [rows, dim]: the frame's patches; labels [rows, k], rank [rows, k], lent [rows, lend], out [rows]:
    the frame's, each row written by the thread that claims its block; neighbours [rows, 4]: row numbers into lent.
    visited, tag, heaps: this thread's, as tk_graph_walk's; projected: this thread's, TK_STAGE_ROWS × g->dim floats;
-   walked: this thread's, one int64 per block.
+   walked: this thread's, one int64 per block; wake: a search pool's word its spinning workers watch (tk_idle_wait),
+   changed here, once the GIL is released, so that a worker that starts finds it free (NULL: none).
    Returns 0 once every row is answered, or the first error code of any thread. */
 TK_EXPORT int64_t tk_first_stage(void *stage_state, const tk_graph *g, const float *q, int64_t rows, int64_t dim,
                                  const float *projection, int64_t ef, int64_t k, const float *bank, const float *norms,
                                  int64_t entries, int64_t lend, const int64_t *neighbours, int64_t *lent,
                                  uint64_t *labels, float *rank, float *out, uint32_t *visited, uint32_t *tag,
-                                 tk_pair *heaps, float *projected, int64_t *walked, int64_t timeout_ns) {
+                                 tk_pair *heaps, float *projected, int64_t *walked, _Atomic int64_t *wake,
+                                 int64_t timeout_ns) {
     tk_stage *s = stage_state;
+    if (wake != NULL) atomic_fetch_add_explicit(wake, 1, memory_order_release); /* a worker waiting on the CPU starts */
     int64_t blocks = (rows + TK_STAGE_ROWS - 1) / TK_STAGE_ROWS, code;
     if (!TK_WALKS) return stage_fail(s, TK_SHORT_WALK);
     if (k < 1 || ef < k || k > 64 || lend < 0 || lend > k) return stage_fail(s, TK_BAD_LEND);

@@ -119,7 +119,10 @@ class CompiledKernels:
         self._first_stage = library.tk_first_stage
         self._first_stage.restype = ctypes.c_int64
         self._first_stage.argtypes = [ptr, ptr, ptr, i64, i64, ptr, i64, i64, ptr, ptr, i64, i64, ptr, ptr, ptr, ptr,
-                                      ptr, ptr, ptr, ptr, ptr, ptr, i64]
+                                      ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64]
+        self._idle_wait = library.tk_idle_wait
+        self._idle_wait.restype = ctypes.c_int64
+        self._idle_wait.argtypes = [ptr, i64, i64]
         library.tk_stage_size.restype = ctypes.c_int64
         self._stage_size = int(library.tk_stage_size())
         library.tk_stage_rows.restype = ctypes.c_int64
@@ -290,12 +293,14 @@ class CompiledKernels:
     def first_stage(self, stage: np.ndarray, graph: WalkGraph, q: Float32Array, projection: Float32Array, ef: int,
                     k: int, bank: Float32Array, norms: Float32Array, neighbours: np.ndarray | None,
                     lent: np.ndarray | None, labels: np.ndarray, rank: Float32Array, out: Float32Array,
-                    scratch: WalkScratch, projected: Float32Array, timeout_s: float) -> None:
+                    scratch: WalkScratch, projected: Float32Array, timeout_s: float,
+                    wake: np.ndarray | None = None) -> None:
         """This thread's part of a frame's first stage (``ProjectedSearch._first_stage``): blocks of ``q [n, D]``'s
         rows, claimed through ``stage`` from every thread that calls this with it, projected, walked, ranked and
         (with ``lent [n, lend]``) lent to their ``neighbours [n, 4]``; then, once every row is ranked, blocks
         answered into ``out [n]``. ``labels``, ``rank``: the frame's ``[n, k]``; ``scratch``, ``projected``
-        (``[stage_rows, d]``): this thread's. Returns once every row is answered; raises what any thread met."""
+        (``[stage_rows, d]``): this thread's. ``wake``: a pool's wake word (``idle_wait``), changed once the call
+        holds no GIL (the caller's call only). Returns once every row is answered; raises what any thread met."""
         n, dim = q.shape
         d = graph.dim
         lend = 0 if lent is None else (lent.shape[1] if lent.ndim == 2 else -1)
@@ -314,14 +319,24 @@ class CompiledKernels:
             assert neighbours is not None
             _check(neighbours, (n, 4), np.int64, "grid neighbours")      # their values: checked in C
         walked = np.empty(-(-n // self.stage_rows), dtype=np.int64)     # the blocks this thread walks
+        if wake is not None:
+            _check(wake, (1,), np.int64, "wake word")
         code = self._first_stage(_pointer(stage), graph.address, _pointer(q), n, dim, _pointer(projection), int(ef),
                                  int(k), _pointer(bank), _pointer(norms), graph.count, lend,
                                  None if neighbours is None else _pointer(neighbours),
                                  None if lent is None else _pointer(lent), _pointer(labels), _pointer(rank),
                                  _pointer(out), _pointer(scratch.visited), _pointer(scratch.tag),
-                                 _pointer(scratch.heaps), _pointer(projected), _pointer(walked), int(timeout_s * 1e9))
+                                 _pointer(scratch.heaps), _pointer(projected), _pointer(walked),
+                                 None if wake is None else _pointer(wake), int(timeout_s * 1e9))
         if code < 0:
             _raise(code, entries=graph.count, rows=n)
+
+
+    def idle_wait(self, word: np.ndarray, seen: int, spin_s: float) -> bool:
+        """Wait on this CPU, without the GIL, until ``word`` (int64 ``[1]``) is no longer ``seen``; False after
+        ``spin_s`` seconds (``tk_idle_wait``: a pool worker between jobs)."""
+        _check(word, (1,), np.int64, "wake word")
+        return bool(self._idle_wait(_pointer(word), int(seen), int(spin_s * 1e9)))
 
 
 def _check_walk(graph: WalkGraph, ef: int, k: int, scratch: WalkScratch) -> None:

@@ -298,20 +298,25 @@ class ProjectedSearch(NearestNeighbourSearch):
         rank = np.empty((n, k), dtype=np.float32)
         out = np.empty(n, dtype=np.float32)
 
+        split = self.splitter.splits(n)
+        wake = self.splitter.wake if split else None
+
         def part(i: int = 0) -> R | None:
             scratch, projected = self._walk_buffers()
             kernels.first_stage(stage, graph, q, self.projection, self.ef, k, self.bank, self.norms,
-                                neighbours, lent, labels, rank, out, scratch, projected, MEET_TIMEOUT_S)
+                                neighbours, lent, labels, rank, out, scratch, projected, MEET_TIMEOUT_S,
+                                wake=wake if i == 0 else None)
             if i == 0:
                 return None if lead is None else lead(out)
             if helper is not None:
                 helper(out)
             return None
 
-        if not self.splitter.splits(n):
+        if not split:
             return out, part()
-        # nothing here calls BLAS (the projection is in the compiled call): its pool is left as it is
-        return out, self.splitter.lead_and_help(part, part, settled, blas_one=False)
+        # nothing here calls BLAS (the projection is in the compiled call): its pool is left as it is; the caller's
+        # compiled call starts a worker waiting on its CPU once the GIL is free
+        return out, self.splitter.lead_and_help(part, part, settled, blas_one=False, lead_wakes=True)
 
     def _walk_buffers(self) -> tuple[WalkScratch, Float32Array]:
         """This thread's walk scratch (visited tags over the whole graph, heaps for ``ef``) and projection rows,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
 from ..arrays import Float32Array
 from ..threads import blas_threads
+from .pool import WorkerPool
 
 # Below this many rows per thread a block is not worth a thread hand-off (a frame's first stage splits its queries;
 # the re-checks split the bank instead, ``bounded.py``).
@@ -28,11 +29,11 @@ R = TypeVar("R")
 
 
 class QuerySplitter:
-    """A small pool owned by one search; idle workers block on a queue (no spinning)."""
+    """A small pool owned by one search (``pool.py``: its idle workers wait on their CPU for a while, then block)."""
 
     def __init__(self, threads: int | None):
         self.threads = int(threads) if threads else 1
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
 
     def set_threads(self, threads: int | None) -> None:
         """Resize for a search whose thread count changed (the pool is rebuilt on its next use)."""
@@ -67,7 +68,8 @@ class QuerySplitter:
         return [first, *(f.result() for f in others)]
 
     def lead_and_help(self, lead: Callable[[], R], helper: Callable[[int], object],
-                      settled: Callable[[int], bool] | None = None, *, blas_one: bool = True) -> R:
+                      settled: Callable[[int], bool] | None = None, *, blas_one: bool = True,
+                      lead_wakes: bool = False) -> R:
         """``lead()`` on the calling thread and ``helper(i)`` on each worker ``i`` (1 .. threads − 1), BLAS at one
         thread. The helpers only take work the lead would otherwise do itself (``Chunks``, the compiled first stage's
         blocks, or the compiled re-check's shared passes), so a helper that has not started when ``lead`` returns is
@@ -75,10 +77,11 @@ class QuerySplitter:
         that did start have each reached a last step that touches nothing of the caller's and raises nothing (the
         re-check's help, once the map is drawn); after a ``lead`` that returned, those are not waited for either, so
         the frame does not pay for waking the caller once they return. ``blas_one``: False where neither calls BLAS
-        (the compiled first stage), which saves setting and restoring its pool on every frame. Returns lead's
-        result; a helper's error is raised after lead's."""
+        (the compiled first stage), which saves setting and restoring its pool on every frame. ``lead_wakes``: the
+        lead's first compiled call changes the pool's ``wake`` word (``pool.py``). Returns lead's result; a
+        helper's error is raised after lead's."""
         with blas_threads(1 if blas_one else None):
-            others = [self._workers().submit(helper, i) for i in range(1, self.threads)]
+            others = [self._workers().submit(helper, i, wake=not lead_wakes) for i in range(1, self.threads)]
             try:
                 first = lead()
             except BaseException:
@@ -94,14 +97,19 @@ class QuerySplitter:
             f.result()
         return first
 
-    def _workers(self) -> ThreadPoolExecutor:
+    @property
+    def wake(self) -> np.ndarray:
+        """The word this splitter's spinning workers watch (``pool.py``), for a lead that changes it itself."""
+        return self._workers().wake
+
+    def _workers(self) -> WorkerPool:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max(1, self.threads - 1), thread_name_prefix="tocoad-search")
+            self._pool = WorkerPool(max(1, self.threads - 1), "tocoad-search")
         return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown()
             self._pool = None
 
 
