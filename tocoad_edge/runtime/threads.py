@@ -99,12 +99,14 @@ SEARCH_SPLIT = {"exact": "query rows split between the caller and threads - 1 po
                          "(search/split.py)",
                 "hnsw": "query rows split as for exact; each thread walks its rows (a projected index: and re-ranks "
                         "them; one that lends rows between neighbours cuts them into chunks the threads claim in turn)",
-                "refined": "the index search as for hnsw; a smoothed-max score's exact re-checks in one compiled "
-                           "loop on the calling thread, the other search threads taking chunks of each of its passes "
-                           "over the bank, the first after drawing the anomaly map (a lending index's worker goes on "
-                           "from its half of the first stage without going back to the pool; a max score's "
-                           "re-checks, or the numpy loop's: the bank's rows split over the search threads, one more "
-                           "thread drawing the map meanwhile)",
+                "refined": "a lending index's first stage in one compiled call per search thread (the threads "
+                           "claim blocks of 16 patches: project, walk the graph, rank and lend, then answer), then "
+                           "a smoothed-max score's exact re-checks in one compiled loop on the calling thread, the "
+                           "other search threads taking chunks of each of its passes over the bank, the first after "
+                           "drawing the anomaly map; the workers wait on their CPU between frames for up to 50 ms "
+                           "(search/pool.py) (otherwise the index search as for hnsw; a max score's re-checks, or "
+                           "the numpy loop's: the bank's rows split over the search threads, one more thread "
+                           "drawing the map meanwhile)",
                 "graph": "ONNX Runtime intra-op pool (MLAS GEMM)"}
 
 

@@ -13,9 +13,13 @@ right; a border patch counts itself for the missing one). Each patch's answer is
 and the ``4 · lend`` rows lent to it: still a true distance to a real bank row. A short walk plus the lent rows
 costs less than a long walk for about the same map error (``benchmarks/screen_lending.py`` measures both).
 Queries then come as whole patch grids (images or tiles, grid-major), and a patch's answer never depends on how
-a frame is split over threads: with the compiled loops each thread walks and ranks its own rows, writes their lent
-rows into the frame's table, and the threads meet once before answering; on the numpy path a thread also walks the
-grid row either side of its rows, so it has every neighbour's walk at hand.
+a frame is split over threads. With the compiled loops the whole first stage is one call per thread
+(``_first_stage``, ``tk_first_stage``): the threads claim blocks of 16 rows, each projects, walks (hnswlib's own
+search, over the index file's arrays: ``hnsw_graph.py``) and ranks its blocks and writes their lent rows into the
+frame's table, and once every row is ranked they answer blocks from the whole table, meeting by spinning on
+counters without the GIL. Where the walk cannot read the file (another hnswlib format, a CPU other than x86-64)
+the threads walk with hnswlib, rank, meet and answer from Python (``_lend_split``). On the numpy path a thread
+also walks the grid row either side of its rows, so it has every neighbour's walk at hand.
 
 Per frame (784 queries) the cost is hnswlib's walk in ``d`` dimensions plus ``784 × k`` dot products with bank
 rows. The compiled re-rank (``kernels.py``) reads the rows where they lie, in one call that holds no GIL. The numpy
