@@ -67,3 +67,39 @@ def test_idle_wait_returns_when_the_word_changes_or_after_its_time(tmp_path):
     changer.start()
     assert kernels.idle_wait(word, 3, 30.0) is True         # changed by another thread meanwhile
     changer.join()
+
+
+def test_a_detector_sets_how_long_its_search_workers_wait_on_their_cpu(tiny_bundle, sample_dataset):
+    """``search_idle_spin_ms`` reaches the refined search's workers and the thread plan; 0 (workers that block at
+    once) scores every frame as the default does."""
+    import numpy as np
+
+    from tocoad_edge.data import load_dataset, read_image
+    from tocoad_edge.runtime import Detector
+    from tocoad_edge.runtime.search.pool import IDLE_SPIN_S
+
+    frames = [read_image(t.path) for t in load_dataset(sample_dataset, require_test=True).test][:4]
+    with Detector.open(tiny_bundle, search="refined", threads=2) as default, \
+            Detector.open(tiny_bundle, search="refined", threads=2, search_idle_spin_ms=0) as blocking, \
+            Detector.open(tiny_bundle, search="refined", threads=1, search_idle_spin_ms=5) as one:
+        assert default.thread_plan()["search_idle_spin_ms"] == IDLE_SPIN_S * 1000
+        assert blocking.thread_plan()["search_idle_spin_ms"] == 0
+        assert one.thread_plan()["search_idle_spin_ms"] is None           # one thread: no workers to wait
+        for f in frames:
+            a, b = default.predict(f), blocking.predict(f)
+            assert a.raw_score == b.raw_score
+            np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
+        pool = blocking.search.approx.splitter._pool
+        assert pool is not None and pool.spin_s == 0                      # the live pool took it too
+        blocking.search.set_idle_spin(0.02)
+        assert pool.spin_s == (0.02 if pool.kernels is not None else 0) and blocking.search.idle_spin() == 0.02
+
+
+@pytest.mark.parametrize("bad", [-1, 1001, float("nan"), "fast", True])
+def test_a_search_idle_spin_out_of_range_is_refused_before_the_bundle_is_read(tmp_path, bad):
+    from tocoad_edge.errors import ConfigError
+    from tocoad_edge.runtime import Detector
+
+    with pytest.raises(ConfigError, match="search_idle_spin_ms out of range") as err:
+        Detector.open(tmp_path / "no_bundle_here", search="refined", threads=2, search_idle_spin_ms=bad)
+    assert "0 to 1000" in str(err.value) and repr(bad) in str(err.value)

@@ -136,11 +136,15 @@ class Detector:
     def open(cls, bundle_dir: str | Path, *, backend: str = "auto", precision: Precision = "fp32",
              search: Search = "auto", threads: int | None = None, search_threads: int | None = None,
              public_key: str | Path | bytes | None = None, engine_public_key: str | Path | bytes | None = None,
-             **backend_options: Any) -> "Detector":
+             search_idle_spin_ms: float | None = None, **backend_options: Any) -> "Detector":
         """Verify every file of the bundle against the manifest's sha256, then load model and search.
 
         ``threads``: ONNX Runtime intra-op threads (and search threads unless ``search_threads`` is given).
         For ``predict_stream`` on a small CPU give each stage its own core: ``threads=1, search_threads=1``.
+        ``search_idle_spin_ms``: how long the search's worker threads wait on their CPU between frames before they
+        block (default 50: a frame's part starts within microseconds instead of after a wake-up; meanwhile that CPU
+        is busy, though it yields to any thread that wants it; 0: they block at once, for a line that wants its
+        idle core back; ``search/pool.py``).
         With ``threads`` given, OpenCV's own pool is set to one thread, for the whole process (``runtime/threads.py``:
         ``set_opencv_threads``): its default, every core, contends with the search's threads.
         ``search``: ``exact`` (BLAS), ``hnsw`` (at the ef tuned at export for this precision), ``refined`` (HNSW at
@@ -155,16 +159,19 @@ class Detector:
         return cls.from_options(DetectorOptions(bundle=Path(bundle_dir), backend=backend, precision=precision,
                                                 search=search, threads=threads, public_key=public_key,
                                                 engine_public_key=engine_public_key),
-                                search_threads=search_threads, **backend_options)
+                                search_threads=search_threads, search_idle_spin_ms=search_idle_spin_ms,
+                                **backend_options)
 
     @classmethod
     def from_options(cls, options: DetectorOptions, *, search_threads: int | None = None,
-                     **backend_options: Any) -> "Detector":
+                     search_idle_spin_ms: float | None = None, **backend_options: Any) -> "Detector":
         """``open`` with its options as one value (the ``detector:`` section of the stream and PLC configs).
-        ``search_threads`` and ``backend_options`` are the rarely needed tuning knobs ``open`` takes too."""
+        ``search_threads``, ``search_idle_spin_ms`` and ``backend_options`` are the rarely needed tuning knobs
+        ``open`` takes too."""
         if not isinstance(options, DetectorOptions):
             raise ConfigError("Detector.from_options takes a DetectorOptions", expected="DetectorOptions(bundle=...)",
                               got=type(options).__name__, fix="or call Detector.open(bundle, **options)")
+        spin_s = _idle_spin_seconds(search_idle_spin_ms)
         if options.bundle is None:
             raise ConfigError("no bundle given", expected="a bundle folder written by tocoad-export",
                               got="detector.bundle: null", fix="set detector.bundle (or pass --bundle BUNDLE)")
@@ -207,6 +214,8 @@ class Detector:
         except Exception:
             be.close()
             raise
+        if spin_s is not None:
+            nn.set_idle_spin(spin_s)
         log.info("opened bundle %s: backend=%s precision=%s search=%s entries=%d", bundle, backend_name, precision,
                  nn.name, manifest.memory_bank.entries)
         det = cls(bundle, manifest, be, nn, precision)
@@ -234,7 +243,10 @@ class Detector:
     def thread_plan(self) -> dict[str, Any]:
         from .threads import thread_plan
 
-        return thread_plan(self.threads.get("backbone"), self.threads.get("search"), self.search.name)
+        plan = thread_plan(self.threads.get("backbone"), self.threads.get("search"), self.search.name)
+        spin = self.search.idle_spin() if (self.threads.get("search") or 1) > 1 else None
+        plan["search_idle_spin_ms"] = None if spin is None else round(spin * 1000.0, 3)
+        return plan
 
     # -- inference --------------------------------------------------------------------------------
     def embed(self, frame: np.ndarray) -> Embedded:
@@ -433,3 +445,23 @@ def _check_decision(decision: dict[str, Any], precision: str, search: str, bundl
                     "were chosen with, or choose them again with --search %s", bundle,
                     "approximate" if searched in APPROXIMATE_SEARCHES else "exact", searched, search,
                     "approximately" if search in APPROXIMATE_SEARCHES else "exactly", search)
+
+
+# The most a search's workers may wait on their CPU between frames: beyond a second a line is idle, not between frames.
+MAX_IDLE_SPIN_MS = 1000.0
+
+
+def _idle_spin_seconds(ms: float | None) -> float | None:
+    """``search_idle_spin_ms`` in seconds (None: the search's default); a ``ConfigError`` for anything but a number
+    of milliseconds from 0 to ``MAX_IDLE_SPIN_MS``."""
+    if ms is None:
+        return None
+    try:
+        value = float(ms)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(ms, bool) or not 0.0 <= value <= MAX_IDLE_SPIN_MS:
+        raise ConfigError("search_idle_spin_ms out of range", expected=f"milliseconds from 0 to {MAX_IDLE_SPIN_MS:g} "
+                          "(0: the search's workers block between frames at once)", got=repr(ms),
+                          fix="leave it out for the default (50 ms)")
+    return value / 1000.0

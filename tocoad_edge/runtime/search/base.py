@@ -90,6 +90,18 @@ class NearestNeighbourSearch:
         """Threads one query may use (None: the library default)."""
         self.threads = int(threads) if threads else None
 
+    def set_idle_spin(self, seconds: float) -> None:
+        """How long this search's worker threads wait on their CPU between frames before they block
+        (``search/pool.py``; 0: at once). A search without worker threads of its own has nothing to set."""
+        splitter = getattr(self, "splitter", None)
+        if splitter is not None:
+            splitter.set_idle_spin(seconds)
+
+    def idle_spin(self) -> float | None:
+        """``set_idle_spin``'s seconds, None for a search without worker threads of its own (for reports)."""
+        splitter = getattr(self, "splitter", None)
+        return None if splitter is None else float(splitter.idle_spin_s)
+
     def _query_impl(self, q: Float32Array) -> Float32Array:
         raise NotImplementedError
 

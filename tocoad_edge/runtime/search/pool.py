@@ -38,7 +38,8 @@ class WorkerPool:
         from .kernels import compiled_kernels
 
         self.kernels = compiled_kernels()
-        self.spin_s = float(spin_s) if self.kernels is not None else 0.0
+        self.spin_s = 0.0
+        self.set_spin(spin_s)
         self.wake = np.zeros(1, dtype=np.int64)
         self._shutdown = False          # as concurrent.futures' executors say it
         self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
@@ -46,6 +47,11 @@ class WorkerPool:
         self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
             t.start()
+
+    def set_spin(self, seconds: float) -> None:
+        """How long a worker waits on its CPU after a job before it blocks (0: at once; always 0 without the
+        compiled library). Takes effect from the worker's next wait."""
+        self.spin_s = float(seconds) if self.kernels is not None else 0.0
 
     def submit(self, fn: Callable[..., R], *args: Any, wake: bool = True) -> Future[R]:
         """Run ``fn(*args)`` on a worker. ``wake=False``: the caller changes ``wake`` itself, in a compiled call it

@@ -182,6 +182,13 @@ class RefinedSearch(NearestNeighbourSearch):
         self.approx.set_threads(threads)
         self.exact.set_threads(threads)
 
+    def set_idle_spin(self, seconds: float) -> None:
+        self.approx.set_idle_spin(seconds)
+        self.exact.set_idle_spin(seconds)
+
+    def idle_spin(self) -> float | None:
+        return self.approx.idle_spin()
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "ef": getattr(self.approx, "ef", None), "approx": self.approx.describe(),
                 "exact": self.exact.describe(), "image_score": "exact"}

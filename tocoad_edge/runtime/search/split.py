@@ -18,7 +18,7 @@ import numpy as np
 
 from ..arrays import Float32Array
 from ..threads import blas_threads
-from .pool import WorkerPool
+from .pool import IDLE_SPIN_S, WorkerPool
 
 # Below this many rows per thread a block is not worth a thread hand-off (a frame's first stage splits its queries;
 # the re-checks split the bank instead, ``bounded.py``).
@@ -31,9 +31,16 @@ R = TypeVar("R")
 class QuerySplitter:
     """A small pool owned by one search (``pool.py``: its idle workers wait on their CPU for a while, then block)."""
 
-    def __init__(self, threads: int | None):
+    def __init__(self, threads: int | None, idle_spin_s: float = IDLE_SPIN_S):
         self.threads = int(threads) if threads else 1
+        self.idle_spin_s = float(idle_spin_s)
         self._pool: WorkerPool | None = None
+
+    def set_idle_spin(self, seconds: float) -> None:
+        """How long the workers wait on their CPU between jobs before they block (``pool.py``; 0: at once)."""
+        self.idle_spin_s = float(seconds)
+        if self._pool is not None:
+            self._pool.set_spin(self.idle_spin_s)
 
     def set_threads(self, threads: int | None) -> None:
         """Resize for a search whose thread count changed (the pool is rebuilt on its next use)."""
@@ -104,7 +111,7 @@ class QuerySplitter:
 
     def _workers(self) -> WorkerPool:
         if self._pool is None:
-            self._pool = WorkerPool(max(1, self.threads - 1), "tocoad-search")
+            self._pool = WorkerPool(max(1, self.threads - 1), "tocoad-search", self.idle_spin_s)
         return self._pool
 
     def close(self) -> None:
