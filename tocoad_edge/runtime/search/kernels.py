@@ -328,6 +328,8 @@ class CompiledKernels:
                                  _pointer(out), _pointer(scratch.visited), _pointer(scratch.tag),
                                  _pointer(scratch.heaps), _pointer(projected), _pointer(walked),
                                  None if wake is None else _pointer(wake), int(timeout_s * 1e9))
+        if code == _STAGE_TIMEOUT:
+            raise split_frame_timeout(timeout_s)
         if code < 0:
             _raise(code, entries=graph.count, rows=n)
 
@@ -337,6 +339,14 @@ class CompiledKernels:
         ``spin_s`` seconds (``tk_idle_wait``: a pool worker between jobs)."""
         _check(word, (1,), np.int64, "wake word")
         return bool(self._idle_wait(_pointer(word), int(seen), int(spin_s * 1e9)))
+
+
+def split_frame_timeout(timeout_s: float) -> ResourceError:
+    """The error of a split frame whose meeting waited ``timeout_s`` for a part another thread had taken (that
+    thread stopped by the system): ``Chunks.wait``'s and the compiled first stage's."""
+    return ResourceError("a thread of a split frame did not finish its part in time",
+                         expected=f"every part within {timeout_s:g} s", got="a part still running",
+                         fix="check the machine's load; threads=1 runs the frame on one thread")
 
 
 def _check_walk(graph: WalkGraph, ef: int, k: int, scratch: WalkScratch) -> None:
@@ -372,10 +382,6 @@ def _raise(code: int, *, entries: int, rows: int) -> None:
         raise BundleError("the HNSW graph gave a query fewer rows than it asked for", expected="as many rows as "
                           "the search's candidates", got="fewer (hnswlib refuses such a query too)",
                           fix="re-export the bundle, or a larger ef")
-    if code == _STAGE_TIMEOUT:
-        raise ResourceError("a thread of a split frame did not finish its part in time",
-                            expected="every block within the meeting's timeout", got="a block still running",
-                            fix="check the machine's load; threads=1 runs the frame on one thread")
     if code == _BAD_KERNEL:
         raise InputError("the smoothed-max score's kernel is too wide", expected="at most 31 taps (15 each side)",
                          got="a wider kernel", fix="a smaller gaussian_sigma in the bundle's scoring")

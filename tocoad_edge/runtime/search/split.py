@@ -18,6 +18,7 @@ import numpy as np
 
 from ..arrays import Float32Array
 from ..threads import blas_threads
+from .kernels import split_frame_timeout
 from .pool import IDLE_SPIN_S, WorkerPool
 
 # Below this many rows per thread a block is not worth a thread hand-off (a frame's first stage splits its queries;
@@ -156,11 +157,7 @@ class Chunks:
         """Wait until every chunk is finished; False where a thread failed meanwhile. A ``ResourceError`` after
         ``timeout`` seconds (a thread stopped by the system in the middle of a chunk)."""
         if not self._all.wait(timeout):
-            from ...errors import ResourceError
-
-            raise ResourceError("a thread of a split frame did not finish its part in time",
-                                expected=f"every chunk within {timeout:g} s", got="a chunk still running",
-                                fix="check the machine's load; threads=1 runs the frame on one thread")
+            raise split_frame_timeout(timeout)
         return not self.failed
 
 
